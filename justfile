@@ -1,0 +1,16 @@
+# avalanche-deploy: `just --list`, `just nix deploy opi03`, `just nix deploy-all`
+
+# Nix fleet recipes: deploy, deploy-all, dry-run
+mod nix
+
+default:
+    @just --list --list-submodules
+
+# Install the dependencies (npm ci).
+setup:
+    npm ci
+
+# Type check and run every test (unit, and the lab ones where root and namespaces allow).
+test:
+    npx tsc --noEmit
+    npm test

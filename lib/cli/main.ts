@@ -1,0 +1,132 @@
+/**
+ * What the entry points share: parse, load, plan, run or print, and map
+ * typed errors to exit codes. Nothing here throws past runCli.
+ */
+import { hostname } from 'node:os';
+import chalk from 'chalk';
+import { ExitCode, InterruptedError, isKnownError, StageError, UsageError } from '../errors.ts';
+import { ZxExecutor } from '../exec/zx-executor.ts';
+import { loadInventory } from '../inventory/load.ts';
+import { flakeRef } from '../inventory/schema.ts';
+import { selectHosts } from '../inventory/select.ts';
+import { isOnCoordinator, planDeploy } from '../plan.ts';
+import { planAsJson, renderPlan } from '../plan-render.ts';
+import { renderReport } from '../report/report.ts';
+import { type RendererChoice, type RunResult, runPlan } from '../run.ts';
+import { type Command, parseCliArgs, usage } from './args.ts';
+
+export interface Io {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly isTTY: boolean;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const processIo: Io = {
+  stdout: (text) => process.stdout.write(`${text}\n`),
+  stderr: (text) => process.stderr.write(`${text}\n`),
+  isTTY: Boolean(process.stdout.isTTY),
+  env: process.env,
+};
+
+function chooseRenderer(json: boolean, io: Io): RendererChoice {
+  if (json) return 'silent';
+  return io.isTTY && !io.env.CI ? 'default' : 'simple';
+}
+
+/** First SIGINT/SIGTERM aborts the running commands; a second one exits at once. */
+function interruptOnSignals(controller: AbortController, io: Io): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(ExitCode.interrupted);
+    io.stderr(chalk.yellow(`\n${signal}: stopping running commands, starting no new host (again to quit at once)`));
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+export async function runCli(command: Command, argv: readonly string[], io: Io = processIo): Promise<number> {
+  let json = false;
+  try {
+    const options = parseCliArgs(command, argv);
+    json = options.json;
+    if (options.help) {
+      io.stdout(usage(command));
+      return ExitCode.ok;
+    }
+    if (options.flake !== undefined && !flakeRef.safeParse(options.flake).success) {
+      throw new UsageError(`--flake '${options.flake}': must be a flake reference without "#", spaces or shell characters`);
+    }
+    const inventory = await loadInventory(options.inventory);
+    const hosts = selectHosts(
+      inventory,
+      command === 'deploy' ? { kind: 'names', names: options.hosts } : { kind: 'all', tags: options.tags },
+    );
+    const plan = planDeploy(inventory, hosts, {
+      goal: options.goal,
+      flake: options.flake,
+      seed: options.seed,
+      concurrency: options.concurrency,
+      onCoordinator: isOnCoordinator(inventory, hostname()),
+    });
+    if (options.dryRun) {
+      io.stdout(json ? JSON.stringify({ dryRun: true, plan: planAsJson(plan) }, null, 2) : renderPlan(plan));
+      return ExitCode.ok;
+    }
+
+    const controller = new AbortController();
+    const release = interruptOnSignals(controller, io);
+    let result: RunResult;
+    try {
+      result = await runPlan(plan, {
+        executor: new ZxExecutor(),
+        signal: controller.signal,
+        renderer: chooseRenderer(json, io),
+        reportDir: options.reportDir,
+      });
+    } finally {
+      release();
+    }
+    const exitCode = result.error ? exitCodeOf(result.error) : ExitCode.ok;
+    if (json) {
+      io.stdout(JSON.stringify({ outcome: result.outcome, exitCode, reportPath: result.reportPath, ...errorJson(result.error), report: result.report }, null, 2));
+    } else {
+      io.stdout(`\n${renderReport(result.report)}`);
+      if (result.reportPath) io.stdout(chalk.dim(`report: ${result.reportPath}`));
+      if (result.error) reportError(result.error, io);
+    }
+    return exitCode;
+  } catch (error) {
+    if (json) io.stdout(JSON.stringify({ outcome: 'error', exitCode: exitCodeOf(error), ...errorJson(error) }, null, 2));
+    else reportError(error, io);
+    return exitCodeOf(error);
+  }
+}
+
+function exitCodeOf(error: unknown): number {
+  return isKnownError(error) ? error.exitCode : ExitCode.stageFailed;
+}
+
+function errorJson(error: unknown): { error?: { type: string; message: string; hints: readonly string[] } } {
+  if (!error) return {};
+  const e = error as Error;
+  return { error: { type: e.name, message: e.message, hints: e instanceof StageError ? e.hints : [] } };
+}
+
+function reportError(error: unknown, io: Io): void {
+  if (error instanceof InterruptedError) {
+    io.stderr(chalk.yellow('interrupted: hosts not yet started were left untouched (see the table above)'));
+    return;
+  }
+  if (!isKnownError(error)) {
+    io.stderr(chalk.red(`internal error (a bug in avalanche-deploy): ${(error as Error)?.stack ?? String(error)}`));
+    return;
+  }
+  io.stderr(chalk.red(`error: ${error.message}`));
+  if (error instanceof StageError) for (const hint of error.hints) io.stderr(chalk.yellow(`  hint: ${hint}`));
+  if (error instanceof UsageError) io.stderr(chalk.dim('  (--help for usage)'));
+}

@@ -1,0 +1,92 @@
+/** argv for every Nix and nixos-rebuild command the orchestrator runs. Pure. */
+import { HOST_PLACEHOLDER, type HostName, type Inventory } from '../inventory/schema.ts';
+import { builderTarget, deployTarget, destination, nixSshOpts } from '../ssh.ts';
+
+export const GOALS = ['switch', 'boot', 'test', 'dry-activate'] as const;
+export type Goal = (typeof GOALS)[number];
+
+export function toplevelAttribute(inventory: Inventory, host: HostName): string {
+  return inventory.attribute.replace(HOST_PLACEHOLDER, host);
+}
+
+export function installable(flake: string, attribute: string): string {
+  return `${flake}#${attribute}`;
+}
+
+/**
+ * One `nix eval` for every host: the attribute pattern is split at `<host>`
+ * into the attrset to open and the path inside each host. Names and segments
+ * are validated by the inventory schema, so they are safe inside the expression.
+ */
+export function evaluateToplevelsArgv(inventory: Inventory, flake: string, hosts: readonly HostName[]): string[] {
+  const segments = inventory.attribute.split('.');
+  const at = segments.indexOf(HOST_PLACEHOLDER);
+  const prefix = segments.slice(0, at).join('.');
+  const suffix = segments.slice(at + 1).map((s) => `.${s}`).join('');
+  const names = hosts.map((h) => JSON.stringify(h)).join(' ');
+  const expr =
+    `attrs: builtins.listToAttrs (map (name: let t = attrs.\${name}${suffix}; in ` +
+    `{ inherit name; value = { drvPath = t.drvPath; outPath = t.outPath; }; }) [ ${names} ])`;
+  return ['nix', 'eval', '--json', installable(flake, prefix), '--apply', expr];
+}
+
+/** A `--builders` entry in Nix's machines format; "-" for fields left to defaults. */
+export function builderSpec(inventory: Inventory, host: HostName): string {
+  const entry = inventory.hosts[host];
+  const target = entry && builderTarget(entry);
+  if (!entry?.builder || !target) throw new Error(`host ${host} is not a builder`);
+  const b = entry.builder;
+  return [
+    `ssh://${destination(target)}`,
+    entry.system,
+    b.sshKey ?? '-',
+    String(b.maxJobs),
+    String(b.speedFactor),
+    b.supportedFeatures.length ? b.supportedFeatures.join(',') : '-',
+    '-',
+    b.hostKey ?? '-',
+  ].join(' ');
+}
+
+/**
+ * Build on the seed only: `--builders` names just the seed and `--max-jobs 0`
+ * forbids local builds, so nothing is built under emulation on the coordinator.
+ */
+export function seedBuildArgv(inventory: Inventory, flake: string, seed: HostName, hosts: readonly HostName[]): string[] {
+  return [
+    // Nix 2.8 takes --log-format only before the subcommand.
+    'nix', '--log-format', 'internal-json', 'build',
+    '--no-link', '--json',
+    '--max-jobs', '0',
+    '--builders', builderSpec(inventory, seed),
+    '--option', 'builders-use-substitutes', 'true',
+    ...hosts.map((host) => installable(flake, toplevelAttribute(inventory, host))),
+  ];
+}
+
+/** When the orchestrator is not on the coordinator, the result must still land in the cache host's store. */
+export function copyToCoordinatorArgv(inventory: Inventory, storePaths: readonly string[]): string[] {
+  const { user, address } = inventory.coordinator;
+  return ['nix', 'copy', '--to', `ssh://${user}@${address}`, ...storePaths];
+}
+
+export function nixosRebuildArgv(inventory: Inventory, flake: string, host: HostName, goal: Goal): string[] {
+  const entry = inventory.hosts[host];
+  if (!entry) throw new Error(`unknown host ${host}`);
+  const rebuild = inventory.nixosRebuild;
+  return [
+    ...rebuild.command,
+    goal,
+    '--flake', `${flake}#${host}`,
+    '--target-host', `${entry.deployUser}@${entry.address}`,
+    '--use-substitutes',
+    ...(entry.deployUser === 'root' ? [] : [rebuild.sudoFlag]),
+    ...rebuild.extraArgs,
+  ];
+}
+
+export function nixosRebuildEnv(inventory: Inventory, host: HostName): Record<string, string> {
+  const entry = inventory.hosts[host];
+  if (!entry) throw new Error(`unknown host ${host}`);
+  return { NIX_SSHOPTS: nixSshOpts(inventory, deployTarget(entry)) };
+}

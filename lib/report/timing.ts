@@ -1,0 +1,52 @@
+/** Records when each stage and host started and ended; the report's raw data. */
+import type { StageName } from '../plan.ts';
+
+export type Outcome = 'success' | 'failed' | 'skipped' | 'interrupted';
+export type HostState = 'deployed' | 'failed' | 'not-started' | 'interrupted';
+
+export interface Span {
+  readonly startedAt: number;
+  endedAt?: number;
+  outcome?: Outcome;
+}
+
+export class RunRecorder {
+  readonly stages = new Map<StageName, Span>();
+  readonly hosts = new Map<string, Span & { state: HostState }>();
+  readonly startedAt: number;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.startedAt = now();
+  }
+
+  startStage(name: StageName): void {
+    this.stages.set(name, { startedAt: this.now() });
+  }
+
+  endStage(name: StageName, outcome: Outcome): void {
+    const span = this.stages.get(name);
+    if (span && span.endedAt === undefined) Object.assign(span, { endedAt: this.now(), outcome });
+  }
+
+  /** Ends every stage still open, e.g. when the run was interrupted. */
+  closeOpenStages(outcome: Outcome): void {
+    for (const [name, span] of this.stages) if (span.endedAt === undefined) this.endStage(name, outcome);
+  }
+
+  startHost(name: string): void {
+    this.hosts.set(name, { startedAt: this.now(), state: 'not-started' });
+  }
+
+  endHost(name: string, state: HostState): void {
+    const span = this.hosts.get(name);
+    if (span) Object.assign(span, { endedAt: this.now(), state, outcome: state === 'deployed' ? 'success' : 'failed' });
+  }
+
+  elapsed(): number {
+    return this.now() - this.startedAt;
+  }
+}
+
+export function spanDuration(span: Span | undefined): number | undefined {
+  return span?.endedAt === undefined ? undefined : span.endedAt - span.startedAt;
+}

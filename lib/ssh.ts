@@ -1,0 +1,55 @@
+/**
+ * How the orchestrator reaches hosts over SSH. The same options go to our own
+ * ssh calls and, through NIX_SSHOPTS, to Nix and nixos-rebuild, so a host that
+ * answers preflight is reached the same way by the deploy.
+ */
+import type { Inventory, InventoryHost } from './inventory/schema.ts';
+
+export interface SshTarget {
+  readonly user: string;
+  readonly address: string;
+  readonly identityFile?: string | undefined;
+}
+
+export function deployTarget(host: InventoryHost): SshTarget {
+  return { user: host.deployUser, address: host.address, identityFile: host.sshKey };
+}
+
+export function builderTarget(host: InventoryHost): SshTarget | undefined {
+  if (!host.builder) return undefined;
+  return { user: host.builder.user, address: host.address, identityFile: host.builder.sshKey };
+}
+
+export function destination(target: SshTarget): string {
+  return `${target.user}@${target.address}`;
+}
+
+/**
+ * The inventory's options first: ssh keeps the first value it sees for an
+ * option, so the inventory can override these bounded defaults.
+ */
+export function sshOptions(inventory: Inventory, target?: SshTarget): string[] {
+  const seconds = inventory.timeouts.connectSeconds;
+  return [
+    ...inventory.ssh.options,
+    ...(target?.identityFile ? ['-i', target.identityFile] : []),
+    '-o', 'BatchMode=yes',
+    '-o', `ConnectTimeout=${seconds}`,
+    '-o', `ServerAliveInterval=${seconds}`,
+    '-o', 'ServerAliveCountMax=3',
+  ];
+}
+
+/** NIX_SSHOPTS is split on whitespace by Nix; the schema forbids spaces inside options. */
+export function nixSshOpts(inventory: Inventory, target?: SshTarget): string {
+  return sshOptions(inventory, target).join(' ');
+}
+
+/** ssh hands the remote command to the login shell: quote every word for a POSIX sh. */
+export function sshArgv(inventory: Inventory, target: SshTarget, remoteArgv: readonly string[]): string[] {
+  return ['ssh', ...sshOptions(inventory, target), destination(target), '--', remoteArgv.map(shellQuote).join(' ')];
+}
+
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,39 @@
+/** Stage 2: every selected host's toplevel, in one `nix eval`. */
+import type { ListrTask } from 'listr2';
+import { StageError } from '../errors.ts';
+import type { RunContext, Toplevel } from './context.ts';
+import { expectSuccess } from './failure.ts';
+
+export function parseEvaluation(stdout: string, hosts: readonly string[]): Record<string, Toplevel> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw new StageError(`nix eval printed no JSON: ${stdout.slice(0, 200)}`);
+  }
+  const toplevels: Record<string, Toplevel> = {};
+  for (const host of hosts) {
+    const entry = (parsed as Record<string, Partial<Toplevel>> | null)?.[host];
+    if (typeof entry?.drvPath !== 'string' || typeof entry.outPath !== 'string' || !entry.outPath.startsWith('/')) {
+      throw new StageError(`nix eval gave no toplevel for ${host}`);
+    }
+    toplevels[host] = { drvPath: entry.drvPath, outPath: entry.outPath };
+  }
+  return toplevels;
+}
+
+export function evaluateTask(): ListrTask<RunContext> {
+  return {
+    title: 'evaluate',
+    task: async (ctx, task) => {
+      const command = ctx.plan.evaluate;
+      const result = await ctx.executor.run(command, {
+        signal: ctx.signal,
+        onLine: (line, stream) => stream === 'stderr' && (task.output = line),
+      });
+      expectSuccess('evaluation failed', command, result);
+      ctx.toplevels = parseEvaluation(result.stdout, ctx.plan.hosts);
+      task.title = `evaluate: ${ctx.plan.hosts.length} toplevel${ctx.plan.hosts.length > 1 ? 's' : ''} in one nix eval`;
+    },
+  };
+}

@@ -1,0 +1,27 @@
+/** How a failed command is told: host, command, exit status and the tail of its output. */
+import { InterruptedError, StageError } from '../errors.ts';
+import { type CommandResult, outputTail, succeeded } from '../exec/types.ts';
+import type { PlannedCommand } from '../plan.ts';
+import { shellQuote } from '../ssh.ts';
+
+export function commandLine(command: Pick<PlannedCommand, 'argv' | 'env'>): string {
+  const env = Object.entries(command.env ?? {}).map(([k, v]) => `${k}=${shellQuote(v)}`);
+  return [...env, ...command.argv.map(shellQuote)].join(' ');
+}
+
+export function exitStatus(result: CommandResult): string {
+  if (result.timedOut) return `timed out after ${Math.round(result.durationMs / 1000)} s`;
+  if (result.exitCode !== null) return `exited with ${result.exitCode}`;
+  return `was killed by ${result.signal ?? 'a signal'}`;
+}
+
+export function describeFailure(what: string, command: PlannedCommand, result: CommandResult): string {
+  const tail = outputTail(result).map((line) => `  | ${line}`);
+  return [`${what}: ${command.argv[0]} ${exitStatus(result)}`, `  $ ${commandLine(command)}`, ...tail].join('\n');
+}
+
+/** Throws the right typed error unless the command succeeded. */
+export function expectSuccess(what: string, command: PlannedCommand, result: CommandResult, hints: readonly string[] = []): void {
+  if (result.aborted) throw new InterruptedError(`${what}: interrupted`);
+  if (!succeeded(result)) throw new StageError(describeFailure(what, command, result), hints);
+}

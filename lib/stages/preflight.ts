@@ -1,0 +1,42 @@
+/** Stage 1: the hosts answer over SSH and the cache answers as a Nix binary cache. */
+import type { ListrTask } from 'listr2';
+import { fetchCacheInfo } from '../cache/client.ts';
+import { cacheUnreachableHints } from '../cache/hints.ts';
+import { StageError } from '../errors.ts';
+import type { RunContext } from './context.ts';
+import { expectSuccess } from './failure.ts';
+import { runSubtasks } from './subtasks.ts';
+
+export function preflightTask(): ListrTask<RunContext> {
+  return {
+    title: 'preflight',
+    task: async (ctx, task) => {
+      const { preflight } = ctx.plan;
+      await runSubtasks(task, ctx, [
+        ...preflight.ssh.map((check) => ({
+          title: `${check.host} answers SSH as ${check.role}`,
+          run: async () => {
+            const result = await ctx.executor.run(check.command, { signal: ctx.signal });
+            expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [
+              'Check the address, the key and known_hosts: ssh with the same options must work by hand.',
+            ]);
+          },
+        })),
+        {
+          title: `cache ${preflight.cacheUrl} answers`,
+          run: async (sub) => {
+            let storeDir: string;
+            let priority: number | undefined;
+            try {
+              ({ storeDir, priority } = await fetchCacheInfo(preflight.cacheUrl, preflight.requestTimeoutMs, ctx.signal));
+            } catch (error) {
+              throw new StageError(`cache does not answer: ${(error as Error).message}`, cacheUnreachableHints(preflight.cacheUrl));
+            }
+            if (storeDir !== '/nix/store') throw new StageError(`cache ${preflight.cacheUrl} serves StoreDir ${storeDir}, not /nix/store`);
+            sub.title = `cache ${preflight.cacheUrl} answers (StoreDir ${storeDir}${priority === undefined ? '' : `, priority ${priority}`})`;
+          },
+        },
+      ]);
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/** Stage 4: the cache serves every toplevel, signed by the trusted key, before any target asks for it. */
+import type { ListrTask } from 'listr2';
+import { waitForNarInfo } from '../cache/client.ts';
+import { cacheHints, cacheUnreachableHints, pathMissingHints } from '../cache/hints.ts';
+import { parsePublicKey, type SignatureCheck } from '../cache/narinfo.ts';
+import { InterruptedError, StageError } from '../errors.ts';
+import type { RunContext } from './context.ts';
+import { runSubtasks } from './subtasks.ts';
+
+export function signatureProblem(check: Exclude<SignatureCheck, { ok: true }>, cacheUrl: string): { message: string; hint: string } {
+  if (check.reason === 'unsigned') return { message: 'path not signed', hint: cacheHints.pathNotSigned() };
+  const signers = check.keyNames.join(', ');
+  return {
+    message: check.reason === 'bad-signature' ? `key mismatch: the signature by ${signers} does not verify` : `key mismatch: signed by ${signers}`,
+    hint: cacheHints.keyMismatch(cacheUrl),
+  };
+}
+
+export function waitForCacheTask(): ListrTask<RunContext> {
+  return {
+    title: 'wait for cache',
+    task: async (ctx, task) => {
+      const { waitForCache, inventory, hosts } = ctx.plan;
+      const trusted = [parsePublicKey(inventory.cache.publicKey)];
+      await runSubtasks(
+        task,
+        ctx,
+        hosts.map((host) => ({
+          title: `${host}: toplevel served by ${waitForCache.cacheUrl}`,
+          run: async (sub) => {
+            const storePath = ctx.toplevels![host]!.outPath;
+            const outcome = await waitForNarInfo(waitForCache.cacheUrl, storePath, trusted, {
+              timeoutMs: waitForCache.timeoutMs,
+              requestTimeoutMs: waitForCache.requestTimeoutMs,
+              signal: ctx.signal,
+              onPoll: (attempt, probe) => {
+                sub.output = probe instanceof Error ? `poll ${attempt}: ${probe.message}` : `poll ${attempt}: ${probe.state}`;
+              },
+            });
+            if (ctx.signal.aborted) throw new InterruptedError();
+            if (outcome.state === 'timeout') {
+              const why = outcome.lastError ? `the cache did not answer (${outcome.lastError.message})` : 'not served';
+              throw new StageError(
+                `${host}: ${storePath} ${why} after ${Math.round(waitForCache.timeoutMs / 1000)} s`,
+                outcome.lastError ? cacheUnreachableHints(waitForCache.cacheUrl) : pathMissingHints(waitForCache.cacheUrl),
+              );
+            }
+            if (!outcome.signature.ok) {
+              const problem = signatureProblem(outcome.signature, waitForCache.cacheUrl);
+              throw new StageError(`${host}: ${storePath}: ${problem.message}`, [problem.hint]);
+            }
+            sub.title = `${host}: served, signed by ${outcome.signature.keyName} (${outcome.attempts} poll${outcome.attempts > 1 ? 's' : ''})`;
+          },
+        })),
+      );
+    },
+  };
+}
