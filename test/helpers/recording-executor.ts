@@ -1,0 +1,53 @@
+/** An Executor for unit tests: records every command and answers from a script of responses. */
+import type { CommandLogEntry, CommandResult, CommandSpec, Executor, RunOptions } from '../../lib/exec/types.ts';
+
+export interface ScriptedResponse {
+  readonly exitCode?: number;
+  readonly stdout?: string;
+  readonly stderr?: string;
+  /** lines handed to onLine as stderr, as a streaming command would */
+  readonly lines?: readonly string[];
+}
+
+export type Responder = (spec: CommandSpec) => ScriptedResponse | undefined;
+
+export class RecordingExecutor implements Executor {
+  readonly log: CommandLogEntry[] = [];
+  readonly calls: CommandSpec[] = [];
+
+  constructor(private readonly responders: readonly Responder[] = []) {}
+
+  async run(spec: CommandSpec, options: RunOptions = {}): Promise<CommandResult> {
+    this.calls.push(spec);
+    const response = this.responders.map((respond) => respond(spec)).find((r) => r !== undefined) ?? {};
+    for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
+    await Promise.resolve();
+    const startedAt = Date.now();
+    const result: CommandResult = {
+      argv: spec.argv,
+      exitCode: response.exitCode ?? 0,
+      signal: null,
+      stdout: response.stdout ?? '',
+      stderr: response.stderr ?? '',
+      startedAt,
+      durationMs: 0,
+      timedOut: false,
+      aborted: false,
+    };
+    this.log.push({ argv: spec.argv, exitCode: result.exitCode, startedAt, durationMs: 0 });
+    return result;
+  }
+
+  /** The program and first argument of each call, e.g. "nix eval" or "nixos-rebuild switch". */
+  summary(): string[] {
+    return this.calls.map((c) => {
+      const words = c.argv[0] === 'nix' && c.argv[1] === '--log-format' ? ['nix', c.argv[3]] : c.argv.slice(0, 2);
+      return words.join(' ');
+    });
+  }
+}
+
+/** Answers commands whose argv contains all the given words, in order of appearance. */
+export function when(words: readonly string[], response: ScriptedResponse | ((spec: CommandSpec) => ScriptedResponse)): Responder {
+  return (spec) => (words.every((w) => spec.argv.includes(w)) ? (typeof response === 'function' ? response(spec) : response) : undefined);
+}

@@ -1,0 +1,68 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type Io, runCli } from '../../lib/cli/main.ts';
+import { fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
+
+async function cli(command: 'deploy' | 'deploy-all', args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), isTTY: false, env: { CI: 'true' } };
+  const code = await runCli(command, ['--inventory', join(repoRoot, 'hosts.json'), ...args], io);
+  return { code, stdout: out.join('\n'), stderr: err.join('\n') };
+}
+
+describe('command line', () => {
+  it('prints help with exit 0', async () => {
+    const { code, stdout } = await cli('deploy', ['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('Usage: npx tsx scripts/deploy.ts <host…> [options]');
+    expect(stdout).toContain('--dry-run');
+    expect((await cli('deploy-all', ['-h'])).stdout).toContain('--tag <tag>');
+  });
+
+  it('exits 2 with a clear message for usage errors', async () => {
+    expect(await cli('deploy', ['opi04'])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown host 'opi04'; known: opi01, opi02, opi03") });
+    expect(await cli('deploy', [])).toMatchObject({ code: 2, stderr: expect.stringContaining('name at least one host') });
+    expect(await cli('deploy', ['--goal', 'reboot', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--goal must be one of switch, boot, test, dry-activate') });
+    expect(await cli('deploy', ['--concurrency', '0', 'opi01'])).toMatchObject({ code: 2 });
+    expect(await cli('deploy', ['--flake', '.#evil', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining("--flake '.#evil'") });
+    expect(await cli('deploy-all', ['opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining('deploy-all takes no host names') });
+    expect(await cli('deploy', ['--frobnicate', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--frobnicate'") });
+  });
+
+  it('exits 2 for a bad inventory, naming the path, with no stack trace', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-'));
+    const json = JSON.parse(fleetInventoryText());
+    json.cache.publicKey = 'not-a-key';
+    await writeFile(join(dir, 'hosts.json'), JSON.stringify(json));
+    const { code, stderr } = await cli('deploy-all', ['--inventory', join(dir, 'hosts.json'), '--dry-run']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('cache.publicKey: must be "<name>:<base64 of a 32-byte ed25519 key>"');
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('prints the plan for --dry-run and runs nothing', async () => {
+    const { code, stdout } = await cli('deploy', ['--dry-run', 'opi03']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^1\. preflight$/m);
+    expect(stdout).toMatch(/^6\. report/m);
+    expect(stdout).toContain('nixos-rebuild switch --flake');
+  });
+
+  it('prints the plan as JSON with --dry-run --json', async () => {
+    const { code, stdout } = await cli('deploy-all', ['--dry-run', '--json', '--goal', 'boot', '--concurrency', '1']);
+    expect(code).toBe(0);
+    const parsed = JSON.parse(stdout);
+    expect(parsed.plan.hosts).toEqual(['opi01', 'opi02', 'opi03']);
+    expect(parsed.plan.deploy.concurrency).toBe(1);
+    expect(parsed.plan.deploy.commands.opi01.argv[1]).toBe('boot');
+  });
+
+  it('reports errors as JSON with --json', async () => {
+    const { code, stdout } = await cli('deploy', ['--json', 'opi09']);
+    expect(code).toBe(2);
+    expect(JSON.parse(stdout)).toMatchObject({ outcome: 'error', exitCode: 2, error: { type: 'UsageError', message: "unknown host 'opi09'; known: opi01, opi02, opi03" } });
+  });
+});

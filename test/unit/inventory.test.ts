@@ -1,0 +1,118 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { InventoryError, UsageError } from '../../lib/errors.ts';
+import { loadInventory, parseInventory } from '../../lib/inventory/load.ts';
+import { chooseSeed, selectHosts } from '../../lib/inventory/select.ts';
+import { fleetInventory, fleetInventoryText } from '../helpers/fixtures.ts';
+
+function problems(edit: (json: any) => void): string[] {
+  const json = JSON.parse(fleetInventoryText());
+  edit(json);
+  try {
+    parseInventory(JSON.stringify(json));
+  } catch (error) {
+    expect(error).toBeInstanceOf(InventoryError);
+    return [...(error as InventoryError).issues];
+  }
+  throw new Error('inventory was accepted');
+}
+
+describe('inventory', () => {
+  it('accepts the fleet of the document', () => {
+    const inventory = fleetInventory();
+    expect(Object.keys(inventory.hosts)).toEqual(['opi01', 'opi02', 'opi03']);
+    expect(inventory.seed).toBe('opi03');
+    expect(inventory.hosts.opi01!.builder).toMatchObject({ user: 'nix-builder', maxJobs: 6, speedFactor: 2, supportedFeatures: ['big-parallel'] });
+    expect(inventory.baselineMinutes).toBe(120);
+  });
+
+  it('names the JSON path of each problem', () => {
+    const found = problems((json) => {
+      json.hosts.opi02.address = 'opi02.internal; rm -rf /';
+      json.hosts.opi01.builder.maxJobs = 0;
+      json.cache.publicKey = 'hawk.internal:XXXXXXXX';
+      delete json.coordinator.system;
+      json.hosts.opi03.colour = 'red';
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'hosts.opi02.address: must be a DNS name or an IP address',
+        expect.stringMatching(/^hosts\.opi01\.builder\.maxJobs: /),
+        expect.stringMatching(/^cache\.publicKey: must be "<name>:<base64/),
+        'coordinator.system: required (string)',
+        'hosts.opi03: unknown field "colour"',
+      ]),
+    );
+  });
+
+  it('rejects host names and attributes with shell or Nix syntax', () => {
+    expect(problems((json) => (json.hosts['opi;reboot'] = json.hosts.opi01))).toEqual([
+      expect.stringMatching(/^hosts\["opi;reboot"\]: invalid host name/),
+    ]);
+    expect(problems((json) => (json.attribute = 'nixosConfigurations.<host>.config.system.build.${x}'))).toEqual([
+      'attribute: must be a dotted attribute path',
+    ]);
+    expect(problems((json) => (json.attribute = 'nixosConfigurations.config'))).toEqual([
+      'attribute: must contain "<host>" exactly once, after the first attribute',
+    ]);
+    expect(problems((json) => (json.flake = 'github:x/y#foo'))).toEqual([
+      expect.stringMatching(/^flake: must be a flake reference/),
+    ]);
+    expect(problems((json) => (json.ssh.options = ['-o', 'ProxyCommand=sh -c id']))).toEqual([
+      expect.stringMatching(/^ssh\.options\[1\]: must be one ssh argument/),
+    ]);
+  });
+
+  it('checks that the seed is a known builder', () => {
+    expect(problems((json) => (json.seed = 'opi09'))).toEqual(["seed: unknown host 'opi09'; known: opi01, opi02, opi03"]);
+    expect(problems((json) => delete json.hosts.opi03.builder)).toEqual([
+      'seed: host \'opi03\' has no "builder" entry, so it cannot build',
+    ]);
+  });
+
+  it('says what is wrong with the file itself', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'inventory-'));
+    await expect(loadInventory(join(dir, 'missing.json'))).rejects.toThrow(/^inventory not found: .*missing\.json$/);
+    await writeFile(join(dir, 'broken.json'), '{ "hosts": ');
+    await expect(loadInventory(join(dir, 'broken.json'))).rejects.toThrow(/broken\.json is not valid JSON/);
+  });
+});
+
+describe('host selection', () => {
+  const inventory = fleetInventory((json) => (json.hosts.opi01.tags = ['opi', 'canary']));
+
+  it('names unknown hosts with the known ones', () => {
+    expect(() => selectHosts(inventory, { kind: 'names', names: ['opi04'] })).toThrow(
+      new UsageError("unknown host 'opi04'; known: opi01, opi02, opi03"),
+    );
+  });
+
+  it('keeps the order given and drops repeats', () => {
+    expect(selectHosts(inventory, { kind: 'names', names: ['opi02', 'opi01', 'opi02'] })).toEqual(['opi02', 'opi01']);
+  });
+
+  it('selects all hosts, or those with a tag', () => {
+    expect(selectHosts(inventory, { kind: 'all' })).toEqual(['opi01', 'opi02', 'opi03']);
+    expect(selectHosts(inventory, { kind: 'all', tags: ['canary'] })).toEqual(['opi01']);
+    expect(() => selectHosts(inventory, { kind: 'all', tags: ['gpu'] })).toThrow("no host has tag 'gpu'; known tags: canary, k3s, opi");
+  });
+
+  it('prefers --seed, then the inventory seed, then a selected builder', () => {
+    expect(chooseSeed(inventory, ['opi01'], 'opi02')).toBe('opi02');
+    expect(chooseSeed(inventory, ['opi01'])).toBe('opi03');
+    const noSeed = fleetInventory((json) => delete json.seed);
+    expect(chooseSeed(noSeed, ['opi02', 'opi01'])).toBe('opi02');
+  });
+
+  it('refuses a seed that cannot build for the selected hosts', () => {
+    const mixed = fleetInventory((json) => {
+      json.hosts.opi02.system = 'x86_64-linux';
+      delete json.hosts.opi01.builder;
+    });
+    expect(() => chooseSeed(mixed, ['opi01'], 'opi02')).toThrow(/--seed opi02: it must be a builder for aarch64-linux/);
+    expect(() => chooseSeed(mixed, ['opi01', 'opi02'])).toThrow(/different systems \(aarch64-linux, x86_64-linux\)/);
+    expect(() => chooseSeed(mixed, ['opi01'], 'opi07')).toThrow("unknown host 'opi07'");
+  });
+});

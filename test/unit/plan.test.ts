@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { isOnCoordinator, planCopyToCoordinator, planDeploy, STAGES } from '../../lib/plan.ts';
+import { renderPlan } from '../../lib/plan-render.ts';
+import { fleetInventory } from '../helpers/fixtures.ts';
+
+const SSH_DEFAULTS = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=3'];
+const SSHOPTS = ['-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS].join(' ');
+
+describe('planning a deploy of the fleet', () => {
+  const inventory = fleetInventory();
+  const plan = planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'switch', onCoordinator: true });
+
+  it('checks the seed as builder and every host as target', () => {
+    expect(plan.preflight.ssh.map((c) => [c.host, c.role])).toEqual([
+      ['opi03', 'builder'],
+      ['opi01', 'target'],
+      ['opi02', 'target'],
+      ['opi03', 'target'],
+    ]);
+    expect(plan.preflight.ssh[0]!.command.argv).toEqual([
+      'ssh', '-o', 'StrictHostKeyChecking=yes', '-i', '/etc/nix/builder-key', ...SSH_DEFAULTS,
+      'nix-builder@opi03.internal', '--', 'nix-store --version',
+    ]);
+    expect(plan.preflight.ssh[1]!.command.argv).toEqual(['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, 'deploy@opi01.internal', '--', 'true']);
+    expect(plan.preflight.cacheUrl).toBe('http://hawk.internal:5000');
+  });
+
+  it('evaluates every toplevel in one nix eval', () => {
+    expect(plan.evaluate.argv).toEqual([
+      'nix', 'eval', '--json', '.#nixosConfigurations', '--apply',
+      'attrs: builtins.listToAttrs (map (name: let t = attrs.${name}.config.system.build.toplevel; in ' +
+        '{ inherit name; value = { drvPath = t.drvPath; outPath = t.outPath; }; }) [ "opi01" "opi02" "opi03" ])',
+    ]);
+  });
+
+  it('builds on the seed only, nothing locally', () => {
+    expect(plan.seedBuild.argv).toEqual([
+      'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', '0',
+      '--builders', 'ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -',
+      '--option', 'builders-use-substitutes', 'true',
+      '.#nixosConfigurations.opi01.config.system.build.toplevel',
+      '.#nixosConfigurations.opi02.config.system.build.toplevel',
+      '.#nixosConfigurations.opi03.config.system.build.toplevel',
+    ]);
+    expect(plan.seedBuild.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
+  });
+
+  it('deploys the seed first, then the rest at once, with sudo for the non-root deploy user', () => {
+    expect(plan.deploy.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
+    expect(plan.deploy.concurrency).toBe(2);
+    expect(plan.deploy.commands.opi01).toEqual({
+      argv: ['nixos-rebuild', 'switch', '--flake', '.#opi01', '--target-host', 'deploy@opi01.internal', '--use-substitutes', '--sudo', '--no-reexec'],
+      env: { NIX_SSHOPTS: SSHOPTS },
+      timeoutMs: 60 * 60_000,
+    });
+  });
+
+  it('takes goal, flake, seed and concurrency from the options', () => {
+    const custom = planDeploy(inventory, ['opi01', 'opi02', 'opi03'], {
+      goal: 'boot', flake: 'path:/srv/avalanche', seed: 'opi01', concurrency: 1, onCoordinator: true,
+    });
+    expect(custom.seed).toBe('opi01');
+    expect(custom.deploy.waves).toEqual([['opi01'], ['opi02', 'opi03']]);
+    expect(custom.deploy.concurrency).toBe(1);
+    expect(custom.deploy.commands.opi02!.argv.slice(0, 4)).toEqual(['nixos-rebuild', 'boot', '--flake', 'path:/srv/avalanche#opi02']);
+    expect(custom.seedBuild.argv).toContain('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
+  });
+
+  it('leaves out the sudo flag for root and keeps the seed out of waves it is not in', () => {
+    const rooted = fleetInventory((json) => (json.hosts.opi01.deployUser = 'root'));
+    const one = planDeploy(rooted, ['opi01'], { goal: 'test', onCoordinator: true });
+    expect(one.deploy.waves).toEqual([['opi01']]);
+    expect(one.deploy.commands.opi01!.argv).not.toContain('--sudo');
+    expect(one.preflight.ssh.map((c) => c.host)).toEqual(['opi03', 'opi01']);
+  });
+
+  it('copies the result to the coordinator only when running elsewhere', () => {
+    expect(planCopyToCoordinator(plan, ['/nix/store/x'])).toBeUndefined();
+    const elsewhere = planDeploy(inventory, ['opi03'], { goal: 'switch', onCoordinator: false });
+    expect(planCopyToCoordinator(elsewhere, ['/nix/store/aaa-x'])!.argv).toEqual(['nix', 'copy', '--to', 'ssh://root@hawk.internal', '/nix/store/aaa-x']);
+  });
+
+  it('knows when it runs on the coordinator', () => {
+    expect(isOnCoordinator(inventory, 'hawk')).toBe(true);
+    expect(isOnCoordinator(inventory, 'hawk.internal')).toBe(true);
+    expect(isOnCoordinator(inventory, 'calypso')).toBe(false);
+    expect(isOnCoordinator(fleetInventory((json) => (json.coordinator.local = true)), 'ci-runner')).toBe(true);
+  });
+
+  it('renders every stage with its exact commands for --dry-run', () => {
+    const text = renderPlan(plan);
+    const headings = text.split('\n').filter((line) => /^\d\. /.test(line)).map((line) => line.split(' ')[1]);
+    expect(headings).toEqual(['preflight', 'evaluate', 'seed', 'wait', 'deploy', 'report']);
+    expect(STAGES).toHaveLength(6);
+    expect(text).toContain(
+      "    $ NIX_SSHOPTS='" + SSHOPTS + "' nixos-rebuild switch --flake '.#opi02' --target-host deploy@opi02.internal --use-substitutes --sudo --no-reexec",
+    );
+    expect(text).toContain("--builders 'ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -'");
+    expect(text).toContain("GET http://hawk.internal:5000/<hash of opi03's toplevel>.narinfo");
+    expect(text).not.toContain('nix copy');
+  });
+});

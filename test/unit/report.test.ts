@@ -1,0 +1,92 @@
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compareWithBaseline, formatDuration, formatVerdict } from '../../lib/report/format.ts';
+import { buildReport, renderReport, writeReport } from '../../lib/report/report.ts';
+import { RunRecorder } from '../../lib/report/timing.ts';
+
+function clock(times: number[]) {
+  return () => {
+    const next = times.shift();
+    if (next === undefined) throw new Error('clock read too often');
+    return next;
+  };
+}
+
+describe('durations and the baseline verdict', () => {
+  it('formats durations', () => {
+    expect(formatDuration(420)).toBe('0.4s');
+    expect(formatDuration(12_340)).toBe('12.3s');
+    expect(formatDuration((43 * 60 + 12) * 1000)).toBe('43m12s');
+    expect(formatDuration((62 * 60 + 5) * 1000)).toBe('1h02m');
+  });
+
+  it('compares with the 120-minute baseline', () => {
+    const verdict = compareWithBaseline((43 * 60 + 12) * 1000, 120);
+    expect(verdict.speedup).toBeCloseTo(2.78, 2);
+    expect(verdict.savedMinutes).toBeCloseTo(76.8, 1);
+    expect(formatVerdict(verdict)).toBe('total 43m12s — 2.8× faster than the 120 min baseline, 77 min saved');
+    expect(formatVerdict(compareWithBaseline(150 * 60_000, 120))).toBe('total 2h30m — 1.3× slower than the 120 min baseline, 30 min lost');
+  });
+});
+
+describe('run report', () => {
+  // start, preflight 0→1s, evaluate 1→3s, host opi03 3→10s, end at 12s
+  const recorder = new RunRecorder(clock([0, 0, 1000, 1000, 3000, 3000, 10_000, 12_000]));
+  recorder.startStage('preflight');
+  recorder.endStage('preflight', 'success');
+  recorder.startStage('evaluate');
+  recorder.endStage('evaluate', 'failed');
+  recorder.startHost('opi03');
+  recorder.endHost('opi03', 'deployed');
+  const report = buildReport({
+    recorder,
+    outcome: 'failed',
+    goal: 'switch',
+    seed: 'opi03',
+    flake: '.',
+    hosts: ['opi01', 'opi03'],
+    baselineMinutes: 120,
+    builds: [],
+    commands: [],
+    error: 'boom',
+  });
+
+  it('holds each stage and host with its duration and outcome', () => {
+    expect(report.totalMs).toBe(12_000);
+    expect(report.stages.slice(0, 3)).toEqual([
+      { name: 'preflight', outcome: 'success', durationMs: 1000 },
+      { name: 'evaluate', outcome: 'failed', durationMs: 2000 },
+      { name: 'seed-build', outcome: 'not-started', durationMs: undefined },
+    ]);
+    expect(report.hosts).toEqual([
+      { name: 'opi01', state: 'not-started', durationMs: undefined, toplevel: undefined },
+      { name: 'opi03', state: 'deployed', durationMs: 7000, toplevel: undefined },
+    ]);
+    expect(report.id).toBe('1970-01-01T00-00-00-000Z');
+  });
+
+  it('renders a table and the verdict', () => {
+    const text = renderReport(report);
+    expect(text.split('\n')).toEqual([
+      'stage / host    duration  outcome',
+      'preflight           1.0s  success',
+      'evaluate            2.0s  failed',
+      'seed-build             —  not-started',
+      'wait-for-cache         —  not-started',
+      'deploy                 —  not-started',
+      '  opi01                —  not-started',
+      '  opi03             7.0s  deployed',
+      '',
+      'total 12.0s — 600.0× faster than the 120 min baseline, 120 min saved',
+    ]);
+  });
+
+  it('is written as JSON without leaving temporary files', async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), 'runs-')), 'nested');
+    const path = await writeReport(dir, report);
+    expect(JSON.parse(await readFile(path, 'utf8'))).toEqual(JSON.parse(JSON.stringify(report)));
+    expect(await readdir(dir)).toEqual([`${report.id}.json`]);
+  });
+});

@@ -1,0 +1,123 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { InterruptedError, StageError } from '../../lib/errors.ts';
+import type { CommandSpec } from '../../lib/exec/types.ts';
+import { planDeploy } from '../../lib/plan.ts';
+import { runPlan } from '../../lib/run.ts';
+import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from '../helpers/fixtures.ts';
+import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
+import { RecordingExecutor, type Responder, when } from '../helpers/recording-executor.ts';
+
+// Every host evaluates to the fixture path, which the test cache serves signed.
+const toplevel = { drvPath: '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv', outPath: FIXTURE_TOPLEVEL };
+const hosts = ['opi01', 'opi02', 'opi03'];
+const evaluation = when(['eval'], { stdout: JSON.stringify(Object.fromEntries(hosts.map((h) => [h, toplevel]))) });
+const build = when(['build'], {
+  stdout: JSON.stringify(hosts.map(() => ({ drvPath: toplevel.drvPath, outputs: { out: FIXTURE_TOPLEVEL } }))),
+  lines: [
+    '@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","ssh://nix-builder@opi03.internal",1,1],"id":7,"level":3,"text":"","type":105}',
+  ],
+});
+const rebuildOf = (spec: CommandSpec) => spec.argv[spec.argv.indexOf('--flake') + 1]!.split('#')[1];
+
+let cache: TestCache | undefined;
+afterEach(async () => {
+  await cache?.close();
+  cache = undefined;
+});
+
+async function run(responders: Responder[], options: { narinfo?: string; signal?: AbortSignal } = {}) {
+  cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': options.narinfo ?? fixture('narinfo/signed.narinfo') });
+  const url = cache.url;
+  const inventory = fleetInventory((json) => {
+    json.cache.url = url;
+    json.cache.publicKey = FIXTURE_KEY;
+    json.timeouts.cacheWaitSeconds = 1;
+  });
+  const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true });
+  const executor = new RecordingExecutor([...responders, evaluation, build]);
+  const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: 'silent' });
+  return { result, executor };
+}
+
+describe('running a plan (recording executor, real HTTP cache)', () => {
+  it('runs the stages in order, the seed before the others', async () => {
+    const { result, executor } = await run([]);
+    expect(result.error).toBeUndefined();
+    expect(result.outcome).toBe('success');
+    const summary = executor.summary();
+    expect(summary.slice(0, 4).every((s) => s.startsWith('ssh '))).toBe(true);
+    expect(summary.slice(4, 6)).toEqual(['nix eval', 'nix build']);
+    const deploys = executor.calls.filter((c) => c.argv[0] === 'nixos-rebuild').map(rebuildOf);
+    expect(deploys[0]).toBe('opi03');
+    expect(deploys.slice(1).sort()).toEqual(['opi01', 'opi02']);
+    expect(result.report.hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'deployed'], ['opi03', 'deployed']]);
+    expect(result.report.builds).toEqual([
+      { drvPath: '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv', machine: 'ssh://nix-builder@opi03.internal' },
+    ]);
+    expect(result.report.stages.map((s) => [s.name, s.outcome])).toEqual([
+      ['preflight', 'success'], ['evaluate', 'success'], ['seed-build', 'success'], ['wait-for-cache', 'success'], ['deploy', 'success'],
+    ]);
+    expect(cache!.requests).toContain('/nix-cache-info');
+  });
+
+  it('names the failed host with its command and output tail; the others still deploy', async () => {
+    const { result } = await run([
+      when(['--flake', '.#opi02'], { exitCode: 1, stderr: 'copying closure...\nerror: cannot connect to opi02.internal\n' }),
+    ]);
+    expect(result.outcome).toBe('failed');
+    expect(result.error).toBeInstanceOf(StageError);
+    expect(result.error!.message).toContain('opi02 failed: nixos-rebuild exited with 1');
+    expect(result.error!.message).toContain("$ NIX_SSHOPTS='");
+    expect(result.error!.message).toContain('  | error: cannot connect to opi02.internal');
+    expect(result.report.hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'failed'], ['opi03', 'deployed']]);
+  });
+
+  it('starts no other host when the seed fails', async () => {
+    const { result, executor } = await run([when(['--flake', '.#opi03'], { exitCode: 4, stderr: 'activation failed' })]);
+    expect(result.error!.message).toContain('opi03 failed: nixos-rebuild exited with 4');
+    expect(executor.calls.filter((c) => c.argv[0] === 'nixos-rebuild').map(rebuildOf)).toEqual(['opi03']);
+    expect(result.report.hosts.map((h) => h.state)).toEqual(['not-started', 'not-started', 'failed']);
+  });
+
+  it('fails preflight naming the unreachable host, before evaluating anything', async () => {
+    const { result, executor } = await run([when(['deploy@opi01.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi01.internal port 22: No route to host' })]);
+    expect(result.error!.message).toContain('opi01 (target) does not answer SSH: ssh exited with 255');
+    expect(result.error!.message).toContain('No route to host');
+    expect(executor.summary()).not.toContain('nix eval');
+    expect(result.report.stages[0]).toMatchObject({ name: 'preflight', outcome: 'failed' });
+    expect(result.report.stages[1]).toMatchObject({ name: 'evaluate', outcome: 'not-started' });
+  });
+
+  it('refuses a path signed by another key, with the key-mismatch hint', async () => {
+    const { result, executor } = await run([], { narinfo: fixture('narinfo/signed-by-other-key.narinfo') });
+    expect(result.error).toBeInstanceOf(StageError);
+    expect(result.error!.message).toMatch(/key mismatch: signed by other-cache-1/);
+    expect((result.error as StageError).hints.join('\n')).toMatch(/^Key mismatch/m);
+    expect(executor.summary().some((s) => s.startsWith('nixos-rebuild'))).toBe(false);
+  });
+
+  it('refuses an unsigned path', async () => {
+    const { result } = await run([], { narinfo: fixture('narinfo/unsigned.narinfo') });
+    expect(result.error!.message).toMatch(/path not signed/);
+  });
+
+  it('fails the seed build when something was built locally', async () => {
+    const local = when(['build'], {
+      stdout: JSON.stringify([{ drvPath: toplevel.drvPath, outputs: { out: FIXTURE_TOPLEVEL } }]),
+      lines: ['@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","",1,1],"id":7,"level":3,"text":"","type":105}'],
+    });
+    const { result } = await run([local]);
+    expect(result.error!.message).toBe('built locally instead of on opi03: linux-6.1-opi');
+  });
+
+  it('reports an interrupted run as such and starts nothing after it', async () => {
+    const controller = new AbortController();
+    const { result, executor } = await run(
+      [when(['eval'], () => (controller.abort(), { exitCode: null as unknown as number }))],
+      { signal: controller.signal },
+    );
+    expect(result.outcome).toBe('interrupted');
+    expect(result.error).toBeInstanceOf(InterruptedError);
+    expect(executor.summary()).not.toContain('nix build');
+  });
+});
