@@ -30,13 +30,12 @@ export function destination(target: SshTarget): string {
  */
 export function sshOptions(inventory: Inventory, target?: SshTarget): string[] {
   const seconds = inventory.timeouts.connectSeconds;
+  const given = new Set(inventory.ssh.options.map((o) => o.split('=')[0]!.toLowerCase()));
+  const defaults = ['BatchMode=yes', `ConnectTimeout=${seconds}`, `ServerAliveInterval=${seconds}`, 'ServerAliveCountMax=3'];
   return [
     ...inventory.ssh.options,
     ...(target?.identityFile ? ['-i', target.identityFile] : []),
-    '-o', 'BatchMode=yes',
-    '-o', `ConnectTimeout=${seconds}`,
-    '-o', `ServerAliveInterval=${seconds}`,
-    '-o', 'ServerAliveCountMax=3',
+    ...defaults.filter((d) => !given.has(d.split('=')[0]!.toLowerCase())).flatMap((d) => ['-o', d]),
   ];
 }
 

@@ -17,6 +17,8 @@ export function installable(flake: string, attribute: string): string {
  * One `nix eval` for every host: the attribute pattern is split at `<host>`
  * into the attrset to open and the path inside each host. Names and segments
  * are validated by the inventory schema, so they are safe inside the expression.
+ * The fields are not called drvPath/outPath: Nix prints an attrset with an
+ * outPath as that string.
  */
 export function evaluateToplevelsArgv(inventory: Inventory, flake: string, hosts: readonly HostName[]): string[] {
   const segments = inventory.attribute.split('.');
@@ -26,7 +28,7 @@ export function evaluateToplevelsArgv(inventory: Inventory, flake: string, hosts
   const names = hosts.map((h) => JSON.stringify(h)).join(' ');
   const expr =
     `attrs: builtins.listToAttrs (map (name: let t = attrs.\${name}${suffix}; in ` +
-    `{ inherit name; value = { drvPath = t.drvPath; outPath = t.outPath; }; }) [ ${names} ])`;
+    `{ inherit name; value = { drv = t.drvPath; out = t.outPath; }; }) [ ${names} ])`;
   return ['nix', 'eval', '--json', installable(flake, prefix), '--apply', expr];
 }
 

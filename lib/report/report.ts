@@ -73,7 +73,9 @@ export function renderReport(report: RunReport): string {
   ];
   const width = Math.max(...rows.map(([name]) => name.length), 'stage / host'.length);
   const line = ([a, b, c]: [string, string, string]) => `${a.padEnd(width)}  ${b.padStart(8)}  ${c}`;
-  return [line(['stage / host', 'duration', 'outcome']), ...rows.map(line), '', formatVerdict(report.verdict)].join('\n');
+  // A run that did not finish deployed nothing comparable with the baseline.
+  const verdict = report.outcome === 'success' ? formatVerdict(report.verdict) : `total ${formatDuration(report.totalMs)} — ${report.outcome}, not compared with the baseline`;
+  return [line(['stage / host', 'duration', 'outcome']), ...rows.map(line), '', verdict].join('\n');
 }
 
 /** Written to a temporary name first, so a crash never leaves half a report. */

@@ -13,11 +13,11 @@ export function parseEvaluation(stdout: string, hosts: readonly string[]): Recor
   }
   const toplevels: Record<string, Toplevel> = {};
   for (const host of hosts) {
-    const entry = (parsed as Record<string, Partial<Toplevel>> | null)?.[host];
-    if (typeof entry?.drvPath !== 'string' || typeof entry.outPath !== 'string' || !entry.outPath.startsWith('/')) {
-      throw new StageError(`nix eval gave no toplevel for ${host}`);
+    const entry = (parsed as Record<string, { drv?: unknown; out?: unknown }> | null)?.[host];
+    if (typeof entry?.drv !== 'string' || typeof entry.out !== 'string' || !entry.out.startsWith('/')) {
+      throw new StageError(`nix eval gave no toplevel for ${host}: ${JSON.stringify(entry ?? null).slice(0, 200)}`);
     }
-    toplevels[host] = { drvPath: entry.drvPath, outPath: entry.outPath };
+    toplevels[host] = { drvPath: entry.drv, outPath: entry.out };
   }
   return toplevels;
 }

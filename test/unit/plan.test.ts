@@ -29,7 +29,7 @@ describe('planning a deploy of the fleet', () => {
     expect(plan.evaluate.argv).toEqual([
       'nix', 'eval', '--json', '.#nixosConfigurations', '--apply',
       'attrs: builtins.listToAttrs (map (name: let t = attrs.${name}.config.system.build.toplevel; in ' +
-        '{ inherit name; value = { drvPath = t.drvPath; outPath = t.outPath; }; }) [ "opi01" "opi02" "opi03" ])',
+        '{ inherit name; value = { drv = t.drvPath; out = t.outPath; }; }) [ "opi01" "opi02" "opi03" ])',
     ]);
   });
 

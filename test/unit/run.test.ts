@@ -10,7 +10,7 @@ import { RecordingExecutor, type Responder, when } from '../helpers/recording-ex
 // Every host evaluates to the fixture path, which the test cache serves signed.
 const toplevel = { drvPath: '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv', outPath: FIXTURE_TOPLEVEL };
 const hosts = ['opi01', 'opi02', 'opi03'];
-const evaluation = when(['eval'], { stdout: JSON.stringify(Object.fromEntries(hosts.map((h) => [h, toplevel]))) });
+const evaluation = when(["eval"], { stdout: JSON.stringify(Object.fromEntries(hosts.map((h) => [h, { drv: toplevel.drvPath, out: toplevel.outPath }]))) });
 const build = when(['build'], {
   stdout: JSON.stringify(hosts.map(() => ({ drvPath: toplevel.drvPath, outputs: { out: FIXTURE_TOPLEVEL } }))),
   lines: [

@@ -1,0 +1,167 @@
+/**
+ * The real pipeline against the lab: real Nix, real sshd hosts with their
+ * own stores, a real signed cache. Each scenario starts a new fleet revision
+ * (generation) so nothing from an earlier scenario can make it pass.
+ */
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  activations,
+  asHawk,
+  buildsOf,
+  cacheRequests,
+  currentSystem,
+  hostAddress,
+  lab,
+  labSkipReason,
+  newGeneration,
+  runScript,
+  systemProfile,
+} from './lab.ts';
+
+const GC_ROOTS = '/nix/var/nix/gcroots/arm-cache';
+const kernelName = (generation: string) => `linux-6.1-opi-${generation}`;
+const hashOf = (storePath: string) => basename(storePath).slice(0, 32);
+
+function pinned(storePath: string): boolean {
+  return existsSync(GC_ROOTS) && readdirSync(GC_ROOTS).some((name) => readlinkSync(`${GC_ROOTS}/${name}`) === storePath);
+}
+
+describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReason})`}`, () => {
+  let labKey: string;
+  beforeAll(async () => {
+    const { readFileSync } = await import('node:fs');
+    labKey = JSON.parse(readFileSync(`${lab!.dir}/hosts.json`, 'utf8')).cache.publicKey;
+  });
+
+  it('deploy opi03: built on opi03 only, lands in hawk\'s store, pinned, served signed, activated with switch', async () => {
+    await newGeneration('e2e-one');
+    const run = await runScript('deploy', ['opi03', '--json']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.json.outcome).toBe('success');
+
+    const built = buildsOf('e2e-one');
+    expect(built).toEqual(
+      expect.arrayContaining([
+        { host: 'opi03', name: kernelName('e2e-one') },
+        { host: 'opi03', name: 'nixos-system-opi03-e2e-one' },
+      ]),
+    );
+    expect(built.every((b) => b.host === 'opi03')).toBe(true);
+    expect(run.json.report.builds.map((b: { machine: string }) => b.machine)).toEqual(
+      expect.arrayContaining([`ssh://root@${hostAddress('opi03')}`]),
+    );
+
+    const toplevel: string = run.json.report.hosts[0].toplevel;
+    expect(existsSync(toplevel)).toBe(true); // in hawk's own /nix/store
+    expect(pinned(toplevel)).toBe(true);
+
+    // Real Nix checks the cache's signature with the lab key, and refuses another key.
+    const cache = 'http://10.213.77.1:5000';
+    const verify = await asHawk(['nix', 'store', 'verify', '--store', cache, '--option', 'trusted-public-keys', labKey, '--sigs-needed', '1', toplevel]);
+    expect(verify.exitCode, verify.stderr).toBe(0);
+    const otherKey = 'other-1:oDIKru1P7ue9oKkVydLnKg38iF3daOkkDMyi8AchDh8=';
+    const refused = await asHawk(['nix', 'store', 'verify', '--store', cache, '--option', 'trusted-public-keys', otherKey, '--sigs-needed', '1', toplevel]);
+    expect(refused.exitCode).not.toBe(0);
+
+    expect(systemProfile('opi03')).toBe(toplevel);
+    expect(activations('opi03').at(-1)).toEqual({ goal: 'switch', toplevel });
+  });
+
+  it('deploy-all: the kernel is built once, opi01 and opi02 fetch it from the cache, every profile is new', async () => {
+    await newGeneration('e2e-all');
+    const before = cacheRequests().length;
+    const run = await runScript('deploy-all', ['--json']);
+    expect(run.exitCode, run.stderr).toBe(0);
+
+    const kernelBuilds = buildsOf('e2e-all').filter((b) => b.name === kernelName('e2e-all'));
+    expect(kernelBuilds).toEqual([{ host: 'opi03', name: kernelName('e2e-all') }]);
+
+    const hosts: { name: string; state: string; toplevel: string }[] = run.json.report.hosts;
+    expect(hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'deployed'], ['opi03', 'deployed']]);
+    for (const host of hosts) {
+      expect(systemProfile(host.name)).toBe(host.toplevel);
+      expect(activations(host.name).at(-1)).toEqual({ goal: 'switch', toplevel: host.toplevel });
+    }
+
+    const requests = cacheRequests().slice(before);
+    const kernelPath = (await asHawk(['nix-store', '-q', '--references', hosts[0]!.toplevel])).stdout
+      .split('\n')
+      .find((p) => p.endsWith(kernelName('e2e-all')))!;
+    expect(kernelPath).toBeTruthy();
+    for (const host of ['opi01', 'opi02']) {
+      const mine = requests.filter((r) => r.client === hostAddress(host) && r.method === 'GET' && r.status === '200');
+      expect(mine.map((r) => r.path)).toContain(`/${hashOf(kernelPath)}.narinfo`);
+      expect(mine.some((r) => r.path.startsWith('/nar/'))).toBe(true);
+    }
+  });
+
+  it('a second deploy-all with nothing changed builds nothing and downloads nothing', async () => {
+    const buildsBefore = buildsOf('e2e-all').length;
+    const before = cacheRequests().length;
+    const run = await runScript('deploy-all', ['--json']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.json.report.builds).toEqual([]);
+    expect(buildsOf('e2e-all')).toHaveLength(buildsBefore);
+    expect(cacheRequests().slice(before).filter((r) => r.path.startsWith('/nar/'))).toEqual([]);
+    // Measured, not asserted: the second run's seed build against the first.
+    const seed = run.json.report.stages.find((s: { name: string }) => s.name === 'seed-build');
+    console.info(`second deploy-all: total ${run.json.report.totalMs} ms, seed build ${seed.durationMs} ms`);
+  });
+
+  it('--goal boot, test and dry-activate have the effect each has on NixOS', async () => {
+    await newGeneration('e2e-goal-a');
+    const switched = await runScript('deploy', ['opi02', '--json']);
+    expect(switched.exitCode, switched.stderr).toBe(0);
+    const a: string = switched.json.report.hosts[0].toplevel;
+
+    await newGeneration('e2e-goal-b');
+    const boot = await runScript('deploy', ['opi02', '--goal', 'boot', '--json']);
+    expect(boot.exitCode, boot.stderr).toBe(0);
+    const b: string = boot.json.report.hosts[0].toplevel;
+    expect(systemProfile('opi02')).toBe(b); // next boot
+    expect(currentSystem('opi02')).toBe(a); // not activated
+    expect(activations('opi02').at(-1)).toEqual({ goal: 'boot', toplevel: b });
+
+    await newGeneration('e2e-goal-c');
+    const test = await runScript('deploy', ['opi02', '--goal', 'test', '--json']);
+    expect(test.exitCode, test.stderr).toBe(0);
+    const c: string = test.json.report.hosts[0].toplevel;
+    expect(currentSystem('opi02')).toBe(c); // activated
+    expect(systemProfile('opi02')).toBe(b); // profile untouched
+
+    await newGeneration('e2e-goal-d');
+    const dry = await runScript('deploy', ['opi02', '--goal', 'dry-activate', '--json']);
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    const d: string = dry.json.report.hosts[0].toplevel;
+    expect(activations('opi02').at(-1)).toEqual({ goal: 'dry-activate', toplevel: d });
+    expect(currentSystem('opi02')).toBe(c);
+    expect(systemProfile('opi02')).toBe(b);
+  });
+
+  it('a failed activation names the host, the command and its output; the other hosts deploy', async () => {
+    await newGeneration('e2e-fail', { failActivation: ['opi01'] });
+    const before = systemProfile('opi01');
+    const run = await runScript('deploy-all', ['--json']);
+    expect(run.exitCode).toBe(1);
+    expect(run.json.error.message).toMatch(/^opi01 failed: .*nixos-rebuild exited with 1/);
+    expect(run.json.error.message).toContain('--target-host root@10.213.77.11');
+    expect(run.json.error.message).toMatch(/\| .*switch-to-configuration/);
+    expect(run.json.report.hosts.map((h: { name: string; state: string }) => [h.name, h.state])).toEqual([
+      ['opi01', 'failed'], ['opi02', 'deployed'], ['opi03', 'deployed'],
+    ]);
+    expect(activations('opi01').at(-1)?.toplevel).toMatch(/nixos-system-opi01-e2e-fail$/);
+    expect(before).toBeDefined();
+  });
+
+  it('refuses bad input with exit 2 and runs nothing', async () => {
+    const runsBefore = cacheRequests().length;
+    const unknown = await runScript('deploy', ['opi04']);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toContain("unknown host 'opi04'; known: opi01, opi02, opi03");
+    const shelly = await runScript('deploy', ['opi01;reboot']);
+    expect(shelly.exitCode).toBe(2);
+    expect(cacheRequests().length).toBe(runsBefore);
+  });
+});
