@@ -68,11 +68,17 @@ export class ZxExecutor implements Executor {
   }
 }
 
-/** TERM the whole tree, then KILL what is left after a grace period. */
+/**
+ * TERM the whole tree, then KILL what is left after a grace period. zx
+ * refuses to kill a process it has not spawned yet, so retry briefly.
+ */
 function killTree(child: ProcessPromise, isSettled: () => boolean): void {
-  child.kill('SIGTERM').catch(() => undefined);
-  const hard = setTimeout(() => {
-    if (!isSettled()) child.kill('SIGKILL').catch(() => undefined);
-  }, KILL_GRACE_MS);
+  const attempt = (signal: NodeJS.Signals, retries: number): void => {
+    child.kill(signal).catch(() => {
+      if (!isSettled() && retries > 0) setTimeout(() => attempt(signal, retries - 1), 50);
+    });
+  };
+  attempt('SIGTERM', 40);
+  const hard = setTimeout(() => isSettled() || attempt('SIGKILL', 40), KILL_GRACE_MS);
   hard.unref();
 }

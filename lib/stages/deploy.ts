@@ -27,14 +27,15 @@ export function deployTask(): ListrTask<RunContext> {
           wave.map((host) => ({
             title: host === ctx.plan.seed ? `${host} (seed)` : host,
             run: (sub) => {
-              sub.output = 'waiting for a free slot';
+              if (limit.activeCount >= limit.concurrency) sub.output = `${host}: waiting for a free slot`;
               return limit(async () => {
                 if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
                 const command = deploy.commands[host]!;
                 ctx.recorder.startHost(host);
                 const result = await ctx.executor.run(command, {
                   signal: ctx.signal,
-                  onLine: (line) => (sub.output = line),
+                  // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
+                  onLine: (line) => (sub.output = `${host}: ${line}`),
                 });
                 if (result.aborted) {
                   ctx.recorder.endHost(host, 'interrupted');
