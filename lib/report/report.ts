@@ -18,8 +18,15 @@ export interface RunReport {
   readonly startedAt: string;
   readonly totalMs: number;
   readonly verdict: BaselineVerdict;
-  readonly stages: readonly { name: StageName; outcome: Outcome | 'not-started'; durationMs?: number | undefined }[];
-  readonly hosts: readonly { name: string; state: HostState; durationMs?: number | undefined; toplevel?: string | undefined }[];
+  /** startMs: offset from the run's start, for timelines */
+  readonly stages: readonly { name: StageName; outcome: Outcome | 'not-started'; startMs?: number | undefined; durationMs?: number | undefined }[];
+  readonly hosts: readonly {
+    name: string;
+    state: HostState;
+    startMs?: number | undefined;
+    durationMs?: number | undefined;
+    toplevel?: string | undefined;
+  }[];
   readonly builds: readonly BuildRecord[];
   readonly commands: readonly CommandLogEntry[];
   readonly error?: string | undefined;
@@ -43,6 +50,7 @@ export function buildReport(input: ReportInput): RunReport {
   const { recorder } = input;
   const totalMs = recorder.elapsed();
   const startedAt = new Date(recorder.startedAt).toISOString();
+  const offset = (span: { startedAt: number } | undefined) => (span ? span.startedAt - recorder.startedAt : undefined);
   return {
     id: startedAt.replace(/[:.]/g, '-'),
     outcome: input.outcome,
@@ -54,11 +62,11 @@ export function buildReport(input: ReportInput): RunReport {
     verdict: compareWithBaseline(totalMs, input.baselineMinutes),
     stages: STAGES.filter((name) => name !== 'report').map((name) => {
       const span = recorder.stages.get(name);
-      return { name, outcome: span?.outcome ?? 'not-started', durationMs: spanDuration(span) };
+      return { name, outcome: span?.outcome ?? 'not-started', startMs: offset(span), durationMs: spanDuration(span) };
     }),
     hosts: input.hosts.map((name) => {
       const span = recorder.hosts.get(name);
-      return { name, state: span?.state ?? 'not-started', durationMs: spanDuration(span), toplevel: input.toplevels?.[name] };
+      return { name, state: span?.state ?? 'not-started', startMs: offset(span), durationMs: spanDuration(span), toplevel: input.toplevels?.[name] };
     }),
     builds: input.builds,
     commands: input.commands,

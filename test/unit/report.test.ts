@@ -56,13 +56,13 @@ describe('run report', () => {
   it('holds each stage and host with its duration and outcome', () => {
     expect(report.totalMs).toBe(12_000);
     expect(report.stages.slice(0, 3)).toEqual([
-      { name: 'preflight', outcome: 'success', durationMs: 1000 },
-      { name: 'evaluate', outcome: 'failed', durationMs: 2000 },
-      { name: 'seed-build', outcome: 'not-started', durationMs: undefined },
+      { name: 'preflight', outcome: 'success', startMs: 0, durationMs: 1000 },
+      { name: 'evaluate', outcome: 'failed', startMs: 1000, durationMs: 2000 },
+      { name: 'seed-build', outcome: 'not-started', startMs: undefined, durationMs: undefined },
     ]);
     expect(report.hosts).toEqual([
-      { name: 'opi01', state: 'not-started', durationMs: undefined, toplevel: undefined },
-      { name: 'opi03', state: 'deployed', durationMs: 7000, toplevel: undefined },
+      { name: 'opi01', state: 'not-started', startMs: undefined, durationMs: undefined, toplevel: undefined },
+      { name: 'opi03', state: 'deployed', startMs: 3000, durationMs: 7000, toplevel: undefined },
     ]);
     expect(report.id).toBe('1970-01-01T00-00-00-000Z');
   });
