@@ -1,6 +1,7 @@
 /** --dry-run: the plan as text (every command exactly as it would run) or as JSON. */
 import type { DeployPlan, PlannedCommand } from './plan.ts';
 import { copyToCoordinatorArgv } from './nix/commands.ts';
+import { planPinRoots } from './plan.ts';
 import { commandLine } from './stages/failure.ts';
 
 const placeholder = (host: string) => `<toplevel of ${host}>`;
@@ -22,9 +23,15 @@ export function renderPlan(plan: DeployPlan): string {
     ...(plan.onCoordinator
       ? []
       : [cmd({ argv: copyToCoordinatorArgv(inventory, plan.hosts.map(placeholder)), env: plan.seedBuild.env })]),
-    `4. wait for cache (every ≤ 1 s, at most ${Math.round(waitForCache.timeoutMs / 1000)} s; signed by ${inventory.cache.publicKey.split(':')[0]})`,
+    ...planPinRoots(plan, plan.hosts.map(placeholder)).commands.map(cmd),
+    `4. wait for cache (every ≤ 1 s, at most ${Math.round(waitForCache.timeoutMs / 1000)} s; signed by ${inventory.cache.publicKey.split(':')[0]}${waitForCache.allowUnsigned ? '; --allow-unsigned: unsigned or untrusted narinfos ACCEPTED' : ''})`,
     ...plan.hosts.map((host) => `    GET ${waitForCache.cacheUrl}/<hash of ${host}'s toplevel>.narinfo`),
     `5. deploy (${plan.goal}; ${deploy.waves.length > 1 ? 'the seed first, then ' : ''}at most ${deploy.concurrency} at a time)`,
+    `  each host: read its generation (${inventory.paths.profile}, ${inventory.paths.currentSystem})` +
+      (deploy.magicRollback ? `, arm the magic-rollback watchdog (confirm within ${deploy.confirmTimeoutSeconds} s)` : '') +
+      `, nixos-rebuild, health checks, ${deploy.magicRollback ? 'confirm over a new SSH connection' : 'done'}` +
+      (deploy.rollback ? '; roll back on failure' : ''),
+    ...(deploy.rolling ? [`  rolling: waves of ${deploy.concurrency}; ${deploy.keepGoing ? 'keep going after a failure' : 'the first failure stops the rollout'}`] : []),
     ...deploy.waves.flatMap((wave, i) => [
       `  wave ${i + 1}: ${wave.join(', ')}`,
       ...wave.map((host) => cmd(deploy.commands[host]!)),

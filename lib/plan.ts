@@ -3,8 +3,9 @@
  * deploy will run, stage by stage. --dry-run prints this plan, the stages
  * execute it, and the unit tests assert on it.
  */
+import { coordinatorTarget, onCacheHost, pinRootsArgvs, rootPath } from './cache/gc-roots.ts';
 import type { HostName, Inventory } from './inventory/schema.ts';
-import { chooseSeed } from './inventory/select.ts';
+import { chooseSeed, seedCandidates } from './inventory/select.ts';
 import {
   copyToCoordinatorArgv,
   evaluateToplevelsArgv,
@@ -13,7 +14,8 @@ import {
   nixosRebuildEnv,
   seedBuildArgv,
 } from './nix/commands.ts';
-import { builderTarget, deployTarget, nixSshOpts, sshArgv } from './ssh.ts';
+import { type HostSteps, hostSteps } from './rollout/host-steps.ts';
+import { builderTarget, deployTarget, destination, nixSshOpts, sshArgv } from './ssh.ts';
 
 export const STAGES = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -32,10 +34,24 @@ export interface PlanOptions {
   readonly concurrency?: number | undefined;
   /** whether this process runs on the coordinator (the cache host) */
   readonly onCoordinator: boolean;
+  /** deploy in waves of batchSize, health-checked, stopping at the first failure */
+  readonly rolling?: boolean | undefined;
+  readonly batchSize?: number | undefined;
+  /** deploy the remaining hosts after a failure, and fail at the end */
+  readonly keepGoing?: boolean | undefined;
+  readonly magicRollback?: boolean | undefined;
+  readonly confirmTimeoutSeconds?: number | undefined;
+  /** roll a host back when its activation or health checks fail */
+  readonly rollback?: boolean | undefined;
+  /** names this run's canaries on the targets */
+  readonly runId?: string | undefined;
+  /** accept narinfos that are unsigned or signed by an untrusted key (loudly) */
+  readonly allowUnsigned?: boolean | undefined;
 }
 
 export interface DeployPlan {
   readonly inventory: Inventory;
+  readonly options: PlanOptions;
   readonly hosts: readonly HostName[];
   readonly seed: HostName;
   readonly goal: Goal;
@@ -44,17 +60,31 @@ export interface DeployPlan {
   readonly preflight: {
     /** the seed (as builder) and every selected host (as deploy target) */
     readonly ssh: readonly { readonly host: HostName; readonly role: 'builder' | 'target'; readonly command: PlannedCommand }[];
+    /** builders of the same system, in order of preference, should the seed not answer */
+    readonly seedFallbacks: readonly { readonly host: HostName; readonly command: PlannedCommand }[];
     readonly cacheUrl: string;
     readonly requestTimeoutMs: number;
   };
   readonly evaluate: PlannedCommand;
   readonly seedBuild: PlannedCommand;
-  readonly waitForCache: { readonly cacheUrl: string; readonly timeoutMs: number; readonly requestTimeoutMs: number };
+  readonly waitForCache: {
+    readonly cacheUrl: string;
+    readonly timeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly allowUnsigned: boolean;
+  };
   readonly deploy: {
-    /** the seed alone first (when selected), then the rest */
+    /** the seed alone first (when selected), then the rest: at once, or in batches when rolling */
     readonly waves: readonly (readonly HostName[])[];
     readonly concurrency: number;
+    readonly rolling: boolean;
+    readonly keepGoing: boolean;
+    readonly rollback: boolean;
+    /** armed for goals that activate (switch, test) */
+    readonly magicRollback: boolean;
+    readonly confirmTimeoutSeconds: number;
     readonly commands: Readonly<Record<HostName, PlannedCommand>>;
+    readonly steps: Readonly<Record<HostName, HostSteps>>;
   };
 }
 
@@ -65,14 +95,16 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const flake = options.flake ?? inventory.flake;
   const t = inventory.timeouts;
   const nixEnv = { NIX_SSHOPTS: nixSshOpts(inventory) };
-  const sshTimeoutMs = (t.connectSeconds * 2 + 10) * 1000;
+  const sshTimeoutMs = sshCommandTimeoutMs(inventory);
 
-  const seedEntry = inventory.hosts[seed]!;
-  const builderCheck = {
-    host: seed,
-    role: 'builder' as const,
-    command: { argv: sshArgv(inventory, builderTarget(seedEntry)!, ['nix-store', '--version']), timeoutMs: sshTimeoutMs },
-  };
+  const builderCommand = (host: HostName) => ({
+    argv: sshArgv(inventory, builderTarget(inventory.hosts[host]!)!, ['nix-store', '--version']),
+    timeoutMs: sshTimeoutMs,
+  });
+  const builderCheck = { host: seed, role: 'builder' as const, command: builderCommand(seed) };
+  const seedFallbacks = seedCandidates(inventory, hosts)
+    .filter((host) => host !== seed)
+    .map((host) => ({ host, command: builderCommand(host) }));
   const targetChecks = hosts.map((host) => ({
     host,
     role: 'target' as const,
@@ -80,22 +112,39 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   }));
 
   const rest = hosts.filter((h) => h !== seed);
-  const waves = hosts.includes(seed) ? [[seed], rest].filter((w) => w.length > 0) : [rest];
+  const rolling = options.rolling ?? false;
+  const batchSize = Math.max(1, options.batchSize ?? 1);
+  const restWaves = rolling ? chunk(rest, batchSize) : [rest];
+  const waves = [...(hosts.includes(seed) ? [[seed]] : []), ...restWaves].filter((w) => w.length > 0);
+  const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? 30;
+  const runId = options.runId ?? 'RUN-ID';
 
   return {
     inventory,
+    options,
     hosts,
     seed,
     goal: options.goal,
     flake,
     onCoordinator: options.onCoordinator,
-    preflight: { ssh: [builderCheck, ...targetChecks], cacheUrl: inventory.cache.url, requestTimeoutMs: t.connectSeconds * 1000 },
+    preflight: { ssh: [builderCheck, ...targetChecks], seedFallbacks, cacheUrl: inventory.cache.url, requestTimeoutMs: t.connectSeconds * 1000 },
     evaluate: { argv: evaluateToplevelsArgv(inventory, flake, hosts), env: nixEnv, timeoutMs: 10 * MINUTE },
     seedBuild: { argv: seedBuildArgv(inventory, flake, seed, hosts), env: nixEnv, timeoutMs: t.buildMinutes * MINUTE },
-    waitForCache: { cacheUrl: inventory.cache.url, timeoutMs: t.cacheWaitSeconds * 1000, requestTimeoutMs: t.connectSeconds * 1000 },
+    waitForCache: {
+      cacheUrl: inventory.cache.url,
+      timeoutMs: t.cacheWaitSeconds * 1000,
+      requestTimeoutMs: t.connectSeconds * 1000,
+      allowUnsigned: options.allowUnsigned ?? false,
+    },
     deploy: {
       waves,
-      concurrency: Math.max(1, options.concurrency ?? Math.max(1, rest.length)),
+      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(1, rest.length)),
+      rolling,
+      keepGoing: options.keepGoing ?? false,
+      rollback: options.rollback ?? true,
+      magicRollback: (options.magicRollback ?? true) && ACTIVATING_GOALS.includes(options.goal),
+      confirmTimeoutSeconds,
+      steps: Object.fromEntries(hosts.map((host) => [host, hostSteps(inventory, host, runId, options.goal, confirmTimeoutSeconds)])),
       commands: Object.fromEntries(
         hosts.map((host) => [
           host,
@@ -110,6 +159,11 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   };
 }
 
+/** The same plan with another seed, when the chosen one does not answer. */
+export function replanWithSeed(plan: DeployPlan, seed: HostName): DeployPlan {
+  return planDeploy(plan.inventory, plan.hosts, { ...plan.options, seed });
+}
+
 /** Only known after the build: bring the toplevels to the cache host. */
 export function planCopyToCoordinator(plan: DeployPlan, storePaths: readonly string[]): PlannedCommand | undefined {
   if (plan.onCoordinator) return undefined;
@@ -118,6 +172,45 @@ export function planCopyToCoordinator(plan: DeployPlan, storePaths: readonly str
     env: { NIX_SSHOPTS: nixSshOpts(plan.inventory) },
     timeoutMs: plan.inventory.timeouts.buildMinutes * MINUTE,
   };
+}
+
+/** A short remote command: connecting may take ConnectTimeout, twice over a slow link. */
+export function sshCommandTimeoutMs(inventory: Inventory): number {
+  return (inventory.timeouts.connectSeconds * 2 + 10) * 1000;
+}
+
+export interface PlannedPin {
+  /** mkdir -p, then one ln -sfn per toplevel */
+  readonly commands: readonly PlannedCommand[];
+  readonly roots: readonly { readonly storePath: string; readonly root: string }[];
+  /** where the commands run: "local" or user@address of the coordinator */
+  readonly on: string;
+}
+
+/**
+ * Only known after the build: pin the toplevels on the cache host with GC
+ * roots, so the daily GC keeps what the cache serves even where the
+ * post-build hook is missing.
+ */
+export function planPinRoots(plan: DeployPlan, storePaths: readonly string[]): PlannedPin {
+  const { inventory, onCoordinator } = plan;
+  const dir = inventory.cache.gcRootDir;
+  return {
+    commands: pinRootsArgvs(dir, storePaths).map((argv) => ({
+      argv: onCacheHost(inventory, onCoordinator, argv),
+      timeoutMs: sshCommandTimeoutMs(inventory),
+    })),
+    roots: storePaths.map((storePath) => ({ storePath, root: rootPath(dir, storePath) })),
+    on: onCoordinator ? 'local' : destination(coordinatorTarget(inventory)),
+  };
+}
+
+const ACTIVATING_GOALS: readonly Goal[] = ['switch', 'test'];
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
 }
 
 export function isOnCoordinator(inventory: Inventory, hostname: string): boolean {

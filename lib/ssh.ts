@@ -45,9 +45,17 @@ export function nixSshOpts(inventory: Inventory, target?: SshTarget): string {
 }
 
 /** ssh hands the remote command to the login shell: quote every word for a POSIX sh. */
-export function sshArgv(inventory: Inventory, target: SshTarget, remoteArgv: readonly string[]): string[] {
-  return ['ssh', ...sshOptions(inventory, target), destination(target), '--', remoteArgv.map(shellQuote).join(' ')];
+export function sshArgv(
+  inventory: Inventory,
+  target: SshTarget,
+  remoteArgv: readonly string[],
+  extraOptions: readonly string[] = [],
+): string[] {
+  return ['ssh', ...sshOptions(inventory, target), ...extraOptions, destination(target), '--', remoteArgv.map(shellQuote).join(' ')];
 }
+
+/** A connection of its own, never multiplexed over an existing master. */
+export const FRESH_CONNECTION = ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] as const;
 
 export function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;

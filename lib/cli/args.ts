@@ -14,6 +14,14 @@ export interface CliOptions {
   readonly goal: Goal;
   readonly seed?: string | undefined;
   readonly concurrency?: number | undefined;
+  readonly rolling: boolean;
+  readonly batchSize?: number | undefined;
+  readonly keepGoing: boolean;
+  readonly magicRollback: boolean;
+  readonly rollback: boolean;
+  readonly confirmTimeoutSeconds?: number | undefined;
+  readonly forceUnlock: boolean;
+  readonly allowUnsigned: boolean;
   readonly dryRun: boolean;
   readonly json: boolean;
   readonly reportDir: string;
@@ -41,7 +49,17 @@ Options:
   --goal <goal>        switch | boot | test | dry-activate (default switch)
   --seed <host>        builder for the seed build (default: the inventory's "seed")
   --concurrency <n>    hosts deployed at once after the seed (default: all)
-${command === 'deploy-all' ? '  --tag <tag>          only hosts with this tag (repeatable)\n' : ''}  --dry-run            print every stage with the exact commands; run nothing
+${command === 'deploy-all' ? '  --tag <tag>          only hosts with this tag (repeatable)\n' : ''}  --rolling            deploy in waves (--batch-size, default 1) with health checks
+                       between them; the first failure stops the rollout
+  --batch-size <n>     hosts per wave with --rolling (default 1)
+  --keep-going         with --rolling: deploy the remaining waves after a failure, fail at the end
+  --confirm-timeout <s>  magic rollback: a target reverts unless confirmed within this (default 30)
+  --no-magic-rollback  do not arm the watchdog on the targets
+  --no-rollback        leave a host whose activation or health checks failed as it is
+  --force-unlock       remove the deploy lock of a dead run first
+  --allow-unsigned     accept a cache narinfo that is unsigned or signed by an untrusted
+                       key (warned about loudly, recorded in the report)
+  --dry-run            print every stage with the exact commands; run nothing
   --json               machine-readable result on stdout
   --report-dir <dir>   where run reports go (default .deploy/runs)
   -h, --help           this help
@@ -63,6 +81,14 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
         seed: { type: 'string' },
         concurrency: { type: 'string' },
         tag: { type: 'string', multiple: true, default: [] },
+        rolling: { type: 'boolean', default: false },
+        'batch-size': { type: 'string' },
+        'keep-going': { type: 'boolean', default: false },
+        'confirm-timeout': { type: 'string' },
+        'no-magic-rollback': { type: 'boolean', default: false },
+        'no-rollback': { type: 'boolean', default: false },
+        'force-unlock': { type: 'boolean', default: false },
+        'allow-unsigned': { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         'report-dir': { type: 'string', default: '.deploy/runs' },
@@ -83,11 +109,11 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   }
   const goal = values.goal ?? 'switch';
   if (!(GOALS as readonly string[]).includes(goal)) throw new UsageError(`--goal must be one of ${GOALS.join(', ')} (got '${goal}')`);
-  let concurrency: number | undefined;
-  if (values.concurrency !== undefined) {
-    concurrency = Number(values.concurrency);
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`--concurrency must be a whole number ≥ 1 (got '${values.concurrency}')`);
-  }
+  const concurrency = positiveInteger('--concurrency', values.concurrency);
+  const batchSize = positiveInteger('--batch-size', values['batch-size']);
+  const confirmTimeoutSeconds = positiveInteger('--confirm-timeout', values['confirm-timeout']);
+  if (batchSize !== undefined && !values.rolling) throw new UsageError('--batch-size goes with --rolling');
+  if (values['keep-going'] && !values.rolling) throw new UsageError('--keep-going goes with --rolling');
   return {
     command,
     hosts: positionals,
@@ -97,9 +123,24 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     goal: goal as Goal,
     seed: values.seed,
     concurrency,
+    rolling: values.rolling ?? false,
+    batchSize,
+    keepGoing: values['keep-going'] ?? false,
+    magicRollback: !(values['no-magic-rollback'] ?? false),
+    rollback: !(values['no-rollback'] ?? false),
+    confirmTimeoutSeconds,
+    forceUnlock: values['force-unlock'] ?? false,
+    allowUnsigned: values['allow-unsigned'] ?? false,
     dryRun: values['dry-run'] ?? false,
     json: values.json ?? false,
     reportDir: values['report-dir'] ?? '.deploy/runs',
     help,
   };
+}
+
+function positiveInteger(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a whole number ≥ 1 (got '${value}')`);
+  return n;
 }

@@ -11,6 +11,8 @@ import { flakeRef } from '../inventory/schema.ts';
 import { selectHosts } from '../inventory/select.ts';
 import { isOnCoordinator, planDeploy } from '../plan.ts';
 import { planAsJson, renderPlan } from '../plan-render.ts';
+import { recentMedians } from '../report/compare.ts';
+import { historyPathFor, readHistory } from '../report/history.ts';
 import { renderReport } from '../report/report.ts';
 import { type RendererChoice, type RunResult, runPlan } from '../run.ts';
 import { type Command, parseCliArgs, usage } from './args.ts';
@@ -22,7 +24,7 @@ export interface Io {
   readonly env: NodeJS.ProcessEnv;
 }
 
-const processIo: Io = {
+export const processIo: Io = {
   stdout: (text) => process.stdout.write(`${text}\n`),
   stderr: (text) => process.stderr.write(`${text}\n`),
   isTTY: Boolean(process.stdout.isTTY),
@@ -35,7 +37,7 @@ function chooseRenderer(json: boolean, io: Io): RendererChoice {
 }
 
 /** First SIGINT/SIGTERM aborts the running commands; a second one exits at once. */
-function interruptOnSignals(controller: AbortController, io: Io): () => void {
+export function interruptOnSignals(controller: AbortController, io: Io): () => void {
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(ExitCode.interrupted);
     io.stderr(chalk.yellow(`\n${signal}: stopping running commands, starting no new host (again to quit at once)`));
@@ -48,6 +50,10 @@ function interruptOnSignals(controller: AbortController, io: Io): () => void {
     process.off('SIGTERM', onSignal);
   };
 }
+
+const ALLOW_UNSIGNED_WARNING =
+  'WARNING: --allow-unsigned: waiting for the cache accepts narinfos that are unsigned or signed by another key than ' +
+  'cache.publicKey. Targets that check signatures will not substitute those paths and get them copied over SSH instead.';
 
 export async function runCli(command: Command, argv: readonly string[], io: Io = processIo): Promise<number> {
   let json = false;
@@ -72,12 +78,23 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
       seed: options.seed,
       concurrency: options.concurrency,
       onCoordinator: isOnCoordinator(inventory, hostname()),
+      allowUnsigned: options.allowUnsigned,
+      rolling: options.rolling,
+      batchSize: options.batchSize,
+      keepGoing: options.keepGoing,
+      magicRollback: options.magicRollback,
+      rollback: options.rollback,
+      confirmTimeoutSeconds: options.confirmTimeoutSeconds,
+      runId: `${Date.now().toString(36)}-${process.pid}`,
     });
     if (options.dryRun) {
       io.stdout(json ? JSON.stringify({ dryRun: true, plan: planAsJson(plan) }, null, 2) : renderPlan(plan));
       return ExitCode.ok;
     }
 
+    // Read once, before the run: the stages' ETA and the comparison at the end.
+    const history = await readHistory(historyPathFor(options.reportDir), (warning) => io.stderr(chalk.yellow(`warning: ${warning}`)));
+    if (options.allowUnsigned) io.stderr(chalk.yellow.bold(ALLOW_UNSIGNED_WARNING));
     const controller = new AbortController();
     const release = interruptOnSignals(controller, io);
     let result: RunResult;
@@ -87,6 +104,9 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
         signal: controller.signal,
         renderer: chooseRenderer(json, io),
         reportDir: options.reportDir,
+        history,
+        lock: { command: `${command} ${argv.join(' ')}`, forceUnlock: options.forceUnlock },
+        notice: (text) => io.stderr(chalk.yellow(text)),
       });
     } finally {
       release();
@@ -95,8 +115,9 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
     if (json) {
       io.stdout(JSON.stringify({ outcome: result.outcome, exitCode, reportPath: result.reportPath, ...errorJson(result.error), report: result.report }, null, 2));
     } else {
-      io.stdout(`\n${renderReport(result.report)}`);
+      io.stdout(`\n${renderReport(result.report, { comparison: recentMedians(history, plan) })}`);
       if (result.reportPath) io.stdout(chalk.dim(`report: ${result.reportPath}`));
+      for (const warning of result.report.warnings ?? []) io.stderr(chalk.yellow.bold(`warning: ${warning}`));
       if (result.error) reportError(result.error, io);
     }
     return exitCode;
@@ -107,17 +128,17 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
   }
 }
 
-function exitCodeOf(error: unknown): number {
+export function exitCodeOf(error: unknown): number {
   return isKnownError(error) ? error.exitCode : ExitCode.stageFailed;
 }
 
-function errorJson(error: unknown): { error?: { type: string; message: string; hints: readonly string[] } } {
+export function errorJson(error: unknown): { error?: { type: string; message: string; hints: readonly string[] } } {
   if (!error) return {};
   const e = error as Error;
   return { error: { type: e.name, message: e.message, hints: e instanceof StageError ? e.hints : [] } };
 }
 
-function reportError(error: unknown, io: Io): void {
+export function reportError(error: unknown, io: Io): void {
   if (error instanceof InterruptedError) {
     io.stderr(chalk.yellow('interrupted: hosts not yet started were left untouched (see the table above)'));
     return;

@@ -50,6 +50,20 @@ const builder = z.strictObject({
   hostKey: base64.optional(),
 });
 
+const unitName = z.string().regex(/^[A-Za-z0-9@._:-]+$/, 'must be a systemd unit name');
+const argvWord = z.string().min(1).regex(/^[^\n\0]*$/, 'must be one argument');
+
+/** Health checks: inventory-wide defaults, plus per-host additions. */
+const healthChecks = z.strictObject({
+  /** what `systemctl is-system-running` must say; "skip" where the target has no systemd */
+  systemState: z.enum(['running', 'running-or-degraded', 'skip']).optional(),
+  units: z.array(unitName).default([]),
+  /** fetched from the orchestrator, as morph does */
+  http: z.array(z.strictObject({ url: z.url({ protocol: /^https?$/ }), status: z.number().int().min(100).max(599).default(200) })).default([]),
+  /** argv run on the target over SSH; must exit 0 */
+  commands: z.array(z.array(argvWord).min(1)).default([]),
+});
+
 const host = z.strictObject({
   address,
   system,
@@ -57,6 +71,7 @@ const host = z.strictObject({
   sshKey: absolutePath.optional(),
   builder: builder.optional(),
   tags: z.array(tag).default([]),
+  health: healthChecks.optional(),
 });
 
 export const inventorySchema = z.strictObject({
@@ -88,6 +103,29 @@ export const inventorySchema = z.strictObject({
       sudoFlag: z.string().regex(/^--[a-z-]+$/).default('--sudo'),
     })
     .default({ command: ['nixos-rebuild'], extraArgs: [], sudoFlag: '--sudo' }),
+  health: healthChecks
+    .extend({
+      timeoutSeconds: z.number().positive().default(10),
+      retries: z.number().int().min(0).default(3),
+      intervalSeconds: z.number().nonnegative().default(2),
+    })
+    .default({ units: [], http: [], commands: [], timeoutSeconds: 10, retries: 3, intervalSeconds: 2 }),
+  /** Paths on the targets and the coordinator. */
+  paths: z
+    .strictObject({
+      profile: absolutePath.default('/nix/var/nix/profiles/system'),
+      currentSystem: absolutePath.default('/run/current-system'),
+      /** where magic-rollback canaries live on the targets */
+      targetState: absolutePath.default('/var/lib/avalanche-deploy'),
+      /** the deploy lock, on the coordinator */
+      lock: absolutePath.default('/var/lib/avalanche-deploy/deploy.lock'),
+    })
+    .default({
+      profile: '/nix/var/nix/profiles/system',
+      currentSystem: '/run/current-system',
+      targetState: '/var/lib/avalanche-deploy',
+      lock: '/var/lib/avalanche-deploy/deploy.lock',
+    }),
   timeouts: z
     .strictObject({
       connectSeconds: z.number().int().positive().default(10),
@@ -103,6 +141,7 @@ export const inventorySchema = z.strictObject({
 
 export type Inventory = z.infer<typeof inventorySchema>;
 export type InventoryHost = Inventory['hosts'][string];
+export type HealthChecks = z.infer<typeof healthChecks>;
 export type HostName = string;
 
 /** JSON Schema for editors (`$schema` in hosts.json); written by scripts/write-schema.ts. */

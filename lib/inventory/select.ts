@@ -54,8 +54,17 @@ export function chooseSeed(inventory: Inventory, hosts: readonly HostName[], req
     }
     return requested;
   }
-  const candidates = [inventory.seed, ...hosts, ...Object.keys(inventory.hosts)];
-  const seed = candidates.find((name): name is string => name !== undefined && canSeed(name));
+  const seed = seedCandidates(inventory, hosts)[0];
   if (!seed) throw new UsageError(`no host in the inventory can build for ${system}: add a "builder" entry`);
   return seed;
+}
+
+/** Builders of the selected hosts' system, best first: the inventory's seed, the selected hosts, the rest. */
+export function seedCandidates(inventory: Inventory, hosts: readonly HostName[]): HostName[] {
+  const system = inventory.hosts[hosts[0]!]?.system;
+  const ordered = [inventory.seed, ...hosts, ...Object.keys(inventory.hosts)];
+  return [...new Set(ordered)].filter((name): name is string => {
+    const host = name === undefined ? undefined : inventory.hosts[name];
+    return host?.builder !== undefined && host.system === system;
+  });
 }

@@ -2,7 +2,16 @@
 import type { StageName } from '../plan.ts';
 
 export type Outcome = 'success' | 'failed' | 'skipped' | 'interrupted';
-export type HostState = 'deployed' | 'failed' | 'not-started' | 'interrupted';
+export type HostState = 'deployed' | 'failed' | 'rolled-back' | 'not-started' | 'interrupted';
+/** Which generation the host ends on: every host must end on its previous or its new one. */
+export type HostGeneration = 'new' | 'previous' | 'unknown';
+
+export interface HostEnd {
+  readonly state: HostState;
+  readonly generation: HostGeneration;
+  /** what the operator needs to know, e.g. "rolled back: health check failed" */
+  readonly note?: string | undefined;
+}
 
 export interface Span {
   readonly startedAt: number;
@@ -12,7 +21,7 @@ export interface Span {
 
 export class RunRecorder {
   readonly stages = new Map<StageName, Span>();
-  readonly hosts = new Map<string, Span & { state: HostState }>();
+  readonly hosts = new Map<string, Span & { state: HostState; generation?: HostGeneration; note?: string | undefined }>();
   readonly startedAt: number;
 
   constructor(private readonly now: () => number = Date.now) {
@@ -37,9 +46,9 @@ export class RunRecorder {
     this.hosts.set(name, { startedAt: this.now(), state: 'not-started' });
   }
 
-  endHost(name: string, state: HostState): void {
+  endHost(name: string, end: HostEnd): void {
     const span = this.hosts.get(name);
-    if (span) Object.assign(span, { endedAt: this.now(), state, outcome: state === 'deployed' ? 'success' : 'failed' });
+    if (span) Object.assign(span, { endedAt: this.now(), ...end, outcome: end.state === 'deployed' ? 'success' : 'failed' });
   }
 
   elapsed(): number {

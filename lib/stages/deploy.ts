@@ -1,57 +1,56 @@
 /**
- * Stage 5: nixos-rebuild on every host, the seed first, then the others
- * at most `concurrency` at a time. A host that fails does not stop the
- * others already running; hosts not yet started stay untouched when the seed
- * fails or the run is interrupted.
+ * Stage 5: every host through lib/rollout/deploy-host.ts, the seed first.
+ * Without --rolling the rest go at once (at most `concurrency` at a time);
+ * with it, in health-checked waves that stop at the first failure unless
+ * --keep-going. Hosts not started stay untouched.
  */
 import type { ListrTask } from 'listr2';
 import pLimit from 'p-limit';
 import { InterruptedError, StageError } from '../errors.ts';
-import { succeeded } from '../exec/types.ts';
+import { deployHost } from '../rollout/deploy-host.ts';
 import type { RunContext } from './context.ts';
-import { describeFailure } from './failure.ts';
 import { runSubtasks } from './subtasks.ts';
 
 export function deployTask(): ListrTask<RunContext> {
   return {
     title: 'deploy',
     task: async (ctx, task) => {
-      const { deploy, goal } = ctx.plan;
-      task.title = `deploy (${goal})`;
+      const { deploy, goal, seed } = ctx.plan;
+      task.title = `deploy (${goal}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
       const limit = pLimit(deploy.concurrency);
-      for (const wave of deploy.waves) {
+      const failures: StageError[] = [];
+      for (const [index, wave] of deploy.waves.entries()) {
         if (ctx.signal.aborted) throw new InterruptedError();
-        await runSubtasks(
-          task,
-          ctx,
-          wave.map((host) => ({
-            title: host === ctx.plan.seed ? `${host} (seed)` : host,
-            run: (sub) => {
-              if (limit.activeCount >= limit.concurrency) sub.output = `${host}: waiting for a free slot`;
-              return limit(async () => {
-                if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
-                const command = deploy.commands[host]!;
-                ctx.recorder.startHost(host);
-                const result = await ctx.executor.run(command, {
-                  signal: ctx.signal,
+        const label = `wave ${index + 1}/${deploy.waves.length}`;
+        try {
+          await runSubtasks(
+            task,
+            ctx,
+            wave.map((host) => ({
+              title: host === seed ? `${host} (seed, ${label})` : `${host} (${label})`,
+              run: (sub) => {
+                if (limit.activeCount >= limit.concurrency) sub.output = `${host}: waiting for a free slot`;
+                return limit(async () => {
+                  if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
                   // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
-                  onLine: (line) => (sub.output = `${host}: ${line}`),
+                  await deployHost(ctx, host, (line) => (sub.output = `${host}: ${line}`));
+                  sub.title = `${host}: ${goal} done`;
                 });
-                if (result.aborted) {
-                  ctx.recorder.endHost(host, 'interrupted');
-                  throw new InterruptedError(`${host}: interrupted during nixos-rebuild`);
-                }
-                if (!succeeded(result)) {
-                  ctx.recorder.endHost(host, 'failed');
-                  throw new StageError(describeFailure(`${host} failed`, command, result));
-                }
-                ctx.recorder.endHost(host, 'deployed');
-                sub.title = `${host}: ${goal} done`;
-              });
-            },
-          })),
-        );
+              },
+            })),
+          );
+        } catch (error) {
+          if (!(error instanceof StageError)) throw error;
+          failures.push(error);
+          const isSeedWave = index === 0 && wave.includes(seed);
+          const stop = isSeedWave || (deploy.rolling && !deploy.keepGoing);
+          if (stop) {
+            const left = deploy.waves.slice(index + 1).flat();
+            throw left.length ? new StageError(`${error.message}\nnot started: ${left.join(', ')}`, error.hints) : error;
+          }
+        }
       }
+      if (failures.length) throw new StageError(failures.map((f) => f.message).join('\n'));
     },
     rendererOptions: { outputBar: 3 },
   };

@@ -4,6 +4,8 @@ import { fetchCacheInfo } from '../cache/client.ts';
 import { cacheUnreachableHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
 import type { RunContext } from './context.ts';
+import { outputTail, succeeded } from '../exec/types.ts';
+import { type DeployPlan, replanWithSeed } from '../plan.ts';
 import { expectSuccess } from './failure.ts';
 import { runSubtasks } from './subtasks.ts';
 
@@ -12,14 +14,23 @@ export function preflightTask(): ListrTask<RunContext> {
     title: 'preflight',
     task: async (ctx, task) => {
       const { preflight } = ctx.plan;
+      const sshHint = 'Check the address, the key and known_hosts: ssh with the same options must work by hand.';
       await runSubtasks(task, ctx, [
         ...preflight.ssh.map((check) => ({
           title: `${check.host} answers SSH as ${check.role}`,
-          run: async () => {
+          run: async (sub: { title: string }) => {
             const result = await ctx.executor.run(check.command, { signal: ctx.signal });
-            expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [
-              'Check the address, the key and known_hosts: ssh with the same options must work by hand.',
-            ]);
+            const isSeed = check.role === 'builder' && check.host === ctx.plan.seed;
+            if (isSeed && !succeeded(result) && !result.aborted) {
+              const fallback = await firstAnswering(ctx, preflight.seedFallbacks);
+              if (fallback) {
+                ctx.seedFailover = `seed ${check.host} did not answer (${outputTail(result, 1)[0] ?? `exit ${result.exitCode}`}); ${fallback} builds instead`;
+                ctx.plan = replanWithSeed(ctx.plan, fallback);
+                sub.title = `${check.host} does not answer: ${fallback} is the seed`;
+                return;
+              }
+            }
+            expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [sshHint]);
           },
         })),
         {
@@ -39,4 +50,13 @@ export function preflightTask(): ListrTask<RunContext> {
       ]);
     },
   };
+}
+
+/** Seed failover: the first other builder of the same system that answers. */
+async function firstAnswering(ctx: RunContext, fallbacks: DeployPlan['preflight']['seedFallbacks']): Promise<string | undefined> {
+  for (const { host, command } of fallbacks) {
+    const result = await ctx.executor.run(command, { signal: ctx.signal });
+    if (succeeded(result)) return host;
+  }
+  return undefined;
 }

@@ -140,19 +140,23 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     expect(systemProfile('opi02')).toBe(b);
   });
 
-  it('a failed activation names the host, the command and its output; the other hosts deploy', async () => {
+  it('a failed activation names the host, the command and its output, rolls it back; the other hosts deploy', async () => {
     await newGeneration('e2e-fail', { failActivation: ['opi01'] });
     const before = systemProfile('opi01');
+    const running = currentSystem('opi01');
     const run = await runScript('deploy-all', ['--json']);
     expect(run.exitCode).toBe(1);
     expect(run.json.error.message).toMatch(/^opi01 failed: .*nixos-rebuild exited with 1/);
     expect(run.json.error.message).toContain('--target-host root@10.213.77.11');
     expect(run.json.error.message).toMatch(/\| .*switch-to-configuration/);
-    expect(run.json.report.hosts.map((h: { name: string; state: string }) => [h.name, h.state])).toEqual([
-      ['opi01', 'failed'], ['opi02', 'deployed'], ['opi03', 'deployed'],
+    expect(run.json.report.hosts.map((h: { name: string; state: string; generation: string }) => [h.name, h.state, h.generation])).toEqual([
+      ['opi01', 'rolled-back', 'previous'], ['opi02', 'deployed', 'new'], ['opi03', 'deployed', 'new'],
     ]);
+    // It tried the new generation (which failed before switching), and its profile went back.
     expect(activations('opi01').at(-1)?.toplevel).toMatch(/nixos-system-opi01-e2e-fail$/);
     expect(before).toBeDefined();
+    expect(systemProfile('opi01')).toBe(before);
+    expect(currentSystem('opi01')).toBe(running);
   });
 
   it('refuses bad input with exit 2 and runs nothing', async () => {

@@ -1,5 +1,5 @@
 /** What the end-to-end tests ask of the lab: run the real entry points, read the hosts' state. */
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
@@ -24,13 +24,17 @@ export function inventoryPath(): string {
   return labPath('hosts.json');
 }
 
-/** Runs scripts/<script>.ts as a user would, against the lab inventory. */
-export async function runScript(script: 'deploy' | 'deploy-all', args: readonly string[]): Promise<CommandResult & { json: any }> {
-  const result = await executor.run({
-    argv: [join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts', `${script}.ts`), '--inventory', inventoryPath(), '--report-dir', labPath('runs'), ...args],
-    env: env(),
-    timeoutMs: 170_000,
-  });
+export function scriptArgv(script: 'deploy' | 'deploy-all', args: readonly string[], inventory = inventoryPath()): string[] {
+  return [join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts', `${script}.ts`), '--inventory', inventory, '--report-dir', labPath('runs'), ...args];
+}
+
+/** Runs scripts/<script>.ts as a user would, against the lab inventory (or another one). */
+export async function runScript(
+  script: 'deploy' | 'deploy-all',
+  args: readonly string[],
+  options: { inventory?: string } = {},
+): Promise<CommandResult & { json: any }> {
+  const result = await executor.run({ argv: scriptArgv(script, args, options.inventory), env: env(), timeoutMs: 170_000 });
   let json: any;
   if (args.includes('--json')) {
     try {
@@ -42,11 +46,19 @@ export async function runScript(script: 'deploy' | 'deploy-all', args: readonly 
   return { ...result, json };
 }
 
+export function labEnv(): Record<string, string> {
+  return env();
+}
+
 /** A new revision of the fleet: new kernel, new toplevels. */
-export async function newGeneration(label: string, options: { failActivation?: readonly string[] } = {}): Promise<void> {
+export async function newGeneration(
+  label: string,
+  options: { failActivation?: readonly string[]; activationSeconds?: number } = {},
+): Promise<void> {
   const argv = ['bash', join(repoRoot, 'test/lab/flake.sh'), '--generation', label];
   if (options.failActivation?.length) argv.push('--fail-activation', options.failActivation.join(' '));
-  const result = await executor.run({ argv, env: env(), timeoutMs: 30_000 });
+  const extra: Record<string, string> = options.activationSeconds === undefined ? {} : { LAB_ACTIVATION_SECONDS: String(options.activationSeconds) };
+  const result = await executor.run({ argv, env: { ...env(), ...extra }, timeoutMs: 30_000 });
   if (result.exitCode !== 0) throw new Error(`flake.sh failed: ${result.stderr}`);
 }
 
@@ -107,4 +119,33 @@ export function cacheRequests(): { client: string; method: string; path: string;
 
 export function hostAddress(host: string): string {
   return `10.213.77.${10 + Number(host.slice(3))}`;
+}
+
+/** Injects or heals a fault (test/lab/fault.sh). */
+export async function fault(kind: 'sshd-down' | 'sshd-up' | 'link-down' | 'link-up' | 'cache-down' | 'cache-up', host?: string): Promise<void> {
+  const result = await executor.run({ argv: ['bash', join(repoRoot, 'test/lab/fault.sh'), kind, ...(host ? [host] : [])], env: env(), timeoutMs: 30_000 });
+  if (result.exitCode !== 0) throw new Error(`fault.sh ${kind} ${host ?? ''} failed: ${result.stderr}`);
+}
+
+/** A copy of the lab inventory, changed by `edit`; returns its path. */
+export function inventoryCopy(name: string, edit: (json: any) => void): string {
+  const json = JSON.parse(readFileSync(inventoryPath(), 'utf8'));
+  edit(json);
+  const path = labPath(`hosts-${name}.json`);
+  writeFileSync(path, JSON.stringify(json, null, 2));
+  return path;
+}
+
+/** Polls until `check` holds; fails after `timeoutMs`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** How many logins a host's sshd accepted so far (its log is VERBOSE). */
+export function acceptedLogins(host: string): number {
+  return lines(labPath(host, 'sshd.log')).filter((line) => line.includes('Accepted publickey')).length;
 }

@@ -47,7 +47,8 @@ export class RecordingExecutor implements Executor {
   }
 }
 
-/** Answers commands whose argv contains all the given words, in order of appearance. */
+/** Answers commands that contain all the given words: as argv elements, or as words of ssh's remote command. */
 export function when(words: readonly string[], response: ScriptedResponse | ((spec: CommandSpec) => ScriptedResponse)): Responder {
-  return (spec) => (words.every((w) => spec.argv.includes(w)) ? (typeof response === 'function' ? response(spec) : response) : undefined);
+  const has = (spec: CommandSpec, word: string) => spec.argv.some((arg) => arg === word || arg.split(' ').includes(word));
+  return (spec) => (words.every((w) => has(spec, w)) ? (typeof response === 'function' ? response(spec) : response) : undefined);
 }

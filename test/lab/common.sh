@@ -20,6 +20,7 @@ LAB_ALL_HOSTS="opi01 opi02 opi03 opi04 opi05 opi06 opi07 opi08 opi09"
 # LAB_DIR still stops the old lab's cache server (it holds port 5000).
 LAB_MARKER=/run/avalanche-lab.dir
 LAB_GCROOT_DIR=/nix/var/nix/gcroots/arm-cache
+LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 lab_die() {
   echo "lab: error: $*" >&2
@@ -52,4 +53,21 @@ lab_check_seconds() {
 lab_addr() {
   local n=${1#opi}
   echo "$LAB_NET_PREFIX.$((10 + 10#$n))"
+}
+
+# lab_start_sshd opiNN: sshd inside the host's namespaces (its holder must run).
+# setsid: a caller killing our process group must not kill the lab.
+lab_start_sshd() {
+  local d=$LAB_DIR/$1
+  setsid nsenter -t "$(<"$d/holder.pid")" -n -m -u /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" \
+    </dev/null >/dev/null 2>&1 &
+  echo $! >"$d/sshd.pid"
+}
+
+# lab_start_cache: the HTTP binary cache on hawk's lab address.
+lab_start_cache() {
+  setsid node "$LAB_SCRIPTS/cache-server.mjs" \
+    --root "$LAB_DIR/cache" --listen "$LAB_HAWK_ADDR" --port "$LAB_CACHE_PORT" \
+    --access-log "$LAB_DIR/cache-access.log" </dev/null >"$LAB_DIR/cache-server.log" 2>&1 &
+  echo $! >"$LAB_DIR/cache-server.pid"
 }

@@ -184,9 +184,7 @@ for h in $LAB_HOSTS; do
   pid=$(<"$d/holder.pid")
   # The store database of this host's private /nix.
   nsenter -t "$pid" -n -m -u "$NIX_BIN/nix-store" --init
-  setsid nsenter -t "$pid" -n -m -u /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" \
-    </dev/null >/dev/null 2>&1 &
-  echo $! >"$d/sshd.pid"
+  lab_start_sshd "$h"
 done
 
 # --- hawk: nix.conf, machines, post-build hook, cache -----------------------
@@ -234,10 +232,7 @@ chmod 0755 "$LAB_DIR/hawk/post-build-hook"
 # The file cache root: nix copy keeps an existing nix-cache-info.
 printf 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n' >"$LAB_DIR/cache/nix-cache-info"
 : >"$LAB_DIR/cache-access.log"
-setsid node "$HERE/cache-server.mjs" \
-  --root "$LAB_DIR/cache" --listen "$LAB_HAWK_ADDR" --port "$LAB_CACHE_PORT" \
-  --access-log "$LAB_DIR/cache-access.log" </dev/null >"$LAB_DIR/cache-server.log" 2>&1 &
-echo $! >"$LAB_DIR/cache-server.pid"
+lab_start_cache
 
 # --- the flake --------------------------------------------------------------
 bash "$HERE/flake.sh" --generation 1 >/dev/null

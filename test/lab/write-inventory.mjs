@@ -50,6 +50,14 @@ const inventory = {
     ],
   },
   nixosRebuild: { command: [`${e.REPO}/test/lab/bin/nixos-rebuild`], extraArgs: [], sudoFlag: "--sudo" },
+  // No systemd in the lab: the system state check is skipped, and the running
+  // system is the lab's stand-in for /run/current-system.
+  health: { systemState: "skip", commands: [["test", "-e", "/nix/var/lab/current-system"]], timeoutSeconds: 5, retries: 1, intervalSeconds: 1 },
+  paths: {
+    currentSystem: "/nix/var/lab/current-system",
+    targetState: "/nix/var/lab/avalanche",
+    lock: `${lab}/hawk/deploy.lock`,
+  },
   hosts,
 };
 

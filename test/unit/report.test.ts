@@ -39,7 +39,7 @@ describe('run report', () => {
   recorder.startStage('evaluate');
   recorder.endStage('evaluate', 'failed');
   recorder.startHost('opi03');
-  recorder.endHost('opi03', 'deployed');
+  recorder.endHost('opi03', { state: 'deployed', generation: 'new' });
   const report = buildReport({
     recorder,
     outcome: 'failed',
@@ -61,13 +61,13 @@ describe('run report', () => {
       { name: 'seed-build', outcome: 'not-started', startMs: undefined, durationMs: undefined },
     ]);
     expect(report.hosts).toEqual([
-      { name: 'opi01', state: 'not-started', startMs: undefined, durationMs: undefined, toplevel: undefined },
-      { name: 'opi03', state: 'deployed', startMs: 3000, durationMs: 7000, toplevel: undefined },
+      { name: 'opi01', state: 'not-started', generation: 'previous', note: undefined, startMs: undefined, durationMs: undefined, toplevel: undefined },
+      { name: 'opi03', state: 'deployed', generation: 'new', note: undefined, startMs: 3000, durationMs: 7000, toplevel: undefined },
     ]);
     expect(report.id).toBe('1970-01-01T00-00-00-000Z');
   });
 
-  it('renders a table and the verdict', () => {
+  it('renders a table, the timeline and the verdict', () => {
     const text = renderReport(report);
     expect(text.split('\n')).toEqual([
       'stage / host    duration  outcome',
@@ -76,8 +76,18 @@ describe('run report', () => {
       'seed-build             —  not-started',
       'wait-for-cache         —  not-started',
       'deploy                 —  not-started',
-      '  opi01                —  not-started',
-      '  opi03             7.0s  deployed',
+      '  opi01                —  not-started (previous generation)',
+      '  opi03             7.0s  deployed (new generation)',
+      '',
+      'preflight       █████                                              1.0s',
+      'evaluate            ▓▓▓▓▓▓▓▓▓                                      2.0s failed',
+      'seed-build                                                         — not-started',
+      'wait-for-cache                                                     — not-started',
+      'deploy                                                             — not-started',
+      '  opi03                     █████████████████████████████          7.0s',
+      '  opi01                                                            — not-started',
+      '                └───────┴───────┴───────┴───────┴───────┴───────┴',
+      '                0       2s      4s      6s      8s      10s     12s',
       '',
       'total 12.0s — failed, not compared with the baseline',
     ]);

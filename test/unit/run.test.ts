@@ -17,6 +17,8 @@ const build = when(['build'], {
     '@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","ssh://nix-builder@opi03.internal",1,1],"id":7,"level":3,"text":"","type":105}',
   ],
 });
+// What each target ran before: its profile link, the profile's path, the running system.
+const probe = when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' });
 const rebuildOf = (spec: CommandSpec) => spec.argv[spec.argv.indexOf('--flake') + 1]!.split('#')[1];
 
 let cache: TestCache | undefined;
@@ -32,9 +34,10 @@ async function run(responders: Responder[], options: { narinfo?: string; signal?
     json.cache.url = url;
     json.cache.publicKey = FIXTURE_KEY;
     json.timeouts.cacheWaitSeconds = 1;
+    json.health = { systemState: 'skip' };
   });
   const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true });
-  const executor = new RecordingExecutor([...responders, evaluation, build]);
+  const executor = new RecordingExecutor([...responders, evaluation, build, probe]);
   const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: 'silent' });
   return { result, executor };
 }
@@ -69,14 +72,18 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     expect(result.error!.message).toContain('opi02 failed: nixos-rebuild exited with 1');
     expect(result.error!.message).toContain("$ NIX_SSHOPTS='");
     expect(result.error!.message).toContain('  | error: cannot connect to opi02.internal');
-    expect(result.report.hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'failed'], ['opi03', 'deployed']]);
+    expect(result.report.hosts.map((h) => [h.name, h.state, h.generation])).toEqual([
+      ['opi01', 'deployed', 'new'],
+      ['opi02', 'rolled-back', 'previous'],
+      ['opi03', 'deployed', 'new'],
+    ]);
   });
 
   it('starts no other host when the seed fails', async () => {
     const { result, executor } = await run([when(['--flake', '.#opi03'], { exitCode: 4, stderr: 'activation failed' })]);
     expect(result.error!.message).toContain('opi03 failed: nixos-rebuild exited with 4');
     expect(executor.calls.filter((c) => c.argv[0] === 'nixos-rebuild').map(rebuildOf)).toEqual(['opi03']);
-    expect(result.report.hosts.map((h) => h.state)).toEqual(['not-started', 'not-started', 'failed']);
+    expect(result.report.hosts.map((h) => h.state)).toEqual(['not-started', 'not-started', 'rolled-back']);
   });
 
   it('fails preflight naming the unreachable host, before evaluating anything', async () => {

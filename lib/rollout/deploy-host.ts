@@ -1,0 +1,105 @@
+/**
+ * One host's deploy, so that it always ends on its previous or its new
+ * generation: remember what it runs, arm the magic-rollback watchdog,
+ * nixos-rebuild, health checks, then confirm over a new connection. On a
+ * failure it is rolled back; where even that cannot reach it, the armed
+ * watchdog reverts it by itself.
+ */
+import { InterruptedError, StageError } from '../errors.ts';
+import { type CommandResult, outputTail, succeeded } from '../exec/types.ts';
+import type { HostEnd } from '../report/timing.ts';
+import type { RunContext } from '../stages/context.ts';
+import { describeFailure } from '../stages/failure.ts';
+import { healthChecksFor, runHealthChecks } from './health.ts';
+import { type Generation, parseGeneration } from './host-steps.ts';
+
+const CONFIRM_TOO_LATE = 3;
+
+export async function deployHost(ctx: RunContext, host: string, say: (text: string) => void): Promise<void> {
+  const { plan, executor, signal, recorder } = ctx;
+  const { deploy, goal, inventory } = plan;
+  const steps = deploy.steps[host]!;
+  const command = deploy.commands[host]!;
+  const run = (argv: string[], timeoutMs = inventory.timeouts.connectSeconds * 3000) =>
+    executor.run({ argv, timeoutMs }, { signal });
+  const end = (result: HostEnd) => recorder.endHost(host, result);
+  const fail = (result: HostEnd, message: string): never => {
+    end(result);
+    throw new StageError(result.note ? `${message}\n  → ${host}: ${result.note}` : message);
+  };
+
+  recorder.startHost(host);
+  say('reading the current generation');
+  const probe = await run(steps.probe);
+  if (probe.aborted) return interrupted(end, host, 'previous');
+  if (!succeeded(probe)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot read its generation`, { argv: steps.probe, timeoutMs: 0 }, probe));
+  const previous = parseGeneration(probe.stdout);
+
+  let armed = false;
+  if (deploy.magicRollback) {
+    const arm = await run(steps.arm(previous));
+    if (arm.aborted) return interrupted(end, host, 'previous');
+    if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, { argv: steps.arm(previous), timeoutMs: 0 }, arm));
+    armed = true;
+  }
+  const watchdogNote = `the magic-rollback watchdog on ${host} reverts it within ${deploy.confirmTimeoutSeconds} s of its activation`;
+
+  say(`nixos-rebuild ${goal}`);
+  const rebuilt = await executor.run(command, { signal, onLine: (line) => say(line) });
+  if (rebuilt.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+  if (!succeeded(rebuilt)) {
+    const why = describeFailure(`${host} failed`, command, rebuilt);
+    return fail(await rollBack(ctx, host, previous, armed, 'nixos-rebuild failed', say), why);
+  }
+
+  if (goal === 'switch' || goal === 'test') {
+    const checks = healthChecksFor(inventory, host, executor);
+    const health = await runHealthChecks(checks, {
+      retries: inventory.health.retries,
+      intervalMs: inventory.health.intervalSeconds * 1000,
+      signal,
+      onProgress: say,
+    });
+    if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+    if (health.failed) {
+      const why = `${host}: health check failed after ${health.failed.attempts} attempt(s): ${health.failed.check}: ${health.failed.reason}`;
+      return fail(await rollBack(ctx, host, previous, armed, 'health check failed', say), why);
+    }
+  }
+
+  if (armed) {
+    say('confirming over a new SSH connection');
+    const confirm = await run(steps.confirm);
+    if (confirm.exitCode === CONFIRM_TOO_LATE) {
+      fail({ state: 'rolled-back', generation: 'previous', note: 'confirmation came too late: the target had rolled itself back' }, `${host}: not confirmed in time`);
+    }
+    if (!succeeded(confirm)) {
+      fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy over a new SSH connection`);
+    }
+  }
+  end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new' });
+}
+
+async function rollBack(ctx: RunContext, host: string, previous: Generation, armed: boolean, reason: string, say: (t: string) => void): Promise<HostEnd> {
+  const { deploy, goal } = ctx.plan;
+  if (goal === 'dry-activate') return { state: 'failed', generation: 'previous', note: `${reason}; dry-activate changes nothing` };
+  if (!deploy.rollback) {
+    return { state: 'failed', generation: 'unknown', note: `${reason}; not rolled back (--no-rollback)${armed ? '; the watchdog is disarmed only by confirmation' : ''}` };
+  }
+  say(`rolling back to ${previous.currentSystem || 'the previous profile'}`);
+  const argv = deploy.steps[host]!.rollback(previous);
+  // Not abortable: a half-done rollback is worse than a finished one.
+  const result = await ctx.executor.run({ argv, timeoutMs: ctx.plan.inventory.timeouts.deployMinutes * 60_000 });
+  if (succeeded(result)) return { state: 'rolled-back', generation: 'previous', note: `rolled back: ${reason}` };
+  const watchdog = armed ? `the magic-rollback watchdog reverts it within ${deploy.confirmTimeoutSeconds} s of its activation` : 'its state is unknown';
+  return { state: 'failed', generation: 'unknown', note: `${reason}; rollback over SSH failed (${tail(result)}); ${watchdog}` };
+}
+
+function interrupted(end: (r: HostEnd) => void, host: string, generation: HostEnd['generation'], note?: string): never {
+  end({ state: 'interrupted', generation, note });
+  throw new InterruptedError(`${host}: interrupted`);
+}
+
+function tail(result: CommandResult): string {
+  return outputTail(result, 1)[0] ?? `exit ${result.exitCode}`;
+}

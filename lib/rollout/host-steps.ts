@@ -1,0 +1,45 @@
+/** argv for the rollback safety steps around one host's nixos-rebuild. Pure. */
+import type { HostName, Inventory } from '../inventory/schema.ts';
+import type { Goal } from '../nix/commands.ts';
+import { deployTarget, FRESH_CONNECTION, sshArgv } from '../ssh.ts';
+import { armArgs, CONFIRM, PROBE_GENERATION, ROLLBACK } from './remote-scripts.ts';
+
+/** What a host ran before the deploy, to go back to. */
+export interface Generation {
+  /** the profile's link, e.g. system-5-link; empty when the host had no profile */
+  readonly profileLink: string;
+  readonly profilePath: string;
+  /** the running system's store path; empty when unknown */
+  readonly currentSystem: string;
+}
+
+export function parseGeneration(stdout: string): Generation {
+  const [profileLink = '', profilePath = '', currentSystem = ''] = stdout.split('\n').map((l) => l.trim());
+  return { profileLink, profilePath, currentSystem };
+}
+
+export interface HostSteps {
+  readonly probe: string[];
+  arm(previous: Generation): string[];
+  /** over a new connection: no multiplexing, so a dead path cannot confirm */
+  readonly confirm: string[];
+  rollback(previous: Generation): string[];
+}
+
+export function hostSteps(inventory: Inventory, host: HostName, runId: string, goal: Goal, confirmSeconds: number): HostSteps {
+  const entry = inventory.hosts[host]!;
+  const target = deployTarget(entry);
+  const { profile, currentSystem, targetState } = inventory.paths;
+  const canary = `${targetState}/canary-${runId}`;
+  const marker = `${targetState}/rollbacks.log`;
+  const common = (prev: Generation) => [profile, currentSystem, prev.profileLink, prev.currentSystem, goal, marker, canary];
+  const remote = (argv: string[]) => sshArgv(inventory, target, argv);
+  // Bounded: the watchdog gives up waiting for an activation after the deploy timeout.
+  const armSeconds = String(Math.ceil(inventory.timeouts.deployMinutes * 60));
+  return {
+    probe: remote(['sh', '-c', PROBE_GENERATION, 'avalanche-probe', profile, currentSystem]),
+    arm: (prev) => remote(armArgs([...common(prev), String(confirmSeconds), armSeconds])),
+    confirm: sshArgv(inventory, target, ['sh', '-c', CONFIRM, 'avalanche-confirm', canary], FRESH_CONNECTION),
+    rollback: (prev) => remote(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...common(prev)]),
+  };
+}

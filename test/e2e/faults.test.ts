@@ -1,0 +1,215 @@
+/**
+ * Fault injection in the lab: each test breaks one thing, asserts the final
+ * generation of every host it touched and the report's account of it, and
+ * heals the lab in `finally` for the tests after it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  acceptedLogins,
+  activations,
+  buildsOf,
+  cacheRequests,
+  currentSystem,
+  fault,
+  inventoryCopy,
+  lab,
+  labEnv,
+  labPath,
+  labSkipReason,
+  newGeneration,
+  runScript,
+  scriptArgv,
+  systemProfile,
+  until,
+} from './lab.ts';
+
+type HostRow = { name: string; state: string; generation: string; note?: string };
+const states = (report: { hosts: HostRow[] }) => report.hosts.map((h) => [h.name, h.state, h.generation]);
+const snapshot = (hosts: string[]) => Object.fromEntries(hosts.map((h) => [h, { profile: systemProfile(h), current: currentSystem(h) }]));
+const activated = (host: string, generation: string) => activations(host).some((a) => a.toplevel.endsWith(`-${generation}`));
+
+describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labSkipReason})`}`, () => {
+  it('1. the seed\'s sshd is down: another opi becomes the seed, the deploy succeeds', async () => {
+    await newGeneration('f1');
+    await fault('sshd-down', 'opi03');
+    try {
+      const run = await runScript('deploy', ['opi01', 'opi02', '--json']);
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.json.report.seed).toBe('opi01');
+      expect(run.json.report.seedFailover).toMatch(/^seed opi03 did not answer .*; opi01 builds instead$/);
+      expect(buildsOf('f1').filter((b) => b.name.startsWith('linux'))).toEqual([{ host: 'opi01', name: 'linux-6.1-opi-f1' }]);
+      expect(states(run.json.report)).toEqual([['opi01', 'deployed', 'new'], ['opi02', 'deployed', 'new']]);
+    } finally {
+      await fault('sshd-up', 'opi03');
+    }
+  });
+
+  it('2. the cache is down: preflight fails within 5 s with the hint, no host touched', async () => {
+    const before = snapshot(['opi01', 'opi02', 'opi03']);
+    const logins = acceptedLogins('opi01');
+    await fault('cache-down');
+    try {
+      const run = await runScript('deploy-all', ['--json']);
+      expect(run.exitCode).toBe(1);
+      expect(run.json.error.message).toMatch(/^cache does not answer: GET http:\/\/10\.213\.77\.1:5000\/nix-cache-info failed: ECONNREFUSED/);
+      expect(run.json.error.hints.join('\n')).toContain('Harmonia down: curl http://10.213.77.1:5000/nix-cache-info');
+      const preflight = run.json.report.stages[0];
+      expect(preflight).toMatchObject({ name: 'preflight', outcome: 'failed' });
+      expect(preflight.durationMs).toBeLessThan(5000); // the bound the issue asks for, not a speed claim
+      expect(run.json.report.stages.slice(1).every((s: { outcome: string }) => s.outcome === 'not-started')).toBe(true);
+      expect(states(run.json.report).every(([, state, generation]) => state === 'not-started' && generation === 'previous')).toBe(true);
+      expect(snapshot(['opi01', 'opi02', 'opi03'])).toEqual(before);
+      expect(acceptedLogins('opi01')).toBe(logins + 1); // preflight's ssh check only
+    } finally {
+      await fault('cache-up');
+    }
+  });
+
+  it('3. a target partitioned mid-rollout fails in bounded time; later waves are not started', async () => {
+    await newGeneration('f3');
+    const before = snapshot(['opi01', 'opi02']);
+    const child = runScript('deploy-all', ['--rolling', '--json']);
+    let partitioned = false;
+    try {
+      await until('opi03 (the seed wave) activated', () => activated('opi03', 'f3'));
+      await fault('link-down', 'opi01');
+      partitioned = true;
+      const run = await child;
+      expect(run.exitCode).toBe(1);
+      expect(run.durationMs).toBeLessThan(90_000); // bounded by ConnectTimeout, not hanging
+      expect(states(run.json.report)).toEqual([
+        ['opi01', 'failed', 'previous'],
+        ['opi02', 'not-started', 'previous'],
+        ['opi03', 'deployed', 'new'],
+      ]);
+      expect(run.json.error.message).toContain('not started: opi02');
+      expect(snapshot(['opi02'])).toEqual({ opi02: before.opi02 });
+    } finally {
+      if (!partitioned) await child.catch(() => undefined);
+      await fault('link-up', 'opi01');
+    }
+    expect(snapshot(['opi01'])).toEqual({ opi01: before.opi01 });
+  });
+
+  it('4. activation fails on one host: it is back on its previous generation, the rollout stops', async () => {
+    await newGeneration('f4', { failActivation: ['opi01'] });
+    const before = snapshot(['opi01', 'opi02']);
+    const run = await runScript('deploy-all', ['--rolling', '--json']);
+    expect(run.exitCode).toBe(1);
+    expect(states(run.json.report)).toEqual([
+      ['opi01', 'rolled-back', 'previous'],
+      ['opi02', 'not-started', 'previous'],
+      ['opi03', 'deployed', 'new'],
+    ]);
+    expect(activated('opi01', 'f4')).toBe(true);
+    expect(snapshot(['opi01', 'opi02'])).toEqual(before);
+  });
+
+  it('5. connection cut right after activation: the target reverts itself (magic rollback)', async () => {
+    await newGeneration('f5');
+    const before = snapshot(['opi02']);
+    expect(before.opi02!.current).toBeTruthy();
+    const rollbacks = () => (existsSync(labPath('opi02/nix/var/lab/avalanche/rollbacks.log')) ? readFileSync(labPath('opi02/nix/var/lab/avalanche/rollbacks.log'), 'utf8').split('\n').filter(Boolean).length : 0);
+    const rolledBefore = rollbacks();
+    const child = runScript('deploy', ['opi02', '--confirm-timeout', '4', '--json']);
+    try {
+      await until('opi02 activated the new generation', () => activated('opi02', 'f5'));
+      await fault('link-down', 'opi02');
+      const run = await child;
+      expect(run.exitCode).toBe(1);
+      const opi02: HostRow = run.json.report.hosts[0];
+      expect(opi02.state).toBe('failed');
+      expect(opi02.note).toMatch(/magic-rollback watchdog on opi02 reverts it within 4 s of its activation/);
+      // The watchdog acts on the target alone, while it is still cut off.
+      await until('opi02 rolled itself back', () => rollbacks() > rolledBefore, 30_000);
+    } finally {
+      await fault('link-up', 'opi02');
+    }
+    expect(snapshot(['opi02'])).toEqual(before);
+  });
+
+  it('6. a failed health check rolls the host back', async () => {
+    await newGeneration('f6');
+    const before = snapshot(['opi02']);
+    const inventory = inventoryCopy('unhealthy', (json) => {
+      json.hosts.opi02.health = { commands: [['test', '-e', '/nix/var/lab/no-such-health-marker']] };
+    });
+    const run = await runScript('deploy', ['opi02', '--json'], { inventory });
+    expect(run.exitCode).toBe(1);
+    expect(run.json.error.message).toContain('opi02: health check failed after 2 attempt(s): command: test -e /nix/var/lab/no-such-health-marker');
+    expect(states(run.json.report)).toEqual([['opi02', 'rolled-back', 'previous']]);
+    expect(activated('opi02', 'f6')).toBe(true);
+    expect(snapshot(['opi02'])).toEqual(before);
+  });
+
+  it('7. two deploys at once: the second is refused by the lock, naming the holder', async () => {
+    await newGeneration('f7');
+    const first = runScript('deploy-all', ['--json']);
+    await until('the first run holds the lock', () => existsSync(labPath('hawk/deploy.lock')));
+    const holder = JSON.parse(readFileSync(labPath('hawk/deploy.lock'), 'utf8'));
+    const second = await runScript('deploy', ['opi01', '--json']);
+    expect(second.exitCode).toBe(1);
+    expect(second.json.error.message).toContain(`is held by ${holder.user}@${holder.host} (pid ${holder.pid})`);
+    expect(second.json.error.message).toContain('deploy-all --inventory');
+    const done = await first;
+    expect(done.exitCode, done.stderr).toBe(0);
+    expect(existsSync(labPath('hawk/deploy.lock'))).toBe(false);
+  });
+
+  it('8. SIGINT during the deploy stage: exit 130 within 5 s, no orphans, the report tells the truth', async () => {
+    await newGeneration('f8', { activationSeconds: 6 });
+    const before = snapshot(['opi01', 'opi02', 'opi03']);
+    const [program, ...args] = scriptArgv('deploy-all', ['--json', '--confirm-timeout', '2']);
+    const child = spawn(program!, args, { env: { ...process.env, ...labEnv() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const rebuilding = () => {
+      const ps = spawn('pgrep', ['-f', 'nixos-rebuild switch --flake path:']);
+      return new Promise<boolean>((resolve) => ps.on('exit', (code) => resolve(code === 0)));
+    };
+    await until('nixos-rebuild runs', rebuilding);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const interruptedAt = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(code).toBe(130);
+    expect(Date.now() - interruptedAt).toBeLessThan(5000);
+    expect(await rebuilding()).toBe(false);
+    const report = JSON.parse(stdout).report;
+    expect(report.outcome).toBe('interrupted');
+    const rows: HostRow[] = report.hosts;
+    expect(rows.find((h) => h.name === 'opi03')).toMatchObject({ state: 'interrupted' });
+    expect(rows.filter((h) => h.name !== 'opi03').map((h) => [h.state, h.generation])).toEqual([
+      ['not-started', 'previous'],
+      ['not-started', 'previous'],
+    ]);
+    // What the report promised: opi03 ends on its previous generation (rolled back by its watchdog if it activated).
+    await until('opi03 settled back on its previous generation', () => currentSystem('opi03') === before.opi03!.current && systemProfile('opi03') === before.opi03!.profile, 40_000);
+    expect(snapshot(['opi01', 'opi02'])).toEqual({ opi01: before.opi01, opi02: before.opi02 });
+  });
+
+  it('9. bad input exits 2 with a clear message and runs nothing', async () => {
+    const logins = acceptedLogins('opi01');
+    const requests = cacheRequests().length;
+    const malformed = labPath('hosts-malformed.json');
+    (await import('node:fs')).writeFileSync(malformed, '{ "hosts": {');
+    const cases: [string[], string | undefined, RegExp][] = [
+      [['opi01'], malformed, /hosts-malformed\.json is not valid JSON/],
+      [['opi04'], undefined, /unknown host 'opi04'; known: opi01, opi02, opi03/],
+      [['opi01;reboot'], undefined, /unknown host 'opi01;reboot'/],
+      [['opi01'], inventoryCopy('badkey', (json) => (json.cache.publicKey = 'lab-hawk-1:not-base64!')), /cache\.publicKey: must be "<name>:<base64 of a 32-byte ed25519 key>"/],
+      [['opi01'], inventoryCopy('badname', (json) => (json.hosts['opi$(id)'] = json.hosts.opi01)), /hosts\["opi\$\(id\)"\]: invalid host name/],
+    ];
+    for (const [args, inventory, message] of cases) {
+      const run = await runScript('deploy', args, inventory ? { inventory } : {});
+      expect(run.exitCode, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect(acceptedLogins('opi01')).toBe(logins);
+    expect(cacheRequests().length).toBe(requests);
+  });
+});

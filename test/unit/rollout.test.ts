@@ -1,0 +1,162 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { StageError } from '../../lib/errors.ts';
+import type { CommandSpec } from '../../lib/exec/types.ts';
+import { planDeploy, type PlanOptions } from '../../lib/plan.ts';
+import { DeployLock } from '../../lib/rollout/lock.ts';
+import { runPlan } from '../../lib/run.ts';
+import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from '../helpers/fixtures.ts';
+import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
+import { RecordingExecutor, type Responder, when } from '../helpers/recording-executor.ts';
+
+const hosts = ['opi01', 'opi02', 'opi03'];
+const toplevel = { drv: '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv', out: FIXTURE_TOPLEVEL };
+const base: Responder[] = [
+  when(['eval'], { stdout: JSON.stringify(Object.fromEntries(hosts.map((h) => [h, toplevel]))) }),
+  when(['build'], { stdout: JSON.stringify([{ drvPath: toplevel.drv, outputs: { out: FIXTURE_TOPLEVEL } }]) }),
+  when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),
+];
+/** The host an ssh or nixos-rebuild command is for. */
+const hostOf = (spec: CommandSpec) => (spec.argv[0] === 'nix' ? undefined : spec.argv.join(' ').match(/opi0\d/)?.[0]);
+const kindOf = (spec: CommandSpec) =>
+  spec.argv[0] === 'nixos-rebuild' ? 'rebuild' : (spec.argv.join(' ').match(/avalanche-(probe|arm|confirm|rollback)/)?.[1] ?? 'health');
+
+let cache: TestCache | undefined;
+afterEach(async () => {
+  await cache?.close();
+  cache = undefined;
+});
+
+async function run(responders: Responder[], options: Partial<PlanOptions> = {}, editInventory?: (json: any) => void) {
+  cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': fixture('narinfo/signed.narinfo') });
+  const url = cache.url;
+  const inventory = fleetInventory((json) => {
+    json.cache.url = url;
+    json.cache.publicKey = FIXTURE_KEY;
+    json.health = { systemState: 'skip', retries: 1, intervalSeconds: 0 };
+    editInventory?.(json);
+  });
+  const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, runId: 'r1', ...options });
+  const executor = new RecordingExecutor([...responders, ...base]);
+  const result = await runPlan(plan, { executor, signal: new AbortController().signal, renderer: 'silent' });
+  const steps = executor.calls.filter((c) => hostOf(c) && !c.argv.includes('true') && !c.argv.join(' ').includes('nix-store --version'));
+  return { result, executor, steps: steps.map((c) => `${hostOf(c)} ${kindOf(c)}`) };
+}
+
+describe('planning rollouts', () => {
+  const inventory = fleetInventory();
+  it('rolls out the seed first, then waves of --batch-size', () => {
+    const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 1 });
+    expect(plan.deploy.waves).toEqual([['opi03'], ['opi01'], ['opi02']]);
+    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 2 }).deploy.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
+  });
+
+  it('arms the magic rollback only for goals that activate', () => {
+    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true }).deploy.magicRollback).toBe(true);
+    expect(planDeploy(inventory, hosts, { goal: 'test', onCoordinator: true }).deploy.magicRollback).toBe(true);
+    expect(planDeploy(inventory, hosts, { goal: 'boot', onCoordinator: true }).deploy.magicRollback).toBe(false);
+    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, magicRollback: false }).deploy.magicRollback).toBe(false);
+  });
+
+  it('passes every value to the remote scripts as an argument, confirming over a fresh connection', () => {
+    const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, runId: 'r1', confirmTimeoutSeconds: 7 });
+    const steps = plan.deploy.steps.opi01!;
+    expect(steps.probe.at(-1)).toMatch(/ avalanche-probe \/nix\/var\/nix\/profiles\/system \/run\/current-system$/);
+    const armed = steps.arm({ profileLink: 'system-4-link', profilePath: '/nix/store/a', currentSystem: '/nix/store/a' });
+    const remote = armed.at(-1)!;
+    expect(remote).toMatch(/ avalanche-arm '/);
+    expect(remote).toMatch(
+      / \/nix\/var\/nix\/profiles\/system \/run\/current-system system-4-link \/nix\/store\/a switch \/var\/lib\/avalanche-deploy\/rollbacks\.log \/var\/lib\/avalanche-deploy\/canary-r1 7 3600$/,
+    );
+    expect(steps.confirm).toEqual(expect.arrayContaining(['-o', 'ControlMaster=no', '-o', 'ControlPath=none']));
+    expect(steps.confirm.indexOf('ControlPath=none')).toBeLessThan(steps.confirm.indexOf('deploy@opi01.internal'));
+  });
+});
+
+describe('safe rollouts (recording executor)', () => {
+  it('probes, arms, rebuilds, confirms each host', async () => {
+    const { result, steps } = await run([]);
+    expect(result.error).toBeUndefined();
+    expect(steps.filter((s) => s.startsWith('opi03'))).toEqual(['opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 confirm']);
+    expect(result.report.hosts.every((h) => h.state === 'deployed' && h.generation === 'new')).toBe(true);
+  });
+
+  it('stops a rolling deploy at the first failure and rolls that host back', async () => {
+    const { result, steps } = await run([when(['--flake', '.#opi01'], { exitCode: 1, stderr: 'switch-to-configuration failed' })], {
+      rolling: true,
+    });
+    expect(steps).toEqual([
+      'opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 confirm',
+      'opi01 probe', 'opi01 arm', 'opi01 rebuild', 'opi01 rollback',
+    ]);
+    expect(result.error!.message).toContain('not started: opi02');
+    expect(result.report.hosts.map((h) => [h.name, h.state, h.generation])).toEqual([
+      ['opi01', 'rolled-back', 'previous'],
+      ['opi02', 'not-started', 'previous'],
+      ['opi03', 'deployed', 'new'],
+    ]);
+  });
+
+  it('--keep-going deploys the later waves and fails at the end', async () => {
+    const { result, steps } = await run([when(['--flake', '.#opi01'], { exitCode: 1 })], { rolling: true, keepGoing: true });
+    expect(steps).toContain('opi02 confirm');
+    expect(result.error).toBeInstanceOf(StageError);
+    expect(result.report.hosts.map((h) => h.state)).toEqual(['rolled-back', 'deployed', 'deployed']);
+  });
+
+  it('rolls back a host whose health check fails', async () => {
+    const { result, steps } = await run([when(['/run/booted-fine'], { exitCode: 1, stderr: 'no' })], {}, (json) => {
+      json.hosts.opi02.health = { commands: [['test', '-e', '/run/booted-fine']] };
+    });
+    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 arm', 'opi02 rebuild', 'opi02 health', 'opi02 health', 'opi02 rollback']);
+    expect(result.error!.message).toContain('opi02: health check failed after 2 attempt(s): command: test -e /run/booted-fine');
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: 'rolled back: health check failed' });
+  });
+
+  it('says when a host could not be confirmed: its watchdog reverts it', async () => {
+    const { result } = await run([when(['avalanche-confirm', 'deploy@opi02.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection timed out' })]);
+    const opi02 = result.report.hosts.find((h) => h.name === 'opi02')!;
+    expect(opi02).toMatchObject({ state: 'failed', generation: 'unknown' });
+    expect(opi02.note).toMatch(/not confirmed .*Connection timed out.*watchdog on opi02 reverts it within 30 s/);
+  });
+
+  it('fails over to another builder when the seed does not answer, and says so', async () => {
+    const { result, executor } = await run([when(['nix-builder@opi03.internal'], { exitCode: 255, stderr: 'Connection refused' })]);
+    expect(result.error).toBeUndefined();
+    expect(result.report.seed).toBe('opi01');
+    expect(result.report.seedFailover).toBe('seed opi03 did not answer (Connection refused); opi01 builds instead');
+    const build = executor.calls.find((c) => c.argv.includes('build'))!;
+    expect(build.argv).toContain('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
+  });
+});
+
+describe('deploy lock', () => {
+  const inventory = fleetInventory();
+  const holder = JSON.stringify({ id: 'x', user: 'ci', host: 'runner-7', pid: 42, startedAt: new Date().toISOString(), command: 'deploy-all --rolling' });
+
+  it('takes the lock atomically on the coordinator and releases only its own', async () => {
+    const executor = new RecordingExecutor();
+    const lock = await DeployLock.acquire({ inventory, executor, onCoordinator: false, command: 'deploy opi01', forceUnlock: false });
+    await lock.release();
+    expect(executor.calls[0]!.argv.slice(-3, -1)).toEqual(['root@hawk.internal', '--']);
+    expect(executor.calls[0]!.argv.at(-1)).toMatch(/set -C/);
+    expect(executor.calls[1]!.argv.at(-1)).toContain(lock.holder.id);
+  });
+
+  it('refuses when another run holds it, naming the holder', async () => {
+    const executor = new RecordingExecutor([when(['avalanche-lock'], { exitCode: 75, stdout: holder })]);
+    const taking = DeployLock.acquire({ inventory, executor, onCoordinator: true, command: 'deploy opi01', forceUnlock: false });
+    await expect(taking).rejects.toThrow('deploy lock /var/lib/avalanche-deploy/deploy.lock is held by ci@runner-7 (pid 42) since');
+    await expect(taking).rejects.toThrow(/deploy-all --rolling/);
+  });
+
+  it('takes over a lock whose run is gone', async () => {
+    let held = true;
+    const { hostname } = await import('node:os');
+    const dead = JSON.stringify({ ...JSON.parse(holder), host: hostname() });
+    const executor = new RecordingExecutor([
+      (spec) => (spec.argv.join(' ').includes('set -C') && held ? ((held = false), { exitCode: 75, stdout: dead }) : undefined),
+    ]);
+    const lock = await DeployLock.acquire({ inventory, executor, onCoordinator: true, command: 'deploy', forceUnlock: false, isAlive: () => false });
+    expect(lock.note).toBe(`took over a stale deploy lock (pid 42 on ${hostname()} is gone)`);
+  });
+});
