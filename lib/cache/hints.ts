@@ -15,3 +15,11 @@ export function cacheUnreachableHints(cacheUrl: string): string[] {
 export function pathMissingHints(cacheUrl: string): string[] {
   return [cacheHints.pathNotSigned(), cacheHints.harmoniaDown(cacheUrl), cacheHints.keyMismatch(cacheUrl), cacheHints.firewall(cacheUrl)];
 }
+
+/** "GC collecting cached paths": the roots on the cache host that keep what it serves. */
+export const gcRootHints = {
+  missingRoot: (dir: string) =>
+    `Missing GC root: check ${dir}/ for the expected symlink (the post-build hook pin-arm-cache.sh and every deploy create them)`,
+  dangling: () => 'Dangling symlink: the target store path was manually deleted; re-build and re-pin',
+  unreachable: (destinationText: string) => `The cache host must answer SSH: ssh ${destinationText} -- true must work by hand`,
+} as const;

@@ -1,8 +1,9 @@
-/** Stage 3: build every selected toplevel on the seed, once, and land it in the cache host's store. */
+/** Stage 3: build every selected toplevel on the seed, once, land it in the cache host's store and pin it there. */
 import type { ListrTask } from 'listr2';
+import { gcRootHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
 import { BuildLogParser, drvName, parseBuildResults } from '../nix/build-log.ts';
-import { planCopyToCoordinator } from '../plan.ts';
+import { planCopyToCoordinator, planPinRoots } from '../plan.ts';
 import type { RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
 
@@ -42,7 +43,17 @@ export function seedBuildTask(): ListrTask<RunContext> {
         const copied = await ctx.executor.run(copy, { signal: ctx.signal });
         expectSuccess(`copying the result to ${plan.inventory.coordinator.name} failed`, copy, copied);
       }
-      task.title = `seed build on ${plan.seed}: ${summarizeBuilds(parser.builds.map((b) => drvName(b.drvPath)))}`;
+
+      // Pinned by us too: the post-build hook that should pin them may be missing.
+      const { gcRootDir } = plan.inventory.cache;
+      const pin = planPinRoots(plan, plan.hosts.map((h) => toplevels[h]!.outPath));
+      task.output = `pinning the toplevels in ${gcRootDir} (${pin.on})`;
+      for (const command of pin.commands) {
+        const pinned = await ctx.executor.run(command, { signal: ctx.signal });
+        expectSuccess(`pinning the toplevels on ${plan.inventory.coordinator.name} failed`, command, pinned, [gcRootHints.missingRoot(gcRootDir)]);
+      }
+      ctx.pinnedRoots = pin.roots.map((root) => ({ ...root, on: pin.on }));
+      task.title = `seed build on ${plan.seed}: ${summarizeBuilds(parser.builds.map((b) => drvName(b.drvPath)))}; pinned in ${gcRootDir}`;
     },
     rendererOptions: { outputBar: 5 },
   };

@@ -1,4 +1,7 @@
-/** Stage 4: the cache serves every toplevel, signed by the trusted key, before any target asks for it. */
+/**
+ * Stage 4: the cache serves every toplevel, signed by the trusted key, before
+ * any target asks for it. --allow-unsigned accepts any signature, and says so.
+ */
 import type { ListrTask } from 'listr2';
 import { waitForNarInfo } from '../cache/client.ts';
 import { cacheHints, cacheUnreachableHints, pathMissingHints } from '../cache/hints.ts';
@@ -47,7 +50,10 @@ export function waitForCacheTask(): ListrTask<RunContext> {
             }
             if (!outcome.signature.ok) {
               const problem = signatureProblem(outcome.signature, waitForCache.cacheUrl);
-              throw new StageError(`${host}: ${storePath}: ${problem.message}`, [problem.hint]);
+              if (!waitForCache.allowUnsigned) throw new StageError(`${host}: ${storePath}: ${problem.message}`, [problem.hint]);
+              (ctx.warnings ??= []).push(`${host}: ${storePath}: ${problem.message} — accepted because of --allow-unsigned`);
+              sub.title = `${host}: served, ${problem.message} — ACCEPTED (--allow-unsigned)`;
+              return;
             }
             sub.title = `${host}: served, signed by ${outcome.signature.keyName} (${outcome.attempts} poll${outcome.attempts > 1 ? 's' : ''})`;
           },

@@ -1,0 +1,74 @@
+/**
+ * GC roots on the cache host, as the fleet document keeps them: one symlink
+ * per pinned store path in `cache.gcRootDir`, named after the path's base
+ * name, pruned weekly when older than 30 days. The deploy pins with the
+ * document's own commands; the doctor lists them. The same argv runs locally
+ * on the coordinator or over SSH to it.
+ */
+import { posix } from 'node:path';
+import type { Inventory } from '../inventory/schema.ts';
+import { type SshTarget, sshArgv } from '../ssh.ts';
+
+/** The weekly prune timer's threshold (`find … -type l -mtime +30 -delete`). */
+export const PRUNE_AFTER_DAYS = 30;
+
+export function coordinatorTarget(inventory: Inventory): SshTarget {
+  return { user: inventory.coordinator.user, address: inventory.coordinator.address };
+}
+
+/** argv that runs `argv` on the cache host: as is when we are on it, else over SSH as coordinator.user. */
+export function onCacheHost(inventory: Inventory, onCoordinator: boolean, argv: readonly string[]): string[] {
+  return onCoordinator ? [...argv] : sshArgv(inventory, coordinatorTarget(inventory), argv);
+}
+
+export function rootPath(gcRootDir: string, storePath: string): string {
+  return posix.join(gcRootDir, posix.basename(storePath));
+}
+
+/**
+ * The document's pin script for the given paths: `mkdir -p`, then one
+ * `ln -sfn` per path. Idempotent: -f replaces an old link, and -n keeps ln
+ * from following an existing link into the (read-only) store directory.
+ */
+export function pinRootsArgvs(gcRootDir: string, storePaths: readonly string[]): string[][] {
+  return [['mkdir', '-p', gcRootDir], ...storePaths.map((path) => ['ln', '-sfn', path, rootPath(gcRootDir, path)])];
+}
+
+/**
+ * One line per entry: depth, type, type of what a link points to (N: nothing),
+ * mtime of the link itself (what the prune timer looks at), name, link target.
+ * Depth 0 is the directory itself: no such line means it does not exist.
+ */
+export function listRootsArgv(gcRootDir: string): string[] {
+  return ['find', gcRootDir, '-maxdepth', '1', '-printf', '%d\\t%y\\t%Y\\t%T@\\t%f\\t%l\\n'];
+}
+
+export interface GcRoot {
+  readonly name: string;
+  readonly target: string;
+  /** the link points at nothing: the store path was deleted */
+  readonly dangling: boolean;
+  readonly mtimeMs: number;
+}
+
+export type GcRootListing = { readonly exists: false } | { readonly exists: true; readonly roots: readonly GcRoot[] };
+
+export function parseRootListing(stdout: string): GcRootListing {
+  let exists = false;
+  const roots: GcRoot[] = [];
+  for (const line of stdout.split('\n')) {
+    const fields = line.split('\t');
+    if (fields.length < 6) continue;
+    const [depth, type, targetType, mtime, name] = fields as [string, string, string, string, string];
+    const target = fields.slice(5).join('\t');
+    if (depth === '0') exists = type === 'd';
+    else if (depth === '1' && type === 'l') {
+      roots.push({ name, target, dangling: targetType === 'N' || targetType === 'L', mtimeMs: Math.round(Number(mtime) * 1000) });
+    }
+  }
+  return exists ? { exists, roots } : { exists };
+}
+
+export function olderThan(roots: readonly GcRoot[], days: number, now: number): GcRoot[] {
+  return roots.filter((root) => now - root.mtimeMs > days * 86_400_000);
+}

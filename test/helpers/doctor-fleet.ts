@@ -1,0 +1,76 @@
+/**
+ * The fleet as the doctor sees it through a recording executor: builders,
+ * targets, the GC-root listing on hawk and the local Nix, answering as
+ * healthy machines do. Tests put their own responders first to break one.
+ */
+import type { CommandSpec } from '../../lib/exec/types.ts';
+import type { Inventory } from '../../lib/inventory/schema.ts';
+import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fleetInventory } from './fixtures.ts';
+import type { Responder, ScriptedResponse } from './recording-executor.ts';
+
+export const NOW = Date.UTC(2026, 0, 31, 12);
+export const DAY_MS = 86_400_000;
+export const ROOT_DIR = '/nix/var/nix/gcroots/arm-cache';
+/** Served by the fixture narinfos; opi01 runs it. */
+export const FIXTURE_DEP = '/nix/store/7kh07n14rb43dvi221pvih4c9h4iryg3-fixture-dep';
+
+export function doctorInventory(cacheUrl: string, edit?: (json: any) => void): Inventory {
+  return fleetInventory((json) => {
+    json.cache.url = cacheUrl;
+    json.cache.publicKey = FIXTURE_KEY;
+    edit?.(json);
+  });
+}
+
+/** The remote command of an ssh argv (what follows "--"), or undefined for a local command. */
+export function remoteCommand(spec: CommandSpec): string | undefined {
+  return spec.argv[0] === 'ssh' ? spec.argv.at(-1) : undefined;
+}
+
+/** Commands run on `destination` over ssh whose remote command starts with `prefix`. */
+export function onRemote(destination: string, prefix: string, response: ScriptedResponse): Responder {
+  return (spec) => (spec.argv.includes(destination) && remoteCommand(spec)?.startsWith(prefix) ? response : undefined);
+}
+
+export function listsRoots(spec: CommandSpec): boolean {
+  const command = remoteCommand(spec) ?? spec.argv.join(' ');
+  return command.startsWith(`find ${ROOT_DIR} `);
+}
+
+export function rootsListing(response: ScriptedResponse): Responder {
+  return (spec) => (listsRoots(spec) ? response : undefined);
+}
+
+export function rootLine(target: string, options: { ageDays?: number; dangling?: boolean } = {}): string {
+  const mtime = (NOW - (options.ageDays ?? 1) * DAY_MS) / 1000;
+  return `1\tl\t${options.dangling ? 'N' : 'd'}\t${mtime.toFixed(10)}\t${target.split('/').at(-1)}\t${target}`;
+}
+
+export function rootDirListing(...lines: string[]): ScriptedResponse {
+  return { stdout: [`0\td\td\t${NOW / 1000}\tarm-cache\t`, ...lines].map((l) => `${l}\n`).join('') };
+}
+
+export function nixConfig(system: string, extraPlatforms: readonly string[] = []): ScriptedResponse {
+  return { stdout: JSON.stringify({ system: { value: system }, 'extra-platforms': { value: extraPlatforms }, cores: { value: 4 } }) };
+}
+
+export function profileListing(storePath: string, generation = 2): ScriptedResponse {
+  const older = Array.from({ length: generation - 1 }, (_, i) => `system-${i + 1}-link\t/nix/store/older-${i + 1}`);
+  return { stdout: [`system\tsystem-${generation}-link`, ...older, `system-${generation}-link\t${storePath}`].map((l) => `${l}\n`).join('') };
+}
+
+const hosts = ['opi01', 'opi02', 'opi03'];
+
+/** A healthy fleet; `first` responders win. */
+export function fleet(...first: Responder[]): Responder[] {
+  return [
+    ...first,
+    rootsListing(rootDirListing(rootLine(FIXTURE_TOPLEVEL))),
+    ...hosts.flatMap((host) => [
+      onRemote(`nix-builder@${host}.internal`, 'nix-store --version', { stdout: 'nix-store (Nix) 2.18.1\n' }),
+      onRemote(`nix-builder@${host}.internal`, 'nix --extra-experimental-features nix-command show-config', nixConfig('aarch64-linux')),
+      onRemote(`deploy@${host}.internal`, 'find /nix/var/nix/profiles', profileListing(host === 'opi01' ? FIXTURE_TOPLEVEL : FIXTURE_DEP)),
+    ]),
+    (spec) => (spec.argv[0] === 'nix' && spec.argv.includes('show-config') ? nixConfig('x86_64-linux', ['i686-linux']) : undefined),
+  ];
+}
