@@ -1,6 +1,6 @@
 # avalanche-deploy: `just --list`, `just nix deploy opi03`, `just nix deploy-all`
 
-# Nix fleet recipes: deploy, deploy-all, dry-run
+# Nix fleet recipes: deploy, deploy-all, dry-run, doctor
 mod nix
 
 default:

@@ -1,0 +1,46 @@
+/**
+ * Each builder answers SSH as its builder user with its key (as Nix will
+ * reach it), has nix-store on its PATH (Nix builds over ssh:// with
+ * `nix-store --serve`) and can build the system it is listed for.
+ */
+import type { HostName, Inventory } from '../../inventory/schema.ts';
+import { sshCommandTimeoutMs } from '../../plan.ts';
+import { builderTarget, destination, sshArgv } from '../../ssh.ts';
+import { builderHints } from '../hints.ts';
+import { nixConfigArgv, parseNixConfig, platforms } from '../nix-config.ts';
+import { runCommand } from '../probes.ts';
+import type { Check } from '../types.ts';
+import { commandFailed, sshFailed } from './outcome.ts';
+
+export function builderCheck(inventory: Inventory, host: HostName): Check {
+  const entry = inventory.hosts[host]!;
+  const target = builderTarget(entry);
+  if (!target) throw new Error(`host ${host} is not a builder`);
+  const timeoutMs = sshCommandTimeoutMs(inventory);
+  return {
+    id: `builder:${host}`,
+    title: `builder ${host} builds ${entry.system} as ${destination(target)}`,
+    async run(ctx) {
+      const version = await runCommand(ctx, { argv: sshArgv(inventory, target, ['nix-store', '--version']), timeoutMs }, (out) => out.trim());
+      if (version.value === undefined) {
+        return sshFailed(version.result)
+          ? commandFailed('ssh', version, [builderHints.sshKey(target), builderHints.offline()])
+          : commandFailed('nix-store --version', version, [builderHints.noNixStore(target.user)]);
+      }
+      const config = await runCommand(ctx, { argv: sshArgv(inventory, target, nixConfigArgv()), timeoutMs }, parseNixConfig);
+      const tried = [version.tried, config.tried];
+      if (config.value === undefined) return commandFailed('nix show-config', config, [], tried);
+      const can = platforms(config.value);
+      if (!can.includes(entry.system)) {
+        return {
+          status: 'fail',
+          summary: `${version.value}; builds ${can.join(', ')} — not ${entry.system}`,
+          tried,
+          hints: [builderHints.wrongSystem(host, entry.system)],
+        };
+      }
+      const how = config.value.system === entry.system ? 'natively' : 'through extra-platforms';
+      return { status: 'pass', summary: `${version.value}; builds ${entry.system} ${how}`, tried };
+    },
+  };
+}

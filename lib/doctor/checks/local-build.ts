@@ -1,0 +1,39 @@
+/**
+ * This machine cannot build the builders' systems by itself, so nothing
+ * falls back to emulation when a builder is offline.
+ *
+ * Read from `nix show-config`, not probed with a build: on Nix 2.8 a
+ * `nix build --max-jobs 0 --builders ''` fails with "unable to start any
+ * build" whatever the platforms, and with jobs allowed a capable machine
+ * would really build (under QEMU). Nix itself decides with these two
+ * settings: a derivation builds locally only if its system is `system` or
+ * in `extra-platforms`.
+ */
+import type { Inventory } from '../../inventory/schema.ts';
+import { localBuildHints } from '../hints.ts';
+import { nixConfigArgv, parseNixConfig } from '../nix-config.ts';
+import { runCommand } from '../probes.ts';
+import type { Check } from '../types.ts';
+import { commandFailed } from './outcome.ts';
+
+export function localBuildCheck(inventory: Inventory): Check {
+  const systems = [...new Set(Object.values(inventory.hosts).filter((h) => h.builder).map((h) => h.system))];
+  return {
+    id: 'local-build',
+    title: `this machine builds ${systems.join(', ')} only through the builders`,
+    async run(ctx) {
+      const ran = await runCommand(ctx, { argv: nixConfigArgv(), timeoutMs: 30_000 }, parseNixConfig);
+      const tried = [ran.tried];
+      if (ran.value === undefined) return commandFailed('nix show-config', ran, []);
+      const { system, extraPlatforms } = ran.value;
+      const found = `system ${system}, extra-platforms ${extraPlatforms.join(' ') || '(none)'}`;
+      const emulated = systems.filter((s) => s !== system && extraPlatforms.includes(s));
+      if (emulated.length) {
+        return { status: 'fail', summary: `${found}: would build ${emulated.join(', ')} itself`, tried, hints: emulated.map(localBuildHints.emulation) };
+      }
+      const native = systems.filter((s) => s === system);
+      if (native.length) return { status: 'pass', summary: `${found}: ${native.join(', ')} is this machine's own system`, tried };
+      return { status: 'pass', summary: found, tried };
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * `scripts/doctor.ts`: parse, load the inventory, run every check, print
+ * ✔/✖/⚠ as results come in (or JSON at the end). Exit 0 when nothing
+ * failed, 1 when a check failed, 2 for usage and inventory errors — mapped
+ * like the deploy's (lib/cli/main.ts), without stack traces.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { errorJson, exitCodeOf, interruptOnSignals, type Io, processIo, reportError } from '../cli/main.ts';
+import { ExitCode, InterruptedError, UsageError } from '../errors.ts';
+import type { Executor } from '../exec/types.ts';
+import { ZxExecutor } from '../exec/zx-executor.ts';
+import { loadInventory } from '../inventory/load.ts';
+import { isOnCoordinator } from '../plan.ts';
+import { doctorChecks } from './checks/index.ts';
+import { createDoctorContext } from './context.ts';
+import { renderResult, renderSummary, resultsAsJson } from './render.ts';
+import { healthy, runChecks } from './run.ts';
+
+export interface DoctorOptions {
+  readonly inventory: string;
+  readonly json: boolean;
+  readonly help: boolean;
+}
+
+export function doctorUsage(): string {
+  return `Check the fleet the way the fleet document's Verification and Troubleshooting
+sections do by hand: the cache and its signing key, every builder and target over
+SSH, the GC roots on the cache host, and that this machine cannot build the
+builders' systems itself. Each check prints ✔/✖/⚠, what it tried and, when
+something is wrong, the document's hint.
+
+Usage: npx tsx scripts/doctor.ts [options]      (just nix doctor)
+
+Options:
+  --inventory <path>   inventory file (default ./hosts.json)
+  --json               machine-readable results on stdout
+  -h, --help           this help
+
+Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 usage or inventory error.`;
+}
+
+export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
+  try {
+    const { values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        inventory: { type: 'string', default: 'hosts.json' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    return { inventory: values.inventory ?? 'hosts.json', json: values.json ?? false, help: values.help ?? false };
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export interface DoctorDependencies {
+  readonly executor?: Executor;
+  readonly hostname?: string;
+  readonly now?: number;
+}
+
+export async function runDoctorCli(argv: readonly string[], io: Io = processIo, deps: DoctorDependencies = {}): Promise<number> {
+  let json = argv.includes('--json');
+  try {
+    const options = parseDoctorArgs(argv);
+    json = options.json;
+    if (options.help) {
+      io.stdout(doctorUsage());
+      return ExitCode.ok;
+    }
+    const inventory = await loadInventory(options.inventory);
+    const controller = new AbortController();
+    const release = interruptOnSignals(controller, io);
+    const env = {
+      inventory,
+      executor: deps.executor ?? new ZxExecutor(),
+      onCoordinator: isOnCoordinator(inventory, deps.hostname ?? hostname()),
+      signal: controller.signal,
+    };
+    let results;
+    try {
+      results = await runChecks(doctorChecks(inventory), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
+        if (!json) io.stdout(renderResult(result));
+      });
+    } finally {
+      release();
+    }
+    const exitCode = healthy(results) ? ExitCode.ok : ExitCode.stageFailed;
+    io.stdout(json ? JSON.stringify(resultsAsJson(results, exitCode), null, 2) : `\n${renderSummary(results)}`);
+    return exitCode;
+  } catch (error) {
+    if (json) io.stdout(JSON.stringify({ outcome: 'error', exitCode: exitCodeOf(error), ...errorJson(error) }, null, 2));
+    // The deploy's wording for an interruption speaks of hosts left untouched; the doctor changes nothing.
+    else if (error instanceof InterruptedError) io.stderr('doctor: interrupted');
+    else reportError(error, io);
+    return exitCodeOf(error);
+  }
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env -S npx tsx
+// Check the fleet as the fleet document's Verification and Troubleshooting do by hand. `--help` for options.
+import { runDoctorCli } from '../lib/doctor/cli.ts';
+
+process.exitCode = await runDoctorCli(process.argv.slice(2));

@@ -1,0 +1,103 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Io } from '../../lib/cli/main.ts';
+import { runDoctorCli } from '../../lib/doctor/cli.ts';
+import { FIXTURE_KEY, fixture, fleetInventoryText } from '../helpers/fixtures.ts';
+import { fleet, NOW, onRemote } from '../helpers/doctor-fleet.ts';
+import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
+import { RecordingExecutor, type Responder } from '../helpers/recording-executor.ts';
+
+let cache: TestCache | undefined;
+afterEach(async () => {
+  await cache?.close();
+  cache = undefined;
+});
+
+async function inventoryFile(edit: (json: any) => void = () => {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'doctor-'));
+  const json = JSON.parse(fleetInventoryText());
+  cache ??= await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': fixture('narinfo/signed.narinfo') });
+  json.cache.url = cache.url;
+  json.cache.publicKey = FIXTURE_KEY;
+  edit(json);
+  await writeFile(join(dir, 'hosts.json'), JSON.stringify(json));
+  return join(dir, 'hosts.json');
+}
+
+async function doctor(args: string[], responders: Responder[] = fleet()) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), isTTY: false, env: { CI: 'true' } };
+  const executor = new RecordingExecutor(responders);
+  const code = await runDoctorCli(args, io, { executor, hostname: 'hawk', now: NOW });
+  return { code, stdout: out.join('\n'), stderr: err.join('\n'), executor };
+}
+
+describe('doctor command line', () => {
+  it('prints help with exit 0 and runs nothing', async () => {
+    const { code, stdout, executor } = await doctor(['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('Usage: npx tsx scripts/doctor.ts [options]      (just nix doctor)');
+    expect(executor.calls).toEqual([]);
+  });
+
+  it('exits 2 for usage and inventory errors, without a stack trace', async () => {
+    const unknown = await doctor(['--frobnicate']);
+    expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--frobnicate'") });
+    expect((await doctor(['opi01'])).code).toBe(2);
+    const missing = await doctor(['--inventory', '/nonexistent/hosts.json']);
+    expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('inventory not found: /nonexistent/hosts.json') });
+    const bad = await doctor(['--inventory', await inventoryFile((json) => (json.cache.gcRootDir = 'relative/dir'))]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('cache.gcRootDir: must be an absolute path');
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
+    const json = await doctor(['--json', '--inventory', '/nonexistent/hosts.json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ outcome: 'error', exitCode: 2, error: { type: 'InventoryError' } });
+  });
+
+  it('exits 0 on a healthy fleet, one ✔ line per check with what it tried', async () => {
+    const { code, stdout } = await doctor(['--inventory', await inventoryFile()]);
+    expect(code).toBe(0);
+    const verdicts = stdout.split('\n').filter((line) => /^[✔✖⚠↓] /.test(line));
+    expect(verdicts).toHaveLength(10);
+    expect(verdicts.every((line) => line.startsWith('✔ '))).toBe(true);
+    expect(stdout).toContain(`✔ cache ${cache!.url} answers: StoreDir: /nix/store, Priority: 30\n    GET ${cache!.url}/nix-cache-info`);
+    expect(stdout).toContain('    $ find /nix/var/nix/gcroots/arm-cache -maxdepth 1');
+    expect(stdout).toMatch(/doctor: 10 passed, 0 failed, 0 warned — healthy$/);
+  });
+
+  it('exits 1 naming the problem and the document\'s hint', async () => {
+    const denied = onRemote('nix-builder@opi02.internal', 'nix-store', { exitCode: 255, stderr: 'Permission denied (publickey).' });
+    const { code, stdout } = await doctor(['--inventory', await inventoryFile()], fleet(denied));
+    expect(code).toBe(1);
+    expect(stdout).toContain('✖ builder opi02 builds aarch64-linux as nix-builder@opi02.internal: ssh exited with 255');
+    expect(stdout).toContain('    | Permission denied (publickey).');
+    expect(stdout).toContain('    hint: SSH key issue: test with ssh -i /etc/nix/builder-key nix-builder@opi02.internal');
+    expect(stdout).toMatch(/doctor: 9 passed, 1 failed, 0 warned — problems found$/);
+  });
+
+  it('prints only JSON with --json; warnings do not fail', async () => {
+    const neverDeployed = onRemote('deploy@opi03.internal', 'find', { stdout: '' });
+    const { code, stdout } = await doctor(['--json', '--inventory', await inventoryFile()], fleet(neverDeployed));
+    expect(code).toBe(0);
+    const parsed = JSON.parse(stdout);
+    expect(parsed).toMatchObject({ outcome: 'healthy', exitCode: 0, counts: { pass: 9, warn: 1, fail: 0, skip: 0 } });
+    expect(parsed.checks.find((c: { id: string }) => c.id === 'target:opi03')).toMatchObject({
+      status: 'warn',
+      summary: 'no system profile yet',
+      tried: [expect.stringContaining('deploy@opi03.internal')],
+      hints: [expect.stringMatching(/^No system profile yet/)],
+    });
+  });
+
+  it('lists the GC roots over SSH when not on the coordinator', async () => {
+    const out: string[] = [];
+    const io: Io = { stdout: (t) => out.push(t), stderr: () => {}, isTTY: false, env: {} };
+    const executor = new RecordingExecutor(fleet());
+    const code = await runDoctorCli(['--inventory', await inventoryFile()], io, { executor, hostname: 'ci-runner', now: NOW });
+    expect(code).toBe(0);
+    expect(executor.calls.some((c) => c.argv[0] === 'ssh' && c.argv.includes('root@hawk.internal') && c.argv.at(-1)!.startsWith('find /nix/var/nix/gcroots/arm-cache'))).toBe(true);
+  });
+});
