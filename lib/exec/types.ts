@@ -48,6 +48,7 @@ export function succeeded(result: CommandResult): boolean {
 
 /** The last `count` non-empty lines of a command's output, for error messages. */
 export function outputTail(result: Pick<CommandResult, 'stdout' | 'stderr'>, count = 15): string[] {
-  const lines = `${result.stderr}\n${result.stdout}`.split('\n').filter((line) => line.trim() !== '');
+  // trimEnd: ssh ends its own messages with \r\n.
+  const lines = `${result.stderr}\n${result.stdout}`.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
   return lines.slice(-count);
 }

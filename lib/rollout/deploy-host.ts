@@ -42,7 +42,7 @@ export async function deployHost(ctx: RunContext, host: string, say: (text: stri
     if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, { argv: steps.arm(previous), timeoutMs: 0 }, arm));
     armed = true;
   }
-  const watchdogNote = `the magic-rollback watchdog on ${host} reverts it within ${deploy.confirmTimeoutSeconds} s of its activation`;
+  const watchdogNote = watchdogReverts(host, deploy.confirmTimeoutSeconds);
 
   say(`nixos-rebuild ${goal}`);
   const rebuilt = await executor.run(command, { signal, onLine: (line) => say(line) });
@@ -91,8 +91,12 @@ async function rollBack(ctx: RunContext, host: string, previous: Generation, arm
   // Not abortable: a half-done rollback is worse than a finished one.
   const result = await ctx.executor.run({ argv, timeoutMs: ctx.plan.inventory.timeouts.deployMinutes * 60_000 });
   if (succeeded(result)) return { state: 'rolled-back', generation: 'previous', note: `rolled back: ${reason}` };
-  const watchdog = armed ? `the magic-rollback watchdog reverts it within ${deploy.confirmTimeoutSeconds} s of its activation` : 'its state is unknown';
+  const watchdog = armed ? watchdogReverts(host, deploy.confirmTimeoutSeconds) : 'its state is unknown';
   return { state: 'failed', generation: 'unknown', note: `${reason}; rollback over SSH failed (${tail(result)}); ${watchdog}` };
+}
+
+function watchdogReverts(host: string, seconds: number): string {
+  return `the magic-rollback watchdog on ${host} reverts it within ${seconds} s of its activation`;
 }
 
 function interrupted(end: (r: HostEnd) => void, host: string, generation: HostEnd['generation'], note?: string): never {

@@ -24,6 +24,8 @@ describe('the process runner (real processes)', () => {
     expect(result.exitCode).toBe(3);
     expect(succeeded(result)).toBe(false);
     expect(outputTail(result, 2)).toEqual(['one', 'three']);
+    // ssh ends its messages with \r\n; a carriage return must not reach messages.
+    expect(outputTail({ stdout: '', stderr: 'ssh: connect to host x: Connection refused\r\n\r\n' })).toEqual(['ssh: connect to host x: Connection refused']);
   });
 
   it('kills the whole process tree on timeout', async () => {
