@@ -36,3 +36,17 @@ export function formatVerdict(v: BaselineVerdict): string {
   }
   return `${total} — ${(1 / v.speedup).toFixed(1)}× slower than the ${v.baselineMinutes} min baseline, ${Math.round(-v.savedMinutes)} min lost`;
 }
+
+/** Whole seconds counted like a clock, for titles that tick once a second: `7s`, `1m05s`. */
+export function formatElapsed(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  return seconds < 60 ? `${seconds}s` : formatDuration(seconds * 1000);
+}
+
+/** How a total compares with another: `12% faster than …`, `about as fast as …`. */
+export function formatRelative(totalMs: number, otherMs: number, other: string): string {
+  const percent = otherMs > 0 ? Math.round(((otherMs - totalMs) / otherMs) * 100) : 0;
+  const reference = `${other} (${formatDuration(otherMs)})`;
+  if (percent === 0) return `about as fast as ${reference}`;
+  return percent > 0 ? `${percent}% faster than ${reference}` : `${-percent}% slower than ${reference}`;
+}
