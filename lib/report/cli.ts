@@ -1,0 +1,172 @@
+/**
+ * scripts/report.ts: shows a stored run (text, markdown or HTML) or the
+ * history of recent runs. Nothing here throws past runReportCli.
+ */
+import { writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { ExitCode, UsageError } from '../errors.ts';
+import { type Comparison, comparisonWithRun, recentMedians } from './compare.ts';
+import { formatDuration } from './format.ts';
+import { type HistoryEntry, historyPathFor, readHistory, summarizeRun } from './history.ts';
+import { renderHtml } from './html.ts';
+import { loadRun, ReportNotFoundError } from './load.ts';
+import { renderMarkdown } from './markdown.ts';
+import { renderReport, type RunReport } from './report.ts';
+import { markdownTable, textTable } from './table.ts';
+
+export interface ReportIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+const processIo: ReportIo = {
+  stdout: (text) => process.stdout.write(`${text}\n`),
+  stderr: (text) => process.stderr.write(`${text}\n`),
+};
+
+/** How many runs `--history` lists. */
+export const HISTORY_ROWS = 20;
+
+export const REPORT_USAGE = `Show a stored deploy run: the table, the timeline and the verdict against the
+baseline and the median of recent runs.
+
+Usage: npx tsx scripts/report.ts [<run-id>|--last|--history] [options]   (npm run report -- …)
+
+  <run-id>             a run id or a unique prefix of one (default: the latest run)
+  --last               the latest run
+  --history            the recent runs, one line each, from history.jsonl
+  --markdown           GitHub-flavoured markdown (table and verdict), e.g. >> "$GITHUB_STEP_SUMMARY"
+  --html <file>        write one self-contained HTML page with the timeline as a chart
+  --compare <run-id>   compare with that run instead of the median of recent runs
+  --report-dir <dir>   where run reports are (default .deploy/runs; the history is
+                       <dir>/../history.jsonl)
+  -h, --help           this help
+
+Exit codes: 0 shown, 1 the HTML file could not be written, 2 bad arguments, unknown run or
+empty history.`;
+
+interface ReportArgs {
+  readonly runId?: string | undefined;
+  readonly history: boolean;
+  readonly markdown: boolean;
+  readonly html?: string | undefined;
+  readonly compare?: string | undefined;
+  readonly reportDir: string;
+  readonly help: boolean;
+}
+
+export function parseReportArgs(argv: readonly string[]): ReportArgs {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        last: { type: 'boolean', default: false },
+        history: { type: 'boolean', default: false },
+        markdown: { type: 'boolean', default: false },
+        html: { type: 'string' },
+        compare: { type: 'string' },
+        'report-dir': { type: 'string', default: '.deploy/runs' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message.replace(/\. To specify a positional.*$/s, ''));
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 1) throw new UsageError(`one run id at most (got ${positionals.join(' ')})`);
+  const runId = positionals[0];
+  const chosen = [runId !== undefined && `run id '${runId}'`, values.last && '--last', values.history && '--history'].filter(Boolean);
+  if (chosen.length > 1) throw new UsageError(`choose one of a run id, --last or --history (got ${chosen.join(', ')})`);
+  if (values.history && values.html !== undefined) throw new UsageError('--html shows one run; it does not go with --history');
+  if (values.history && values.compare !== undefined) throw new UsageError('--compare compares one run; it does not go with --history');
+  if (values.html === '') throw new UsageError('--html needs a file name');
+  return {
+    runId,
+    history: values.history ?? false,
+    markdown: values.markdown ?? false,
+    html: values.html,
+    compare: values.compare,
+    reportDir: values['report-dir'] ?? '.deploy/runs',
+    help: values.help ?? false,
+  };
+}
+
+export async function runReportCli(argv: readonly string[], io: ReportIo = processIo): Promise<number> {
+  try {
+    const args = parseReportArgs(argv);
+    if (args.help) {
+      io.stdout(REPORT_USAGE);
+      return ExitCode.ok;
+    }
+    const historyPath = historyPathFor(args.reportDir);
+    const history = await readHistory(historyPath, (warning) => io.stderr(`warning: ${warning}`));
+    if (args.history) {
+      if (history.length === 0) throw new ReportNotFoundError(`no runs in ${historyPath} yet (a deploy adds one line per run)`);
+      io.stdout(renderHistory(history, args.markdown));
+      return ExitCode.ok;
+    }
+
+    const report = await loadRun(args.reportDir, args.runId);
+    const comparison: Comparison | undefined = args.compare
+      ? comparisonWithRun(summarizeRun(await loadRun(args.reportDir, args.compare)))
+      : recentMedians(history, { hosts: report.hosts.map((h) => h.name), goal: report.goal }, report.startedAt);
+    if (args.html !== undefined) {
+      try {
+        await writeFile(args.html, renderHtml(report, comparison));
+      } catch (error) {
+        io.stderr(`error: cannot write ${args.html}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        return ExitCode.stageFailed;
+      }
+    }
+    if (args.markdown) io.stdout(renderMarkdown(report, comparison));
+    else if (args.html !== undefined) io.stdout(`wrote ${args.html} (run ${report.id})`);
+    else io.stdout(`${describeRun(report)}\n\n${renderReport(report, { comparison })}`);
+    return ExitCode.ok;
+  } catch (error) {
+    const expected = error instanceof UsageError || error instanceof ReportNotFoundError;
+    io.stderr(`error: ${(error as Error)?.message ?? String(error)}`);
+    if (error instanceof UsageError) io.stderr('  (--help for usage)');
+    return expected ? ExitCode.usage : ExitCode.stageFailed;
+  }
+}
+
+function describeRun(report: RunReport): string {
+  const hosts = report.hosts.map((h) => h.name).join(', ');
+  return `run ${report.id}: ${report.outcome} — ${report.goal} of ${hosts} (seed ${report.seed}), started ${report.startedAt}`;
+}
+
+/** The last HISTORY_ROWS runs, oldest first, and the median of runs like the latest. */
+export function renderHistory(history: readonly HistoryEntry[], markdown: boolean): string {
+  const shown = history.slice(-HISTORY_ROWS);
+  const columns = [
+    { header: 'run' },
+    { header: 'outcome' },
+    { header: 'goal' },
+    { header: 'hosts' },
+    { header: 'total', align: 'right' as const },
+    { header: 'vs baseline', align: 'right' as const },
+  ];
+  const rows = shown.map((run) => [
+    run.id,
+    run.outcome,
+    run.goal,
+    run.hosts.length > 3 ? `${run.hosts.length} hosts` : run.hosts.join(','),
+    formatDuration(run.totalMs),
+    run.outcome === 'success' && run.verdict.speedup !== null ? `${run.verdict.speedup.toFixed(1)}×` : '—',
+  ]);
+  const latest = history.at(-1)!;
+  const usual = recentMedians(history, latest);
+  const lines = [
+    ...(markdown ? markdownTable(columns, rows) : textTable(columns, rows)),
+    '',
+    `${shown.length < history.length ? `last ${shown.length} of ${history.length} runs; ` : ''}${
+      usual
+        ? `${usual.label} like the latest (${latest.goal} of ${latest.hosts.join(', ')}): ${formatDuration(usual.totalMs)}`
+        : `no successful run like the latest (${latest.goal} of ${latest.hosts.join(', ')})`
+    }`,
+  ];
+  return lines.join('\n');
+}

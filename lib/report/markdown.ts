@@ -1,0 +1,26 @@
+/** GitHub-flavoured markdown of a run, e.g. for `$GITHUB_STEP_SUMMARY`: the table and the verdict. */
+import type { Comparison } from './compare.ts';
+import { type RunReport, renderVerdict, reportTable } from './report.ts';
+import { markdownTable } from './table.ts';
+
+export function renderMarkdown(report: RunReport, comparison?: Comparison): string {
+  const table = reportTable(report, comparison, '↳ ');
+  const lines = [
+    `### avalanche-deploy run \`${report.id}\`: ${report.outcome}`,
+    '',
+    `${report.goal} of ${report.hosts.map((h) => h.name).join(', ')} (seed ${report.seed}), started ${report.startedAt}`,
+    '',
+    ...markdownTable(table.columns, table.rows),
+    '',
+    `**${renderVerdict(report, comparison)}**`,
+  ];
+  if (report.error) lines.push('', 'error:', '', ...codeBlock(report.error));
+  return lines.join('\n');
+}
+
+/** A fence longer than any run of backticks inside, so the text cannot close it. */
+function codeBlock(text: string): string[] {
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return [`${fence}text`, text, fence];
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env -S npx tsx
+// Show a stored run report (text, --markdown, --html <file>) or --history. `--help` for options.
+import { runReportCli } from '../lib/report/cli.ts';
+
+process.exitCode = await runReportCli(process.argv.slice(2));

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import type { Comparison } from '../../lib/report/compare.ts';
+import { renderHtml } from '../../lib/report/html.ts';
+import { renderMarkdown } from '../../lib/report/markdown.ts';
+import { renderReport } from '../../lib/report/report.ts';
+import { sampleReport } from '../helpers/sample-report.ts';
+
+const usual: Comparison = {
+  label: 'the median of the last 3 runs',
+  column: 'median',
+  totalMs: 70_000,
+  stageMs: { 'seed-build': 40_000 },
+  hostMs: { opi01: 12_000 },
+};
+
+describe('markdown', () => {
+  it('is the table and the verdict, GitHub-flavoured', () => {
+    expect(renderMarkdown(sampleReport(), usual)).toBe(
+      [
+        '### avalanche-deploy run `2026-01-02T03-04-05-000Z`: success',
+        '',
+        'switch of opi01, opi02, opi03 (seed opi03), started 2026-01-02T03:04:05.000Z',
+        '',
+        '| stage / host | duration | median | outcome |',
+        '|---|---:|---:|---|',
+        '| preflight | 2.0s | — | success |',
+        '| evaluate | 4.0s | — | success |',
+        '| seed-build | 30.0s | 40.0s | success |',
+        '| wait-for-cache | 1.0s | — | success |',
+        '| deploy | 23.0s | — | success |',
+        '| ↳ opi01 | 13.0s | 12.0s | deployed (new generation) |',
+        '| ↳ opi02 | 11.0s | — | deployed (new generation) |',
+        '| ↳ opi03 | 10.0s | — | deployed (new generation) |',
+        '',
+        '**total 1m00s — 120.0× faster than the 120 min baseline, 119 min saved; 14% faster than the median of the last 3 runs (1m10s)**',
+      ].join('\n'),
+    );
+  });
+
+  it('keeps an error in a code block that its backticks cannot close, and pipes inside cells', () => {
+    const failed = sampleReport({ outcome: 'failed', error: 'opi02 failed:\n```\n  | error: boom' });
+    const text = renderMarkdown(failed);
+    expect(text).toContain('**total 1m00s — failed, not compared with the baseline**\n\nerror:\n\n````text\nopi02 failed:\n```\n  | error: boom\n````');
+    const piped = renderMarkdown(sampleReport({ hosts: [{ name: 'a|b', state: 'deployed', generation: 'new' }] }));
+    expect(piped).toContain('| ↳ a\\|b | — | deployed (new generation) |');
+  });
+});
+
+describe('terminal report', () => {
+  it('adds the comparison column and the comparison to the verdict', () => {
+    const lines = renderReport(sampleReport(), { comparison: usual }).split('\n');
+    expect(lines.slice(0, 4)).toEqual([
+      'stage / host    duration  median  outcome',
+      'preflight           2.0s       —  success',
+      'evaluate            4.0s       —  success',
+      'seed-build         30.0s   40.0s  success',
+    ]);
+    expect(lines).toContain('                0        10s       20s      30s       40s      50s      1m');
+    expect(lines.at(-1)).toBe('total 1m00s — 120.0× faster than the 120 min baseline, 119 min saved; 14% faster than the median of the last 3 runs (1m10s)');
+  });
+});
+
+describe('HTML page', () => {
+  const html = renderHtml(sampleReport(), usual);
+
+  it('is one page with an SVG timeline: one bar per stage and host', () => {
+    expect(html.startsWith('<!doctype html>')).toBe(true);
+    expect(html.match(/<svg[\s>]/g)).toHaveLength(1);
+    const svg = html.slice(html.indexOf('<svg'), html.indexOf('</svg>'));
+    const bars = [...svg.matchAll(/<rect class="bar (stage|host)[^"]*"/g)].map((m) => m[1]);
+    expect(bars).toEqual(['stage', 'stage', 'stage', 'stage', 'stage', 'host', 'host', 'host']);
+    // Bars sit on one axis: the seed-build bar (6 s to 36 s of 60 s) spans half the chart.
+    const seedBuild = svg.match(/<rect class="bar stage" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"[^>]*><title>seed-build:/)!;
+    expect(Number(seedBuild[2])).toBeCloseTo(660 / 2, 0);
+    expect(html).toContain('14% faster than the median of the last 3 runs (1m10s)');
+  });
+
+  it('loads nothing from anywhere and runs no script', () => {
+    expect(html).not.toMatch(/https?:/i);
+    expect(html).not.toMatch(/<script|<link|<img|<iframe|\bsrc=|\bhref=|url\(|@import/i);
+  });
+
+  it('escapes what came from the run', () => {
+    const hostile = renderHtml(sampleReport({ outcome: 'failed', error: '<script>alert(1)</script> & "x"' }));
+    expect(hostile).not.toContain('<script>');
+    expect(hostile).toContain('&#60;script&#62;alert(1)&#60;/script&#62; &#38; &#34;x&#34;');
+  });
+
+  it('draws no bar for what never ran', () => {
+    const page = renderHtml(sampleReport({ hosts: [{ name: 'opi02', state: 'not-started', generation: 'previous' }] }));
+    expect(page.match(/<rect class="bar/g)).toHaveLength(5);
+    expect(page).toContain('— not-started</text>');
+  });
+});
