@@ -37,6 +37,11 @@ export function listsRoots(spec: CommandSpec): boolean {
   return command.startsWith(`find ${ROOT_DIR} `);
 }
 
+/** Commands run here (not over ssh) that start with `prefix`. */
+export function localNix(prefix: string, response: ScriptedResponse): Responder {
+  return (spec) => (spec.argv[0] !== 'ssh' && spec.argv.join(' ').startsWith(prefix) ? response : undefined);
+}
+
 export function rootsListing(response: ScriptedResponse): Responder {
   return (spec) => (listsRoots(spec) ? response : undefined);
 }
@@ -68,9 +73,10 @@ export function fleet(...first: Responder[]): Responder[] {
     rootsListing(rootDirListing(rootLine(FIXTURE_TOPLEVEL))),
     ...hosts.flatMap((host) => [
       onRemote(`nix-builder@${host}.internal`, 'nix-store --version', { stdout: 'nix-store (Nix) 2.18.1\n' }),
-      onRemote(`nix-builder@${host}.internal`, 'nix --extra-experimental-features nix-command show-config', nixConfig('aarch64-linux')),
+      onRemote(`nix-builder@${host}.internal`, 'nix --extra-experimental-features nix-command ', nixConfig('aarch64-linux')),
       onRemote(`deploy@${host}.internal`, 'find /nix/var/nix/profiles', profileListing(host === 'opi01' ? FIXTURE_TOPLEVEL : FIXTURE_DEP)),
     ]),
-    (spec) => (spec.argv[0] === 'nix' && spec.argv.includes('show-config') ? nixConfig('x86_64-linux', ['i686-linux']) : undefined),
+    localNix('nix --version', { stdout: 'nix (Nix) 2.8.0\n' }),
+    localNix('nix --extra-experimental-features nix-command show-config', nixConfig('x86_64-linux', ['i686-linux'])),
   ];
 }

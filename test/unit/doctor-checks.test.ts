@@ -13,6 +13,7 @@ import {
   doctorInventory,
   FIXTURE_DEP,
   fleet,
+  localNix,
   nixConfig,
   NOW,
   onRemote,
@@ -169,6 +170,13 @@ describe('doctor: builders', () => {
     const extra = await check((inv) => builderCheck(inv, 'opi03'), fleet(emulating));
     expect(extra.outcome).toMatchObject({ status: 'pass', summary: 'nix-store (Nix) 2.18.1; builds aarch64-linux through extra-platforms' });
   });
+
+  it('reads the configuration with the command name the builder\'s Nix has', async () => {
+    const newer = onRemote('nix-builder@opi01.internal', 'nix-store --version', { stdout: 'nix-store (Nix) 2.28.3\n' });
+    const { outcome, executor } = await check((inv) => builderCheck(inv, 'opi01'), fleet(newer));
+    expect(outcome.status).toBe('pass');
+    expect(executor.calls[1]!.argv.at(-1)).toBe('nix --extra-experimental-features nix-command config show --json');
+  });
 });
 
 describe('doctor: targets', () => {
@@ -238,11 +246,23 @@ describe('doctor: local builds', () => {
   it('passes when this machine cannot build the builders\' system itself', async () => {
     const { outcome, executor } = await check(localBuildCheck, fleet());
     expect(outcome).toMatchObject({ status: 'pass', summary: 'system x86_64-linux, extra-platforms i686-linux' });
-    expect(executor.calls[0]!.argv).toEqual(['nix', '--extra-experimental-features', 'nix-command', 'show-config', '--json']);
+    expect(executor.calls.map((c) => c.argv)).toEqual([
+      ['nix', '--version'],
+      ['nix', '--extra-experimental-features', 'nix-command', 'show-config', '--json'],
+    ]);
+  });
+
+  it('asks a Nix from 2.20 on with its new command name (show-config is a deprecated alias there)', async () => {
+    const newer = localNix('nix --version', { stdout: 'nix (Nix) 2.24.9\n' });
+    const { outcome, executor } = await check(localBuildCheck, [newer, localNix('nix --extra-experimental-features nix-command config show', nixConfig('x86_64-linux')), ...fleet()]);
+    expect(outcome.status).toBe('pass');
+    expect(executor.calls[1]!.argv).toEqual(['nix', '--extra-experimental-features', 'nix-command', 'config', 'show', '--json']);
+    const lix = localNix('nix --version', { stdout: 'nix (Lix, like Nix) 2.91.1\n' });
+    expect((await check(localBuildCheck, fleet(lix))).executor.calls[1]!.argv).toContain('show-config');
   });
 
   it('fails when extra-platforms lets it build aarch64-linux (emulation)', async () => {
-    const qemu = (spec: { argv: readonly string[] }) => (spec.argv[0] === 'nix' ? nixConfig('x86_64-linux', ['i686-linux', 'aarch64-linux']) : undefined);
+    const qemu = localNix('nix --extra-experimental-features', nixConfig('x86_64-linux', ['i686-linux', 'aarch64-linux']));
     const { outcome } = await check(localBuildCheck, fleet(qemu));
     expect(outcome.status).toBe('fail');
     expect(outcome.summary).toBe('system x86_64-linux, extra-platforms i686-linux aarch64-linux: would build aarch64-linux itself');

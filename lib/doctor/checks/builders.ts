@@ -27,9 +27,9 @@ export function builderCheck(inventory: Inventory, host: HostName): Check {
           ? commandFailed('ssh', version, [builderHints.sshKey(target), builderHints.offline()])
           : commandFailed('nix-store --version', version, [builderHints.noNixStore(target.user)]);
       }
-      const config = await runCommand(ctx, { argv: sshArgv(inventory, target, nixConfigArgv()), timeoutMs }, parseNixConfig);
+      const config = await runCommand(ctx, { argv: sshArgv(inventory, target, nixConfigArgv(version.value)), timeoutMs }, parseNixConfig);
       const tried = [version.tried, config.tried];
-      if (config.value === undefined) return commandFailed('nix show-config', config, [], tried);
+      if (config.value === undefined) return commandFailed('reading the Nix configuration', config, [], tried);
       const can = platforms(config.value);
       if (!can.includes(entry.system)) {
         return {

@@ -2,7 +2,7 @@
  * This machine cannot build the builders' systems by itself, so nothing
  * falls back to emulation when a builder is offline.
  *
- * Read from `nix show-config`, not probed with a build: on Nix 2.8 a
+ * Read from Nix's configuration, not probed with a build: on Nix 2.8 a
  * `nix build --max-jobs 0 --builders ''` fails with "unable to start any
  * build" whatever the platforms, and with jobs allowed a capable machine
  * would really build (under QEMU). Nix itself decides with these two
@@ -22,9 +22,11 @@ export function localBuildCheck(inventory: Inventory): Check {
     id: 'local-build',
     title: `this machine builds ${systems.join(', ')} only through the builders`,
     async run(ctx) {
-      const ran = await runCommand(ctx, { argv: nixConfigArgv(), timeoutMs: 30_000 }, parseNixConfig);
-      const tried = [ran.tried];
-      if (ran.value === undefined) return commandFailed('nix show-config', ran, []);
+      const version = await runCommand(ctx, { argv: ['nix', '--version'], timeoutMs: 30_000 }, (out) => out.trim());
+      if (version.value === undefined) return commandFailed('nix --version', version, []);
+      const ran = await runCommand(ctx, { argv: nixConfigArgv(version.value), timeoutMs: 30_000 }, parseNixConfig);
+      const tried = [version.tried, ran.tried];
+      if (ran.value === undefined) return commandFailed('reading the Nix configuration', ran, [], tried);
       const { system, extraPlatforms } = ran.value;
       const found = `system ${system}, extra-platforms ${extraPlatforms.join(' ') || '(none)'}`;
       const emulated = systems.filter((s) => s !== system && extraPlatforms.includes(s));
