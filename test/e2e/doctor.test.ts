@@ -1,0 +1,215 @@
+/**
+ * The doctor against the real lab: green when healthy, and red with the
+ * fleet document's hint for each problem injected here — the cache down,
+ * the cache signing with another key, a builder's key not authorized, the
+ * GC-root directory missing. Each test heals the lab in `finally`: the other
+ * end-to-end files share it. Also the deploy's side of issue 6: it refuses
+ * an untrusted narinfo unless --allow-unsigned, and pins what it deployed
+ * even when the post-build hook (which only pins what it builds) does not.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
+import { asHawk, fault, hostAddress, inventoryPath, lab, labEnv, labPath, labSkipReason, newGeneration, runScript } from './lab.ts';
+
+const executor = new ZxExecutor();
+
+interface DoctorCheck {
+  id: string;
+  status: 'pass' | 'warn' | 'fail' | 'skip';
+  summary: string;
+  details: string[];
+  hints: string[];
+}
+
+/** scripts/doctor.ts as a user runs it, against the lab inventory. */
+async function doctor(args: readonly string[] = []) {
+  const result = await executor.run({
+    argv: [join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts/doctor.ts'), '--inventory', inventoryPath(), '--json', ...args],
+    env: labEnv(),
+    timeoutMs: 60_000,
+  });
+  let json: { exitCode: number; checks: DoctorCheck[] };
+  try {
+    json = JSON.parse(result.stdout);
+  } catch {
+    throw new Error(`doctor printed no JSON (exit ${result.exitCode}):\n${result.stdout}\n${result.stderr}`);
+  }
+  const byId = Object.fromEntries(json.checks.map((c) => [c.id, c]));
+  return { exitCode: result.exitCode, checks: json.checks, byId, statuses: Object.fromEntries(json.checks.map((c) => [c.id, c.status])) };
+}
+
+const ALL_CHECKS = ['cache-info', 'cache-key', 'builder:opi01', 'builder:opi02', 'builder:opi03', 'target:opi01', 'target:opi02', 'target:opi03', 'gc-roots', 'local-build'];
+/** Every check passing except the ones given. */
+const allPassBut = (others: Record<string, string>) => Object.fromEntries(ALL_CHECKS.map((id) => [id, others[id] ?? 'pass']));
+
+function labInventory(): { cache: { url: string; gcRootDir: string } } {
+  return JSON.parse(readFileSync(inventoryPath(), 'utf8'));
+}
+
+async function hawk(argv: readonly string[]): Promise<string> {
+  const result = await asHawk(argv);
+  if (result.exitCode !== 0) throw new Error(`${argv.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+/**
+ * Re-signs every narinfo the lab cache serves with a new key of the same name,
+ * with real Nix (`nix copy --to file://…?secret-key=`), as if the cache host's
+ * key had been regenerated while the inventory kept the old one. Returns the
+ * undo.
+ */
+async function resignCacheWithAnotherKey(): Promise<() => void> {
+  const cacheDir = labPath('cache');
+  const work = labPath('doctor-resign');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(join(work, 'backup'), { recursive: true });
+  const narinfos = readdirSync(cacheDir).filter((name) => name.endsWith('.narinfo'));
+  for (const name of narinfos) copyFileSync(join(cacheDir, name), join(work, 'backup', name));
+  const restore = () => {
+    for (const name of narinfos) copyFileSync(join(work, 'backup', name), join(cacheDir, name));
+    rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    const keyName = readFileSync(labPath('hawk/cache-pub-key.pem'), 'utf8').split(':')[0]!;
+    await hawk(['nix-store', '--generate-binary-cache-key', keyName, join(work, 'sk'), join(work, 'pk')]);
+    const paths = narinfos.map((name) => /^StorePath: (.*)$/m.exec(readFileSync(join(cacheDir, name), 'utf8'))![1]!);
+    await hawk(['nix', 'copy', '--to', `file://${join(work, 'cache')}?secret-key=${join(work, 'sk')}&compression=none`, ...paths]);
+    for (const name of narinfos) copyFileSync(join(work, 'cache', name), join(cacheDir, name));
+  } catch (error) {
+    restore();
+    throw error;
+  }
+  return restore;
+}
+
+describe.skipIf(!lab)(`doctor in the lab${lab ? '' : ` (skipped: ${labSkipReason})`}`, () => {
+  let toplevels: Record<string, string>;
+  beforeAll(async () => {
+    // A lab in use: every host deployed, the GC roots there.
+    await newGeneration('doctor');
+    const run = await runScript('deploy-all', ['--json']);
+    expect(run.exitCode, run.stderr).toBe(0);
+    toplevels = Object.fromEntries(run.json.report.hosts.map((h: { name: string; toplevel: string }) => [h.name, h.toplevel]));
+  });
+
+  it('is green on the healthy lab, JSON and text, also as just nix doctor', async () => {
+    const run = await doctor();
+    expect(run.exitCode).toBe(0);
+    expect(run.statuses).toEqual(allPassBut({}));
+    expect(run.byId['cache-key']!.summary).toMatch(/ is signed by lab-hawk-1$/);
+    expect(run.byId['target:opi02']!.summary).toContain(toplevels.opi02);
+    expect(run.byId['builder:opi01']!.summary).toBe('nix-store (Nix) 2.8.0; builds aarch64-linux through extra-platforms');
+    expect(run.byId['local-build']!.summary).toMatch(/^system x86_64-linux, extra-platforms /);
+
+    const text = await executor.run({
+      argv: [join(repoRoot, 'node_modules/.bin/just'), 'nix', 'doctor', '--inventory', inventoryPath()],
+      env: labEnv(),
+      timeoutMs: 60_000,
+    });
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stdout.split('\n').filter((line) => /^[✔✖⚠↓] /.test(line)).map((line) => line[0])).toEqual(ALL_CHECKS.map(() => '✔'));
+    expect(text.stdout).toMatch(/doctor: 10 passed, 0 failed, 0 warned — healthy\s*$/);
+  });
+
+  it('cache down: names "Harmonia down" and skips the key check', async () => {
+    await fault('cache-down');
+    try {
+      const run = await doctor();
+      expect(run.exitCode).toBe(1);
+      expect(run.statuses).toEqual(allPassBut({ 'cache-info': 'fail', 'cache-key': 'skip' }));
+      expect(run.byId['cache-info']!.summary).toMatch(/nix-cache-info failed: ECONNREFUSED/);
+      expect(run.byId['cache-info']!.hints[0]).toBe(`Harmonia down: curl ${labInventory().cache.url}/nix-cache-info should answer "StoreDir: /nix/store"`);
+    } finally {
+      await fault('cache-up');
+    }
+  });
+
+  it('cache signed by another key: names "key mismatch"; the deploy refuses it unless --allow-unsigned', async () => {
+    const restore = await resignCacheWithAnotherKey();
+    try {
+      const run = await doctor();
+      expect(run.exitCode).toBe(1);
+      expect(run.statuses).toEqual(allPassBut({ 'cache-key': 'fail' }));
+      expect(run.byId['cache-key']!.summary).toMatch(/^key mismatch: the signature by lab-hawk-1 does not verify — /);
+      expect(run.byId['cache-key']!.hints[0]).toMatch(/^Key mismatch: the inventory's cache.publicKey must match the cache's signing key/);
+
+      // Nothing to build: the toplevel is already cached, under the wrong signature.
+      const refused = await runScript('deploy', ['opi03', '--json']);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.json.error.message).toBe(`opi03: ${toplevels.opi03}: key mismatch: the signature by lab-hawk-1 does not verify`);
+      expect(refused.json.report.stages.find((s: { name: string }) => s.name === 'deploy').outcome).toBe('not-started');
+
+      const allowed = await runScript('deploy', ['opi03', '--allow-unsigned', '--json']);
+      expect(allowed.exitCode, allowed.stderr).toBe(0);
+      expect(allowed.stderr).toContain('WARNING: --allow-unsigned');
+      expect(allowed.json.report.warnings).toEqual([
+        `opi03: ${toplevels.opi03}: key mismatch: the signature by lab-hawk-1 does not verify — accepted because of --allow-unsigned`,
+      ]);
+    } finally {
+      restore();
+    }
+    expect((await doctor()).exitCode).toBe(0);
+  });
+
+  it('builder key not authorized: names the SSH key issue for that builder only', async () => {
+    const authorized = labPath('opi02', 'authorized_keys');
+    const original = readFileSync(authorized, 'utf8');
+    const builderKey = readFileSync(labPath('ssh/builder_key.pub'), 'utf8').trim();
+    writeFileSync(authorized, original.split('\n').filter((line) => line.trim() !== builderKey).join('\n'));
+    try {
+      const run = await doctor();
+      expect(run.exitCode).toBe(1);
+      // The deploy key still works: the target check passes, only the builder fails.
+      expect(run.statuses).toEqual(allPassBut({ 'builder:opi02': 'fail' }));
+      const builder = run.byId['builder:opi02']!;
+      expect(builder.summary).toBe('ssh exited with 255');
+      expect(builder.details.join('\n')).toContain('Permission denied (publickey)');
+      expect(builder.hints[0]).toBe(
+        `SSH key issue: test with ssh -i ${labPath('ssh/builder_key')} root@${hostAddress('opi02')} — the key must be in root's authorized_keys there`,
+      );
+    } finally {
+      writeFileSync(authorized, original);
+    }
+  });
+
+  it('GC-root directory missing: names "Missing GC root"; the key is still checked through a target\'s system', async () => {
+    const dir = labInventory().cache.gcRootDir;
+    // Moved, not deleted, and still under gcroots/: the roots keep protecting their paths meanwhile.
+    const moved = `${dir}.doctor-moved`;
+    renameSync(dir, moved);
+    try {
+      const run = await doctor();
+      expect(run.exitCode).toBe(1);
+      expect(run.statuses).toEqual(allPassBut({ 'gc-roots': 'fail' }));
+      expect(run.byId['gc-roots']!.summary).toBe(`${dir} does not exist`);
+      expect(run.byId['gc-roots']!.hints[0]).toMatch(new RegExp(`^Missing GC root: check ${dir}/ for the expected symlink`));
+      expect(run.byId['cache-key']!.summary).toMatch(/\(current system of opi01\) is signed by lab-hawk-1$/);
+    } finally {
+      if (!existsSync(dir)) renameSync(moved, dir);
+      else {
+        for (const name of readdirSync(moved)) if (!existsSync(join(dir, name))) renameSync(join(moved, name), join(dir, name));
+        rmSync(moved, { recursive: true, force: true });
+      }
+    }
+  });
+
+  it('the deploy re-pins a toplevel whose root is gone, though nothing is built (so the post-build hook never runs)', async () => {
+    const dir = labInventory().cache.gcRootDir;
+    const root = join(dir, basename(toplevels.opi03!));
+    expect(readlinkSync(root)).toBe(toplevels.opi03);
+    rmSync(root);
+    try {
+      const run = await runScript('deploy', ['opi03', '--json']);
+      expect(run.exitCode, run.stderr).toBe(0);
+      expect(run.json.report.builds).toEqual([]);
+      expect(readlinkSync(root)).toBe(toplevels.opi03);
+      expect(run.json.report.pinnedRoots).toEqual([{ storePath: toplevels.opi03, root, on: 'local' }]);
+    } finally {
+      if (!existsSync(root)) symlinkSync(toplevels.opi03!, root);
+    }
+  });
+});
+
