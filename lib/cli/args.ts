@@ -1,6 +1,6 @@
 /** Command-line options shared by scripts/deploy.ts and scripts/deploy-all.ts. */
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
+import { parseStrict } from './parse.ts';
 import { GOALS, type Goal } from '../nix/commands.ts';
 
 export type Command = 'deploy' | 'deploy-all';
@@ -68,37 +68,26 @@ Exit codes: 0 deployed, 1 a stage failed, 2 usage or inventory error, 130 interr
 }
 
 export function parseCliArgs(command: Command, argv: readonly string[]): CliOptions {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        inventory: { type: 'string', default: 'hosts.json' },
-        flake: { type: 'string' },
-        goal: { type: 'string', default: 'switch' },
-        seed: { type: 'string' },
-        concurrency: { type: 'string' },
-        tag: { type: 'string', multiple: true, default: [] },
-        rolling: { type: 'boolean', default: false },
-        'batch-size': { type: 'string' },
-        'keep-going': { type: 'boolean', default: false },
-        'confirm-timeout': { type: 'string' },
-        'no-magic-rollback': { type: 'boolean', default: false },
-        'no-rollback': { type: 'boolean', default: false },
-        'force-unlock': { type: 'boolean', default: false },
-        'allow-unsigned': { type: 'boolean', default: false },
-        'dry-run': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        'report-dir': { type: 'string', default: '.deploy/runs' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message.replace(/\. To specify a positional.*$/s, ''));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseStrict(argv, {
+    inventory: { type: 'string', default: 'hosts.json' },
+    flake: { type: 'string' },
+    goal: { type: 'string', default: 'switch' },
+    seed: { type: 'string' },
+    concurrency: { type: 'string' },
+    tag: { type: 'string', multiple: true, default: [] },
+    rolling: { type: 'boolean', default: false },
+    'batch-size': { type: 'string' },
+    'keep-going': { type: 'boolean', default: false },
+    'confirm-timeout': { type: 'string' },
+    'no-magic-rollback': { type: 'boolean', default: false },
+    'no-rollback': { type: 'boolean', default: false },
+    'force-unlock': { type: 'boolean', default: false },
+    'allow-unsigned': { type: 'boolean', default: false },
+    'dry-run': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'report-dir': { type: 'string', default: '.deploy/runs' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   const help = values.help ?? false;
   if (!help) {
     if (command === 'deploy' && positionals.length === 0) throw new UsageError('name at least one host, e.g. opi03 (or use deploy-all)');

@@ -5,8 +5,8 @@
  * like the deploy's (lib/cli/main.ts), without stack traces.
  */
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { errorJson, exitCodeOf, interruptOnSignals, type Io, processIo, reportError } from '../cli/main.ts';
+import { parseStrict } from '../cli/parse.ts';
 import { ExitCode, InterruptedError, UsageError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
@@ -41,21 +41,13 @@ Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 usage or i
 }
 
 export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
-  try {
-    const { values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        inventory: { type: 'string', default: 'hosts.json' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-    return { inventory: values.inventory ?? 'hosts.json', json: values.json ?? false, help: values.help ?? false };
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const options = {
+    inventory: { type: 'string', default: 'hosts.json' },
+    json: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  } as const;
+  const { values } = parseStrict(argv, options, false);
+  return { inventory: values.inventory ?? 'hosts.json', json: values.json ?? false, help: values.help ?? false };
 }
 
 export interface DoctorDependencies {

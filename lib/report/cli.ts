@@ -3,7 +3,7 @@
  * history of recent runs. Nothing here throws past runReportCli.
  */
 import { writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { parseStrict } from '../cli/parse.ts';
 import { ExitCode, UsageError } from '../errors.ts';
 import { type Comparison, comparisonWithRun, recentMedians } from './compare.ts';
 import { formatDuration } from './format.ts';
@@ -56,26 +56,15 @@ interface ReportArgs {
 }
 
 export function parseReportArgs(argv: readonly string[]): ReportArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        last: { type: 'boolean', default: false },
-        history: { type: 'boolean', default: false },
-        markdown: { type: 'boolean', default: false },
-        html: { type: 'string' },
-        compare: { type: 'string' },
-        'report-dir': { type: 'string', default: '.deploy/runs' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message.replace(/\. To specify a positional.*$/s, ''));
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseStrict(argv, {
+    last: { type: 'boolean', default: false },
+    history: { type: 'boolean', default: false },
+    markdown: { type: 'boolean', default: false },
+    html: { type: 'string' },
+    compare: { type: 'string' },
+    'report-dir': { type: 'string', default: '.deploy/runs' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (positionals.length > 1) throw new UsageError(`one run id at most (got ${positionals.join(' ')})`);
   const runId = positionals[0];
   const chosen = [runId !== undefined && `run id '${runId}'`, values.last && '--last', values.history && '--history'].filter(Boolean);
