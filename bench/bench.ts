@@ -1,0 +1,283 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * npm run bench: the staged pipeline against the sequential baseline on the
+ * real lab, at 1 minute = 1 second. `npm run bench -- --help` for options.
+ * Takes /run/avalanche-lab.lock for the whole run and always tears the lab
+ * down (also on failure and Ctrl-C). Not part of `npm test`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus, hostname, loadavg, release } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ZxExecutor } from '../lib/exec/zx-executor.ts';
+import { BenchError, Interrupted, type Knobs, Lab, LAB_LOCK, LAB_MARKER, labHosts } from './lab.ts';
+import { acquireLabLock, type LabLock } from './lock.ts';
+import { type Context, dissectRebuild, dissectSeedBuild, measureSequential, measureSsh, measureStaged, multiplexOptions, withMultiplexedInventory } from './measure.ts';
+import { type BenchResults, DOCUMENT, model, scalePoint, scaleVerdict, writeResults } from './results.ts';
+import { renderSummary } from './summary.ts';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+
+const HELP = `npm run bench [-- options]
+
+Measures avalanche-deploy on the real lab (test/lab) at 1 minute = 1 second,
+in one run, each measurement on a fresh kernel derivation (new flake generation):
+
+  sequential baseline  on opi01, opi02, opi03 in turn, over ssh: nix build of its own
+                       toplevel with no substituters, nix-env --set, switch-to-configuration
+  staged               scripts/deploy-all.ts --json on the same three opis
+  no-op re-run         deploy-all again on the same generation (pure pipeline cost), and once
+                       more with ControlMaster in the inventory's ssh options (connection reuse)
+  dissection           the seed build's Nix activities (also with ControlMaster in NIX_SSHOPTS),
+                       one nixos-rebuild's phases, the cost of an ssh connection
+  scale                deploy-all on 3, 6 and 9 hosts, a fresh lab and generation each
+
+It prints the totals, the ratio staged/sequential against the document's 44/120 min,
+the orchestration overhead (wall time − the union of the intervals in which a command
+of deploy-all's own command log ran), per-stage times and the scale table, and writes
+everything to bench/results/<ISO timestamp>.json. Needs root; ~6 minutes on 2 cores.
+Waits for ${LAB_LOCK} (so it is safe next to a test run) and tears the lab down
+(test/lab/down.sh) also on failure and Ctrl-C.
+
+Options:
+  --kernel-seconds <n>          the shared kernel derivation (default 40: ~40 min)
+  --host-seconds <n>            each host's toplevel derivation (default 1: ~1 min)
+  --activation-seconds <n>      switch-to-configuration (default 1: ~1 min)
+  --scale <n,n,…>               host counts for the scale table, 1..9 (default 3,6,9)
+  --skip-scale                  no scale table
+  --skip-sequential             no baseline (and so no ratio)
+  --concurrency <n>             passed to deploy-all (default: all hosts at once)
+  --dissect-kernel-seconds <n>  kernel of the dissection's generation (default 2)
+  --results-dir <dir>           where the JSON goes (default bench/results)
+  --lock-timeout <seconds>      how long to wait for the lab lock (default 1800)
+  -h, --help                    this help
+
+Exit codes: 0 measured and every check passed (kernel built 3× sequentially and 1×
+staged, hosts run their new systems, …); 1 a measurement or a check failed;
+2 usage error or not root; 130 interrupted.`;
+
+interface Options {
+  readonly knobs: Knobs;
+  readonly scale: readonly number[];
+  readonly sequential: boolean;
+  readonly concurrency: number | undefined;
+  readonly dissectKernelSeconds: number;
+  readonly resultsDir: string;
+  readonly lockTimeoutSeconds: number;
+}
+
+class UsageError extends Error {}
+
+function parseOptions(argv: readonly string[]): Options | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        'kernel-seconds': { type: 'string', default: '40' },
+        'host-seconds': { type: 'string', default: '1' },
+        'activation-seconds': { type: 'string', default: '1' },
+        scale: { type: 'string', default: '3,6,9' },
+        'skip-scale': { type: 'boolean', default: false },
+        'skip-sequential': { type: 'boolean', default: false },
+        concurrency: { type: 'string' },
+        'dissect-kernel-seconds': { type: 'string', default: '2' },
+        'results-dir': { type: 'string', default: resolve(repoRoot, 'bench/results') },
+        'lock-timeout': { type: 'string', default: '1800' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return 'help';
+  const int = (name: string, text: string, min: number, max: number) => {
+    if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`--${name} '${text}': a whole number from ${min} to ${max}`);
+    return Number(text);
+  };
+  const scale = values['skip-scale'] ? [] : values.scale.split(',').map((n) => int('scale', n.trim(), 1, 9));
+  return {
+    knobs: {
+      kernelSeconds: int('kernel-seconds', values['kernel-seconds'], 1, 3600),
+      hostSeconds: int('host-seconds', values['host-seconds'], 0, 600),
+      activationSeconds: int('activation-seconds', values['activation-seconds'], 0, 600),
+    },
+    scale: [...new Set(scale)].sort((a, b) => a - b),
+    sequential: !values['skip-sequential'],
+    concurrency: values.concurrency === undefined ? undefined : int('concurrency', values.concurrency, 1, 9),
+    dissectKernelSeconds: int('dissect-kernel-seconds', values['dissect-kernel-seconds'], 1, 3600),
+    resultsDir: resolve(values['results-dir']),
+    lockTimeoutSeconds: int('lock-timeout', values['lock-timeout'], 0, 86_400),
+  };
+}
+
+async function gitSource(executor: ZxExecutor): Promise<BenchResults['source']> {
+  const head = await executor.run({ argv: ['git', '-C', repoRoot, 'rev-parse', 'HEAD'], timeoutMs: 10_000 });
+  const status = await executor.run({ argv: ['git', '-C', repoRoot, 'status', '--porcelain', '--untracked-files=normal'], timeoutMs: 10_000 });
+  return {
+    commit: head.exitCode === 0 ? head.stdout.trim() : 'unknown',
+    uncommitted: status.exitCode === 0 ? status.stdout.split('\n').filter(Boolean).map((l) => l.slice(3)) : [],
+  };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let options: Options | 'help';
+  try {
+    options = parseOptions(argv);
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n(npm run bench -- --help for usage)\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: the lab needs root (network namespaces, bind mounts): sudo npm run bench\n');
+    return 2;
+  }
+
+  const benchStart = Date.now();
+  // Also kept in the results with the load average: other work on this machine skews wall times.
+  const timeline: { atMs: number; load1: number; text: string }[] = [];
+  const progress = (text: string) => {
+    const atMs = Date.now() - benchStart;
+    timeline.push({ atMs, load1: loadavg()[0]!, text });
+    process.stderr.write(`[${(atMs / 1000).toFixed(1).padStart(6)} s] ${text}\n`);
+  };
+  const controller = new AbortController();
+  let signals = 0;
+  let lastSignalAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // One Ctrl-C arrives twice: from the terminal and relayed by tsx (and npm). Count keypresses.
+    if (Date.now() - lastSignalAt < 1000) return;
+    lastSignalAt = Date.now();
+    signals++;
+    if (signals === 1) {
+      progress(`${signal}: stopping the running commands, then tearing the lab down (again: keeps tearing down; a third time quits without)`);
+      controller.abort();
+    } else if (signals === 2) {
+      progress(`${signal}: still tearing the lab down (a few seconds); once more quits at once and leaves it up`);
+    } else {
+      process.exit(130);
+    }
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+
+  const executor = new ZxExecutor();
+  const startedAt = new Date(benchStart).toISOString();
+  const { knobs } = options;
+  const results: BenchResults = {
+    schema: 'avalanche-deploy/bench@1',
+    id: startedAt.replace(/[:.]/g, '-'),
+    startedAt,
+    outcome: 'failed',
+    machine: { hostname: hostname(), cpus: cpus().length, node: process.version, kernel: release() },
+    source: await gitSource(executor),
+    timeScale: '1 minute = 1 second',
+    knobs,
+    options: { concurrency: options.concurrency, scale: options.scale, dissectKernelSeconds: options.dissectKernelSeconds, sequential: options.sequential },
+    document: DOCUMENT,
+    model: model(knobs),
+    checks: [],
+    timeline,
+  };
+  // Generation names end up in store path names: letters, digits, - only.
+  const generation = (what: string) => `bench${benchStart.toString(36)}-${what}`;
+  const lab = new Lab(executor, repoRoot, process.env.LAB_DIR || '/var/lib/avalanche-lab', controller.signal);
+  const ctx: Context = { executor, lab, repoRoot, signal: controller.signal, progress };
+
+  const withLab = async <T>(hosts: readonly string[], run: (upMs: number) => Promise<T>): Promise<T> => {
+    progress(`lab up: ${hosts.join(' ')} (kernel ${knobs.kernelSeconds} s, toplevel ${knobs.hostSeconds} s, activation ${knobs.activationSeconds} s)`);
+    let failed = true;
+    try {
+      const value = await run(await lab.up(hosts, knobs));
+      failed = false;
+      return value;
+    } finally {
+      progress('lab down');
+      try {
+        await lab.down();
+      } catch (error) {
+        // Do not hide the error that brought us here behind the teardown's.
+        if (!failed) throw error;
+        progress(`also: ${(error as Error).message}`);
+      }
+    }
+  };
+
+  let lock: LabLock | undefined;
+  let resultsPath: string | undefined;
+  try {
+    lock = await acquireLabLock(executor, {
+      timeoutSeconds: options.lockTimeoutSeconds,
+      signal: controller.signal,
+      onWaiting: () => progress(`waiting for ${LAB_LOCK}: another run (tests, demo, bench) is using the lab`),
+    });
+    results.lockWaitMs = lock.waitedMs;
+    if (lock.waitedMs > 1000) progress(`took the lab lock after ${(lock.waitedMs / 1000).toFixed(0)} s`);
+    if (existsSync(LAB_MARKER)) {
+      const dir = readFileSync(LAB_MARKER, 'utf8').trim();
+      throw new BenchError(
+        `a lab is up (${dir}) although nobody holds ${LAB_LOCK}: a run that does not take the lock may be using it. ` +
+          'If it is a leftover, tear it down with `bash test/lab/down.sh` and run the benchmark again.',
+      );
+    }
+
+    await withLab(labHosts(3), async (upMs) => {
+      results.labUpMs = upMs;
+      if (options.sequential) {
+        results.sequential = await measureSequential(ctx, generation('seq'));
+        results.checks.push(...results.sequential.checks);
+        progress(`sequential: ${(results.sequential.totalMs / 1000).toFixed(1)} s`);
+      }
+      results.staged = await measureStaged(ctx, { generation: generation('staged'), newGeneration: true, concurrency: options.concurrency, label: 'staged', fullCommands: true });
+      results.checks.push(...results.staged.checks);
+      progress(`staged: ${(results.staged.wallMs / 1000).toFixed(1)} s`);
+      if (results.sequential) results.ratio = results.staged.wallMs / results.sequential.totalMs;
+      results.noopRerun = await measureStaged(ctx, { generation: generation('staged'), newGeneration: false, concurrency: options.concurrency, label: 'no-op re-run' });
+      results.checks.push(...results.noopRerun.checks);
+      // The same no-op run with every ssh connection to a host shared (an improvement to measure, not the pipeline as it is).
+      results.noopRerunMultiplexed = await withMultiplexedInventory(ctx, (inventoryPath) =>
+        measureStaged(ctx, { generation: generation('staged'), newGeneration: false, concurrency: options.concurrency, label: 'no-op re-run, ssh multiplexed', inventoryPath }),
+      );
+      results.checks.push(...results.noopRerunMultiplexed.checks);
+      const seedBuild = await dissectSeedBuild(ctx, generation('dissect'), options.dissectKernelSeconds);
+      const rebuild = await dissectRebuild(ctx, 'opi01');
+      const ssh = await measureSsh(ctx, 'opi01');
+      const seedBuildMultiplexed = await dissectSeedBuild(ctx, generation('dissectmux'), options.dissectKernelSeconds, multiplexOptions(lab));
+      results.dissection = { seedBuild, seedBuildMultiplexed, rebuild, ssh };
+    });
+
+    if (options.scale.length) results.scale = { concurrency: options.concurrency, points: [] };
+    for (const count of options.scale) {
+      await withLab(labHosts(count), async (upMs) => {
+        const run = await measureStaged(ctx, { generation: generation(`scale${count}`), newGeneration: true, concurrency: options.concurrency, label: `scale ${count}` });
+        results.checks.push(...run.checks);
+        results.scale!.points.push(scalePoint(run, upMs));
+        progress(`scale ${count}: ${(run.wallMs / 1000).toFixed(1)} s`);
+      });
+    }
+    if (results.scale) results.scale.verdict = scaleVerdict(results.scale.points, knobs);
+    results.outcome = results.checks.every((c) => c.ok) ? 'success' : 'checks-failed';
+  } catch (error) {
+    const interrupted = error instanceof Interrupted || controller.signal.aborted;
+    results.outcome = interrupted ? 'interrupted' : 'failed';
+    results.error = interrupted ? 'interrupted' : error instanceof BenchError ? error.message : ((error as Error).stack ?? String(error));
+  } finally {
+    await lock?.release();
+    results.finishedAt = new Date().toISOString();
+    try {
+      resultsPath = await writeResults(options.resultsDir, results);
+    } catch (error) {
+      progress(`could not write the results: ${(error as Error).message}`);
+    }
+  }
+  process.stdout.write(`\n${renderSummary(results, resultsPath)}\n`);
+  return results.outcome === 'success' ? 0 : results.outcome === 'interrupted' ? 130 : 1;
+}
+
+process.exitCode = await main(process.argv.slice(2));

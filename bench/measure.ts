@@ -1,0 +1,438 @@
+/**
+ * The measurements, each on a lab that is up: the sequential baseline, a
+ * staged deploy-all, a no-op re-run, and a dissection of where a staged run's
+ * time goes inside its commands (seed build events, one nixos-rebuild's
+ * phases, SSH connection costs).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Executor } from '../lib/exec/types.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { selectHosts } from '../lib/inventory/select.ts';
+import { parseBuildResults } from '../lib/nix/build-log.ts';
+import { nixosRebuildArgv, nixosRebuildEnv, toplevelAttribute } from '../lib/nix/commands.ts';
+import { planDeploy } from '../lib/plan.ts';
+import { deployTarget, destination, sshArgv, sshOptions } from '../lib/ssh.ts';
+import { analyseOverhead, asDeployReport, compactCommands, type DeployReport, median, type OverheadAnalysis } from './analysis.ts';
+import { BenchError, hostAddress, Interrupted, type Lab, must } from './lab.ts';
+
+export interface Check {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface Context {
+  readonly executor: Executor;
+  readonly lab: Lab;
+  readonly repoRoot: string;
+  readonly signal: AbortSignal;
+  readonly progress: (text: string) => void;
+}
+
+function check(name: string, ok: boolean, detail: string): Check {
+  return { name, ok, detail };
+}
+
+function sameHosts(actual: readonly string[], expected: readonly string[]): boolean {
+  return actual.length === expected.length && [...actual].sort().join(' ') === [...expected].sort().join(' ');
+}
+
+// --- sequential baseline -------------------------------------------------------
+
+export interface SequentialResult {
+  readonly generation: string;
+  readonly totalMs: number;
+  readonly hosts: readonly { host: string; buildMs: number; profileMs: number; activateMs: number; totalMs: number; toplevel: string }[];
+  readonly kernelBuiltOn: readonly string[];
+  readonly checks: readonly Check[];
+}
+
+/**
+ * What people did before: on each opi in turn, build its own system with no
+ * substituter (so nothing is shared), set the system profile, activate.
+ */
+export async function measureSequential(ctx: Context, generation: string): Promise<SequentialResult> {
+  const { lab, executor, signal } = ctx;
+  await lab.generation(generation);
+  const inventory = await loadInventory(lab.inventoryPath);
+  const budgetMs = (lab.knobs!.kernelSeconds + lab.knobs!.hostSeconds + 120) * 1000;
+  const hosts: SequentialResult['hosts'][number][] = [];
+  const started = Date.now();
+  for (const host of lab.hosts) {
+    const target = deployTarget(inventory.hosts[host]!);
+    const installable = `${inventory.flake}#${toplevelAttribute(inventory, host)}`;
+    ctx.progress(`sequential: ${host}: nix build on ${host} (no substituters), set profile, switch`);
+    const build = await must(
+      executor,
+      `sequential: building ${host} on ${host}`,
+      { argv: sshArgv(inventory, target, ['nix', 'build', '--no-link', '--json', '--option', 'substituters', '', installable]), timeoutMs: budgetMs },
+      { signal },
+    );
+    const toplevel = parseBuildResults(build.stdout)[0]?.outputs.out;
+    if (!toplevel) throw new BenchError(`sequential: nix build on ${host} printed no output path: ${build.stdout.slice(0, 300)}`);
+    const profile = await must(
+      executor,
+      `sequential: setting ${host}'s system profile`,
+      { argv: sshArgv(inventory, target, ['nix-env', '-p', '/nix/var/nix/profiles/system', '--set', toplevel]), timeoutMs: 60_000 },
+      { signal },
+    );
+    const activate = await must(
+      executor,
+      `sequential: activating ${host}`,
+      { argv: sshArgv(inventory, target, [`${toplevel}/bin/switch-to-configuration`, 'switch']), timeoutMs: (lab.knobs!.activationSeconds + 60) * 1000 },
+      { signal },
+    );
+    hosts.push({
+      host,
+      buildMs: build.durationMs,
+      profileMs: profile.durationMs,
+      activateMs: activate.durationMs,
+      totalMs: activate.startedAt + activate.durationMs - build.startedAt,
+      toplevel,
+    });
+  }
+  const totalMs = Date.now() - started;
+  const kernelBuiltOn = lab.kernelBuilds(generation);
+  return {
+    generation,
+    totalMs,
+    hosts,
+    kernelBuiltOn,
+    checks: [
+      check(
+        'sequential: the kernel was built once on every opi',
+        sameHosts(kernelBuiltOn, lab.hosts),
+        `builds.log: linux-6.1-opi-${generation} built ${kernelBuiltOn.length}× (on ${kernelBuiltOn.join(', ') || 'nothing'}); expected once on each of ${lab.hosts.join(', ')}`,
+      ),
+      ...hosts.map((h) =>
+        check(`sequential: ${h.host} runs its new system`, lab.currentSystem(h.host) === h.toplevel, `current-system → ${lab.currentSystem(h.host) ?? 'nothing'}`),
+      ),
+    ],
+  };
+}
+
+// --- staged (deploy-all) ---------------------------------------------------------
+
+export interface StagedResult {
+  readonly generation: string;
+  readonly hosts: number;
+  readonly concurrency: number | undefined;
+  readonly exitCode: number | null;
+  readonly outcome: string;
+  /** the deploy-all process from spawn to exit (what a user waits for) */
+  readonly wallMs: number;
+  readonly overhead: OverheadAnalysis;
+  readonly kernelBuiltOn: readonly string[];
+  readonly toplevelBuilds: number;
+  /** requests to the cache per client during this run (hawk polls it, the targets fetch from it) */
+  readonly cacheRequests: Readonly<Record<string, { narinfo: number; nar: number }>>;
+  /** deploy-all's report; with argv replaced by labels unless `fullCommands` */
+  readonly report: DeployReport | CompactReport;
+  readonly checks: readonly Check[];
+}
+
+export type CompactReport = Omit<DeployReport, 'commands'> & { readonly commands: ReturnType<typeof compactCommands> };
+
+/**
+ * `tsx scripts/deploy-all.ts --inventory <lab> --json`. `expectBuilds: false`
+ * for a re-run of a generation that is already deployed (nothing may build).
+ */
+export async function measureStaged(
+  ctx: Context,
+  options: {
+    generation: string;
+    newGeneration: boolean;
+    concurrency?: number | undefined;
+    label: string;
+    /** another inventory (e.g. with ssh multiplexing); default the lab's */
+    inventoryPath?: string;
+    /** keep every command's argv in the stored report (else labels) */
+    fullCommands?: boolean;
+  },
+): Promise<StagedResult> {
+  const { lab, executor, signal } = ctx;
+  if (options.newGeneration) await lab.generation(options.generation);
+  const buildsBefore = lab.builds().length;
+  const requestsBefore = lab.cacheRequests().length;
+  const argv = [
+    join(ctx.repoRoot, 'node_modules/.bin/tsx'),
+    join(ctx.repoRoot, 'scripts/deploy-all.ts'),
+    '--inventory', options.inventoryPath ?? lab.inventoryPath,
+    '--json',
+    // Lab runs stay in the lab (down.sh removes them): they must not enter the
+    // user's .deploy history, whose medians would then mix lab seconds with real minutes.
+    '--report-dir', join(lab.dir, 'runs'),
+    ...(options.concurrency === undefined ? [] : ['--concurrency', String(options.concurrency)]),
+  ];
+  ctx.progress(`${options.label}: deploy-all on ${lab.hosts.length} hosts`);
+  const knobs = lab.knobs!;
+  const result = await executor.run(
+    { argv, env: { ...lab.env, CI: 'true' }, timeoutMs: (knobs.kernelSeconds + knobs.hostSeconds * lab.hosts.length + 300) * 1000 },
+    { signal },
+  );
+  if (result.aborted || signal.aborted) throw new Interrupted();
+  let parsed: { outcome?: string; exitCode?: number; report?: unknown; error?: { message?: string } };
+  try {
+    parsed = JSON.parse(result.stdout) as typeof parsed;
+  } catch {
+    throw new BenchError(`${options.label}: deploy-all printed no JSON (exit ${result.exitCode}):\n${result.stdout.slice(-1500)}\n${result.stderr.slice(-1500)}`);
+  }
+  if (!parsed.report) throw new BenchError(`${options.label}: deploy-all failed before running (exit ${result.exitCode}): ${parsed.error?.message ?? result.stderr.slice(-800)}`);
+  const report = asDeployReport(parsed.report);
+  const overhead = analyseOverhead(report, { start: result.startedAt, end: result.startedAt + result.durationMs });
+
+  const kernelBuiltOn = lab.kernelBuilds(options.generation);
+  const toplevels = lab.toplevelBuilds(options.generation);
+  const newBuilds = lab.builds().slice(buildsBefore);
+  const byAddress = new Map(lab.hosts.map((h) => [hostAddress(h), h]));
+  const cacheRequests: Record<string, { narinfo: number; nar: number }> = {};
+  for (const r of lab.cacheRequests().slice(requestsBefore)) {
+    const who = byAddress.get(r.client) ?? (r.client === '10.213.77.1' ? 'hawk' : r.client);
+    const entry = (cacheRequests[who] ??= { narinfo: 0, nar: 0 });
+    if (r.path.endsWith('.narinfo')) entry.narinfo++;
+    else if (r.path.startsWith('/nar/')) entry.nar++;
+  }
+
+  const seed = report.seed;
+  const checks: Check[] = [
+    check(`${options.label}: deploy-all succeeded`, result.exitCode === 0 && report.outcome === 'success', `exit ${result.exitCode}, outcome ${report.outcome}${parsed.error?.message ? `: ${parsed.error.message.split('\n')[0]}` : ''}`),
+  ];
+  if (options.newGeneration) {
+    checks.push(
+      check(`${options.label}: the kernel was built once, on the seed ${seed}`, sameHosts(kernelBuiltOn, [seed]), `builds.log: built ${kernelBuiltOn.length}× (on ${kernelBuiltOn.join(', ') || 'nothing'})`),
+      check(
+        `${options.label}: each toplevel was built once, on the seed`,
+        toplevels.length === lab.hosts.length && toplevels.every((b) => b.host === seed),
+        `${toplevels.length} toplevel builds for ${lab.hosts.length} hosts, on ${[...new Set(toplevels.map((b) => b.host))].join(', ') || 'nothing'}`,
+      ),
+    );
+    const notFetched = lab.hosts.filter((h) => h !== seed && !(cacheRequests[h]?.nar ?? 0));
+    checks.push(check(`${options.label}: every other host fetched from the cache`, notFetched.length === 0, notFetched.length ? `no NAR download by ${notFetched.join(', ')}` : 'every non-seed host downloaded NARs (cache-access.log)'));
+  } else {
+    checks.push(check(`${options.label}: nothing was built`, newBuilds.length === 0, `${newBuilds.length} builds (${newBuilds.map((b) => b.name).join(', ') || 'none'})`));
+  }
+  const toplevelOf = new Map(report.hosts.map((h) => [h.name, (h as { toplevel?: string }).toplevel]));
+  const wrong = lab.hosts.filter((h) => !toplevelOf.get(h) || lab.currentSystem(h) !== toplevelOf.get(h));
+  checks.push(check(`${options.label}: every host runs the deployed toplevel`, wrong.length === 0, wrong.length ? `not running the report's toplevel: ${wrong.join(', ')}` : 'current-system matches the report on every host'));
+
+  return {
+    generation: options.generation,
+    hosts: lab.hosts.length,
+    concurrency: options.concurrency,
+    exitCode: result.exitCode,
+    outcome: report.outcome,
+    wallMs: result.durationMs,
+    overhead,
+    kernelBuiltOn,
+    toplevelBuilds: toplevels.length,
+    cacheRequests,
+    report: options.fullCommands ? report : { ...report, commands: compactCommands(report.commands) },
+    checks,
+  };
+}
+
+// --- dissection: inside the commands ---------------------------------------------
+
+interface NixActivity {
+  readonly id: number;
+  readonly type: number;
+  readonly text: string;
+  readonly fields: readonly unknown[];
+  readonly startMs: number;
+  endMs?: number;
+}
+
+/** Nix's ActivityType (src/libutil/logging.hh) */
+const ACT = { copyPath: 100, copyPaths: 103, build: 105, postBuildHook: 110 } as const;
+
+export interface SeedBuildDissection {
+  readonly generation: string;
+  readonly kernelSeconds: number;
+  /** extra NIX_SSHOPTS for this build (the multiplexing experiment), if any */
+  readonly extraSshOptions: readonly string[];
+  readonly totalMs: number;
+  /** simulated work on the critical path: the kernel, then the toplevels (in parallel on the seed) */
+  readonly workMs: number;
+  readonly beforeFirstBuildMs: number;
+  /** from the kernel's end to the first toplevel's start */
+  readonly kernelToToplevelsMs: number;
+  /** from the first toplevel build's start to the last one's: Nix starts remote builds one at a time */
+  readonly toplevelStartSpreadMs: number;
+  readonly afterLastBuildMs: number;
+  readonly builds: readonly { name: string; machine: string; startMs: number; ms: number }[];
+  readonly postBuildHooks: readonly { name: string; startMs: number; ms: number }[];
+  readonly postBuildHookTotalMs: number;
+}
+
+export interface RebuildDissection {
+  readonly host: string;
+  readonly totalMs: number;
+  readonly activationSeconds: number;
+  /** time from each output line to the next: what the lab nixos-rebuild was doing */
+  readonly phases: readonly { phase: string; ms: number }[];
+}
+
+export interface SshCost {
+  readonly freshMs: readonly number[];
+  readonly freshMedianMs: number;
+  readonly masterMs: number;
+  readonly reusedMs: readonly number[];
+  readonly reusedMedianMs: number;
+}
+
+export interface Dissection {
+  readonly seedBuild: SeedBuildDissection;
+  /** the same on another fresh generation with ControlMaster/ControlPersist in NIX_SSHOPTS */
+  readonly seedBuildMultiplexed: SeedBuildDissection;
+  readonly rebuild: RebuildDissection;
+  readonly ssh: SshCost;
+}
+
+function drvName(path: unknown): string {
+  return typeof path === 'string' ? path.replace(/^.*\/[0-9a-z]{32}-/, '').replace(/\.drv$/, '') : '?';
+}
+
+/** ssh options that share one connection per host; `ssh -O exit` closes the master. */
+export function multiplexOptions(lab: Lab, persistSeconds = 30): string[] {
+  return ['-o', 'ControlMaster=auto', '-o', `ControlPath=${join(lab.dir, 'mux-%C')}`, '-o', `ControlPersist=${persistSeconds}`];
+}
+
+/** Closes the masters multiplexOptions may have started (they run in hawk's namespace, not an opi's). */
+export async function closeMasters(ctx: Context, destinations: readonly string[]): Promise<void> {
+  await Promise.all(
+    destinations.map((d) => ctx.executor.run({ argv: ['ssh', '-o', `ControlPath=${join(ctx.lab.dir, 'mux-%C')}`, '-O', 'exit', d], timeoutMs: 10_000 })),
+  );
+}
+
+/**
+ * Runs the pipeline's own seed-build command (from planDeploy) on a fresh
+ * generation and times Nix's activities from its internal-json log.
+ */
+export async function dissectSeedBuild(ctx: Context, generation: string, kernelSeconds: number, extraSshOptions: readonly string[] = []): Promise<SeedBuildDissection> {
+  const { lab, executor, signal } = ctx;
+  await lab.generation(generation, kernelSeconds);
+  const inventory = await loadInventory(lab.inventoryPath);
+  const plan = planDeploy(inventory, selectHosts(inventory, { kind: 'all' }), { goal: 'switch', onCoordinator: true });
+  ctx.progress(`dissection: seed build with Nix's activity log (kernel ${kernelSeconds} s${extraSshOptions.length ? ', ssh multiplexed' : ''})`);
+  const activities = new Map<number, NixActivity>();
+  const env = { ...lab.env, ...plan.seedBuild.env };
+  if (extraSshOptions.length) env.NIX_SSHOPTS = [env.NIX_SSHOPTS ?? '', ...extraSshOptions].join(' ').trim();
+  const t0 = Date.now();
+  let build;
+  try {
+    build = await must(
+      executor,
+      'dissection: seed build',
+      { argv: plan.seedBuild.argv, env, timeoutMs: (kernelSeconds + 120) * 1000 },
+      {
+        signal,
+        onLine: (line) => {
+          if (!line.startsWith('@nix ')) return;
+          const now = Date.now() - t0;
+          let e: { action?: string; id?: number; type?: number; text?: string; fields?: unknown[] };
+          try {
+            e = JSON.parse(line.slice(5)) as typeof e;
+          } catch {
+            return;
+          }
+          if (e.action === 'start' && typeof e.id === 'number') {
+            activities.set(e.id, { id: e.id, type: Number(e.type ?? 0), text: e.text ?? '', fields: e.fields ?? [], startMs: now });
+          } else if (e.action === 'stop' && typeof e.id === 'number') {
+            const a = activities.get(e.id);
+            if (a) a.endMs = now;
+          }
+        },
+      },
+    );
+  } finally {
+    if (extraSshOptions.length) {
+      const seed = inventory.hosts[plan.seed]!;
+      await closeMasters(ctx, [`${seed.builder!.user}@${seed.address}`]);
+    }
+  }
+  const totalMs = build.durationMs;
+  const all = [...activities.values()];
+  const spans = (type: number) => all.filter((a) => a.type === type).map((a) => ({ a, ms: (a.endMs ?? totalMs) - a.startMs }));
+  const builds = spans(ACT.build)
+    .map(({ a, ms }) => ({ name: drvName(a.fields[0]), machine: String(a.fields[1] ?? '') || 'local', startMs: a.startMs, ms }))
+    .sort((x, y) => x.startMs - y.startMs);
+  const postBuildHooks = spans(ACT.postBuildHook).map(({ a, ms }) => ({ name: drvName(a.fields[0]), startMs: a.startMs, ms }));
+  const kernel = builds.find((b) => b.name.startsWith('linux-'));
+  const toplevels = builds.filter((b) => b.name.startsWith('nixos-system-'));
+  const firstToplevel = toplevels[0]?.startMs ?? 0;
+  const lastBuildEnd = Math.max(0, ...builds.map((b) => b.startMs + b.ms));
+  return {
+    generation,
+    kernelSeconds,
+    extraSshOptions,
+    totalMs,
+    workMs: (kernelSeconds + lab.knobs!.hostSeconds) * 1000,
+    beforeFirstBuildMs: builds[0]?.startMs ?? 0,
+    kernelToToplevelsMs: kernel ? firstToplevel - (kernel.startMs + kernel.ms) : 0,
+    toplevelStartSpreadMs: toplevels.length ? toplevels[toplevels.length - 1]!.startMs - firstToplevel : 0,
+    afterLastBuildMs: totalMs - lastBuildEnd,
+    builds,
+    postBuildHooks,
+    postBuildHookTotalMs: postBuildHooks.reduce((sum, h) => sum + h.ms, 0),
+  };
+}
+
+/** One nixos-rebuild of a host that fetches from the cache (after a seed build), its output lines timed. */
+export async function dissectRebuild(ctx: Context, host: string): Promise<RebuildDissection> {
+  const { lab, executor, signal } = ctx;
+  const inventory = await loadInventory(lab.inventoryPath);
+  ctx.progress(`dissection: one nixos-rebuild of ${host}, which fetches from the cache, its phases timed`);
+  const phases: { phase: string; ms: number }[] = [];
+  let mark = { text: '(start)', at: Date.now() };
+  const onLine = (line: string) => {
+    const at = Date.now();
+    phases.push({ phase: mark.text, ms: at - mark.at });
+    mark = { text: line.replace(/\/nix\/store\/[0-9a-z]{32}-/g, '/nix/store/…-').slice(0, 90), at };
+  };
+  const rebuild = await must(
+    executor,
+    `dissection: nixos-rebuild ${host}`,
+    { argv: nixosRebuildArgv(inventory, inventory.flake, host, 'switch'), env: { ...lab.env, ...nixosRebuildEnv(inventory, host) }, timeoutMs: 120_000 },
+    { signal, onLine },
+  );
+  phases.push({ phase: mark.text, ms: rebuild.startedAt + rebuild.durationMs - mark.at });
+  return { host, totalMs: rebuild.durationMs, activationSeconds: lab.knobs!.activationSeconds, phases };
+}
+
+/** What one SSH connection costs here, fresh and over a ControlMaster. */
+export async function measureSsh(ctx: Context, host: string): Promise<SshCost> {
+  const { lab, executor, signal } = ctx;
+  const inventory = await loadInventory(lab.inventoryPath);
+  ctx.progress('dissection: SSH connection cost, fresh and multiplexed');
+  const target = deployTarget(inventory.hosts[host]!);
+  const fresh: number[] = [];
+  for (let i = 0; i < 5; i++) fresh.push((await must(executor, 'ssh probe', { argv: sshArgv(inventory, target, ['true']), timeoutMs: 20_000 }, { signal })).durationMs);
+  const muxArgv = ['ssh', ...sshOptions(inventory, target), ...multiplexOptions(lab, 15), destination(target), '--', 'true'];
+  const reused: number[] = [];
+  let masterMs = 0;
+  try {
+    masterMs = (await must(executor, 'ssh master', { argv: muxArgv, timeoutMs: 20_000 }, { signal })).durationMs;
+    for (let i = 0; i < 5; i++) reused.push((await must(executor, 'ssh over the master', { argv: muxArgv, timeoutMs: 20_000 }, { signal })).durationMs);
+  } finally {
+    await closeMasters(ctx, [destination(target)]);
+  }
+  return { freshMs: fresh, freshMedianMs: median(fresh)!, masterMs, reusedMs: reused, reusedMedianMs: median(reused)! };
+}
+
+/**
+ * A copy of the lab inventory whose ssh options share one connection per
+ * host (ControlMaster), for deploy-all to run with; the masters are closed after.
+ */
+export async function withMultiplexedInventory<T>(ctx: Context, run: (inventoryPath: string) => Promise<T>): Promise<T> {
+  const { lab } = ctx;
+  const inventory = JSON.parse(readFileSync(lab.inventoryPath, 'utf8')) as { ssh: { options: string[] }; hosts: Record<string, { address: string; deployUser?: string }> };
+  inventory.ssh.options = [...inventory.ssh.options, ...multiplexOptions(lab)];
+  const path = join(lab.dir, 'hosts-multiplexed.json');
+  writeFileSync(path, `${JSON.stringify(inventory, null, 2)}\n`);
+  try {
+    return await run(path);
+  } finally {
+    await closeMasters(ctx, Object.values(inventory.hosts).map((h) => `${h.deployUser ?? 'root'}@${h.address}`));
+  }
+}

@@ -1,0 +1,148 @@
+/** What one benchmark run records (bench/results/<ISO timestamp>.json), and the figures it compares with. */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expectedDeployWaves, median, type ReportSpan } from './analysis.ts';
+import type { Knobs } from './lab.ts';
+import type { Check, Dissection, SequentialResult, StagedResult } from './measure.ts';
+
+/** nix-distributed-builds.md: ~40 min kernel per opi, ~120 min one by one, ~44 min staged, cache download ~1 min. */
+export const DOCUMENT = {
+  kernelMinutes: 40,
+  cacheDownloadMinutes: 1,
+  sequentialMinutes: 120,
+  stagedMinutes: 44,
+  ratio: 44 / 120,
+  /** one kernel build + a cache fetch + activation: (40 + 1 + 1) / 120 */
+  physicalLimitRatio: 0.35,
+} as const;
+
+export interface ScalePoint {
+  readonly hosts: number;
+  readonly expectedDeployWaves: number;
+  readonly wallMs: number;
+  readonly runMs: number;
+  readonly stages: Readonly<Record<string, number | undefined>>;
+  readonly seedDeployMs: number | undefined;
+  readonly otherHostsMedianMs: number | undefined;
+  readonly kernelBuilds: number;
+  readonly toplevelBuilds: number;
+  readonly overheadMs: number;
+  readonly labUpMs: number;
+  readonly run: StagedResult;
+}
+
+export interface BenchResults {
+  readonly schema: 'avalanche-deploy/bench@1';
+  readonly id: string;
+  readonly startedAt: string;
+  finishedAt?: string;
+  outcome: 'success' | 'checks-failed' | 'failed' | 'interrupted';
+  error?: string;
+  readonly machine: { hostname: string; cpus: number; node: string; kernel: string };
+  readonly source: { commit: string; uncommitted: readonly string[] };
+  readonly timeScale: '1 minute = 1 second';
+  readonly knobs: Knobs;
+  readonly options: { concurrency: number | undefined; scale: readonly number[]; dissectKernelSeconds: number; sequential: boolean };
+  readonly document: typeof DOCUMENT;
+  /** the lab's ideal numbers at these knobs (see README "Benchmark") */
+  readonly model: {
+    sequentialSeconds: number;
+    stagedFloorSeconds: number;
+    physicalFloorSeconds: number;
+    stagedFloorRatio: number;
+    physicalFloorRatio: number;
+  };
+  lockWaitMs?: number;
+  labUpMs?: number;
+  sequential?: SequentialResult;
+  staged?: StagedResult;
+  /** staged wall / sequential total */
+  ratio?: number;
+  noopRerun?: StagedResult;
+  /** the same with ControlMaster in the inventory's ssh options: what connection reuse would save */
+  noopRerunMultiplexed?: StagedResult;
+  dissection?: Dissection;
+  scale?: { concurrency: number | undefined; points: ScalePoint[]; verdict?: string };
+  checks: Check[];
+  /** the benchmark's progress lines, with the 1-minute load average when each was printed */
+  readonly timeline: { atMs: number; load1: number; text: string }[];
+}
+
+/**
+ * The lab at these knobs, ideally: one by one, each opi builds the kernel, its
+ * toplevel and activates; staged, the kernel and the toplevels are built once
+ * and activation happens twice on the critical path (the seed first, then the
+ * rest at once); physically, one activation would do. The cache fetch is
+ * near-instant in the lab (local HTTP, tiny NARs).
+ */
+export function model(knobs: Knobs, hosts = 3): BenchResults['model'] {
+  const { kernelSeconds: k, hostSeconds: h, activationSeconds: a } = knobs;
+  const sequentialSeconds = hosts * (k + h + a);
+  const stagedFloorSeconds = k + h + 2 * a;
+  const physicalFloorSeconds = k + h + a;
+  return {
+    sequentialSeconds,
+    stagedFloorSeconds,
+    physicalFloorSeconds,
+    stagedFloorRatio: stagedFloorSeconds / sequentialSeconds,
+    physicalFloorRatio: physicalFloorSeconds / sequentialSeconds,
+  };
+}
+
+export function scalePoint(run: StagedResult, labUpMs: number): ScalePoint {
+  const stages = Object.fromEntries(run.report.stages.map((s: ReportSpan) => [s.name, s.durationMs]));
+  const seedHost = run.report.hosts.find((h) => h.name === run.report.seed);
+  const others = run.report.hosts.filter((h) => h.name !== run.report.seed && h.durationMs !== undefined).map((h) => h.durationMs!);
+  return {
+    hosts: run.hosts,
+    expectedDeployWaves: expectedDeployWaves(run.hosts, run.concurrency),
+    wallMs: run.wallMs,
+    runMs: run.report.totalMs,
+    stages,
+    seedDeployMs: seedHost?.durationMs,
+    otherHostsMedianMs: median(others),
+    kernelBuilds: run.kernelBuiltOn.length,
+    toplevelBuilds: run.toplevelBuilds,
+    overheadMs: run.overhead.overheadMs,
+    labUpMs,
+    run,
+  };
+}
+
+/** Does the wall time follow deploy waves, or the number of builds? Numbers, then the answer. */
+export function scaleVerdict(points: readonly ScalePoint[], knobs: Knobs): string | undefined {
+  if (points.length < 2) return undefined;
+  const sorted = [...points].sort((a, b) => a.hosts - b.hosts);
+  const first = sorted[0]!;
+  const last = sorted[sorted.length - 1]!;
+  const growthS = (last.wallMs - first.wallMs) / 1000;
+  const extraHosts = last.hosts - first.hosts;
+  const perBuildS = knobs.kernelSeconds + knobs.hostSeconds;
+  const extraWaves = last.expectedDeployWaves - first.expectedDeployWaves;
+  const perWaveS = (first.otherHostsMedianMs ?? 0) / 1000;
+  const withBuilds = growthS > 0.5 * perBuildS;
+  const delta = (name: string) => ((last.stages[name] ?? 0) - (first.stages[name] ?? 0)) / 1000;
+  const parts = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy']
+    .map((s) => [s, delta(s)] as const)
+    .filter(([, d]) => Math.abs(d) >= 0.05)
+    .map(([s, d]) => `${s} ${d >= 0 ? '+' : ''}${d.toFixed(1)} s`);
+  return [
+    `${first.hosts}→${last.hosts} hosts: wall ${growthS >= 0 ? '+' : ''}${growthS.toFixed(1)} s (${((growthS * 1000) / first.wallMs * 100).toFixed(0)}%).`,
+    `If every host built its own system it would add ${extraHosts} × ${perBuildS} s = ${extraHosts * perBuildS} s;`,
+    `deploy waves go ${first.expectedDeployWaves}→${last.expectedDeployWaves}, i.e. ≈ ${(extraWaves * perWaveS).toFixed(1)} s expected from waves.`,
+    withBuilds
+      ? 'The wall time DOES grow like the number of builds: something is built per host.'
+      : `The wall time does not grow with the number of builds${Math.abs(growthS - extraWaves * perWaveS) <= Math.max(1, 0.1 * first.wallMs / 1000) ? ' and follows the deploy waves' : `; beyond the waves it grows ${(growthS - extraWaves * perWaveS).toFixed(1)} s`}` +
+        (parts.length ? ` (by stage: ${parts.join(', ')}).` : '.'),
+  ].join(' ');
+}
+
+/** To a temporary name first, then renamed: never half a file under bench/results. */
+export async function writeResults(dir: string, results: BenchResults): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `${results.id}.json`);
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(results, null, 2)}\n`);
+  await rename(temporary, path);
+  return path;
+}

@@ -1,0 +1,186 @@
+/** The readable summary of a benchmark run (the JSON has everything). */
+import type { StagedResult } from './measure.ts';
+import type { BenchResults } from './results.ts';
+
+const s = (ms: number | undefined, digits = 1) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(digits)} s`);
+const pct = (part: number, whole: number) => `${((part / whole) * 100).toFixed(1)}%`;
+
+function table(header: readonly string[], rows: readonly (readonly string[])[], right: readonly number[] = []): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    '  ' + cells.map((c, i) => (right.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
+function stagedBlock(run: StagedResult, knobs: BenchResults['knobs'], floorS: number): string[] {
+  const o = run.overhead;
+  const r = run.report;
+  const stageRows = r.stages.map((st) => [st.name, s(st.durationMs, 2), st.outcome ?? '', st.startMs === undefined ? '' : `at ${s(st.startMs, 2)}`]);
+  const hostRows = r.hosts.map((h) => [`${h.name}${h.name === r.seed ? ' (seed)' : ''}`, s(h.durationMs, 2), h.state ?? '', h.startMs === undefined ? '' : `at ${s(h.startMs, 2)}`]);
+  const idle = Object.entries(o.idleByStage)
+    .filter(([, ms]) => ms >= 5)
+    .map(([stage, ms]) => `${stage} ${s(ms, 2)}`)
+    .join(', ');
+  // Each stage's time beyond the simulated work it contains: where a run loses time.
+  const work: Record<string, number> = { 'seed-build': (knobs.kernelSeconds + knobs.hostSeconds) * 1000, deploy: 2 * knobs.activationSeconds * 1000 };
+  const beyond = [
+    `start-up ${s(o.startupMs, 2)}`,
+    ...r.stages
+      .filter((st) => st.durationMs !== undefined)
+      .map((st) => `${st.name} ${s(st.durationMs! - (work[st.name] ?? 0), 2)}${work[st.name] ? ` (of ${s(st.durationMs, 2)}, ${s(work[st.name], 0)} simulated)` : ''}`),
+    `exit ${s(o.shutdownMs, 2)}`,
+  ];
+  return [
+    `  wall ${s(run.wallMs, 2)} (the deploy-all process; its own clock ${s(r.totalMs, 2)}), outcome ${run.outcome}`,
+    ...table(['stage', 'duration', 'outcome', 'start'], stageRows, [1]),
+    ...table(['host', 'deploy', 'state', 'start'], hostRows, [1]),
+    `  kernel built ${run.kernelBuiltOn.length}× (on ${run.kernelBuiltOn.join(', ') || '—'}), ${run.toplevelBuilds} toplevel builds; cache downloads (NARs): ${
+      Object.entries(run.cacheRequests)
+        .filter(([, c]) => c.nar > 0)
+        .map(([who, c]) => `${who} ${c.nar}`)
+        .join(', ') || 'none'
+    }`,
+    '',
+    `  orchestration overhead = wall − critical path of its commands = ${s(o.wallMs, 2)} − ${s(o.criticalPathMs, 2)} = ${s(o.overheadMs, 2)} (${pct(o.overheadMs, o.wallMs)} of the wall)`,
+    `    process start-up before the run's clock (tsx, modules, inventory, plan): ${s(o.startupMs, 2)}`,
+    `    idle inside the run (no command running): ${s(o.idleInRunMs, 2)}${idle ? ` — ${idle}` : ''}`,
+    `    after the run's clock (report, JSON, exit): ${s(o.shutdownMs, 2)}`,
+    ...(o.largestGaps.length
+      ? [`    largest idle gaps: ${o.largestGaps.slice(0, 3).map((g) => `${s(g.ms, 2)} in ${g.stage} (after ${g.after}, before ${g.before})`).join('; ')}`]
+      : []),
+    `  inside the commands: the simulated work on the critical path is ${floorS.toFixed(0)} s (kernel ${knobs.kernelSeconds} + toplevel ${knobs.hostSeconds} + 2 activations × ${knobs.activationSeconds}); the commands took ${s(o.criticalPathMs, 2)}, i.e. ${s(o.criticalPathMs - floorS * 1000, 2)} more`,
+    `  beyond the simulated work, by stage: ${beyond.join(', ')}`,
+    ...table(
+      ['command', 'runs', 'total', 'median', 'max'],
+      o.byKind.map((k) => [k.kind.length > 70 ? `${k.kind.slice(0, 69)}…` : k.kind, String(k.count), s(k.totalMs, 2), s(k.medianMs, 2), s(k.maxMs, 2)]),
+      [1, 2, 3, 4],
+    ),
+  ];
+}
+
+export function renderSummary(results: BenchResults, resultsPath: string | undefined): string {
+  const { knobs, model, document: doc } = results;
+  const out: string[] = [];
+  out.push(
+    `avalanche-deploy benchmark ${results.id} — ${results.timeScale}: kernel ${knobs.kernelSeconds} s, per-host derivation ${knobs.hostSeconds} s, activation ${knobs.activationSeconds} s`,
+    `machine: ${results.machine.cpus} CPUs, node ${results.machine.node}; source ${results.source.commit.slice(0, 12)}${results.source.uncommitted.length ? ` + ${results.source.uncommitted.length} uncommitted files` : ''}`,
+  );
+
+  const seq = results.sequential;
+  if (seq) {
+    out.push('', 'SEQUENTIAL BASELINE — each opi builds (no substituters) and switches itself, one after another');
+    out.push(
+      ...table(
+        ['host', 'nix build', 'profile', 'switch', 'total'],
+        seq.hosts.map((h) => [h.host, s(h.buildMs), s(h.profileMs, 2), s(h.activateMs, 2), s(h.totalMs)]),
+        [1, 2, 3, 4],
+      ),
+      `  total ${s(seq.totalMs)}; kernel built ${seq.kernelBuiltOn.length}× (${seq.kernelBuiltOn.join(', ')}); model 3 × (kernel + toplevel + activation) = ${model.sequentialSeconds} s (document: ~${doc.sequentialMinutes} min)`,
+    );
+  }
+
+  const staged = results.staged;
+  if (staged) {
+    out.push('', 'STAGED — deploy-all, fresh generation');
+    out.push(...stagedBlock(staged, knobs, model.stagedFloorSeconds));
+  }
+
+  if (seq && staged && results.ratio !== undefined) {
+    out.push(
+      '',
+      'RESULT',
+      `  sequential ${s(seq.totalMs)}   staged ${s(staged.wallMs)}   ratio staged/sequential ${results.ratio.toFixed(3)}   (${(seq.totalMs / staged.wallMs).toFixed(2)}× faster, ${s(seq.totalMs - staged.wallMs)} saved)`,
+      `  document: ${doc.stagedMinutes}/${doc.sequentialMinutes} min = ${doc.ratio.toFixed(2)}; physical limit ≈ ${doc.physicalLimitRatio} (one kernel build + a cache fetch + activation)`,
+      `  lab floors at these knobs: staged as designed (seed deployed first) ${model.stagedFloorSeconds} s = ${model.stagedFloorRatio.toFixed(3)}; physical (one activation) ${model.physicalFloorSeconds} s = ${model.physicalFloorRatio.toFixed(3)}`,
+      `  staged is ${s(staged.wallMs - model.stagedFloorSeconds * 1000, 2)} above its floor and ${s(staged.wallMs - model.physicalFloorSeconds * 1000, 2)} above the physical floor; orchestration overhead (wall − critical path) ${s(staged.overhead.overheadMs, 2)}`,
+    );
+  }
+
+  const noop = results.noopRerun;
+  if (noop) {
+    const a = knobs.activationSeconds * 2;
+    const mux = results.noopRerunMultiplexed;
+    out.push(
+      '',
+      `NO-OP RE-RUN (same generation, nothing to build): wall ${s(noop.wallMs, 2)} = ${a} s of activations (seed, then the rest) + ${s(noop.wallMs - a * 1000, 2)} of pipeline`,
+      ...(mux
+        ? [
+            `  the same with ssh multiplexing (ControlMaster in the inventory's ssh options): wall ${s(mux.wallMs, 2)}, ${s(noop.wallMs - mux.wallMs, 2)} less`,
+          ]
+        : []),
+      ...table(
+        ['stage', 'as is', ...(mux ? ['multiplexed'] : [])],
+        noop.report.stages.map((st) => [st.name, s(st.durationMs, 2), ...(mux ? [s(mux.report.stages.find((m) => m.name === st.name)?.durationMs, 2)] : [])]),
+        [1, 2],
+      ),
+      ...table(
+        ['host', 'deploy as is', ...(mux ? ['multiplexed'] : [])],
+        noop.report.hosts.map((h) => [
+          `${h.name}${h.name === noop.report.seed ? ' (seed)' : ''}`,
+          s(h.durationMs, 2),
+          ...(mux ? [s(mux.report.hosts.find((m) => m.name === h.name)?.durationMs, 2)] : []),
+        ]),
+        [1, 2],
+      ),
+    );
+  }
+
+  const d = results.dissection;
+  if (d) {
+    const seedBuild = (b: NonNullable<BenchResults['dissection']>['seedBuild'], title: string) => [
+      `  ${title}: ${s(b.totalMs, 2)} for ${s(b.workMs, 2)} of simulated work (kernel ${b.kernelSeconds} s + toplevel ${knobs.hostSeconds} s)`,
+      `    ${s(b.beforeFirstBuildMs, 2)} before the first build; ${s(b.kernelToToplevelsMs, 2)} from the kernel's end to the first toplevel's start; toplevel starts spread over ${s(b.toplevelStartSpreadMs, 2)}; ${s(b.afterLastBuildMs, 2)} after the last build`,
+      `    post-build hooks (push to the cache + GC root, one at a time): ${b.postBuildHooks.length}, ${s(b.postBuildHookTotalMs, 2)} in all`,
+    ];
+    out.push(
+      '',
+      `DISSECTION (fresh generations, kernel ${d.seedBuild.kernelSeconds} s: the overheads do not depend on its length)`,
+      ...seedBuild(d.seedBuild, 'seed build (the pipeline\'s own command)'),
+      ...table(
+        ['derivation', 'on', 'start', 'took'],
+        d.seedBuild.builds.map((x) => [x.name, x.machine, s(x.startMs, 2), s(x.ms, 2)]),
+        [2, 3],
+      ),
+      ...seedBuild(d.seedBuildMultiplexed, 'the same with ControlMaster in NIX_SSHOPTS'),
+      `  one nixos-rebuild (${d.rebuild.host}, fetches from the cache): ${s(d.rebuild.totalMs, 2)}, of which switch-to-configuration sleeps ${d.rebuild.activationSeconds} s`,
+      ...table(
+        ['after the line', 'until the next'],
+        d.rebuild.phases.filter((p) => p.ms >= 5).map((p) => [p.phase, s(p.ms, 2)]),
+        [1],
+      ),
+      `  ssh: a fresh connection ${s(d.ssh.freshMedianMs, 3)} (median of ${d.ssh.freshMs.length}); over a ControlMaster ${s(d.ssh.reusedMedianMs, 3)} (master set-up ${s(d.ssh.masterMs, 3)})`,
+    );
+  }
+
+  const scale = results.scale;
+  if (scale?.points.length) {
+    out.push('', `SCALE — deploy-all on a fresh lab and generation each; concurrency ${scale.concurrency ?? 'all (default)'}`);
+    out.push(
+      ...table(
+        ['hosts', 'waves', 'wall', 'seed build', 'wait', 'deploy', 'seed deploy', 'per-host median', 'kernel builds', 'toplevels', 'overhead'],
+        scale.points.map((p) => [
+          String(p.hosts),
+          String(p.expectedDeployWaves),
+          s(p.wallMs),
+          s(p.stages['seed-build']),
+          s(p.stages['wait-for-cache'], 2),
+          s(p.stages.deploy),
+          s(p.seedDeployMs),
+          s(p.otherHostsMedianMs),
+          String(p.kernelBuilds),
+          String(p.toplevelBuilds),
+          s(p.overheadMs, 2),
+        ]),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      ),
+    );
+    if (scale.verdict) out.push(`  ${scale.verdict}`);
+  }
+
+  const failed = results.checks.filter((c) => !c.ok);
+  out.push('', failed.length ? `CHECKS: ${failed.length} of ${results.checks.length} FAILED` : results.checks.length ? `checks: all ${results.checks.length} passed` : 'checks: none ran');
+  for (const c of failed) out.push(`  ✗ ${c.name}: ${c.detail}`);
+  if (results.error) out.push(`ERROR (${results.outcome}): ${results.error}`);
+  if (resultsPath) out.push(`results: ${resultsPath}`);
+  return out.join('\n');
+}
