@@ -1,6 +1,6 @@
 /**
  * Commands and requests that more than one check needs (the cache's
- * nix-cache-info, the GC-root listing, each target's system profile): each
+ * nix-cache-info, the GC-root listing, each target's generation): each
  * is made once per doctor run, whichever check asks first.
  */
 import { type CacheInfo, fetchCacheInfo } from '../cache/client.ts';
@@ -8,7 +8,7 @@ import { type GcRootListing, listRootsArgv, onCacheHost, parseRootListing } from
 import type { CommandResult, Executor } from '../exec/types.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { type PlannedCommand, sshCommandTimeoutMs } from '../plan.ts';
-import { deployTarget, sshArgv } from '../ssh.ts';
+import { type Generation, generationProbe, parseGeneration } from '../rollout/host-steps.ts';
 import { commandLine } from '../stages/failure.ts';
 
 export interface Ran<T> {
@@ -22,17 +22,11 @@ export type CacheInfoProbe =
   | { readonly ok: true; readonly tried: string; readonly info: CacheInfo }
   | { readonly ok: false; readonly tried: string; readonly error: string };
 
-export interface SystemProfile {
-  /** e.g. 42 for system-42-link */
-  readonly generation?: number | undefined;
-  readonly storePath?: string | undefined;
-  readonly generations: number;
-}
-
 export interface Probes {
   cacheInfo(): Promise<CacheInfoProbe>;
   gcRoots(): Promise<Ran<GcRootListing>>;
-  systemProfile(host: HostName): Promise<Ran<SystemProfile>>;
+  /** what a target runs, read as the deploy reads it before deploying */
+  generation(host: HostName): Promise<Ran<Generation>>;
 }
 
 export interface ProbeEnvironment {
@@ -60,29 +54,6 @@ export async function runCommand<T>(
   return { tried: commandLine(command), result, value: accept(result) ? parse(result.stdout) : undefined };
 }
 
-export const SYSTEM_PROFILES = '/nix/var/nix/profiles';
-
-/** The profile links in one listing: `system -> system-42-link -> /nix/store/…`. */
-export function systemProfileArgv(): string[] {
-  return ['find', SYSTEM_PROFILES, '-maxdepth', '1', '-type', 'l', '-name', 'system*', '-printf', '%f\\t%l\\n'];
-}
-
-export function parseSystemProfile(stdout: string): SystemProfile {
-  const links = new Map<string, string>();
-  for (const line of stdout.split('\n')) {
-    const [name, target] = line.split('\t');
-    if (name && target && /^system(-\d+-link)?$/.test(name)) links.set(name, target);
-  }
-  const current = links.get('system');
-  const generation = current?.match(/^system-(\d+)-link$/)?.[1];
-  const storePath = current?.startsWith('/') ? current : current && links.get(current);
-  return {
-    generation: generation === undefined ? undefined : Number(generation),
-    storePath,
-    generations: [...links.keys()].filter((name) => name !== 'system').length,
-  };
-}
-
 export function makeProbes(env: ProbeEnvironment): Probes {
   const { inventory } = env;
   const sshTimeoutMs = sshCommandTimeoutMs(inventory);
@@ -103,12 +74,8 @@ export function makeProbes(env: ProbeEnvironment): Probes {
       (r) => (r.exitCode === 0 || r.exitCode === 1) && !r.timedOut,
     ),
   );
-  const systemProfile = once((host: HostName) =>
-    runCommand(
-      env,
-      { argv: sshArgv(inventory, deployTarget(inventory.hosts[host]!), systemProfileArgv()), timeoutMs: sshTimeoutMs },
-      parseSystemProfile,
-    ),
+  const generation = once((host: HostName) =>
+    runCommand(env, { argv: generationProbe(inventory, host), timeoutMs: sshTimeoutMs }, parseGeneration),
   );
-  return { cacheInfo: () => cacheInfo(undefined), gcRoots: () => gcRoots(undefined), systemProfile };
+  return { cacheInfo: () => cacheInfo(undefined), gcRoots: () => gcRoots(undefined), generation };
 }

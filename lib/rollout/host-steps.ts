@@ -18,6 +18,12 @@ export function parseGeneration(stdout: string): Generation {
   return { profileLink, profilePath, currentSystem };
 }
 
+/** Reads what a host runs: its profile link, the path that resolves to, and the running system (also the doctor's target check). */
+export function generationProbe(inventory: Inventory, host: HostName): string[] {
+  const { profile, currentSystem } = inventory.paths;
+  return sshArgv(inventory, deployTarget(inventory.hosts[host]!), ['sh', '-c', PROBE_GENERATION, 'avalanche-probe', profile, currentSystem]);
+}
+
 export interface HostSteps {
   readonly probe: string[];
   arm(previous: Generation): string[];
@@ -37,7 +43,7 @@ export function hostSteps(inventory: Inventory, host: HostName, runId: string, g
   // Bounded: the watchdog gives up waiting for an activation after the deploy timeout.
   const armSeconds = String(Math.ceil(inventory.timeouts.deployMinutes * 60));
   return {
-    probe: remote(['sh', '-c', PROBE_GENERATION, 'avalanche-probe', profile, currentSystem]),
+    probe: generationProbe(inventory, host),
     arm: (prev) => remote(armArgs([...common(prev), String(confirmSeconds), armSeconds])),
     confirm: sshArgv(inventory, target, ['sh', '-c', CONFIRM, 'avalanche-confirm', canary], FRESH_CONNECTION),
     rollback: (prev) => remote(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...common(prev)]),

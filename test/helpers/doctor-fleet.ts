@@ -59,9 +59,17 @@ export function nixConfig(system: string, extraPlatforms: readonly string[] = []
   return { stdout: JSON.stringify({ system: { value: system }, 'extra-platforms': { value: extraPlatforms }, cores: { value: 4 } }) };
 }
 
-export function profileListing(storePath: string, generation = 2): ScriptedResponse {
-  const older = Array.from({ length: generation - 1 }, (_, i) => `system-${i + 1}-link\t/nix/store/older-${i + 1}`);
-  return { stdout: [`system\tsystem-${generation}-link`, ...older, `system-${generation}-link\t${storePath}`].map((l) => `${l}\n`).join('') };
+/** What the deploy's generation probe prints: the profile's link, where it resolves, the running system. */
+export function generationOutput(storePath: string, generation = 2): ScriptedResponse {
+  return { stdout: `system-${generation}-link\n${storePath}\n${storePath}\n` };
+}
+
+/** A host never deployed: no link, and readlink -f echoes the missing paths. */
+export const NEVER_DEPLOYED: ScriptedResponse = { stdout: '\n/nix/var/nix/profiles/system\n/run/current-system\n' };
+
+/** The probe is `sh -c <script> avalanche-probe <profile> <current system>`. */
+export function probesGeneration(spec: CommandSpec): boolean {
+  return remoteCommand(spec)?.includes(' avalanche-probe ') ?? false;
 }
 
 const hosts = ['opi01', 'opi02', 'opi03'];
@@ -74,7 +82,7 @@ export function fleet(...first: Responder[]): Responder[] {
     ...hosts.flatMap((host) => [
       onRemote(`nix-builder@${host}.internal`, 'nix-store --version', { stdout: 'nix-store (Nix) 2.18.1\n' }),
       onRemote(`nix-builder@${host}.internal`, 'nix --extra-experimental-features nix-command ', nixConfig('aarch64-linux')),
-      onRemote(`deploy@${host}.internal`, 'find /nix/var/nix/profiles', profileListing(host === 'opi01' ? FIXTURE_TOPLEVEL : FIXTURE_DEP)),
+      onRemote(`deploy@${host}.internal`, 'sh -c', generationOutput(host === 'opi01' ? FIXTURE_TOPLEVEL : FIXTURE_DEP)),
     ]),
     localNix('nix --version', { stdout: 'nix (Nix) 2.8.0\n' }),
     localNix('nix --extra-experimental-features nix-command show-config', nixConfig('x86_64-linux', ['i686-linux'])),

@@ -16,7 +16,9 @@ import {
   localNix,
   nixConfig,
   NOW,
+  NEVER_DEPLOYED,
   onRemote,
+  probesGeneration,
   remoteCommand,
   ROOT_DIR,
   rootDirListing,
@@ -123,7 +125,7 @@ describe('doctor: the cache signing key', () => {
 
   it('only warns when nothing is known to check against', async () => {
     await servedCache({});
-    const nothing: Responder[] = [rootsListing(rootDirListing()), (spec) => (remoteCommand(spec)?.startsWith('find /nix/var/nix/profiles') ? { stdout: '' } : undefined)];
+    const nothing: Responder[] = [rootsListing(rootDirListing()), (spec) => (probesGeneration(spec) ? NEVER_DEPLOYED : undefined)];
     const { outcome } = await check(cacheKeyCheck, fleet(...nothing));
     expect(outcome).toMatchObject({ status: 'warn', summary: 'no known store path to check: no GC roots and no system profiles' });
   });
@@ -180,19 +182,24 @@ describe('doctor: builders', () => {
 });
 
 describe('doctor: targets', () => {
-  it('reports the current system generation, as the deploy user', async () => {
+  it('reports the current system generation, read as the deploy reads it, as the deploy user', async () => {
     const { outcome, executor } = await check((inv) => targetCheck(inv, 'opi01'), fleet());
-    expect(outcome).toMatchObject({ status: 'pass', summary: `system generation 2 (2 kept): ${FIXTURE_TOPLEVEL}` });
-    expect(executor.calls[0]!.argv).toEqual([
-      'ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, 'deploy@opi01.internal', '--',
-      "find /nix/var/nix/profiles -maxdepth 1 -type l -name 'system*' -printf '%f\\t%l\\n'",
-    ]);
+    expect(outcome).toMatchObject({ status: 'pass', summary: `system-2-link → ${FIXTURE_TOPLEVEL}` });
+    const argv = executor.calls[0]!.argv;
+    expect(argv.slice(0, -1)).toEqual(['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, 'deploy@opi01.internal', '--']);
+    expect(argv.at(-1)).toMatch(/^sh -c '.*' avalanche-probe \/nix\/var\/nix\/profiles\/system \/run\/current-system$/s);
+  });
+
+  it('says when the running system is not the profile\'s', async () => {
+    const tested = onRemote('deploy@opi01.internal', 'sh -c', { stdout: `system-2-link\n${FIXTURE_TOPLEVEL}\n${FIXTURE_DEP}\n` });
+    const { outcome } = await check((inv) => targetCheck(inv, 'opi01'), fleet(tested));
+    expect(outcome.summary).toBe(`system-2-link → ${FIXTURE_TOPLEVEL}; running ${FIXTURE_DEP} (not activated yet, or a test activation)`);
   });
 
   it('warns about a host never deployed and fails one that does not answer', async () => {
-    const empty = await check((inv) => targetCheck(inv, 'opi02'), fleet(onRemote('deploy@opi02.internal', 'find', { stdout: '' })));
-    expect(empty.outcome).toMatchObject({ status: 'warn', summary: 'no system profile yet' });
-    const down = onRemote('deploy@opi02.internal', 'find', { exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection timed out\n' });
+    const empty = await check((inv) => targetCheck(inv, 'opi02'), fleet(onRemote('deploy@opi02.internal', 'sh -c', NEVER_DEPLOYED)));
+    expect(empty.outcome).toMatchObject({ status: 'warn', summary: 'no /nix/var/nix/profiles/system yet' });
+    const down = onRemote('deploy@opi02.internal', 'sh -c', { exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection timed out\n' });
     const failed = await check((inv) => targetCheck(inv, 'opi02'), fleet(down));
     expect(failed.outcome).toMatchObject({ status: 'fail', summary: 'ssh exited with 255', details: ['| ssh: connect to host opi02.internal port 22: Connection timed out'] });
   });
@@ -295,12 +302,12 @@ describe('doctor: running every check', () => {
     expect(cache!.requests.filter((r) => r === '/nix-cache-info')).toHaveLength(1);
   });
 
-  it('profiles are listed once per host although two checks read them', async () => {
+  it('generations are read once per host although two checks need them', async () => {
     await servedCache({});
     const inventory = doctorInventory(cache!.url);
     const executor = new RecordingExecutor(fleet());
     await runChecks(doctorChecks(inventory), createDoctorContext({ inventory, executor, onCoordinator: true }, NOW));
-    const profileReads = executor.calls.filter((c) => remoteCommand(c)?.startsWith('find /nix/var/nix/profiles'));
+    const profileReads = executor.calls.filter(probesGeneration);
     expect(profileReads.map((c) => c.argv.find((a) => a.startsWith('deploy@')))).toEqual(['deploy@opi01.internal', 'deploy@opi02.internal', 'deploy@opi03.internal']);
   });
 });

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Io } from '../../lib/cli/main.ts';
 import { runDoctorCli } from '../../lib/doctor/cli.ts';
 import { FIXTURE_KEY, fixture, fleetInventoryText } from '../helpers/fixtures.ts';
-import { fleet, NOW, onRemote } from '../helpers/doctor-fleet.ts';
+import { fleet, NEVER_DEPLOYED, NOW, onRemote } from '../helpers/doctor-fleet.ts';
 import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
 import { RecordingExecutor, type Responder } from '../helpers/recording-executor.ts';
 
@@ -79,14 +79,14 @@ describe('doctor command line', () => {
   });
 
   it('prints only JSON with --json; warnings do not fail', async () => {
-    const neverDeployed = onRemote('deploy@opi03.internal', 'find', { stdout: '' });
+    const neverDeployed = onRemote('deploy@opi03.internal', 'sh -c', NEVER_DEPLOYED);
     const { code, stdout } = await doctor(['--json', '--inventory', await inventoryFile()], fleet(neverDeployed));
     expect(code).toBe(0);
     const parsed = JSON.parse(stdout);
     expect(parsed).toMatchObject({ outcome: 'healthy', exitCode: 0, counts: { pass: 9, warn: 1, fail: 0, skip: 0 } });
     expect(parsed.checks.find((c: { id: string }) => c.id === 'target:opi03')).toMatchObject({
       status: 'warn',
-      summary: 'no system profile yet',
+      summary: 'no /nix/var/nix/profiles/system yet',
       tried: [expect.stringContaining('deploy@opi03.internal')],
       hints: [expect.stringMatching(/^No system profile yet/)],
     });

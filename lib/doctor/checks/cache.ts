@@ -58,8 +58,7 @@ async function* knownPaths(ctx: DoctorContext, tried: string[]): AsyncGenerator<
     yield { storePath: root.target, source: `GC root ${root.name}`, pinned: true };
   }
   for (const host of Object.keys(ctx.inventory.hosts)) {
-    const profile = await ctx.probes.systemProfile(host);
-    const storePath = profile.value?.storePath;
+    const storePath = (await ctx.probes.generation(host)).value?.profilePath;
     if (storePath && isStorePath(storePath)) yield { storePath, source: `current system of ${host}`, pinned: false };
   }
 }

@@ -1,9 +1,18 @@
-/** Each target answers SSH as its deploy user with its key and reports its current system generation. */
+/**
+ * Each target answers SSH as its deploy user with its key and reports its
+ * current system generation, read the way the deploy reads it before it
+ * touches the host (lib/rollout/host-steps.ts).
+ */
 import type { HostName, Inventory } from '../../inventory/schema.ts';
 import { deployTarget, destination } from '../../ssh.ts';
 import { targetHints } from '../hints.ts';
 import type { Check } from '../types.ts';
 import { commandFailed, sshFailed } from './outcome.ts';
+
+/** readlink -f prints a missing path as given: only a store path is a system. */
+export function asStorePath(path: string): string | undefined {
+  return path.startsWith('/nix/store/') ? path : undefined;
+}
 
 export function targetCheck(inventory: Inventory, host: HostName): Check {
   const target = deployTarget(inventory.hosts[host]!);
@@ -11,15 +20,19 @@ export function targetCheck(inventory: Inventory, host: HostName): Check {
     id: `target:${host}`,
     title: `target ${host} answers as ${destination(target)}`,
     async run(ctx) {
-      const profile = await ctx.probes.systemProfile(host);
-      const tried = [profile.tried];
-      if (profile.value === undefined) {
-        return commandFailed(sshFailed(profile.result) ? 'ssh' : 'listing the system profiles', profile, [targetHints.ssh(target)]);
+      const probe = await ctx.probes.generation(host);
+      const tried = [probe.tried];
+      if (probe.value === undefined) {
+        return commandFailed(sshFailed(probe.result) ? 'ssh' : 'reading its generation', probe, [targetHints.ssh(target)]);
       }
-      const { generation, storePath, generations } = profile.value;
-      if (!storePath) return { status: 'warn', summary: 'no system profile yet', tried, hints: [targetHints.neverDeployed()] };
-      const which = generation === undefined ? 'current system' : `system generation ${generation} (${generations} kept)`;
-      return { status: 'pass', summary: `${which}: ${storePath}`, tried };
+      const { profileLink } = probe.value;
+      const profilePath = asStorePath(probe.value.profilePath);
+      const running = asStorePath(probe.value.currentSystem);
+      if (!profileLink || !profilePath) {
+        return { status: 'warn', summary: `no ${inventory.paths.profile} yet`, tried, hints: [targetHints.neverDeployed()] };
+      }
+      const differs = running && running !== profilePath ? `; running ${running} (not activated yet, or a test activation)` : '';
+      return { status: 'pass', summary: `${profileLink} → ${profilePath}${differs}`, tried };
     },
   };
 }
