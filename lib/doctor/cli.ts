@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { errorJson, exitCodeOf, interruptOnSignals, type Io, processIo, reportError } from '../cli/main.ts';
 import { parseStrict } from '../cli/parse.ts';
-import { ExitCode, InterruptedError, UsageError } from '../errors.ts';
+import { ExitCode, InterruptedError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
