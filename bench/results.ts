@@ -126,14 +126,16 @@ export function scaleVerdict(points: readonly ScalePoint[], knobs: Knobs): strin
     .map((s) => [s, delta(s)] as const)
     .filter(([, d]) => Math.abs(d) >= 0.05)
     .map(([s, d]) => `${s} ${d >= 0 ? '+' : ''}${d.toFixed(1)} s`);
+  const residualS = growthS - extraWaves * perWaveS;
   return [
     `${first.hosts}→${last.hosts} hosts: wall ${growthS >= 0 ? '+' : ''}${growthS.toFixed(1)} s (${((growthS * 1000) / first.wallMs * 100).toFixed(0)}%).`,
     `If every host built its own system it would add ${extraHosts} × ${perBuildS} s = ${extraHosts * perBuildS} s;`,
     `deploy waves go ${first.expectedDeployWaves}→${last.expectedDeployWaves}, i.e. ≈ ${(extraWaves * perWaveS).toFixed(1)} s expected from waves.`,
     withBuilds
       ? 'The wall time DOES grow like the number of builds: something is built per host.'
-      : `The wall time does not grow with the number of builds${Math.abs(growthS - extraWaves * perWaveS) <= Math.max(1, 0.1 * first.wallMs / 1000) ? ' and follows the deploy waves' : `; beyond the waves it grows ${(growthS - extraWaves * perWaveS).toFixed(1)} s`}` +
-        (parts.length ? ` (by stage: ${parts.join(', ')}).` : '.'),
+      : Math.abs(residualS) <= 0.5
+        ? 'The wall time does not grow with the number of builds and follows the deploy waves.'
+        : `The wall time does not grow with the number of builds; beyond the deploy waves it grows ${residualS.toFixed(1)} s (${(residualS / Math.max(1, extraHosts)).toFixed(2)} s per extra host)${parts.length ? ` — by stage: ${parts.join(', ')}` : ''}.`,
   ].join(' ');
 }
 

@@ -37,6 +37,7 @@ function stagedBlock(run: StagedResult, knobs: BenchResults['knobs'], floorS: nu
     `  kernel built ${run.kernelBuiltOn.length}× (on ${run.kernelBuiltOn.join(', ') || '—'}), ${run.toplevelBuilds} toplevel builds; cache downloads (NARs): ${
       Object.entries(run.cacheRequests)
         .filter(([, c]) => c.nar > 0)
+        .sort(([a], [b]) => a.localeCompare(b))
         .map(([who, c]) => `${who} ${c.nar}`)
         .join(', ') || 'none'
     }`,
@@ -93,6 +94,7 @@ export function renderSummary(results: BenchResults, resultsPath: string | undef
       `  document: ${doc.stagedMinutes}/${doc.sequentialMinutes} min = ${doc.ratio.toFixed(2)}; physical limit ≈ ${doc.physicalLimitRatio} (one kernel build + a cache fetch + activation)`,
       `  lab floors at these knobs: staged as designed (seed deployed first) ${model.stagedFloorSeconds} s = ${model.stagedFloorRatio.toFixed(3)}; physical (one activation) ${model.physicalFloorSeconds} s = ${model.physicalFloorRatio.toFixed(3)}`,
       `  staged is ${s(staged.wallMs - model.stagedFloorSeconds * 1000, 2)} above its floor and ${s(staged.wallMs - model.physicalFloorSeconds * 1000, 2)} above the physical floor; orchestration overhead (wall − critical path) ${s(staged.overhead.overheadMs, 2)}`,
+      `  note: those ${s(staged.wallMs - model.stagedFloorSeconds * 1000, 1)} (sequential: ${s(seq.totalMs - model.sequentialSeconds * 1000, 1)}) are real seconds of ssh, eval and process start, not scaled minutes: in the fleet they stay seconds against ~${doc.stagedMinutes} min`,
     );
   }
 
