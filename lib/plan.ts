@@ -15,7 +15,7 @@ import {
   seedBuildArgv,
 } from './nix/commands.ts';
 import { type HostSteps, hostSteps } from './rollout/host-steps.ts';
-import { builderTarget, deployTarget, destination, nixSshOpts, sshArgv } from './ssh.ts';
+import { builderTarget, closeMasterArgv, deployTarget, destination, nixSshOpts, sshArgv, withConnectionReuse } from './ssh.ts';
 
 export const STAGES = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -45,12 +45,16 @@ export interface PlanOptions {
   readonly rollback?: boolean | undefined;
   /** names this run's canaries on the targets */
   readonly runId?: string | undefined;
+  /** a private directory for ssh control sockets: reuse one connection per target */
+  readonly sshControlDir?: string | undefined;
   /** accept narinfos that are unsigned or signed by an untrusted key (loudly) */
   readonly allowUnsigned?: boolean | undefined;
 }
 
 export interface DeployPlan {
   readonly inventory: Inventory;
+  /** the inventory as used for deploy targets: with connection reuse when the run has a control dir */
+  readonly targetInventory: Inventory;
   readonly options: PlanOptions;
   readonly hosts: readonly HostName[];
   readonly seed: HostName;
@@ -85,6 +89,8 @@ export interface DeployPlan {
     readonly confirmTimeoutSeconds: number;
     readonly commands: Readonly<Record<HostName, PlannedCommand>>;
     readonly steps: Readonly<Record<HostName, HostSteps>>;
+    /** closes the reused connections at the end of the run */
+    readonly closeConnections: readonly PlannedCommand[];
   };
 }
 
@@ -96,6 +102,8 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const t = inventory.timeouts;
   const nixEnv = { NIX_SSHOPTS: nixSshOpts(inventory) };
   const sshTimeoutMs = sshCommandTimeoutMs(inventory);
+  // Builders and the seed build keep their own connections: Nix manages those.
+  const targets = options.sshControlDir ? withConnectionReuse(inventory, options.sshControlDir) : inventory;
 
   const builderCommand = (host: HostName) => ({
     argv: sshArgv(inventory, builderTarget(inventory.hosts[host]!)!, ['nix-store', '--version']),
@@ -108,7 +116,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const targetChecks = hosts.map((host) => ({
     host,
     role: 'target' as const,
-    command: { argv: sshArgv(inventory, deployTarget(inventory.hosts[host]!), ['true']), timeoutMs: sshTimeoutMs },
+    command: { argv: sshArgv(targets, deployTarget(inventory.hosts[host]!), ['true']), timeoutMs: sshTimeoutMs },
   }));
 
   const rest = hosts.filter((h) => h !== seed);
@@ -121,6 +129,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
 
   return {
     inventory,
+    targetInventory: targets,
     options,
     hosts,
     seed,
@@ -144,13 +153,16 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       rollback: options.rollback ?? true,
       magicRollback: (options.magicRollback ?? true) && ACTIVATING_GOALS.includes(options.goal),
       confirmTimeoutSeconds,
-      steps: Object.fromEntries(hosts.map((host) => [host, hostSteps(inventory, host, runId, options.goal, confirmTimeoutSeconds)])),
+      steps: Object.fromEntries(hosts.map((host) => [host, hostSteps(targets, host, runId, options.goal, confirmTimeoutSeconds)])),
+      closeConnections: options.sshControlDir
+        ? hosts.map((host) => ({ argv: closeMasterArgv(targets, deployTarget(inventory.hosts[host]!)), timeoutMs: sshTimeoutMs }))
+        : [],
       commands: Object.fromEntries(
         hosts.map((host) => [
           host,
           {
             argv: nixosRebuildArgv(inventory, flake, host, options.goal),
-            env: nixosRebuildEnv(inventory, host),
+            env: nixosRebuildEnv(targets, host),
             timeoutMs: t.deployMinutes * MINUTE,
           },
         ]),

@@ -108,6 +108,8 @@ export async function runPlan(plan: DeployPlan, options: RunOptions): Promise<Ru
     error = options.signal.aborted ? new InterruptedError() : (caught as Error);
   } finally {
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
+    // Not abortable: after Ctrl-C too, no ssh master outlives the run.
+    await Promise.all(ctx.plan.deploy.closeConnections.map((command) => options.executor.run(command)));
   }
   const outcome: RunOutcome = error instanceof InterruptedError ? 'interrupted' : error ? 'failed' : 'success';
   recorder.closeOpenStages(outcome === 'interrupted' ? 'interrupted' : 'failed');

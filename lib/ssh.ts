@@ -51,7 +51,22 @@ export function sshArgv(
   remoteArgv: readonly string[],
   extraOptions: readonly string[] = [],
 ): string[] {
-  return ['ssh', ...sshOptions(inventory, target), ...extraOptions, destination(target), '--', remoteArgv.map(shellQuote).join(' ')];
+  // extraOptions first: ssh keeps the first value of an option, and FRESH_CONNECTION must win.
+  return ['ssh', ...extraOptions, ...sshOptions(inventory, target), destination(target), '--', remoteArgv.map(shellQuote).join(' ')];
+}
+
+/**
+ * The inventory with connection reuse for this run's many short commands
+ * per target (probe, arm, health checks, nixos-rebuild's copies): one master
+ * per user@host in `controlDir`, closed at the end of the run (closeMasterArgv).
+ */
+export function withConnectionReuse(inventory: Inventory, controlDir: string): Inventory {
+  const reuse = ['-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/%C`, '-o', 'ControlPersist=60'];
+  return { ...inventory, ssh: { ...inventory.ssh, options: [...inventory.ssh.options, ...reuse] } };
+}
+
+export function closeMasterArgv(inventory: Inventory, target: SshTarget): string[] {
+  return ['ssh', ...sshOptions(inventory, target), '-O', 'exit', destination(target)];
 }
 
 /** A connection of its own, never multiplexed over an existing master. */

@@ -2,7 +2,9 @@
  * What the entry points share: parse, load, plan, run or print, and map
  * typed errors to exit codes. Nothing here throws past runCli.
  */
-import { hostname } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import chalk from 'chalk';
 import { ExitCode, InterruptedError, isKnownError, StageError, UsageError } from '../errors.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
@@ -72,6 +74,9 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
       inventory,
       command === 'deploy' ? { kind: 'names', names: options.hosts } : { kind: 'all', tags: options.tags },
     );
+    const runId = `${Date.now().toString(36)}-${process.pid}`;
+    // Made (0700, never reused) only for a real run; --dry-run shows the same path.
+    const sshControlDir = join(tmpdir(), `avalanche-ssh-${runId}`);
     const plan = planDeploy(inventory, hosts, {
       goal: options.goal,
       flake: options.flake,
@@ -85,7 +90,8 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
       magicRollback: options.magicRollback,
       rollback: options.rollback,
       confirmTimeoutSeconds: options.confirmTimeoutSeconds,
-      runId: `${Date.now().toString(36)}-${process.pid}`,
+      runId,
+      sshControlDir,
     });
     if (options.dryRun) {
       io.stdout(json ? JSON.stringify({ dryRun: true, plan: planAsJson(plan) }, null, 2) : renderPlan(plan));
@@ -98,6 +104,7 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
     const controller = new AbortController();
     const release = interruptOnSignals(controller, io);
     let result: RunResult;
+    await mkdir(sshControlDir, { mode: 0o700 });
     try {
       result = await runPlan(plan, {
         executor: new ZxExecutor(),
@@ -110,6 +117,7 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
       });
     } finally {
       release();
+      await rm(sshControlDir, { recursive: true, force: true });
     }
     const exitCode = result.error ? exitCodeOf(result.error) : ExitCode.ok;
     if (json) {

@@ -53,7 +53,7 @@ export async function deployHost(ctx: RunContext, host: string, say: (text: stri
   }
 
   if (goal === 'switch' || goal === 'test') {
-    const checks = healthChecksFor(inventory, host, executor);
+    const checks = healthChecksFor(plan.targetInventory, host, executor);
     const health = await runHealthChecks(checks, {
       retries: inventory.health.retries,
       intervalMs: inventory.health.intervalSeconds * 1000,

@@ -72,6 +72,37 @@ describe('planning rollouts', () => {
   });
 });
 
+describe('connection reuse', () => {
+  const reuse = 'ControlPath=/tmp/avalanche-ssh-r1/%C';
+  const plan = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, runId: 'r1', sshControlDir: '/tmp/avalanche-ssh-r1' });
+
+  it('multiplexes the many short commands per target, and closes the masters', () => {
+    expect(plan.deploy.steps.opi01!.probe).toContain(reuse);
+    expect(plan.preflight.ssh.find((c) => c.role === 'target')!.command.argv).toContain(reuse);
+    expect(plan.deploy.commands.opi01!.env!.NIX_SSHOPTS).toContain(reuse);
+    expect(plan.deploy.closeConnections.map((c) => c.argv.slice(-3))).toEqual([
+      ['-O', 'exit', 'deploy@opi01.internal'],
+      ['-O', 'exit', 'deploy@opi02.internal'],
+      ['-O', 'exit', 'deploy@opi03.internal'],
+    ]);
+  });
+
+  it('leaves builders to their own connections, and confirms over a fresh one', () => {
+    expect(plan.preflight.ssh.find((c) => c.role === 'builder')!.command.argv).not.toContain(reuse);
+    expect(plan.seedBuild.env!.NIX_SSHOPTS).not.toContain('ControlPath');
+    // ssh keeps the first value of an option: ControlMaster=no must come before the reuse options.
+    const confirm = plan.deploy.steps.opi01!.confirm;
+    expect(confirm.indexOf('ControlMaster=no')).toBeLessThan(confirm.indexOf('ControlMaster=auto'));
+    expect(confirm.indexOf('ControlPath=none')).toBeLessThan(confirm.indexOf(reuse));
+  });
+
+  it('keeps the confirmation fresh even when the inventory multiplexes', () => {
+    const inventory = fleetInventory((json) => json.ssh.options.push('-o', 'ControlMaster=auto', '-o', 'ControlPath=/run/x/%C'));
+    const confirm = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true }).deploy.steps.opi01!.confirm;
+    expect(confirm.indexOf('ControlMaster=no')).toBeLessThan(confirm.indexOf('ControlMaster=auto'));
+  });
+});
+
 describe('safe rollouts (recording executor)', () => {
   it('probes, arms, rebuilds, confirms each host', async () => {
     const { result, steps } = await run([]);
