@@ -1,9 +1,8 @@
 /** What one benchmark run records (bench/results/<ISO timestamp>.json), and the figures it compares with. */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { expectedDeployWaves, median, type ReportSpan } from './analysis.ts';
 import type { Knobs } from './lab.ts';
 import type { Check, Dissection, SequentialResult, StagedResult } from './measure.ts';
+import { writeJsonAtomically } from '../lib/util/atomic-json.ts';
 
 /** nix-distributed-builds.md: ~40 min kernel per opi, ~120 min one by one, ~44 min staged, cache download ~1 min. */
 export const DOCUMENT = {
@@ -140,11 +139,6 @@ export function scaleVerdict(points: readonly ScalePoint[], knobs: Knobs): strin
 }
 
 /** To a temporary name first, then renamed: never half a file under bench/results. */
-export async function writeResults(dir: string, results: BenchResults): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  const path = join(dir, `${results.id}.json`);
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(results, null, 2)}\n`);
-  await rename(temporary, path);
-  return path;
+export function writeResults(dir: string, results: BenchResults): Promise<string> {
+  return writeJsonAtomically(dir, results.id, results);
 }

@@ -1,6 +1,4 @@
 /** The run report: built from the recorder, printed as a table, stored as JSON. */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { CommandLogEntry } from '../exec/types.ts';
 import type { BuildRecord } from '../nix/build-log.ts';
 import { STAGES, type StageName } from '../plan.ts';
@@ -9,6 +7,7 @@ import { type BaselineVerdict, compareWithBaseline, formatDuration, formatRelati
 import { type Column, textTable } from './table.ts';
 import { renderTimeline } from './timeline.ts';
 import { type HostGeneration, type HostState, type Outcome, type RunRecorder, spanDuration } from './timing.ts';
+import { writeJsonAtomically } from '../util/atomic-json.ts';
 
 export type RunOutcome = 'success' | 'failed' | 'interrupted';
 
@@ -156,11 +155,6 @@ export function renderReport(report: RunReport, options: RenderOptions = {}): st
 }
 
 /** Written to a temporary name first, so a crash never leaves half a report. */
-export async function writeReport(dir: string, report: RunReport): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  const path = join(dir, `${report.id}.json`);
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(report, null, 2)}\n`);
-  await rename(temporary, path);
-  return path;
+export function writeReport(dir: string, report: RunReport): Promise<string> {
+  return writeJsonAtomically(dir, report.id, report);
 }
