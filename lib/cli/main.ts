@@ -39,10 +39,10 @@ function chooseRenderer(json: boolean, io: Io): RendererChoice {
 }
 
 /** First SIGINT/SIGTERM aborts the running commands; a second one exits at once. */
-export function interruptOnSignals(controller: AbortController, io: Io): () => void {
+export function interruptOnSignals(controller: AbortController, io: Io, stopping = 'stopping running commands, starting no new host'): () => void {
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(ExitCode.interrupted);
-    io.stderr(chalk.yellow(`\n${signal}: stopping running commands, starting no new host (again to quit at once)`));
+    io.stderr(chalk.yellow(`\n${signal}: ${stopping} (again to quit at once)`));
     controller.abort();
   };
   process.on('SIGINT', onSignal);

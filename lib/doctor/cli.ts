@@ -67,7 +67,7 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
     }
     const inventory = await loadInventory(options.inventory);
     const controller = new AbortController();
-    const release = interruptOnSignals(controller, io);
+    const release = interruptOnSignals(controller, io, 'stopping the running checks');
     const env = {
       inventory,
       executor: deps.executor ?? new ZxExecutor(),
