@@ -3,6 +3,8 @@
  * command log), idle gaps, medians, and the shape of deploy-all's JSON report
  * as far as the benchmark reads it. No I/O here.
  */
+import type { CommandLogEntry } from '../lib/exec/types.ts';
+import type { RunReport } from '../lib/report/report.ts';
 
 export interface Interval {
   readonly start: number;
@@ -58,32 +60,9 @@ export function round(value: number, digits = 3): number {
 
 // --- deploy-all's report, as read by the benchmark ---------------------------
 
-export interface ReportCommand {
-  readonly argv: readonly string[];
-  readonly exitCode: number | null;
-  readonly startedAt: number;
-  readonly durationMs: number;
-}
-
-export interface ReportSpan {
-  readonly name: string;
-  readonly outcome?: string;
-  readonly state?: string;
-  readonly startMs?: number | undefined;
-  readonly durationMs?: number | undefined;
-}
-
-export interface DeployReport {
-  readonly id: string;
-  readonly outcome: string;
-  readonly seed: string;
-  readonly startedAt: string;
-  readonly totalMs: number;
-  readonly stages: readonly ReportSpan[];
-  readonly hosts: readonly ReportSpan[];
-  /** (and whatever else deploy-all reports: kept as it is in the results) */
-  readonly commands: readonly ReportCommand[];
-}
+/** The parts of a run report (lib/report/report.ts, the one place that knows its shape) the benchmark reads. */
+export type DeployReport = Pick<RunReport, 'id' | 'outcome' | 'seed' | 'startedAt' | 'totalMs' | 'stages' | 'hosts' | 'commands'>;
+export type ReportSpan = DeployReport['stages'][number] | DeployReport['hosts'][number];
 
 /** Checks the fields the benchmark relies on, so a changed report shape fails loudly, not with NaN. */
 export function asDeployReport(value: unknown): DeployReport {
@@ -159,7 +138,7 @@ export function commandLabel(argv: readonly string[]): string {
 }
 
 /** A report's command log with each argv replaced by its label: what the timings need, a tenth of the size. */
-export function compactCommands(commands: readonly ReportCommand[]): { label: string; exitCode: number | null; startedAt: number; durationMs: number }[] {
+export function compactCommands(commands: readonly CommandLogEntry[]): { label: string; exitCode: number | null; startedAt: number; durationMs: number }[] {
   return commands.map((c) => ({ label: commandLabel(c.argv), exitCode: c.exitCode, startedAt: c.startedAt, durationMs: c.durationMs }));
 }
 
