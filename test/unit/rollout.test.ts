@@ -1,43 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StageError } from '../../lib/errors.ts';
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import { planDeploy, type PlanOptions } from '../../lib/plan.ts';
 import { DeployLock } from '../../lib/rollout/lock.ts';
-import { runPlan } from '../../lib/run.ts';
-import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from '../helpers/fixtures.ts';
-import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
+import { fleetInventory } from '../helpers/fixtures.ts';
+import { FLEET_HOSTS, runPipeline } from '../helpers/pipeline.ts';
 import { RecordingExecutor, type Responder, when } from '../helpers/recording-executor.ts';
 
-const hosts = ['opi01', 'opi02', 'opi03'];
-const toplevel = { drv: '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv', out: FIXTURE_TOPLEVEL };
-const base: Responder[] = [
-  when(['eval'], { stdout: JSON.stringify(Object.fromEntries(hosts.map((h) => [h, toplevel]))) }),
-  when(['build'], { stdout: JSON.stringify([{ drvPath: toplevel.drv, outputs: { out: FIXTURE_TOPLEVEL } }]) }),
-  when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),
-];
+const hosts = FLEET_HOSTS;
 /** The host an ssh or nixos-rebuild command is for. */
 const hostOf = (spec: CommandSpec) => (spec.argv[0] === 'nix' ? undefined : spec.argv.join(' ').match(/opi0\d/)?.[0]);
 const kindOf = (spec: CommandSpec) =>
   spec.argv[0] === 'nixos-rebuild' ? 'rebuild' : (spec.argv.join(' ').match(/avalanche-(probe|arm|confirm|rollback)/)?.[1] ?? 'health');
 
-let cache: TestCache | undefined;
-afterEach(async () => {
-  await cache?.close();
-  cache = undefined;
-});
-
-async function run(responders: Responder[], options: Partial<PlanOptions> = {}, editInventory?: (json: any) => void) {
-  cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': fixture('narinfo/signed.narinfo') });
-  const url = cache.url;
-  const inventory = fleetInventory((json) => {
-    json.cache.url = url;
-    json.cache.publicKey = FIXTURE_KEY;
-    json.health = { systemState: 'skip', retries: 1, intervalSeconds: 0 };
-    editInventory?.(json);
-  });
-  const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, runId: 'r1', ...options });
-  const executor = new RecordingExecutor([...responders, ...base]);
-  const result = await runPlan(plan, { executor, signal: new AbortController().signal, renderer: 'silent' });
+async function run(responders: Responder[], plan: Partial<PlanOptions> = {}, editInventory?: (json: any) => void) {
+  const { result, executor } = await runPipeline(responders, { plan, ...(editInventory ? { editInventory } : {}) });
   const steps = executor.calls.filter((c) => hostOf(c) && !c.argv.includes('true') && !c.argv.join(' ').includes('nix-store --version'));
   return { result, executor, steps: steps.map((c) => `${hostOf(c)} ${kindOf(c)}`) };
 }

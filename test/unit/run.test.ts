@@ -1,50 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InterruptedError, StageError } from '../../lib/errors.ts';
 import type { CommandSpec } from '../../lib/exec/types.ts';
-import { planDeploy } from '../../lib/plan.ts';
-import { runPlan } from '../../lib/run.ts';
-import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from '../helpers/fixtures.ts';
-import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
-import { RecordingExecutor, type Responder, when } from '../helpers/recording-executor.ts';
+import { FIXTURE_TOPLEVEL, fixture } from '../helpers/fixtures.ts';
+import { FIXTURE_DRV, runPipeline } from '../helpers/pipeline.ts';
+import { when } from '../helpers/recording-executor.ts';
 
-// Every host evaluates to the fixture path, which the test cache serves signed.
-const toplevel = { drvPath: '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv', outPath: FIXTURE_TOPLEVEL };
-const hosts = ['opi01', 'opi02', 'opi03'];
-const evaluation = when(["eval"], { stdout: JSON.stringify(Object.fromEntries(hosts.map((h) => [h, { drv: toplevel.drvPath, out: toplevel.outPath }]))) });
-const build = when(['build'], {
-  stdout: JSON.stringify(hosts.map(() => ({ drvPath: toplevel.drvPath, outputs: { out: FIXTURE_TOPLEVEL } }))),
-  lines: [
-    '@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","ssh://nix-builder@opi03.internal",1,1],"id":7,"level":3,"text":"","type":105}',
-  ],
-});
-// What each target ran before: its profile link, the profile's path, the running system.
-const probe = when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' });
 const rebuildOf = (spec: CommandSpec) => spec.argv[spec.argv.indexOf('--flake') + 1]!.split('#')[1];
 
-let cache: TestCache | undefined;
-afterEach(async () => {
-  await cache?.close();
-  cache = undefined;
-});
-
-async function run(responders: Responder[], options: { narinfo?: string; signal?: AbortSignal } = {}) {
-  cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': options.narinfo ?? fixture('narinfo/signed.narinfo') });
-  const url = cache.url;
-  const inventory = fleetInventory((json) => {
-    json.cache.url = url;
-    json.cache.publicKey = FIXTURE_KEY;
-    json.timeouts.cacheWaitSeconds = 1;
-    json.health = { systemState: 'skip' };
-  });
-  const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true });
-  const executor = new RecordingExecutor([...responders, evaluation, build, probe]);
-  const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: 'silent' });
-  return { result, executor };
-}
+const run = runPipeline;
 
 describe('running a plan (recording executor, real HTTP cache)', () => {
   it('runs the stages in order, the seed before the others', async () => {
-    const { result, executor } = await run([]);
+    const { result, executor, cacheRequests } = await run([]);
     expect(result.error).toBeUndefined();
     expect(result.outcome).toBe('success');
     const summary = executor.summary();
@@ -60,7 +27,7 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     expect(result.report.stages.map((s) => [s.name, s.outcome])).toEqual([
       ['preflight', 'success'], ['evaluate', 'success'], ['seed-build', 'success'], ['wait-for-cache', 'success'], ['deploy', 'success'],
     ]);
-    expect(cache!.requests).toContain('/nix-cache-info');
+    expect(cacheRequests).toContain('/nix-cache-info');
   });
 
   it('names the failed host with its command and output tail; the others still deploy', async () => {
@@ -110,7 +77,7 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
 
   it('fails the seed build when something was built locally', async () => {
     const local = when(['build'], {
-      stdout: JSON.stringify([{ drvPath: toplevel.drvPath, outputs: { out: FIXTURE_TOPLEVEL } }]),
+      stdout: JSON.stringify([{ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }]),
       lines: ['@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","",1,1],"id":7,"level":3,"text":"","type":105}'],
     });
     const { result } = await run([local]);
