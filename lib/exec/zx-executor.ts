@@ -69,14 +69,26 @@ export class ZxExecutor implements Executor {
 }
 
 /**
- * TERM the whole tree, then KILL what is left after a grace period. zx
- * refuses to kill a process it has not spawned yet, so retry briefly.
+ * TERM the whole tree, then KILL what is left after a grace period.
+ * The process group first, in one signal: killing a script's children one by
+ * one (as zx's kill does) lets the script run its next step before its own
+ * turn — for nixos-rebuild, possibly the activation. zx's tree kill then
+ * reaches descendants that left the group. Until the child is spawned there
+ * is no pid, so retry briefly.
  */
 function killTree(child: ProcessPromise, isSettled: () => boolean): void {
   const attempt = (signal: NodeJS.Signals, retries: number): void => {
-    child.kill(signal).catch(() => {
+    const pid = child.pid;
+    if (pid === undefined) {
       if (!isSettled() && retries > 0) setTimeout(() => attempt(signal, retries - 1), 50);
-    });
+      return;
+    }
+    try {
+      process.kill(-pid, signal); // detached: the child leads its own group
+    } catch {
+      // the group is already gone
+    }
+    child.kill(signal).catch(() => undefined);
   };
   attempt('SIGTERM', 40);
   const hard = setTimeout(() => isSettled() || attempt('SIGKILL', 40), KILL_GRACE_MS);
