@@ -3,7 +3,7 @@
  * deploy will run, stage by stage. --dry-run prints this plan, the stages
  * execute it, and the unit tests assert on it.
  */
-import { coordinatorTarget, onCacheHost, pinRootsArgvs, rootPath } from './cache/gc-roots.ts';
+import { pinRootsArgvs, rootPath } from './cache/gc-roots.ts';
 import type { HostName, Inventory } from './inventory/schema.ts';
 import { chooseSeed, seedCandidates } from './inventory/select.ts';
 import {
@@ -15,7 +15,17 @@ import {
   seedBuildArgv,
 } from './nix/commands.ts';
 import { type HostSteps, hostSteps } from './rollout/host-steps.ts';
-import { builderTarget, closeMasterArgv, deployTarget, destination, nixSshOpts, sshArgv, withConnectionReuse } from './ssh.ts';
+import {
+  builderTarget,
+  closeMasterArgv,
+  coordinatorTarget,
+  deployTarget,
+  destination,
+  nixSshOpts,
+  onCoordinatorArgv,
+  sshArgv,
+  withConnectionReuse,
+} from './ssh.ts';
 
 export const STAGES = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -209,7 +219,7 @@ export function planPinRoots(plan: DeployPlan, storePaths: readonly string[]): P
   const dir = inventory.cache.gcRootDir;
   return {
     commands: pinRootsArgvs(dir, storePaths).map((argv) => ({
-      argv: onCacheHost(inventory, onCoordinator, argv),
+      argv: onCoordinatorArgv(inventory, onCoordinator, argv),
       timeoutMs: sshCommandTimeoutMs(inventory),
     })),
     roots: storePaths.map((storePath) => ({ storePath, root: rootPath(dir, storePath) })),

@@ -20,6 +20,16 @@ export function builderTarget(host: InventoryHost): SshTarget | undefined {
   return { user: host.builder.user, address: host.address, identityFile: host.builder.sshKey };
 }
 
+/** The coordinator (hawk): the cache host, where results land, roots are pinned and the lock lives. */
+export function coordinatorTarget(inventory: Inventory): SshTarget {
+  return { user: inventory.coordinator.user, address: inventory.coordinator.address };
+}
+
+/** argv that runs `argv` on the coordinator: as is when we are on it, else over SSH as coordinator.user. */
+export function onCoordinatorArgv(inventory: Inventory, onCoordinator: boolean, argv: readonly string[]): string[] {
+  return onCoordinator ? [...argv] : sshArgv(inventory, coordinatorTarget(inventory), argv);
+}
+
 export function destination(target: SshTarget): string {
   return `${target.user}@${target.address}`;
 }

@@ -6,20 +6,10 @@
  * on the coordinator or over SSH to it.
  */
 import { posix } from 'node:path';
-import type { Inventory } from '../inventory/schema.ts';
-import { type SshTarget, sshArgv } from '../ssh.ts';
 
 /** The weekly prune timer's threshold (`find … -type l -mtime +30 -delete`). */
 export const PRUNE_AFTER_DAYS = 30;
 
-export function coordinatorTarget(inventory: Inventory): SshTarget {
-  return { user: inventory.coordinator.user, address: inventory.coordinator.address };
-}
-
-/** argv that runs `argv` on the cache host: as is when we are on it, else over SSH as coordinator.user. */
-export function onCacheHost(inventory: Inventory, onCoordinator: boolean, argv: readonly string[]): string[] {
-  return onCoordinator ? [...argv] : sshArgv(inventory, coordinatorTarget(inventory), argv);
-}
 
 export function rootPath(gcRootDir: string, storePath: string): string {
   return posix.join(gcRootDir, posix.basename(storePath));

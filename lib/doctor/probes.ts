@@ -4,7 +4,8 @@
  * is made once per doctor run, whichever check asks first.
  */
 import { type CacheInfo, fetchCacheInfo } from '../cache/client.ts';
-import { type GcRootListing, listRootsArgv, onCacheHost, parseRootListing } from '../cache/gc-roots.ts';
+import { type GcRootListing, listRootsArgv, parseRootListing } from '../cache/gc-roots.ts';
+import { onCoordinatorArgv } from '../ssh.ts';
 import type { CommandResult, Executor } from '../exec/types.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { type PlannedCommand, sshCommandTimeoutMs } from '../plan.ts';
@@ -69,7 +70,7 @@ export function makeProbes(env: ProbeEnvironment): Probes {
   const gcRoots = once(() =>
     runCommand(
       env,
-      { argv: onCacheHost(inventory, env.onCoordinator, listRootsArgv(inventory.cache.gcRootDir)), timeoutMs: sshTimeoutMs },
+      { argv: onCoordinatorArgv(inventory, env.onCoordinator, listRootsArgv(inventory.cache.gcRootDir)), timeoutMs: sshTimeoutMs },
       parseRootListing,
       (r) => (r.exitCode === 0 || r.exitCode === 1) && !r.timedOut,
     ),

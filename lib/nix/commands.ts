@@ -1,6 +1,6 @@
 /** argv for every Nix and nixos-rebuild command the orchestrator runs. Pure. */
 import { HOST_PLACEHOLDER, type HostName, type Inventory } from '../inventory/schema.ts';
-import { builderTarget, deployTarget, destination, nixSshOpts } from '../ssh.ts';
+import { builderTarget, coordinatorTarget, deployTarget, destination, nixSshOpts } from '../ssh.ts';
 
 export const GOALS = ['switch', 'boot', 'test', 'dry-activate'] as const;
 export type Goal = (typeof GOALS)[number];
@@ -68,8 +68,7 @@ export function seedBuildArgv(inventory: Inventory, flake: string, seed: HostNam
 
 /** When the orchestrator is not on the coordinator, the result must still land in the cache host's store. */
 export function copyToCoordinatorArgv(inventory: Inventory, storePaths: readonly string[]): string[] {
-  const { user, address } = inventory.coordinator;
-  return ['nix', 'copy', '--to', `ssh://${user}@${address}`, ...storePaths];
+  return ['nix', 'copy', '--to', `ssh://${destination(coordinatorTarget(inventory))}`, ...storePaths];
 }
 
 export function nixosRebuildArgv(inventory: Inventory, flake: string, host: HostName, goal: Goal): string[] {

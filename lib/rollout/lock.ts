@@ -9,7 +9,7 @@ import { StageError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { outputTail } from '../exec/types.ts';
 import type { Inventory } from '../inventory/schema.ts';
-import { sshArgv } from '../ssh.ts';
+import { onCoordinatorArgv } from '../ssh.ts';
 
 export interface LockHolder {
   readonly id: string;
@@ -63,10 +63,7 @@ export class DeployLock {
   ) {}
 
   private static argv(options: LockOptions, script: string, args: string[]): string[] {
-    const argv = ['sh', '-c', script, 'avalanche-lock', options.inventory.paths.lock, ...args];
-    if (options.onCoordinator) return argv;
-    const { user, address } = options.inventory.coordinator;
-    return sshArgv(options.inventory, { user, address }, argv);
+    return onCoordinatorArgv(options.inventory, options.onCoordinator, ['sh', '-c', script, 'avalanche-lock', options.inventory.paths.lock, ...args]);
   }
 
   static async acquire(options: LockOptions): Promise<DeployLock> {

@@ -3,10 +3,10 @@
  * daily GC may collect what the cache serves); dangling roots are listed and
  * roots past the prune threshold counted.
  */
-import { coordinatorTarget, olderThan, PRUNE_AFTER_DAYS } from '../../cache/gc-roots.ts';
+import { olderThan, PRUNE_AFTER_DAYS } from '../../cache/gc-roots.ts';
 import { gcRootHints } from '../../cache/hints.ts';
 import type { Inventory } from '../../inventory/schema.ts';
-import { destination } from '../../ssh.ts';
+import { coordinatorTarget, destination } from '../../ssh.ts';
 import type { Check } from '../types.ts';
 import { commandFailed, sshFailed } from './outcome.ts';
 
