@@ -37,7 +37,8 @@ export function seedBuildTask(): ListrTask<RunContext> {
         throw new StageError(`built locally instead of on ${plan.seed}: ${local.map((b) => drvName(b.drvPath)).join(', ')}`);
       }
 
-      const copy = planCopyToCoordinator(plan, plan.hosts.map((h) => toplevels[h]!.outPath));
+      const outPaths = plan.hosts.map((h) => toplevels[h]!.outPath);
+      const copy = planCopyToCoordinator(plan, outPaths);
       if (copy) {
         task.output = `copying the toplevels to ${plan.inventory.coordinator.name}`;
         const copied = await ctx.executor.run(copy, { signal: ctx.signal });
@@ -46,7 +47,7 @@ export function seedBuildTask(): ListrTask<RunContext> {
 
       // Pinned by us too: the post-build hook that should pin them may be missing.
       const { gcRootDir } = plan.inventory.cache;
-      const pin = planPinRoots(plan, plan.hosts.map((h) => toplevels[h]!.outPath));
+      const pin = planPinRoots(plan, outPaths);
       task.output = `pinning the toplevels in ${gcRootDir} (${pin.on})`;
       for (const command of pin.commands) {
         const pinned = await ctx.executor.run(command, { signal: ctx.signal });
