@@ -9,20 +9,36 @@ export interface SshTarget {
   readonly user: string;
   readonly address: string;
   readonly identityFile?: string | undefined;
+  /**
+   * How steps that need root get it: `sudo -n` for a non-root user, as
+   * nixos-rebuild's --sudo/--use-remote-sudo does for the activation (but
+   * never prompting: -n fails instead of asking for a password).
+   */
+  readonly escalation: 'none' | 'sudo';
 }
 
 export function deployTarget(host: InventoryHost): SshTarget {
-  return { user: host.deployUser, address: host.address, identityFile: host.sshKey };
+  return { user: host.deployUser, address: host.address, identityFile: host.sshKey, escalation: host.deployUser === 'root' ? 'none' : 'sudo' };
+}
+
+/** The non-interactive sudo prefix: -n makes sudo fail ("a password is required") rather than prompt. */
+export const SUDO_NON_INTERACTIVE = ['sudo', '-n', '--'] as const;
+
+/** `argv` as root on `target`: as is for root, behind `sudo -n --` otherwise. */
+export function asRoot(target: SshTarget, argv: readonly string[]): string[] {
+  return target.escalation === 'sudo' ? [...SUDO_NON_INTERACTIVE, ...argv] : [...argv];
 }
 
 export function builderTarget(host: InventoryHost): SshTarget | undefined {
   if (!host.builder) return undefined;
-  return { user: host.builder.user, address: host.address, identityFile: host.builder.sshKey };
+  // Builds need no root: the builder user is trusted by the target's Nix daemon.
+  return { user: host.builder.user, address: host.address, identityFile: host.builder.sshKey, escalation: 'none' };
 }
 
 /** The coordinator (hawk): the cache host, where results land, roots are pinned and the lock lives. */
 export function coordinatorTarget(inventory: Inventory): SshTarget {
-  return { user: inventory.coordinator.user, address: inventory.coordinator.address };
+  // What runs there (copy, pin, lock) needs write access only where the admin granted it: no sudo.
+  return { user: inventory.coordinator.user, address: inventory.coordinator.address, escalation: 'none' };
 }
 
 /** argv that runs `argv` on the coordinator: as is when we are on it, else over SSH as coordinator.user. */

@@ -108,8 +108,10 @@ export const inventorySchema = z.strictObject({
       timeoutSeconds: z.number().positive().default(10),
       retries: z.number().int().min(0).default(3),
       intervalSeconds: z.number().nonnegative().default(2),
+      /** after the checks first pass, they must keep passing this long before the deploy is confirmed */
+      settleSeconds: z.number().nonnegative().default(5),
     })
-    .default({ units: [], http: [], commands: [], timeoutSeconds: 10, retries: 3, intervalSeconds: 2 }),
+    .default({ units: [], http: [], commands: [], timeoutSeconds: 10, retries: 3, intervalSeconds: 2, settleSeconds: 5 }),
   /** Paths on the targets and the coordinator. */
   paths: z
     .strictObject({

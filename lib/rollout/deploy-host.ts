@@ -10,8 +10,9 @@ import { type CommandResult, outputTail, succeeded } from '../exec/types.ts';
 import type { HostEnd } from '../report/timing.ts';
 import type { RunContext } from '../stages/context.ts';
 import { describeFailure } from '../stages/failure.ts';
-import { healthChecksFor, runHealthChecks } from './health.ts';
+import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
 import { type Generation, parseGeneration } from './host-steps.ts';
+import { parseRollbackReport } from './remote-scripts.ts';
 
 const CONFIRM_TOO_LATE = 3;
 
@@ -65,6 +66,16 @@ export async function deployHost(ctx: RunContext, host: string, say: (text: stri
       const why = `${host}: health check failed after ${health.failed.attempts} attempt(s): ${health.failed.check}: ${health.failed.reason}`;
       return fail(await rollBack(ctx, host, previous, armed, 'health check failed', say), why);
     }
+    // A unit that starts and dies seconds later passes one round of checks: they must hold.
+    const settleSeconds = inventory.health.settleSeconds;
+    if (settleSeconds > 0) {
+      const held = await holdHealthy(checks, { durationMs: settleSeconds * 1000, intervalMs: inventory.health.intervalSeconds * 1000, signal, onProgress: say });
+      if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+      if (held.failed) {
+        const why = `${host}: health check failed ${held.failed.afterSeconds} s after activation, within the ${settleSeconds} s settle window: ${held.failed.check}: ${held.failed.reason}`;
+        return fail(await rollBack(ctx, host, previous, armed, 'health check failed in the settle window', say), why);
+      }
+    }
   }
 
   if (armed) {
@@ -90,9 +101,27 @@ async function rollBack(ctx: RunContext, host: string, previous: Generation, arm
   const argv = deploy.steps[host]!.rollback(previous);
   // Not abortable: a half-done rollback is worse than a finished one.
   const result = await ctx.executor.run({ argv, timeoutMs: ctx.plan.inventory.timeouts.deployMinutes * 60_000 });
-  if (succeeded(result)) return { state: 'rolled-back', generation: 'previous', note: `rolled back: ${reason}` };
-  const watchdog = armed ? watchdogReverts(host, deploy.confirmTimeoutSeconds) : 'its state is unknown';
-  return { state: 'failed', generation: 'unknown', note: `${reason}; rollback over SSH failed (${tail(result)}); ${watchdog}` };
+  // The script reads the host's generation again after it: report what it is, not what we hope.
+  const after = parseRollbackReport(result.stdout);
+  const generation = generationAfter(after, previous, ctx.toplevels?.[host]?.outPath);
+  if (after.watchdogAt !== undefined) {
+    const at = new Date(after.watchdogAt * 1000).toISOString();
+    return { state: 'rolled-back', generation, note: `${reason}; rolled back by the magic-rollback watchdog on ${host} at ${at}, before the deploy's own rollback reached it` };
+  }
+  if (succeeded(result)) {
+    const unchanged = after.outcome === 'unchanged' ? ' (nothing had changed on the host)' : '';
+    return { state: 'rolled-back', generation, note: `rolled back: ${reason}${unchanged}` };
+  }
+  const watchdog = armed ? watchdogReverts(host, deploy.confirmTimeoutSeconds) : generation === 'unknown' ? 'its state is unknown' : `it is on its ${generation} generation`;
+  return { state: 'failed', generation, note: `${reason}; rollback over SSH failed (${tail(result)}); ${watchdog}` };
+}
+
+/** Which generation a host is on, from what the rollback read after it ran. */
+function generationAfter(after: ReturnType<typeof parseRollbackReport>, previous: Generation, newToplevel: string | undefined): HostEnd['generation'] {
+  if (after.profilePath === undefined || after.currentSystem === undefined) return 'unknown';
+  if (after.profilePath === previous.profilePath && after.currentSystem === previous.currentSystem) return 'previous';
+  if (newToplevel !== undefined && (after.currentSystem === newToplevel || after.profilePath === newToplevel)) return 'new';
+  return 'unknown';
 }
 
 function watchdogReverts(host: string, seconds: number): string {
@@ -104,6 +133,7 @@ function interrupted(end: (r: HostEnd) => void, host: string, generation: HostEn
   throw new InterruptedError(`${host}: interrupted`);
 }
 
+/** The last line of what went wrong: stderr first (the rollback's stdout is its report). */
 function tail(result: CommandResult): string {
-  return outputTail(result, 1)[0] ?? `exit ${result.exitCode}`;
+  return outputTail({ stderr: result.stderr, stdout: '' }, 1)[0] ?? outputTail(result, 1)[0] ?? `exit ${result.exitCode}`;
 }

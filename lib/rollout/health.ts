@@ -90,3 +90,37 @@ export async function runHealthChecks(
   }
   return {};
 }
+
+export interface HoldOutcome {
+  readonly failed?: { readonly check: string; readonly reason: string; readonly afterSeconds: number } | undefined;
+}
+
+/**
+ * The settle window: after the checks first pass, every check must keep
+ * passing, asked again every `intervalMs` (at least 0.5 s) for `durationMs`,
+ * without retries: a unit that starts and dies a few seconds later, leaving
+ * the system `degraded`, is caught here rather than confirmed.
+ */
+export async function holdHealthy(
+  checks: readonly HealthCheck[],
+  options: { durationMs: number; intervalMs: number; signal: AbortSignal; onProgress?: (text: string) => void },
+): Promise<HoldOutcome> {
+  const started = Date.now();
+  const interval = Math.max(500, options.intervalMs);
+  for (;;) {
+    const left = started + options.durationMs - Date.now();
+    if (left <= 0 || options.signal.aborted) return {};
+    await sleep(Math.min(interval, left), options.signal);
+    if (options.signal.aborted) return {};
+    const elapsed = Math.round((Date.now() - started) / 1000);
+    options.onProgress?.(`health: holding (${elapsed}/${Math.round(options.durationMs / 1000)} s)`);
+    for (const check of checks) {
+      try {
+        await check.run(options.signal);
+      } catch (error) {
+        if (options.signal.aborted) return {};
+        return { failed: { check: check.name, reason: (error as Error).message, afterSeconds: elapsed } };
+      }
+    }
+  }
+}

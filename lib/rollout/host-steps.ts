@@ -1,7 +1,7 @@
 /** argv for the rollback safety steps around one host's nixos-rebuild. Pure. */
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import type { Goal } from '../nix/commands.ts';
-import { deployTarget, FRESH_CONNECTION, sshArgv } from '../ssh.ts';
+import { asRoot, deployTarget, FRESH_CONNECTION, sshArgv } from '../ssh.ts';
 import { armArgs, CONFIRM, PROBE_GENERATION, ROLLBACK } from './remote-scripts.ts';
 
 /** What a host ran before the deploy, to go back to. */
@@ -39,13 +39,14 @@ export function hostSteps(inventory: Inventory, host: HostName, runId: string, g
   const canary = `${targetState}/canary-${runId}`;
   const marker = `${targetState}/rollbacks.log`;
   const common = (prev: Generation) => [profile, currentSystem, prev.profileLink, prev.currentSystem, goal, marker, canary];
-  const remote = (argv: string[]) => sshArgv(inventory, target, argv);
+  // The watchdog, its canary in targetState and the profile belong to root.
+  const asRootThere = (argv: string[], extraOptions: readonly string[] = []) => sshArgv(inventory, target, asRoot(target, argv), extraOptions);
   // Bounded: the watchdog gives up waiting for an activation after the deploy timeout.
   const armSeconds = String(Math.ceil(inventory.timeouts.deployMinutes * 60));
   return {
     probe: generationProbe(inventory, host),
-    arm: (prev) => remote(armArgs([...common(prev), String(confirmSeconds), armSeconds])),
-    confirm: sshArgv(inventory, target, ['sh', '-c', CONFIRM, 'avalanche-confirm', canary], FRESH_CONNECTION),
-    rollback: (prev) => remote(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...common(prev)]),
+    arm: (prev) => asRootThere(armArgs([...common(prev), String(confirmSeconds), armSeconds])),
+    confirm: asRootThere(['sh', '-c', CONFIRM, 'avalanche-confirm', canary], FRESH_CONNECTION),
+    rollback: (prev) => asRootThere(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...common(prev)]),
   };
 }

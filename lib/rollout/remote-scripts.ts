@@ -1,7 +1,8 @@
 /**
  * POSIX sh run on the targets for rollbacks. The scripts are constants and
  * every value reaches them as a positional argument, never spliced into the
- * text, so no host or path can change what they do.
+ * text, so no host or path can change what they do. Arm, confirm and
+ * rollback run as root (behind `sudo -n` for a non-root deploy user).
  */
 
 /** Prints the profile's link (e.g. system-5-link), the path it resolves to, and the running system. */
@@ -11,29 +12,62 @@ readlink -f "$1" 2>/dev/null || echo
 readlink -f "$2" 2>/dev/null || echo
 `;
 
+/** Who restored a generation, as written in the targets' rollback log. */
+export const ROLLED_BACK_BY = { watchdog: 'watchdog', deploy: 'avalanche-deploy' } as const;
+
 /**
  * Restores the previous generation: the profile link, then the running
- * system when it changed. Args: profile current prev_link prev_current goal marker canary.
+ * system when it changed, and logs `<epoch> <who> <canary name> <previous>`
+ * only when it restored something. The re-activation runs as a transient
+ * systemd unit where systemd runs (as nixos-rebuild-ng activates), so it
+ * finishes even if the SSH session that asked for it drops; elsewhere
+ * directly. Prints `outcome=restored` or `outcome=unchanged`.
+ * Args: profile current prev_link prev_current goal marker canary who.
  */
 const ROLLBACK_FUNCTION = `
 rollback() {
-  profile=$1 current=$2 prev_link=$3 prev_current=$4 goal=$5 marker=$6 canary=$7
+  profile=$1 current=$2 prev_link=$3 prev_current=$4 goal=$5 marker=$6 canary=$7 who=$8
   rm -f "$canary"
+  outcome=unchanged
   if [ -n "$prev_link" ] && [ "$(readlink "$profile" 2>/dev/null)" != "$prev_link" ]; then
     ln -sfn "$prev_link" "$profile.avalanche-tmp" && mv -T "$profile.avalanche-tmp" "$profile" || return 1
+    outcome=restored
   fi
   if [ -n "$prev_current" ] && [ "$(readlink -f "$current" 2>/dev/null)" != "$prev_current" ]; then
     action=switch
     [ "$goal" = test ] && action=test
-    "$prev_current/bin/switch-to-configuration" "$action" || return 1
+    if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+      systemd-run --collect --no-ask-password --pipe --quiet --service-type=exec --wait \\
+        --unit "avalanche-rollback-$(basename "$canary")" \\
+        "$prev_current/bin/switch-to-configuration" "$action" </dev/null || return 1
+    else
+      "$prev_current/bin/switch-to-configuration" "$action" </dev/null || return 1
+    fi
+    outcome=restored
   fi
-  mkdir -p "$(dirname "$marker")"
-  echo "$(date +%s) rolled back to \${prev_current:-nothing}" >>"$marker"
+  if [ "$outcome" = restored ]; then
+    mkdir -p "$(dirname "$marker")"
+    echo "$(date +%s) $who $(basename "$canary") \${prev_current:-nothing}" >>"$marker"
+  fi
+  echo "outcome=$outcome"
 }
 `;
 
+/**
+ * The deploy's own rollback. After it, prints what the host runs now
+ * (`profile-link=`, `profile-path=`, `current-system=`) and, when the
+ * watchdog restored this run's generation first, `watchdog-at=<epoch>`:
+ * the report must say who rolled back, and on what the host ended.
+ * Args: as rollback(), without who.
+ */
 export const ROLLBACK = `${ROLLBACK_FUNCTION}
-rollback "$@"
+status=0
+rollback "$@" ${ROLLED_BACK_BY.deploy} || status=$?
+grep -F -- " ${ROLLED_BACK_BY.watchdog} $(basename "$7") " "$6" 2>/dev/null | tail -n 1 | sed 's/ .*//; s/^/watchdog-at=/'
+echo "profile-link=$(readlink "$1" 2>/dev/null)"
+echo "profile-path=$(readlink -f "$1" 2>/dev/null)"
+echo "current-system=$(readlink -f "$2" 2>/dev/null)"
+exit "$status"
 `;
 
 /**
@@ -56,12 +90,13 @@ while [ "$n" -lt "$confirm" ]; do
   sleep 1; n=$((n + 1))
 done
 [ -e "$7" ] || exit 0
-rollback "$1" "$2" "$3" "$4" "$5" "$6" "$7"
+rollback "$1" "$2" "$3" "$4" "$5" "$6" "$7" ${ROLLED_BACK_BY.watchdog}
 `;
 
 /**
- * Arms the watchdog so that it survives the SSH session that started it:
- * a transient systemd unit where systemd runs, else a detached session.
+ * Arms the watchdog so that it survives the SSH session that started it and
+ * an sshd restart during activation: a transient systemd unit where systemd
+ * runs, else a detached session.
  * Args: watchdog-script canary, then the watchdog's own args.
  */
 const ARM = `
@@ -82,4 +117,31 @@ rm -f "$1"
 
 export function armArgs(args: readonly string[]): string[] {
   return ['sh', '-c', ARM, 'avalanche-arm', WATCHDOG, ...args];
+}
+
+/** What ROLLBACK printed: key=value lines. */
+export interface RollbackReport {
+  readonly outcome?: 'restored' | 'unchanged' | undefined;
+  /** seconds since the epoch at which the watchdog restored this run's previous generation */
+  readonly watchdogAt?: number | undefined;
+  readonly profileLink?: string | undefined;
+  readonly profilePath?: string | undefined;
+  readonly currentSystem?: string | undefined;
+}
+
+export function parseRollbackReport(stdout: string): RollbackReport {
+  const fields = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const at = line.indexOf('=');
+    if (at > 0) fields.set(line.slice(0, at).trim(), line.slice(at + 1).trim());
+  }
+  const outcome = fields.get('outcome');
+  const watchdogAt = Number(fields.get('watchdog-at'));
+  return {
+    outcome: outcome === 'restored' || outcome === 'unchanged' ? outcome : undefined,
+    watchdogAt: Number.isFinite(watchdogAt) && watchdogAt > 0 ? watchdogAt : undefined,
+    profileLink: fields.get('profile-link'),
+    profilePath: fields.get('profile-path'),
+    currentSystem: fields.get('current-system'),
+  };
 }

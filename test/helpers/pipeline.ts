@@ -24,6 +24,8 @@ export const fleetResponders: readonly Responder[] = [
   }),
   // What each target ran before: its profile link, the profile's path, the running system.
   when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),
+  // The rollback restores system-4 and reads the generation again.
+  when(['avalanche-rollback'], { stdout: 'outcome=restored\nprofile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/old-system\n' }),
 ];
 
 export interface PipelineOptions {
@@ -42,7 +44,7 @@ export async function runPipeline(responders: readonly Responder[], options: Pip
       json.cache.url = cache.url;
       json.cache.publicKey = FIXTURE_KEY;
       json.timeouts.cacheWaitSeconds = 1;
-      json.health = { systemState: 'skip', retries: 1, intervalSeconds: 0 };
+      json.health = { systemState: 'skip', retries: 1, intervalSeconds: 0, settleSeconds: 0 };
       options.editInventory?.(json);
     });
     const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, runId: 'r1', ...options.plan });

@@ -49,6 +49,26 @@ describe('planning rollouts', () => {
   });
 });
 
+describe('privilege on the targets', () => {
+  const prev = { profileLink: 'system-4-link', profilePath: '/nix/store/a', currentSystem: '/nix/store/a' };
+  const remote = (argv: readonly string[]) => argv.at(-1)!;
+
+  it('a non-root deploy user reaches root with sudo -n for the watchdog, the confirmation and the rollback, never for the probe', () => {
+    const steps = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, runId: 'r1' }).deploy.steps.opi01!;
+    expect(remote(steps.arm(prev))).toMatch(/^sudo -n -- sh -c /);
+    expect(remote(steps.confirm)).toMatch(/^sudo -n -- sh -c /);
+    expect(remote(steps.rollback(prev))).toMatch(/^sudo -n -- sh -c /);
+    expect(remote(steps.probe)).toMatch(/^sh -c /);
+  });
+
+  it('root needs no sudo', () => {
+    const inventory = fleetInventory((json) => (json.hosts.opi01.deployUser = 'root'));
+    const steps = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, runId: 'r1' }).deploy.steps.opi01!;
+    expect(remote(steps.arm(prev))).toMatch(/^sh -c /);
+    expect(remote(steps.rollback(prev))).toMatch(/^sh -c /);
+  });
+});
+
 describe('connection reuse', () => {
   const reuse = 'ControlPath=/tmp/avalanche-ssh-r1/%C';
   const plan = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, runId: 'r1', sshControlDir: '/tmp/avalanche-ssh-r1' });
@@ -125,6 +145,50 @@ describe('safe rollouts (recording executor)', () => {
     const opi02 = result.report.hosts.find((h) => h.name === 'opi02')!;
     expect(opi02).toMatchObject({ state: 'failed', generation: 'unknown' });
     expect(opi02.note).toMatch(/not confirmed .*Connection timed out.*watchdog on opi02 reverts it within 30 s/);
+  });
+
+  it('holds the health checks for the settle window: a unit that dies seconds later is rolled back', async () => {
+    let asked = 0;
+    const dies = (spec: CommandSpec) => (spec.argv.join(' ').includes('lab-app.service') && spec.argv.join(' ').includes('deploy@opi02') ? { exitCode: ++asked > 1 ? 3 : 0, stdout: asked > 1 ? 'failed' : 'active' } : undefined);
+    const { result, steps } = await run([dies], {}, (json) => {
+      json.health = { systemState: 'skip', units: [], retries: 0, intervalSeconds: 0, settleSeconds: 1 };
+      json.hosts.opi02.health = { units: ['lab-app.service'] };
+    });
+    expect(steps.filter((s) => s.startsWith('opi02 ')).at(-1)).toBe('opi02 rollback');
+    expect(result.error!.message).toMatch(/opi02: health check failed \d+ s after activation, within the 1 s settle window: units active: lab-app.service/);
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: 'rolled back: health check failed in the settle window' });
+    expect(result.report.hosts.find((h) => h.name === 'opi01')).toMatchObject({ state: 'deployed' });
+  });
+
+  it('a nixos-rebuild that changed nothing: the rollback succeeds with nothing to restore, and the host is on its previous generation', async () => {
+    const { result } = await run([
+      when(['--flake', '.#opi01'], { exitCode: 1, stderr: 'error: building the system configuration failed' }),
+      when(['avalanche-rollback', 'deploy@opi01.internal'], { stdout: 'outcome=unchanged\nprofile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/old-system\n' }),
+    ]);
+    expect(result.report.hosts.find((h) => h.name === 'opi01')).toMatchObject({
+      state: 'rolled-back',
+      generation: 'previous',
+      note: 'rolled back: nixos-rebuild failed (nothing had changed on the host)',
+    });
+  });
+
+  it('credits the watchdog, with the time, when it had reverted the host before the deploy\'s rollback reached it', async () => {
+    const { result } = await run([
+      when(['/run/booted-fine'], { exitCode: 1 }),
+      when(['avalanche-rollback', 'deploy@opi02.internal'], { stdout: 'outcome=unchanged\nwatchdog-at=1700000100\nprofile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/old-system\n' }),
+    ], {}, (json) => (json.hosts.opi02.health = { commands: [['test', '-e', '/run/booted-fine']] }));
+    const opi02 = result.report.hosts.find((h) => h.name === 'opi02')!;
+    expect(opi02).toMatchObject({ state: 'rolled-back', generation: 'previous' });
+    expect(opi02.note).toBe('health check failed; rolled back by the magic-rollback watchdog on opi02 at 2023-11-14T22:15:00.000Z, before the deploy\'s own rollback reached it');
+  });
+
+  it('reports the generation the rollback read, not the one hoped for', async () => {
+    const { result } = await run([
+      when(['--flake', '.#opi01'], { exitCode: 4 }),
+      when(['avalanche-rollback', 'deploy@opi01.internal'], { exitCode: 1, stderr: 'switch-to-configuration: failed', stdout: 'profile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn-fixture-toplevel\n' }),
+    ], { magicRollback: false });
+    expect(result.report.hosts.find((h) => h.name === 'opi01')).toMatchObject({ state: 'failed', generation: 'new' });
+    expect(result.report.hosts.find((h) => h.name === 'opi01')!.note).toMatch(/rollback over SSH failed \(switch-to-configuration: failed\); it is on its new generation/);
   });
 
   it('fails over to another builder when the seed does not answer, and says so', async () => {

@@ -1,0 +1,79 @@
+/**
+ * The target-side rollback script, run for real under sh in a temporary
+ * directory that stands for a host: a system profile, a running system, and
+ * toplevels whose switch-to-configuration records what it was asked to do.
+ * (No systemd here, so the re-activation runs directly.)
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseRollbackReport, ROLLBACK } from '../../lib/rollout/remote-scripts.ts';
+
+const run = promisify(execFile);
+
+let dir: string;
+let paths: { profile: string; current: string; marker: string; canary: string; old: string; next: string; calls: string };
+
+function toplevel(name: string): string {
+  const top = join(dir, 'store', name);
+  mkdirSync(join(top, 'bin'), { recursive: true });
+  writeFileSync(join(top, 'bin/switch-to-configuration'), `#!/bin/sh\necho "${name} $1" >>"${join(dir, 'calls')}"\nln -sfn "${top}" "${join(dir, 'current-system')}"\n`, { mode: 0o755 });
+  return top;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'avalanche-remote-'));
+  paths = {
+    profile: join(dir, 'profiles/system'),
+    current: join(dir, 'current-system'),
+    marker: join(dir, 'state/rollbacks.log'),
+    canary: join(dir, 'state/canary-r1'),
+    old: toplevel('system-old'),
+    next: toplevel('system-new'),
+    calls: join(dir, 'calls'),
+  };
+  mkdirSync(join(dir, 'profiles'));
+  symlinkSync(paths.old, join(dir, 'profiles/system-4-link'));
+  symlinkSync(paths.next, join(dir, 'profiles/system-5-link'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function rollback(prevLink = 'system-4-link') {
+  const args = [paths.profile, paths.current, prevLink, paths.old, 'switch', paths.marker, paths.canary];
+  const { stdout } = await run('sh', ['-c', ROLLBACK, 'avalanche-rollback', ...args]);
+  return parseRollbackReport(stdout);
+}
+
+describe('the rollback script on a target', () => {
+  it('restores the profile and the running system, logs who did it, and reads the generation again', async () => {
+    symlinkSync('system-5-link', paths.profile);
+    symlinkSync(paths.next, paths.current);
+    const report = await rollback();
+    expect(report).toEqual({ outcome: 'restored', watchdogAt: undefined, profileLink: 'system-4-link', profilePath: paths.old, currentSystem: paths.old });
+    expect(readlinkSync(paths.profile)).toBe('system-4-link');
+    expect(readFileSync(paths.calls, 'utf8')).toBe('system-old switch\n');
+    expect(readFileSync(paths.marker, 'utf8')).toMatch(new RegExp(`^\\d+ avalanche-deploy canary-r1 ${paths.old}\\n$`));
+  });
+
+  it('with nothing to restore it succeeds, changes nothing and logs nothing', async () => {
+    symlinkSync('system-4-link', paths.profile);
+    symlinkSync(paths.old, paths.current);
+    const report = await rollback();
+    expect(report.outcome).toBe('unchanged');
+    expect(report.currentSystem).toBe(paths.old);
+    expect(existsSync(paths.calls)).toBe(false);
+    expect(existsSync(paths.marker)).toBe(false);
+  });
+
+  it('says when the watchdog had rolled this run back first, and when', async () => {
+    symlinkSync('system-4-link', paths.profile);
+    symlinkSync(paths.old, paths.current);
+    mkdirSync(join(dir, 'state'));
+    writeFileSync(paths.marker, `1700000000 watchdog canary-r0 ${paths.old}\n1700000100 watchdog canary-r1 ${paths.old}\n`);
+    const report = await rollback();
+    expect(report).toMatchObject({ outcome: 'unchanged', watchdogAt: 1700000100 });
+  });
+});
