@@ -10,7 +10,7 @@ import type { Executor } from '../lib/exec/types.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { selectHosts } from '../lib/inventory/select.ts';
 import { parseBuildResults } from '../lib/nix/build-log.ts';
-import { nixosRebuildArgv, nixosRebuildEnv, toplevelAttribute } from '../lib/nix/commands.ts';
+import { toplevelAttribute } from '../lib/nix/commands.ts';
 import { planDeploy } from '../lib/plan.ts';
 import { deployTarget, destination, sshArgv, sshOptions } from '../lib/ssh.ts';
 import { analyseOverhead, asDeployReport, compactCommands, type DeployReport, median, type OverheadAnalysis } from './analysis.ts';
@@ -383,6 +383,8 @@ export async function dissectRebuild(ctx: Context, host: string): Promise<Rebuil
   const { lab, executor, signal } = ctx;
   const inventory = await loadInventory(lab.inventoryPath);
   ctx.progress(`dissection: one nixos-rebuild of ${host}, which fetches from the cache, its phases timed`);
+  // The deploy's own command for that host, as its plan has it.
+  const rebuildCommand = planDeploy(inventory, [host], { goal: 'switch', onCoordinator: true }).deploy.commands[host]!;
   const phases: { phase: string; ms: number }[] = [];
   let mark = { text: '(start)', at: Date.now() };
   const onLine = (line: string) => {
@@ -393,7 +395,7 @@ export async function dissectRebuild(ctx: Context, host: string): Promise<Rebuil
   const rebuild = await must(
     executor,
     `dissection: nixos-rebuild ${host}`,
-    { argv: nixosRebuildArgv(inventory, inventory.flake, host, 'switch'), env: { ...lab.env, ...nixosRebuildEnv(inventory, host) }, timeoutMs: 120_000 },
+    { ...rebuildCommand, env: { ...lab.env, ...rebuildCommand.env }, timeoutMs: 120_000 },
     { signal, onLine },
   );
   phases.push({ phase: mark.text, ms: rebuild.startedAt + rebuild.durationMs - mark.at });

@@ -14,6 +14,7 @@ import {
   nixosRebuildEnv,
   seedBuildArgv,
 } from './nix/commands.ts';
+import { chooseRebuildFlags, type RebuildTool, unprobedRebuildTool } from './nix/nixos-rebuild.ts';
 import { type HostSteps, hostSteps } from './rollout/host-steps.ts';
 import {
   builderTarget,
@@ -59,6 +60,10 @@ export interface PlanOptions {
   readonly sshControlDir?: string | undefined;
   /** accept narinfos that are unsigned or signed by an untrusted key (loudly) */
   readonly allowUnsigned?: boolean | undefined;
+  /** the configured nixos-rebuild as probed on this machine; default: not probed (flavour unknown) */
+  readonly rebuildTool?: RebuildTool | undefined;
+  /** this machine's Nix system (e.g. x86_64-linux); default: the coordinator's when on it */
+  readonly localSystem?: string | undefined;
 }
 
 export interface DeployPlan {
@@ -79,6 +84,8 @@ export interface DeployPlan {
     readonly cacheUrl: string;
     readonly requestTimeoutMs: number;
   };
+  /** the nixos-rebuild that will run, and what cannot work with it (preflight fails on those) */
+  readonly rebuild: { readonly tool: RebuildTool; readonly problems: readonly string[] };
   readonly evaluate: PlannedCommand;
   readonly seedBuild: PlannedCommand;
   readonly waitForCache: {
@@ -136,6 +143,15 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const waves = [...(hosts.includes(seed) ? [[seed]] : []), ...restWaves].filter((w) => w.length > 0);
   const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? 30;
   const runId = options.runId ?? 'RUN-ID';
+  const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
+  const localSystem = options.localSystem ?? inventory.coordinator.system;
+  const rebuildFlags = Object.fromEntries(
+    hosts.map((host) => {
+      const entry = inventory.hosts[host]!;
+      return [host, chooseRebuildFlags(rebuildTool, { needsSudo: entry.deployUser !== 'root', crossSystem: entry.system !== localSystem }, inventory.nixosRebuild)];
+    }),
+  );
+  const rebuildProblems = [...new Set(Object.values(rebuildFlags).flatMap((f) => f.problems))];
 
   return {
     inventory,
@@ -147,6 +163,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
     flake,
     onCoordinator: options.onCoordinator,
     preflight: { ssh: [builderCheck, ...targetChecks], seedFallbacks, cacheUrl: inventory.cache.url, requestTimeoutMs: t.connectSeconds * 1000 },
+    rebuild: { tool: rebuildTool, problems: rebuildProblems },
     evaluate: { argv: evaluateToplevelsArgv(inventory, flake, hosts), env: nixEnv, timeoutMs: 10 * MINUTE },
     seedBuild: { argv: seedBuildArgv(inventory, flake, seed, hosts), env: nixEnv, timeoutMs: t.buildMinutes * MINUTE },
     waitForCache: {
@@ -171,7 +188,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
         hosts.map((host) => [
           host,
           {
-            argv: nixosRebuildArgv(inventory, flake, host, options.goal),
+            argv: nixosRebuildArgv(inventory, flake, host, options.goal, rebuildFlags[host]!),
             env: nixosRebuildEnv(targets, host),
             timeoutMs: t.deployMinutes * MINUTE,
           },

@@ -11,6 +11,8 @@ import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { flakeRef } from '../inventory/schema.ts';
 import { selectHosts } from '../inventory/select.ts';
+import { probeRebuildTool } from '../nix/nixos-rebuild.ts';
+import { localNixSystem } from '../nix/system.ts';
 import { isOnCoordinator, planDeploy } from '../plan.ts';
 import { planAsJson, renderPlan } from '../plan-render.ts';
 import { recentMedians } from '../report/compare.ts';
@@ -74,6 +76,9 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
       inventory,
       command === 'deploy' ? { kind: 'names', names: options.hosts } : { kind: 'all', tags: options.tags },
     );
+    const executor = new ZxExecutor();
+    // Which nixos-rebuild runs here decides its flags: read its --help before planning (also for --dry-run).
+    const rebuildTool = await probeRebuildTool(executor, inventory.nixosRebuild.command, inventory.timeouts.connectSeconds * 1000);
     const runId = `${Date.now().toString(36)}-${process.pid}`;
     // Made (0700, never reused) only for a real run; --dry-run shows the same path.
     const sshControlDir = join(tmpdir(), `avalanche-ssh-${runId}`);
@@ -92,6 +97,8 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
       confirmTimeoutSeconds: options.confirmTimeoutSeconds,
       runId,
       sshControlDir,
+      rebuildTool,
+      localSystem: localNixSystem(),
     });
     if (options.dryRun) {
       io.stdout(json ? JSON.stringify({ dryRun: true, plan: planAsJson(plan) }, null, 2) : renderPlan(plan));
@@ -107,7 +114,7 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
     await mkdir(sshControlDir, { mode: 0o700 });
     try {
       result = await runPlan(plan, {
-        executor: new ZxExecutor(),
+        executor,
         signal: controller.signal,
         renderer: chooseRenderer(json, io),
         reportDir: options.reportDir,

@@ -99,10 +99,12 @@ export const inventorySchema = z.strictObject({
   nixosRebuild: z
     .strictObject({
       command: z.array(z.string().min(1)).min(1).default(['nixos-rebuild']),
+      /** more arguments for every nixos-rebuild; flags the probed tool does not know fail preflight */
       extraArgs: z.array(z.string().min(1)).default([]),
-      sudoFlag: z.string().regex(/^--[a-z-]+$/).default('--sudo'),
+      /** force a sudo flag; by default the one the probed tool knows (--sudo, else --use-remote-sudo) */
+      sudoFlag: z.enum(['--sudo', '--use-remote-sudo']).optional(),
     })
-    .default({ command: ['nixos-rebuild'], extraArgs: [], sudoFlag: '--sudo' }),
+    .default({ command: ['nixos-rebuild'], extraArgs: [] }),
   health: healthChecks
     .extend({
       timeoutSeconds: z.number().positive().default(10),

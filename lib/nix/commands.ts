@@ -1,5 +1,6 @@
 /** argv for every Nix and nixos-rebuild command the orchestrator runs. Pure. */
 import { HOST_PLACEHOLDER, type HostName, type Inventory } from '../inventory/schema.ts';
+import type { RebuildFlags } from './nixos-rebuild.ts';
 import { builderTarget, coordinatorTarget, deployTarget, destination, nixSshOpts } from '../ssh.ts';
 
 export const GOALS = ['switch', 'boot', 'test', 'dry-activate'] as const;
@@ -71,18 +72,23 @@ export function copyToCoordinatorArgv(inventory: Inventory, storePaths: readonly
   return ['nix', 'copy', '--to', `ssh://${destination(coordinatorTarget(inventory))}`, ...storePaths];
 }
 
-export function nixosRebuildArgv(inventory: Inventory, flake: string, host: HostName, goal: Goal): string[] {
+/**
+ * nixos-rebuild for one host, with the flags chosen for the tool that will
+ * run it (lib/nix/nixos-rebuild.ts): the sudo flag for a non-root user and
+ * the flag that stops the re-exec across systems, each only where needed.
+ */
+export function nixosRebuildArgv(inventory: Inventory, flake: string, host: HostName, goal: Goal, flags: RebuildFlags): string[] {
   const entry = inventory.hosts[host];
   if (!entry) throw new Error(`unknown host ${host}`);
-  const rebuild = inventory.nixosRebuild;
   return [
-    ...rebuild.command,
+    ...inventory.nixosRebuild.command,
     goal,
     '--flake', `${flake}#${host}`,
     '--target-host', `${entry.deployUser}@${entry.address}`,
     '--use-substitutes',
-    ...(entry.deployUser === 'root' ? [] : [rebuild.sudoFlag]),
-    ...rebuild.extraArgs,
+    ...(flags.sudo ? [flags.sudo] : []),
+    ...(flags.noReexec ? [flags.noReexec] : []),
+    ...flags.extraArgs,
   ];
 }
 

@@ -6,6 +6,7 @@ import { StageError } from '../errors.ts';
 import type { RunContext } from './context.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
 import { type DeployPlan, replanWithSeed } from '../plan.ts';
+import { describeTool } from '../nix/nixos-rebuild.ts';
 import { expectSuccess } from './failure.ts';
 import { runSubtasks } from './subtasks.ts';
 
@@ -33,6 +34,17 @@ export function preflightTask(): ListrTask<RunContext> {
             expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [sshHint]);
           },
         })),
+        {
+          title: 'nixos-rebuild on this machine',
+          run: async (sub) => {
+            const { tool, problems } = ctx.plan.rebuild;
+            if (!tool.found) {
+              throw new StageError(`${describeTool(tool)}: ${tool.error}`, ["Run the deploy where NixOS's nixos-rebuild is installed, or set nixosRebuild.command to its path."]);
+            }
+            if (problems.length) throw new StageError(problems.join('\n'), ['`just nix doctor` shows which nixos-rebuild this is and which flags it accepts.']);
+            sub.title = `nixos-rebuild on this machine: ${describeTool(tool)}`;
+          },
+        },
         {
           title: `cache ${preflight.cacheUrl} answers`,
           run: async (sub) => {

@@ -5,7 +5,7 @@
  */
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import type { Inventory } from '../../lib/inventory/schema.ts';
-import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fleetInventory } from './fixtures.ts';
+import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from './fixtures.ts';
 import type { Responder, ScriptedResponse } from './recording-executor.ts';
 
 export const NOW = Date.UTC(2026, 0, 31, 12);
@@ -85,6 +85,7 @@ export function fleet(...first: Responder[]): Responder[] {
       onRemote(`deploy@${host}.internal`, 'sh -c', generationOutput(host === 'opi01' ? FIXTURE_TOPLEVEL : FIXTURE_DEP)),
     ]),
     localNix('nix --version', { stdout: 'nix (Nix) 2.8.0\n' }),
+    localNix('nixos-rebuild --help', { stdout: fixture('nixos-rebuild/ng.help') }),
     localNix('nix --extra-experimental-features nix-command show-config', nixConfig('x86_64-linux', ['i686-linux'])),
   ];
 }

@@ -291,11 +291,11 @@ describe('doctor: running every check', () => {
     );
     expect(seen).toEqual([
       'cache-info', 'cache-key', 'builder:opi01', 'builder:opi02', 'builder:opi03',
-      'target:opi01', 'target:opi02', 'target:opi03', 'gc-roots', 'local-build',
+      'target:opi01', 'target:opi02', 'target:opi03', 'gc-roots', 'local-build', 'nixos-rebuild',
     ]);
     expect(results.map((r) => [r.id, r.status])).toEqual([
       ['cache-info', 'pass'], ['cache-key', 'pass'], ['builder:opi01', 'pass'], ['builder:opi02', 'fail'], ['builder:opi03', 'pass'],
-      ['target:opi01', 'pass'], ['target:opi02', 'pass'], ['target:opi03', 'pass'], ['gc-roots', 'pass'], ['local-build', 'pass'],
+      ['target:opi01', 'pass'], ['target:opi02', 'pass'], ['target:opi03', 'pass'], ['gc-roots', 'pass'], ['local-build', 'pass'], ['nixos-rebuild', 'pass'],
     ]);
     expect(results[3]!.summary).toMatch(/JSON/);
     expect(executor.calls.filter((c) => c.argv.includes(ROOT_DIR) || remoteCommand(c)?.includes(ROOT_DIR))).toHaveLength(1);

@@ -61,11 +61,11 @@ describe('doctor command line', () => {
     const { code, stdout } = await doctor(['--inventory', await inventoryFile()]);
     expect(code).toBe(0);
     const verdicts = stdout.split('\n').filter((line) => /^[✔✖⚠↓] /.test(line));
-    expect(verdicts).toHaveLength(10);
+    expect(verdicts).toHaveLength(11);
     expect(verdicts.every((line) => line.startsWith('✔ '))).toBe(true);
     expect(stdout).toContain(`✔ cache ${cache!.url} answers: StoreDir: /nix/store, Priority: 30\n    GET ${cache!.url}/nix-cache-info`);
     expect(stdout).toContain('    $ find /nix/var/nix/gcroots/arm-cache -maxdepth 1');
-    expect(stdout).toMatch(/doctor: 10 passed, 0 failed, 0 warned — healthy$/);
+    expect(stdout).toMatch(/doctor: 11 passed, 0 failed, 0 warned — healthy$/);
   });
 
   it('exits 1 naming the problem and the document\'s hint', async () => {
@@ -75,7 +75,7 @@ describe('doctor command line', () => {
     expect(stdout).toContain('✖ builder opi02 builds aarch64-linux as nix-builder@opi02.internal: ssh exited with 255');
     expect(stdout).toContain('    | Permission denied (publickey).');
     expect(stdout).toContain('    hint: SSH key issue: test with ssh -i /etc/nix/builder-key nix-builder@opi02.internal');
-    expect(stdout).toMatch(/doctor: 9 passed, 1 failed, 0 warned — problems found$/);
+    expect(stdout).toMatch(/doctor: 10 passed, 1 failed, 0 warned — problems found$/);
   });
 
   it('prints only JSON with --json; warnings do not fail', async () => {
@@ -83,7 +83,7 @@ describe('doctor command line', () => {
     const { code, stdout } = await doctor(['--json', '--inventory', await inventoryFile()], fleet(neverDeployed));
     expect(code).toBe(0);
     const parsed = JSON.parse(stdout);
-    expect(parsed).toMatchObject({ outcome: 'healthy', exitCode: 0, counts: { pass: 9, warn: 1, fail: 0, skip: 0 } });
+    expect(parsed).toMatchObject({ outcome: 'healthy', exitCode: 0, counts: { pass: 10, warn: 1, fail: 0, skip: 0 } });
     expect(parsed.checks.find((c: { id: string }) => c.id === 'target:opi03')).toMatchObject({
       status: 'warn',
       summary: 'no /nix/var/nix/profiles/system yet',

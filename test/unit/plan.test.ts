@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { isOnCoordinator, planCopyToCoordinator, planDeploy, STAGES } from '../../lib/plan.ts';
 import { renderPlan } from '../../lib/plan-render.ts';
-import { fleetInventory } from '../helpers/fixtures.ts';
+import { parseRebuildHelp } from '../../lib/nix/nixos-rebuild.ts';
+import { fixture, fleetInventory } from '../helpers/fixtures.ts';
 
 const SSH_DEFAULTS = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=3'];
 const SSHOPTS = ['-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS].join(' ');
 
+const ngTool = parseRebuildHelp(['nixos-rebuild'], fixture('nixos-rebuild/ng.help'));
+const bashTool = parseRebuildHelp(['nixos-rebuild'], fixture('nixos-rebuild/bash-era.help'));
+
 describe('planning a deploy of the fleet', () => {
   const inventory = fleetInventory();
-  const plan = planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'switch', onCoordinator: true });
+  const plan = planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'switch', onCoordinator: true, rebuildTool: ngTool });
 
   it('checks the seed as builder and every host as target', () => {
     expect(plan.preflight.ssh.map((c) => [c.host, c.role])).toEqual([
@@ -53,6 +57,39 @@ describe('planning a deploy of the fleet', () => {
       env: { NIX_SSHOPTS: SSHOPTS },
       timeoutMs: 60 * 60_000,
     });
+  });
+
+  it('passes the bash-era nixos-rebuild only the flags it knows: --use-remote-sudo and --fast', () => {
+    const bash = planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bashTool });
+    expect(bash.deploy.commands.opi01!.argv.slice(-3)).toEqual(['--use-substitutes', '--use-remote-sudo', '--fast']);
+    expect(bash.rebuild.problems).toEqual([]);
+  });
+
+  it('stops the re-exec only across systems', () => {
+    const same = planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: ngTool, localSystem: 'aarch64-linux' });
+    expect(same.deploy.commands.opi01!.argv).not.toContain('--no-reexec');
+    expect(same.deploy.commands.opi01!.argv).toContain('--sudo');
+  });
+
+  it('with a tool it could not identify, uses only flags every nixos-rebuild accepts', () => {
+    const unknown = planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true });
+    expect(unknown.rebuild.tool.flavour).toBe('unknown');
+    expect(unknown.deploy.commands.opi01!.argv.slice(-2)).toEqual(['--use-remote-sudo', '--fast']);
+  });
+
+  it('replaces managed flags in extraArgs and refuses flags the tool does not know, before anything runs', () => {
+    const extra = fleetInventory((json) => (json.nixosRebuild = { command: ['nixos-rebuild'], extraArgs: ['--no-reexec', '--sudo', '--print-build-logs', '--elevate'] }));
+    const bash = planDeploy(extra, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bashTool });
+    expect(bash.deploy.commands.opi01!.argv).not.toContain('--no-reexec');
+    expect(bash.deploy.commands.opi01!.argv).not.toContain('--sudo');
+    expect(bash.rebuild.problems).toEqual([
+      'nixosRebuild.extraArgs: --print-build-logs is not an option of nixos-rebuild: bash-era nixos-rebuild',
+      'nixosRebuild.extraArgs: --elevate is not an option of nixos-rebuild: bash-era nixos-rebuild',
+    ]);
+    const forced = fleetInventory((json) => (json.nixosRebuild = { command: ['nixos-rebuild'], sudoFlag: '--sudo' }));
+    expect(planDeploy(forced, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bashTool }).rebuild.problems).toEqual([
+      'nixos-rebuild: bash-era nixos-rebuild accepts none of --sudo, needed for a non-root deploy user',
+    ]);
   });
 
   it('takes goal, flake, seed and concurrency from the options', () => {

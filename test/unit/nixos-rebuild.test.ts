@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
+import { parseRebuildHelp, probeRebuildTool } from '../../lib/nix/nixos-rebuild.ts';
+import { fixture } from '../helpers/fixtures.ts';
+import { runPipeline } from '../helpers/pipeline.ts';
+
+describe('which nixos-rebuild this is, from its --help', () => {
+  it('tells the bash-era tool (a man page, overstrike and all) from nixos-rebuild-ng (argparse)', () => {
+    const bash = parseRebuildHelp(['nixos-rebuild'], fixture('nixos-rebuild/bash-era.help'));
+    expect(bash.flavour).toBe('bash');
+    expect(bash.flags).toEqual(expect.arrayContaining(['--fast', '--use-remote-sudo', '--target-host', '--use-substitutes']));
+    expect(bash.flags).not.toContain('--sudo');
+    expect(bash.flags).not.toContain('--no-reexec');
+    const ng = parseRebuildHelp(['nixos-rebuild'], fixture('nixos-rebuild/ng.help'));
+    expect(ng.flavour).toBe('ng');
+    expect(ng.flags).toEqual(expect.arrayContaining(['--fast', '--no-reexec', '--sudo', '--store-path']));
+  });
+
+  it('says so when the help is nothing it knows', () => {
+    expect(parseRebuildHelp(['x'], 'usage: something else --foo').flavour).toBe('unknown');
+  });
+
+  it('a command that does not exist is "not found", and preflight fails on it before anything is built', async () => {
+    const tool = await probeRebuildTool(new ZxExecutor(), ['/nonexistent/nixos-rebuild'], 5_000);
+    expect(tool).toMatchObject({ found: false, flavour: 'unknown' });
+    const { result, executor } = await runPipeline([], { plan: { rebuildTool: tool } });
+    expect(result.error!.message).toContain('/nonexistent/nixos-rebuild: not found');
+    expect(executor.calls.some((c) => c.argv.includes('build'))).toBe(false);
+  });
+
+  it('preflight fails on extraArgs the tool does not accept, naming them', async () => {
+    const bash = parseRebuildHelp(['nixos-rebuild'], fixture('nixos-rebuild/bash-era.help'));
+    const { result, executor } = await runPipeline([], {
+      plan: { rebuildTool: bash },
+      editInventory: (json) => (json.nixosRebuild.extraArgs = ['--elevate']),
+    });
+    expect(result.outcome).toBe('failed');
+    expect(result.error!.message).toContain('nixosRebuild.extraArgs: --elevate is not an option of nixos-rebuild: bash-era nixos-rebuild');
+    expect(executor.calls.some((c) => c.argv.includes('eval'))).toBe(false);
+  });
+});
