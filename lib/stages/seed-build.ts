@@ -1,8 +1,10 @@
 /** Stage 3: build every selected toplevel on the seed, once, land it in the cache host's store and pin it there. */
+import { userInfo } from 'node:os';
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
-import { BuildLogParser, drvName, parseBuildResults } from '../nix/build-log.ts';
+import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, parseBuildResults } from '../nix/build-log.ts';
+import { builderSpec } from '../nix/commands.ts';
 import { planCopyToCoordinator, planPinRoots } from '../plan.ts';
 import type { RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
@@ -13,29 +15,31 @@ export function seedBuildTask(): ListrTask<RunContext> {
     task: async (ctx, task) => {
       const { plan } = ctx;
       task.title = `seed build on ${plan.seed}`;
-      const parser = new BuildLogParser();
+      const log = new BuildLogRecorder();
       const result = await ctx.executor.run(plan.seedBuild, {
         signal: ctx.signal,
-        onLine: (line) => {
-          const event = parser.parse(line);
-          if (!event) return;
+        onLine: (line, stream) => {
+          const event = log.add(line, stream);
+          if (!event || stream === 'stdout') return;
           if (event.kind === 'build-start') task.output = `building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`;
           else if (event.kind === 'build-log') task.output = `${event.drvName}> ${event.line}`;
           else task.output = event.text;
         },
       });
-      ctx.builds.push(...parser.builds);
-      expectSuccess(`seed build on ${plan.seed} failed`, plan.seedBuild, result);
+      // What Nix said it built where: the report's "built on" comes from here, never from the plan.
+      ctx.builds.push(...log.builds);
+      // Nix names a remote build's machine by the URI its --builders entry starts with.
+      const seedUri = builderSpec(plan.inventory, plan.seed).split(' ')[0]!;
+      const elsewhere = log.builds.filter((b) => !isBuiltOn(b.machine, seedUri));
+      expectSuccess(`seed build on ${plan.seed} failed`, plan.seedBuild, result, placementHints(log, elsewhere), log.failureLines());
 
       const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
       const toplevels = ctx.toplevels ?? {};
+      if (elsewhere.length) {
+        throw new StageError(`built elsewhere than on ${plan.seed} (${seedUri}): ${describeBuilds(elsewhere)}`, placementHints(log, elsewhere));
+      }
       const missing = plan.hosts.filter((host) => !built.has(toplevels[host]?.outPath ?? ''));
       if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);
-
-      const local = parser.builds.filter((b) => b.machine === undefined);
-      if (local.length) {
-        throw new StageError(`built locally instead of on ${plan.seed}: ${local.map((b) => drvName(b.drvPath)).join(', ')}`);
-      }
 
       const outPaths = plan.hosts.map((h) => toplevels[h]!.outPath);
       const copy = planCopyToCoordinator(plan, outPaths);
@@ -54,10 +58,37 @@ export function seedBuildTask(): ListrTask<RunContext> {
         expectSuccess(`pinning the toplevels on ${plan.inventory.coordinator.name} failed`, command, pinned, [gcRootHints.missingRoot(gcRootDir)]);
       }
       ctx.pinnedRoots = pin.roots.map((root) => ({ ...root, on: pin.on }));
-      task.title = `seed build on ${plan.seed}: ${summarizeBuilds(parser.builds.map((b) => drvName(b.drvPath)))}; pinned in ${gcRootDir}`;
+      task.title = `seed build on ${plan.seed}: ${summarizeBuilds(log.builds.map((b) => drvName(b.drvPath)))}; pinned in ${gcRootDir}`;
     },
     rendererOptions: { outputBar: 5 },
   };
+}
+
+function describeBuilds(builds: readonly BuildRecord[]): string {
+  return builds.map((b) => `${drvName(b.drvPath)} (${b.drvPath}) on ${b.machine ?? 'this machine'}`).join(', ');
+}
+
+/**
+ * Why Nix may have built somewhere else than on the seed although the
+ * command names only the seed in --builders and forbids local builds with
+ * --max-jobs 0: a Nix daemon takes max-jobs from any client but ignores
+ * --builders from a user not in its trusted-users, and uses its own
+ * builders. Daemons from Nix 2.22 (and Lix) say so in the warning the log
+ * recorder looks for; Nix 2.4 to 2.21 only at debug level, so without the
+ * warning the hint names both causes.
+ */
+function placementHints(log: BuildLogRecorder, elsewhere: readonly BuildRecord[]): string[] {
+  const user = userInfo().username;
+  if (log.ignoredSettings.has('builders')) {
+    return [`add ${user} to trusted-users in the coordinator's nix.conf (the daemon ignores --builders from untrusted users)`];
+  }
+  if (elsewhere.length === 0) return [];
+  return [
+    `Nix did not build on the builder that --builders names, with --max-jobs 0 forbidding local builds: ` +
+      `a Nix daemon ignores --builders from users not in its trusted-users (before Nix 2.22 without a warning; ` +
+      `nix store info --json tells "trusted"), so add ${user} to trusted-users in the coordinator's nix.conf; ` +
+      `otherwise look for what overrides builders or max-jobs (NIX_CONFIG, --option, the machines file)`,
+  ];
 }
 
 function summarizeBuilds(names: readonly string[]): string {

@@ -16,12 +16,13 @@ export const FIXTURE_DRV = '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-
 /** Every host evaluates and builds to the fixture path (on opi03), and ran system-4 before. */
 export const fleetResponders: readonly Responder[] = [
   when(['eval'], { stdout: JSON.stringify(Object.fromEntries(FLEET_HOSTS.map((h) => [h, { drv: FIXTURE_DRV, out: FIXTURE_TOPLEVEL }]))) }),
-  when(['build'], {
+  // Built where --builders points (the seed, or the one preflight failed over to), as Nix reports it.
+  when(['build'], (spec) => ({
     stdout: JSON.stringify(FLEET_HOSTS.map(() => ({ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }))),
     lines: [
-      '@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","ssh://nix-builder@opi03.internal",1,1],"id":7,"level":3,"text":"","type":105}',
+      `@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","${spec.argv[spec.argv.indexOf('--builders') + 1]!.split(' ')[0]}",1,1],"id":7,"level":3,"text":"","type":105}`,
     ],
-  }),
+  })),
   // What each target ran before: its profile link, the profile's path, the running system.
   when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),
   // The rollback restores system-4 and reads the generation again.

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { BuildLogParser, drvName, parseBuildResults } from '../../lib/nix/build-log.ts';
+import {
+  BuildLogParser,
+  BuildLogRecorder,
+  drvName,
+  exactIntegers,
+  ignoredRestrictedSetting,
+  isBuiltOn,
+  parseBuildResults,
+} from '../../lib/nix/build-log.ts';
+import { fixture } from '../helpers/fixtures.ts';
 
 // Shapes as printed by `nix --log-format internal-json build` (Nix 2.8).
 const lines = [
@@ -34,5 +43,124 @@ describe('build log parser', () => {
       { drvPath: '/nix/store/a.drv', outputs: { out: '/nix/store/a' } },
     ]);
     expect(() => parseBuildResults('{}')).toThrow(/did not print a list/);
+  });
+});
+
+const LOCAL_DRV = '/nix/store/bd9fa02q2sd8lnn8g4cz18wpl2yqcgb4-avalanche-fixture-fail.drv';
+const REMOTE_DRV = '/nix/store/r5yakdq0x37mhfb9kyah1hw36w22vvdl-avalanche-fixture-remote-fail.drv';
+const REMOTE_URI = 'ssh://root@127.0.0.1?remote-program=/tmp/nixcap/remote-nix-store';
+
+function record(text: string, options?: ConstructorParameters<typeof BuildLogRecorder>[0]): BuildLogRecorder {
+  const recorder = new BuildLogRecorder(options);
+  for (const line of text.split('\n').filter((l) => l !== '')) recorder.add(line, 'stderr');
+  return recorder;
+}
+
+describe('build log recorder, real Nix 2.8 output', () => {
+  it('a local build that fails: the error, the derivation and its last log lines without colours', () => {
+    const log = record(fixture('nix-log/local-build-fails-2.8.log'));
+    expect(log.builds).toEqual([{ drvPath: LOCAL_DRV, machine: undefined }]);
+    expect(log.failureLines()).toEqual([
+      `error: builder for '${LOCAL_DRV}' failed with exit code 3`,
+      'avalanche-fixture-fail on this machine, last 3 log lines:',
+      '  hello',
+      '  red line',
+      '  oops',
+    ]);
+  });
+
+  it('a remote build that fails: the builder\'s exit code 3 as well as the hook\'s 1, and the machine', () => {
+    const log = record(fixture('nix-log/remote-build-fails-2.8.log'));
+    expect(log.builds).toEqual([{ drvPath: REMOTE_DRV, machine: REMOTE_URI }]);
+    expect(log.failureLines()).toEqual([
+      `error: build of '${REMOTE_DRV}' on '${REMOTE_URI}' failed: builder for '${REMOTE_DRV}' failed with exit code 3`,
+      `error: builder for '${REMOTE_DRV}' failed with exit code 1`,
+      `avalanche-fixture-remote-fail on ${REMOTE_URI}, last 3 log lines:`,
+      '  compiling',
+      '  red line',
+      '  oops',
+    ]);
+    expect(isBuiltOn(log.builds[0]!.machine, 'ssh://root@127.0.0.1')).toBe(true);
+  });
+});
+
+// Hand-written in Nix 2.26's shape (keys sorted, "parent", ids (pid << 32) + n of a worker with a
+// pid near pid_max = 2^22): Number() rounds ...691 and ...692 to the same double.
+const ID_A = '18014394214514691';
+const ID_B = '18014394214514692';
+const KERNEL = '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv';
+const FIRMWARE = '/nix/store/2zm4rahx77g4c80hn2qvx802dnpva6cn-firmware-opi.drv';
+const start226 = (id: string, drv: string, machine: string) =>
+  `@nix {"action":"start","fields":["${drv}","${machine}",1,1],"id":${id},"level":3,"parent":0,"text":"building '${drv}' on '${machine}'","type":105}`;
+const logLine226 = (id: string, line: string) => `@nix {"action":"result","fields":[${JSON.stringify(line)}],"id":${id},"type":101}`;
+
+describe('activity ids beyond 2^53', () => {
+  it('keeps neighbouring ids apart: each log line names its own derivation', () => {
+    expect(Number(ID_A)).toBe(Number(ID_B)); // the premise: as doubles they are one id
+    const parser = new BuildLogParser();
+    const events = [
+      start226(ID_A, KERNEL, 'ssh://nix-builder@opi03.internal'),
+      start226(ID_B, FIRMWARE, 'ssh://nix-builder@opi03.internal'),
+      logLine226(ID_A, '  CC      kernel/fork.o'),
+      logLine226(ID_B, 'unpacking firmware'),
+    ].map((line) => parser.parse(line));
+    expect(events.slice(2)).toEqual([
+      { kind: 'build-log', drvName: 'linux-6.1-opi', line: '  CC      kernel/fork.o' },
+      { kind: 'build-log', drvName: 'firmware-opi', line: 'unpacking firmware' },
+    ]);
+  });
+
+  it('reads integers exactly from the raw text, never from inside a string', () => {
+    const raw = `{"action":"msg","msg":"\\"id\\":1 and \\\\","id":${ID_A},"parent":${ID_B},"fields":[3,"x"]}`;
+    expect(JSON.parse(raw).msg).toBe('"id":1 and \\');
+    expect(Object.fromEntries(exactIntegers(raw, ['id', 'parent']))).toEqual({ id: ID_A, parent: ID_B });
+  });
+});
+
+describe('the daemon\'s restricted-setting warning', () => {
+  it.each([
+    // Nix 2.22 on (src/libstore/daemon.cc), as the client re-logs what the daemon sent: level 0, coloured "warning:"
+    ["\u001b[35;1mwarning:\u001b[0m ignoring the client-specified setting 'builders', because it is a restricted setting and you are not a trusted user", 'builders'],
+    // Lix
+    ["warning: Ignoring the client-specified setting 'builders', because it is a restricted setting and you are not a trusted user", 'builders'],
+    // Nix 2.3
+    ["warning: ignoring the user-specified setting 'builders-use-substitutes', because it is a restricted setting and you are not a trusted user", 'builders-use-substitutes'],
+    ["warning: ignoring untrusted substituter 'http://hawk.internal:5000', you are not a trusted user.", undefined],
+  ])('%s', (message, setting) => {
+    expect(ignoredRestrictedSetting(message)).toBe(setting);
+  });
+
+  it('is recorded, once, from the log', () => {
+    const warning = "\u001b[35;1mwarning:\u001b[0m ignoring the client-specified setting 'builders', because it is a restricted setting and you are not a trusted user";
+    const line = `@nix {"action":"msg","level":0,"msg":${JSON.stringify(warning)}}`;
+    const log = record([line, line, line].join('\n'));
+    expect([...log.ignoredSettings]).toEqual(['builders']);
+    expect(log.messages).toEqual(["warning: ignoring the client-specified setting 'builders', because it is a restricted setting and you are not a trusted user"]);
+  });
+});
+
+describe('the recorder stays bounded', () => {
+  it('keeps the last log lines per derivation, the last messages, and no progress records', () => {
+    const lines = [
+      start226(ID_A, KERNEL, 'ssh://nix-builder@opi03.internal'),
+      ...Array.from({ length: 500 }, (_, i) => logLine226(ID_A, `line ${i}`)),
+      ...Array.from({ length: 200 }, (_, i) => `@nix {"action":"result","fields":[${i},300,0,0],"id":${ID_B},"type":105}`),
+      ...Array.from({ length: 50 }, (_, i) => `@nix {"action":"msg","level":1,"msg":"warning ${i}"}`),
+      `@nix {"action":"msg","level":3,"msg":"info is not kept"}`,
+      `@nix {"action":"msg","column":null,"file":null,"level":0,"line":null,"msg":"error: builder for '${KERNEL}' failed with exit code 2","raw_msg":"builder for '${KERNEL}' failed with exit code 2"}`,
+    ];
+    const log = record(lines.join('\n'), { logLinesPerDrv: 5, maxNotes: 3 });
+    expect(log.logTail(KERNEL)).toEqual(['line 495', 'line 496', 'line 497', 'line 498', 'line 499']);
+    expect(log.messages).toEqual(['warning 48', 'warning 49', `error: builder for '${KERNEL}' failed with exit code 2`]);
+    expect(log.failureLines().some((l) => l.includes('@nix'))).toBe(false);
+  });
+});
+
+describe('where a build ran', () => {
+  it('compares the machine Nix reports with the builder URI, parameters aside; a local build is nowhere', () => {
+    expect(isBuiltOn('ssh://nix-builder@opi03.internal', 'ssh://nix-builder@opi03.internal')).toBe(true);
+    expect(isBuiltOn('ssh://nix-builder@opi03.internal?remote-store=local', 'ssh://nix-builder@opi03.internal')).toBe(true);
+    expect(isBuiltOn('ssh://nix-builder@opi01.internal', 'ssh://nix-builder@opi03.internal')).toBe(false);
+    expect(isBuiltOn(undefined, 'ssh://nix-builder@opi03.internal')).toBe(false);
   });
 });

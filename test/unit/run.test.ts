@@ -81,7 +81,9 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
       lines: ['@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","",1,1],"id":7,"level":3,"text":"","type":105}'],
     });
     const { result } = await run([local]);
-    expect(result.error!.message).toBe('built locally instead of on opi03: linux-6.1-opi');
+    expect(result.error!.message).toBe(
+      'built elsewhere than on opi03 (ssh://nix-builder@opi03.internal): linux-6.1-opi (/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv) on this machine',
+    );
   });
 
   it('reports an interrupted run as such and starts nothing after it', async () => {
