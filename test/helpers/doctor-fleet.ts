@@ -55,6 +55,9 @@ export function rootDirListing(...lines: string[]): ScriptedResponse {
   return { stdout: [`0\td\td\t${NOW / 1000}\tarm-cache\t`, ...lines].map((l) => `${l}\n`).join('') };
 }
 
+/** What a Nix before 2.20 (2.8 here, 2.18 on the builders) says to `nix config show`. */
+export const CONFIG_SHOW_UNKNOWN: ScriptedResponse = { exitCode: 1, stderr: "error: 'config' is not a recognised command\nTry 'nix --help' for more information.\n" };
+
 export function nixConfig(system: string, extraPlatforms: readonly string[] = []): ScriptedResponse {
   return { stdout: JSON.stringify({ system: { value: system }, 'extra-platforms': { value: extraPlatforms }, cores: { value: 4 } }) };
 }
@@ -81,11 +84,13 @@ export function fleet(...first: Responder[]): Responder[] {
     rootsListing(rootDirListing(rootLine(FIXTURE_TOPLEVEL))),
     ...hosts.flatMap((host) => [
       onRemote(`nix-builder@${host}.internal`, 'nix-store --version', { stdout: 'nix-store (Nix) 2.18.1\n' }),
+      onRemote(`nix-builder@${host}.internal`, 'nix --extra-experimental-features nix-command config show', CONFIG_SHOW_UNKNOWN),
       onRemote(`nix-builder@${host}.internal`, 'nix --extra-experimental-features nix-command ', nixConfig('aarch64-linux')),
       onRemote(`deploy@${host}.internal`, 'sh -c', generationOutput(host === 'opi01' ? FIXTURE_TOPLEVEL : FIXTURE_DEP)),
     ]),
     localNix('nix --version', { stdout: 'nix (Nix) 2.8.0\n' }),
     localNix('nixos-rebuild --help', { stdout: fixture('nixos-rebuild/ng.help') }),
+    localNix('nix --extra-experimental-features nix-command config show', CONFIG_SHOW_UNKNOWN),
     localNix('nix --extra-experimental-features nix-command show-config', nixConfig('x86_64-linux', ['i686-linux'])),
   ];
 }

@@ -7,7 +7,8 @@ import type { HostName, Inventory } from '../../inventory/schema.ts';
 import { sshCommandTimeoutMs } from '../../plan.ts';
 import { builderTarget, destination, sshArgv } from '../../ssh.ts';
 import { builderHints } from '../hints.ts';
-import { nixConfigArgv, parseNixConfig, platforms } from '../nix-config.ts';
+import { readNixConfig } from '../../nix/config.ts';
+import { parseNixConfig, platforms } from '../nix-config.ts';
 import { runCommand } from '../probes.ts';
 import type { Check } from '../types.ts';
 import { commandFailed, sshFailed } from './outcome.ts';
@@ -27,8 +28,9 @@ export function builderCheck(inventory: Inventory, host: HostName): Check {
           ? commandFailed('ssh', version, [builderHints.sshKey(target), builderHints.offline()])
           : commandFailed('nix-store --version', version, [builderHints.noNixStore(target.user)]);
       }
-      const config = await runCommand(ctx, { argv: sshArgv(inventory, target, nixConfigArgv(version.value)), timeoutMs }, parseNixConfig);
-      const tried = [version.tried, config.tried];
+      const runs = await readNixConfig((argv) => runCommand(ctx, { argv: sshArgv(inventory, target, argv), timeoutMs }, parseNixConfig));
+      const config = runs.at(-1)!;
+      const tried = [version.tried, ...runs.map((r) => r.tried)];
       if (config.value === undefined) return commandFailed('reading the Nix configuration', config, [], tried);
       const can = platforms(config.value);
       if (!can.includes(entry.system)) {

@@ -11,7 +11,8 @@
  */
 import type { Inventory } from '../../inventory/schema.ts';
 import { localBuildHints } from '../hints.ts';
-import { nixConfigArgv, parseNixConfig } from '../nix-config.ts';
+import { readNixConfig } from '../../nix/config.ts';
+import { parseNixConfig } from '../nix-config.ts';
 import { runCommand } from '../probes.ts';
 import type { Check } from '../types.ts';
 import { commandFailed } from './outcome.ts';
@@ -22,10 +23,9 @@ export function localBuildCheck(inventory: Inventory): Check {
     id: 'local-build',
     title: `this machine builds ${systems.join(', ')} only through the builders`,
     async run(ctx) {
-      const version = await runCommand(ctx, { argv: ['nix', '--version'], timeoutMs: 30_000 }, (out) => out.trim());
-      if (version.value === undefined) return commandFailed('nix --version', version, []);
-      const ran = await runCommand(ctx, { argv: nixConfigArgv(version.value), timeoutMs: 30_000 }, parseNixConfig);
-      const tried = [version.tried, ran.tried];
+      const runs = await readNixConfig((argv) => runCommand(ctx, { argv, timeoutMs: 30_000 }, parseNixConfig));
+      const ran = runs.at(-1)!;
+      const tried = runs.map((r) => r.tried);
       if (ran.value === undefined) return commandFailed('reading the Nix configuration', ran, [], tried);
       const { system, extraPlatforms } = ran.value;
       const found = `system ${system}, extra-platforms ${extraPlatforms.join(' ') || '(none)'}`;
