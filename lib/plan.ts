@@ -3,7 +3,7 @@
  * deploy will run, stage by stage. --dry-run prints this plan, the stages
  * execute it, and the unit tests assert on it.
  */
-import { pinRootsArgvs, rootPath } from './cache/gc-roots.ts';
+import { listRootsArgv, pinRootsArgvs, rootPath } from './cache/gc-roots.ts';
 import type { HostName, Inventory } from './inventory/schema.ts';
 import { chooseSeed, seedCandidates } from './inventory/select.ts';
 import {
@@ -26,6 +26,7 @@ import {
   onCoordinatorArgv,
   sshArgv,
   withConnectionReuse,
+  asRoot,
 } from './ssh.ts';
 
 export const STAGES = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'] as const;
@@ -83,6 +84,15 @@ export interface DeployPlan {
     readonly seedFallbacks: readonly { readonly host: HostName; readonly command: PlannedCommand }[];
     readonly cacheUrl: string;
     readonly requestTimeoutMs: number;
+    /**
+     * The cache must sign with cache.publicKey: checked before the build on
+     * the newest paths pinned on the cache host (Harmonia serves its store).
+     */
+    readonly cacheKey: {
+      readonly publicKey: string;
+      /** the GC-root listing on the cache host, whose newest roots are asked for */
+      readonly listRoots: PlannedCommand;
+    };
   };
   /** the nixos-rebuild that will run, and what cannot work with it (preflight fails on those) */
   readonly rebuild: { readonly tool: RebuildTool; readonly problems: readonly string[] };
@@ -130,11 +140,11 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const seedFallbacks = seedCandidates(inventory, hosts)
     .filter((host) => host !== seed)
     .map((host) => ({ host, command: builderCommand(host) }));
-  const targetChecks = hosts.map((host) => ({
-    host,
-    role: 'target' as const,
-    command: { argv: sshArgv(targets, deployTarget(inventory.hosts[host]!), ['true']), timeoutMs: sshTimeoutMs },
-  }));
+  // A non-root deploy user must get root without a password (sudo -n), as every root step will.
+  const targetChecks = hosts.map((host) => {
+    const target = deployTarget(inventory.hosts[host]!);
+    return { host, role: 'target' as const, command: { argv: sshArgv(targets, target, asRoot(target, ['true'])), timeoutMs: sshTimeoutMs } };
+  });
 
   const rest = hosts.filter((h) => h !== seed);
   const rolling = options.rolling ?? false;
@@ -162,7 +172,16 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
     goal: options.goal,
     flake,
     onCoordinator: options.onCoordinator,
-    preflight: { ssh: [builderCheck, ...targetChecks], seedFallbacks, cacheUrl: inventory.cache.url, requestTimeoutMs: t.connectSeconds * 1000 },
+    preflight: {
+      ssh: [builderCheck, ...targetChecks],
+      seedFallbacks,
+      cacheUrl: inventory.cache.url,
+      requestTimeoutMs: t.connectSeconds * 1000,
+      cacheKey: {
+        publicKey: inventory.cache.publicKey,
+        listRoots: { argv: onCoordinatorArgv(inventory, options.onCoordinator, listRootsArgv(inventory.cache.gcRootDir)), timeoutMs: sshTimeoutMs },
+      },
+    },
     rebuild: { tool: rebuildTool, problems: rebuildProblems },
     evaluate: { argv: evaluateToplevelsArgv(inventory, flake, hosts), env: nixEnv, timeoutMs: 10 * MINUTE },
     seedBuild: { argv: seedBuildArgv(inventory, flake, seed, hosts), env: nixEnv, timeoutMs: t.buildMinutes * MINUTE },

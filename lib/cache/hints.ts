@@ -1,3 +1,5 @@
+import type { SignatureCheck } from './narinfo.ts';
+
 /** The fleet document's troubleshooting, keyed by what we observed. */
 export const cacheHints = {
   keyMismatch: (cacheUrl: string) =>
@@ -23,3 +25,19 @@ export const gcRootHints = {
   dangling: () => 'Dangling symlink: the target store path was manually deleted; re-build and re-pin',
   unreachable: (destinationText: string) => `The cache host must answer SSH: ssh ${destinationText} -- true must work by hand`,
 } as const;
+
+/** What a failed signature check means, and the document's hint for it (the cache wait, preflight and doctor). */
+export function signatureProblem(check: Exclude<SignatureCheck, { ok: true }>, cacheUrl: string): { message: string; hint: string } {
+  if (check.reason === 'unsigned') return { message: 'path not signed', hint: cacheHints.pathNotSigned() };
+  const signers = check.keyNames.join(', ');
+  return {
+    message: check.reason === 'bad-signature' ? `key mismatch: the signature by ${signers} does not verify` : `key mismatch: signed by ${signers}`,
+    hint: cacheHints.keyMismatch(cacheUrl),
+  };
+}
+
+/** The shipped hosts.json's cache.publicKey: 32 zero bytes, to be replaced with the cache's real key. */
+export function isPlaceholderKey(publicKey: string): boolean {
+  const bytes = Buffer.from(publicKey.slice(publicKey.indexOf(':') + 1), 'base64');
+  return bytes.length === 32 && bytes.every((b) => b === 0);
+}

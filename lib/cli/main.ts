@@ -4,7 +4,7 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import chalk from 'chalk';
 import { ExitCode, InterruptedError, isKnownError, StageError, UsageError } from '../errors.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
@@ -19,6 +19,7 @@ import { recentMedians } from '../report/compare.ts';
 import { historyPathFor, readHistory } from '../report/history.ts';
 import { renderReport } from '../report/report.ts';
 import { type RendererChoice, type RunResult, runPlan } from '../run.ts';
+import { whyNotWritable } from '../util/writable.ts';
 import { type Command, parseCliArgs, usage } from './args.ts';
 
 export interface Io {
@@ -105,6 +106,11 @@ export async function runCli(command: Command, argv: readonly string[], io: Io =
       return ExitCode.ok;
     }
 
+    // The report and history are written after the run: a directory they cannot go to is known now.
+    for (const dir of [options.reportDir, dirname(historyPathFor(options.reportDir))]) {
+      const why = await whyNotWritable(dir);
+      if (why) throw new UsageError(`--report-dir ${options.reportDir}: cannot write run reports and history there (${why})`);
+    }
     // Read once, before the run: the stages' ETA and the comparison at the end.
     const history = await readHistory(historyPathFor(options.reportDir), (warning) => io.stderr(chalk.yellow(`warning: ${warning}`)));
     if (options.allowUnsigned) io.stderr(chalk.yellow.bold(ALLOW_UNSIGNED_WARNING));

@@ -21,12 +21,16 @@ export interface LockHolder {
 }
 
 const HELD = 75;
-// noclobber makes the redirection an atomic create-if-absent.
+/** The lock file cannot be created at all (a directory that is not writable): not "held". */
+const CANNOT_CREATE = 73;
+// noclobber makes the redirection an atomic create-if-absent; a file that
+// exists is a holder, one that cannot be made is a permission problem.
 const ACQUIRE = `
-mkdir -p "$(dirname "$1")" || exit 1
-if ( set -C; printf '%s\\n' "$2" >"$1" ) 2>/dev/null; then exit 0; fi
-cat "$1"
-exit ${HELD}
+mkdir -p "$(dirname "$1")" || exit ${CANNOT_CREATE}
+if err=$( ( set -C; printf '%s\\n' "$2" >"$1" ) 2>&1 ); then exit 0; fi
+if [ -e "$1" ]; then cat "$1"; exit ${HELD}; fi
+printf '%s\\n' "$err" >&2
+exit ${CANNOT_CREATE}
 `;
 const REMOVE = `rm -f "$1"`;
 const RELEASE = `grep -qF -- "$2" "$1" 2>/dev/null && rm -f "$1"; exit 0`;
@@ -101,6 +105,12 @@ export class DeployLock {
   private static async run(options: LockOptions, script: string, args: string[], accepted = [0]) {
     const argv = DeployLock.argv(options, script, args);
     const result = await options.executor.run({ argv, timeoutMs: 30_000 });
+    if (result.exitCode === CANNOT_CREATE) {
+      const where = options.onCoordinator ? 'on this machine' : `on ${options.inventory.coordinator.name} as ${options.inventory.coordinator.user}`;
+      throw new StageError(`cannot create the deploy lock ${options.inventory.paths.lock} ${where}: ${outputTail(result, 2).join(' / ')}`, [
+        'paths.lock must be in a directory the deploying user can write (on the coordinator: coordinator.user); --force-unlock does not help here.',
+      ]);
+    }
     if (result.exitCode === null || !accepted.includes(result.exitCode)) {
       throw new StageError(`cannot reach the deploy lock ${options.inventory.paths.lock}: ${outputTail(result, 3).join(' / ') || `exit ${result.exitCode}`}`);
     }

@@ -6,8 +6,19 @@ import { StageError } from '../errors.ts';
 import type { RunContext } from './context.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
 import { type DeployPlan, replanWithSeed } from '../plan.ts';
+import { parseRootListing } from '../cache/gc-roots.ts';
+import { isPlaceholderKey } from '../cache/hints.ts';
+import { checkCacheKey } from '../cache/key-check.ts';
 import { describeTool } from '../nix/nixos-rebuild.ts';
-import { expectSuccess } from './failure.ts';
+import { describeFailure, expectSuccess } from './failure.ts';
+
+/** What sudo -n says when it would have to ask (sudo 1.9: "a password is required"; not in sudoers; no tty). */
+const SUDO_REFUSED = /password is required|is not in the sudoers|not allowed to execute|a terminal is required|sudo: .*not found/;
+const SUDO_HINT =
+  'Every step that needs root (activation, the watchdog, confirmation, rollback) uses sudo -n: give the deploy user passwordless sudo ' +
+  '(NixOS: security.sudo.extraRules with NOPASSWD for it, or security.sudo.wheelNeedsPassword = false with it in wheel), or deploy as root.';
+const PLACEHOLDER_HINT =
+  "Put the cache's public key there: the contents of /var/lib/harmonia/cache-pub-key.pem on the cache host (the same line as in every machine's trusted-public-keys).";
 import { runSubtasks } from './subtasks.ts';
 
 export function preflightTask(): ListrTask<RunContext> {
@@ -31,6 +42,9 @@ export function preflightTask(): ListrTask<RunContext> {
                 return;
               }
             }
+            if (check.role === 'target' && !succeeded(result) && !result.aborted && SUDO_REFUSED.test(result.stderr)) {
+              throw new StageError(describeFailure(`${check.host}: the deploy user cannot become root with sudo -n (no password prompt)`, check.command, result), [SUDO_HINT]);
+            }
             expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [sshHint]);
           },
         })),
@@ -43,6 +57,28 @@ export function preflightTask(): ListrTask<RunContext> {
             }
             if (problems.length) throw new StageError(problems.join('\n'), ['`just nix doctor` shows which nixos-rebuild this is and which flags it accepts.']);
             sub.title = `nixos-rebuild on this machine: ${describeTool(tool)}`;
+          },
+        },
+        {
+          title: `cache signs with cache.publicKey (${preflight.cacheKey.publicKey.split(':')[0]})`,
+          run: async (sub) => {
+            const { publicKey, listRoots } = preflight.cacheKey;
+            const listing = isPlaceholderKey(publicKey) ? undefined : await ctx.executor.run(listRoots, { signal: ctx.signal });
+            const roots = listing && succeeded(listing) ? parseRootListing(listing.stdout) : undefined;
+            const newest = roots?.exists ? [...roots.roots].filter((r) => !r.dangling).sort((a, b) => b.mtimeMs - a.mtimeMs).slice(0, 3) : [];
+            const check = await checkCacheKey(preflight.cacheUrl, publicKey, newest.map((r) => r.target), preflight.requestTimeoutMs, ctx.signal);
+            if (check.kind === 'placeholder') {
+              throw new StageError(`cache.publicKey is the placeholder shipped in hosts.json (${publicKey})`, [PLACEHOLDER_HINT]);
+            }
+            if (check.kind === 'mismatch') {
+              const what = `${check.message} — the cache serves ${check.storePath} with ${check.sigs.map((sig) => `Sig: ${sig}`).join(', ') || 'no signature'}; cache.publicKey is ${publicKey}`;
+              if (!ctx.plan.waitForCache.allowUnsigned) throw new StageError(what, [check.hint]);
+              (ctx.warnings ??= []).push(`${what} — accepted because of --allow-unsigned`);
+            }
+            sub.title =
+              check.kind === 'verified' ? `cache signs with cache.publicKey (${check.keyName}): checked on ${check.storePath}`
+              : check.kind === 'unchecked' ? `cache key not checked before the build: ${check.why}`
+              : `cache key mismatch ACCEPTED (--allow-unsigned)`;
           },
         },
         {

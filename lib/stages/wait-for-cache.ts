@@ -4,20 +4,11 @@
  */
 import type { ListrTask } from 'listr2';
 import { waitForNarInfo } from '../cache/client.ts';
-import { cacheHints, cacheUnreachableHints, pathMissingHints } from '../cache/hints.ts';
-import { parsePublicKey, type SignatureCheck } from '../cache/narinfo.ts';
+import { cacheUnreachableHints, pathMissingHints, signatureProblem } from '../cache/hints.ts';
+import { parsePublicKey } from '../cache/narinfo.ts';
 import { InterruptedError, StageError } from '../errors.ts';
 import type { RunContext } from './context.ts';
 import { runSubtasks } from './subtasks.ts';
-
-export function signatureProblem(check: Exclude<SignatureCheck, { ok: true }>, cacheUrl: string): { message: string; hint: string } {
-  if (check.reason === 'unsigned') return { message: 'path not signed', hint: cacheHints.pathNotSigned() };
-  const signers = check.keyNames.join(', ');
-  return {
-    message: check.reason === 'bad-signature' ? `key mismatch: the signature by ${signers} does not verify` : `key mismatch: signed by ${signers}`,
-    hint: cacheHints.keyMismatch(cacheUrl),
-  };
-}
 
 export function waitForCacheTask(): ListrTask<RunContext> {
   return {

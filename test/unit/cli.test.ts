@@ -32,6 +32,15 @@ describe('command line', () => {
     expect(await cli('deploy', ['--frobnicate', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--frobnicate'") });
   });
 
+  it('exits 2 before anything runs when --report-dir cannot be written (not after the build)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cli-'));
+    await writeFile(join(dir, 'a-file'), '');
+    const { code, stderr } = await cli('deploy', ['--report-dir', join(dir, 'a-file', 'runs'), 'opi01']);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`--report-dir ${join(dir, 'a-file', 'runs')}: cannot write run reports and history there (ENOTDIR`);
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('exits 2 for a bad inventory, naming the path, with no stack trace', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-'));
     const json = JSON.parse(fleetInventoryText());

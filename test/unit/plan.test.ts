@@ -25,7 +25,8 @@ describe('planning a deploy of the fleet', () => {
       'ssh', '-o', 'StrictHostKeyChecking=yes', '-i', '/etc/nix/builder-key', ...SSH_DEFAULTS,
       'nix-builder@opi03.internal', '--', 'nix-store --version',
     ]);
-    expect(plan.preflight.ssh[1]!.command.argv).toEqual(['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, 'deploy@opi01.internal', '--', 'true']);
+    // The non-root deploy user must get root without a password, as every root step will.
+    expect(plan.preflight.ssh[1]!.command.argv).toEqual(['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, 'deploy@opi01.internal', '--', 'sudo -n -- true']);
     expect(plan.preflight.cacheUrl).toBe('http://hawk.internal:5000');
   });
 

@@ -15,7 +15,8 @@ const kindOf = (spec: CommandSpec) =>
 
 async function run(responders: Responder[], plan: Partial<PlanOptions> = {}, editInventory?: (json: any) => void) {
   const { result, executor } = await runPipeline(responders, { plan, ...(editInventory ? { editInventory } : {}) });
-  const steps = executor.calls.filter((c) => hostOf(c) && !c.argv.includes('true') && !c.argv.join(' ').includes('nix-store --version'));
+  // Preflight's login checks (`true`, or `sudo -n -- true`) are not rollout steps.
+  const steps = executor.calls.filter((c) => hostOf(c) && !/(^| )true$/.test(c.argv.at(-1)!) && !c.argv.join(' ').includes('nix-store --version'));
   return { result, executor, steps: steps.map((c) => `${hostOf(c)} ${kindOf(c)}`) };
 }
 
@@ -219,6 +220,21 @@ describe('deploy lock', () => {
     const taking = DeployLock.acquire({ inventory, executor, onCoordinator: true, command: 'deploy opi01', forceUnlock: false });
     await expect(taking).rejects.toThrow('deploy lock /var/lib/avalanche-deploy/deploy.lock is held by ci@runner-7 (pid 42) since');
     await expect(taking).rejects.toThrow(/deploy-all --rolling/);
+  });
+
+  it('a lock path that cannot be created is reported as that, not as held (real sh)', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { ZxExecutor } = await import('../../lib/exec/zx-executor.ts');
+    const dir = await mkdtemp(`${tmpdir()}/lock-`);
+    await writeFile(`${dir}/file`, '');
+    const blocked = fleetInventory((json) => (json.paths = { lock: `${dir}/file/deploy.lock` }));
+    const taking = DeployLock.acquire({ inventory: blocked, executor: new ZxExecutor(), onCoordinator: true, command: 'deploy', forceUnlock: false });
+    await expect(taking).rejects.toThrow(new RegExp(`^cannot create the deploy lock ${dir}/file/deploy.lock on this machine: mkdir: cannot create directory`));
+    const free = fleetInventory((json) => (json.paths = { lock: `${dir}/locks/deploy.lock` }));
+    const lock = await DeployLock.acquire({ inventory: free, executor: new ZxExecutor(), onCoordinator: true, command: 'deploy', forceUnlock: false });
+    await expect(DeployLock.acquire({ inventory: free, executor: new ZxExecutor(), onCoordinator: true, command: 'again', forceUnlock: false })).rejects.toThrow(/is held by .* \(pid \d+\)/);
+    await lock.release();
   });
 
   it('takes over a lock whose run is gone', async () => {

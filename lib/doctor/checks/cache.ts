@@ -4,10 +4,9 @@
  */
 import { posix } from 'node:path';
 import { narInfoUrl, probeNarInfo } from '../../cache/client.ts';
-import { cacheHints, cacheUnreachableHints, pathMissingHints } from '../../cache/hints.ts';
+import { cacheHints, cacheUnreachableHints, pathMissingHints, signatureProblem } from '../../cache/hints.ts';
 import { parsePublicKey, storePathHash } from '../../cache/narinfo.ts';
 import type { Inventory } from '../../inventory/schema.ts';
-import { signatureProblem } from '../../stages/wait-for-cache.ts';
 import type { Check, DoctorContext } from '../types.ts';
 import { describeError } from './outcome.ts';
 

@@ -1,0 +1,47 @@
+/**
+ * What preflight must catch before a 40-minute seed build: each case fails
+ * the run in preflight, with the message and hint, and builds nothing.
+ */
+import { describe, expect, it } from 'vitest';
+import { fixture, FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
+import { rootDirListing, rootLine, rootsListing } from '../helpers/doctor-fleet.ts';
+import { runPipeline } from '../helpers/pipeline.ts';
+import { when } from '../helpers/recording-executor.ts';
+
+const built = (calls: readonly { argv: readonly string[] }[]) => calls.some((c) => c.argv.includes('build') || c.argv.includes('eval'));
+const pinned = rootsListing(rootDirListing(rootLine(FIXTURE_TOPLEVEL)));
+
+describe('preflight', () => {
+  it('refuses the placeholder cache key shipped in hosts.json', async () => {
+    const { result, executor } = await runPipeline([], { editInventory: (json) => (json.cache.publicKey = 'hawk.internal:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=') });
+    expect(result.report.stages.find((s) => s.name === 'preflight')!.outcome).toBe('failed');
+    expect(result.error!.message).toContain('cache.publicKey is the placeholder shipped in hosts.json');
+    expect(built(executor.calls)).toBe(false);
+  });
+
+  it('finds a cache signing with another key on a pinned path, before building', async () => {
+    const { result, executor } = await runPipeline([pinned], { narinfo: fixture('narinfo/signed-by-other-key.narinfo') });
+    expect(result.report.stages.find((s) => s.name === 'preflight')!.outcome).toBe('failed');
+    expect(result.error!.message).toMatch(/^key mismatch: signed by other-cache-1 — the cache serves \/nix\/store\/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn-fixture-toplevel with Sig: other-cache-1:/);
+    expect((result.error as { hints?: string[] }).hints).toEqual([expect.stringMatching(/^Key mismatch:/)]);
+    expect(built(executor.calls)).toBe(false);
+  });
+
+  it('with --allow-unsigned it goes on, and says so in the report', async () => {
+    const { result } = await runPipeline([pinned], { narinfo: fixture('narinfo/signed-by-other-key.narinfo'), plan: { allowUnsigned: true } });
+    expect(result.report.stages.find((s) => s.name === 'preflight')!.outcome).toBe('success');
+    expect(result.report.warnings!.some((w) => w.startsWith('key mismatch: signed by other-cache-1') && w.endsWith('accepted because of --allow-unsigned'))).toBe(true);
+  });
+
+  it('passes when the pinned path verifies with the trusted key', async () => {
+    const { result } = await runPipeline([pinned]);
+    expect(result.outcome).toBe('success');
+  });
+
+  it('a deploy user whose sudo asks for a password fails preflight with the hint, nothing built', async () => {
+    const { result, executor } = await runPipeline([when(['deploy@opi02.internal', 'sudo -n -- true'], { exitCode: 1, stderr: 'sudo: a password is required\n' })]);
+    expect(result.error!.message).toMatch(/^opi02: the deploy user cannot become root with sudo -n \(no password prompt\): ssh exited with 1\n  \$ ssh .* deploy@opi02\.internal -- 'sudo -n -- true'\n  \| sudo: a password is required$/);
+    expect((result.error as { hints?: string[] }).hints).toEqual([expect.stringMatching(/passwordless sudo/)]);
+    expect(built(executor.calls)).toBe(false);
+  });
+});
