@@ -6,15 +6,16 @@
  * The format (Nix's `JSONLogger`, src/libutil/logging.cc), one record per
  * line on stderr, `@nix ` and a JSON object:
  * - `{"action":"start","id":N,"level":L,"type":T,"text":…,"fields":[…]}`
- *   (from Nix 2.1x also `"parent":N`); a build is type 105 (actBuild) with
+ *   (newer Nix, not 2.8, also `"parent":N`); a build is type 105 (actBuild) with
  *   `fields` = [drvPath, machine, round, nrRounds], machine "" for a build
  *   on the machine that runs Nix (src/libstore/build/derivation-goal.cc);
  * - `{"action":"result","id":N,"type":101,"fields":[line]}`: a line of the
  *   build log of activity N (resBuildLogLine), coloured as the builder wrote it;
- * - `{"action":"msg","level":L,"msg":…}` (from 2.4 also `raw_msg`, `file`,
- *   `line`, `column`): a message, coloured; levels 0 error, 1 warn,
- *   2 notice, 3 info, 4 talkative, 5 chatty, 6 debug, 7 vomit;
- * - `stop`, `setPhase` and progress results (types 104–106), ignored here.
+ * - `{"action":"msg","level":L,"msg":…}` (errors also with `raw_msg`,
+ *   `file`, `line`, `column`, as in 2.8): a message, coloured; levels
+ *   0 error, 1 warn, 2 notice, 3 info, 4 talkative, 5 chatty, 6 debug, 7 vomit;
+ * - `stop`, and results of types 104–106 (phase, progress, expected
+ *   counts): most of a build's records, ignored here.
  *
  * Activity ids are `(pid << 32) + counter` of the process that made the
  * activity (with a daemon: the daemon's worker), so on hosts with a large
@@ -123,11 +124,13 @@ export class BuildLogParser {
  * The setting names a Nix daemon said it ignored because the client's user
  * is not trusted. The daemon (src/libstore/daemon.cc, `ClientSettings::apply`)
  * words it "ignoring the client-specified setting 'builders', because it is a
- * restricted setting and you are not a trusted user" (Nix 2.22 on, and 2.3;
- * Lix capitalises "Ignoring"; Nix 2.0–2.2 said "user-specified"). Nix 2.4 to
- * 2.21 log it at debug level only, so it is usually absent there: its absence
- * proves nothing. The daemon forwards it to the client as a plain line that
- * the client re-logs at error level, with the "warning:" prefix in its text.
+ * restricted setting and you are not a trusted user" as a warning from Nix
+ * 2.22 (NixOS/nix#10274; so in 2.26); Nix 2.4 to 2.21 (2.8 here) log the same
+ * text at debug level only, so it is usually absent there and its absence
+ * proves nothing; Nix 2.3 warned "ignoring the user-specified setting …";
+ * Lix warns "Ignoring the client-specified setting …". The daemon forwards it
+ * to the client as a plain line that the client re-logs at error level, with
+ * the coloured "warning:" prefix in its text.
  */
 export function ignoredRestrictedSetting(message: string): string | undefined {
   return /ignoring the (?:client|user)-specified setting '([^']+)', because it is a restricted setting/i.exec(stripAnsi(message))?.[1];
