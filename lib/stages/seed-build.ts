@@ -3,6 +3,7 @@ import { userInfo } from 'node:os';
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
+import { outputTail } from '../exec/types.ts';
 import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, parseBuildResults } from '../nix/build-log.ts';
 import { builderSpec } from '../nix/commands.ts';
 import { planCopyToCoordinator, planPinRoots } from '../plan.ts';
@@ -31,7 +32,10 @@ export function seedBuildTask(): ListrTask<RunContext> {
       // Nix names a remote build's machine by the URI its --builders entry starts with.
       const seedUri = builderSpec(plan.inventory, plan.seed).split(' ')[0]!;
       const elsewhere = log.builds.filter((b) => !isBuiltOn(b.machine, seedUri));
-      expectSuccess(`seed build on ${plan.seed} failed`, plan.seedBuild, result, placementHints(log, elsewhere), log.failureLines());
+      // What the log said; if it said nothing (nix did not start), whatever came out that is not a log record.
+      const told = log.failureLines();
+      const shown = told.length ? told : outputTail(result).filter((line) => !line.startsWith('@nix '));
+      expectSuccess(`seed build on ${plan.seed} failed`, plan.seedBuild, result, placementHints(log, elsewhere), shown);
 
       const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
       const toplevels = ctx.toplevels ?? {};

@@ -121,3 +121,10 @@ describe('seed build: every derivation must be built on the seed', () => {
     expect(result.report.builds.map((b) => b.machine)).toEqual([OPI03, `${OPI03}?remote-store=local`]);
   });
 });
+
+describe('seed build: when Nix said nothing in its log', () => {
+  it('shows what came out that is not a log record', async () => {
+    const { result } = await runPipeline([when(['build'], { exitCode: 127, stderr: 'sh: 1: nix: not found\n' })]);
+    expect(result.error!.message.split('\n').at(-1)).toBe('  | sh: 1: nix: not found');
+  });
+});
