@@ -10,6 +10,7 @@ import { parseRootListing } from '../cache/gc-roots.ts';
 import { isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
 import { describeTool } from '../nix/nixos-rebuild.ts';
+import { probeNixTrust } from '../nix/trust.ts';
 import { describeFailure, expectSuccess } from './failure.ts';
 
 /** What sudo -n says when it would have to ask (sudo 1.9: "a password is required"; not in sudoers; no tty). */
@@ -48,6 +49,19 @@ export function preflightTask(): ListrTask<RunContext> {
             expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [sshHint]);
           },
         })),
+        {
+          title: 'Nix on this machine obeys --builders (trusted user)',
+          run: async (sub) => {
+            const trust = await probeNixTrust(ctx.executor, preflight.requestTimeoutMs, { signal: ctx.signal });
+            if (trust.trusted === false) {
+              throw new StageError(
+                `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on ${ctx.plan.seed} (${trust.how})`,
+                [`Add ${trust.user} to trusted-users in this machine's nix.conf (NixOS: nix.settings.trusted-users), or run the deploy as a user that is.`],
+              );
+            }
+            sub.title = trust.trusted === true ? `Nix trusts ${trust.user} (${trust.how})` : `could not tell whether Nix trusts ${trust.user} (${trust.how}); the seed build checks where things were built`;
+          },
+        },
         {
           title: 'nixos-rebuild on this machine',
           run: async (sub) => {
