@@ -3,7 +3,7 @@
  * deploy will run, stage by stage. --dry-run prints this plan, the stages
  * execute it, and the unit tests assert on it.
  */
-import { listRootsArgv, pinRootsArgvs, rootPath } from './cache/gc-roots.ts';
+import { listRootsArgv, pinRootsArgvs, rootPath, writableDirArgv } from './cache/gc-roots.ts';
 import type { HostName, Inventory } from './inventory/schema.ts';
 import { chooseSeed, seedCandidates } from './inventory/select.ts';
 import {
@@ -93,6 +93,8 @@ export interface DeployPlan {
       /** the GC-root listing on the cache host, whose newest roots are asked for */
       readonly listRoots: PlannedCommand;
     };
+    /** the seed build pins into cache.gcRootDir on the cache host: it must be writable there before building */
+    readonly gcRootDirWritable: PlannedCommand;
   };
   /** the nixos-rebuild that will run, and what cannot work with it (preflight fails on those) */
   readonly rebuild: { readonly tool: RebuildTool; readonly problems: readonly string[] };
@@ -181,6 +183,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
         publicKey: inventory.cache.publicKey,
         listRoots: { argv: onCoordinatorArgv(inventory, options.onCoordinator, listRootsArgv(inventory.cache.gcRootDir)), timeoutMs: sshTimeoutMs },
       },
+      gcRootDirWritable: { argv: onCoordinatorArgv(inventory, options.onCoordinator, writableDirArgv(inventory.cache.gcRootDir)), timeoutMs: sshTimeoutMs },
     },
     rebuild: { tool: rebuildTool, problems: rebuildProblems },
     evaluate: { argv: evaluateToplevelsArgv(inventory, flake, hosts), env: nixEnv, timeoutMs: 10 * MINUTE },

@@ -24,6 +24,11 @@ export function pinRootsArgvs(gcRootDir: string, storePaths: readonly string[]):
   return [['mkdir', '-p', gcRootDir], ...storePaths.map((path) => ['ln', '-sfn', path, rootPath(gcRootDir, path)])];
 }
 
+/** Exits 0 when the deploying user can pin in `gcRootDir` (made if missing), else says why on stderr. */
+export function writableDirArgv(gcRootDir: string): string[] {
+  return ['sh', '-c', 'mkdir -p -- "$1" && test -w "$1" && test -x "$1" || { echo "cannot create links in $1 as $(id -un)" >&2; exit 1; }', 'avalanche-pin-check', gcRootDir];
+}
+
 /**
  * One line per entry: depth, type, type of what a link points to (N: nothing),
  * mtime of the link itself (what the prune timer looks at), name, link target.

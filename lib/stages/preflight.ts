@@ -7,7 +7,7 @@ import type { RunContext } from './context.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
 import { type DeployPlan, replanWithSeed } from '../plan.ts';
 import { parseRootListing } from '../cache/gc-roots.ts';
-import { isPlaceholderKey } from '../cache/hints.ts';
+import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
 import { describeTool } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
@@ -60,6 +60,15 @@ export function preflightTask(): ListrTask<RunContext> {
               );
             }
             sub.title = trust.trusted === true ? `Nix trusts ${trust.user} (${trust.how})` : `could not tell whether Nix trusts ${trust.user} (${trust.how}); the seed build checks where things were built`;
+          },
+        },
+        {
+          title: `GC roots can be made in ${ctx.plan.inventory.cache.gcRootDir} on ${ctx.plan.inventory.coordinator.name}`,
+          run: async () => {
+            const command = preflight.gcRootDirWritable;
+            expectSuccess(`cannot pin in ${ctx.plan.inventory.cache.gcRootDir} on ${ctx.plan.inventory.coordinator.name}`, command, await ctx.executor.run(command, { signal: ctx.signal }), [
+              gcRootHints.missingRoot(ctx.plan.inventory.cache.gcRootDir),
+            ]);
           },
         },
         {

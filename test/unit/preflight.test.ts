@@ -52,4 +52,11 @@ describe('preflight', () => {
     expect((result.error as { hints?: string[] }).hints).toEqual([expect.stringMatching(/to trusted-users in this machine's nix.conf/)]);
     expect(built(executor.calls)).toBe(false);
   });
+
+  it('a GC-root directory the deploy cannot write on hawk fails before building, not at the pin after it', async () => {
+    const denied = when(['avalanche-pin-check'], { exitCode: 1, stderr: 'cannot create links in /nix/var/nix/gcroots/arm-cache as deploy\n' });
+    const { result, executor } = await runPipeline([denied]);
+    expect(result.error!.message).toMatch(/^cannot pin in \/nix\/var\/nix\/gcroots\/arm-cache on hawk: sh exited with 1\n(.|\n)*\| cannot create links in \/nix\/var\/nix\/gcroots\/arm-cache as deploy$/);
+    expect(built(executor.calls)).toBe(false);
+  });
 });

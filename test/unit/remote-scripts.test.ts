@@ -77,3 +77,15 @@ describe('the rollback script on a target', () => {
     expect(report).toMatchObject({ outcome: 'unchanged', watchdogAt: 1700000100 });
   });
 });
+
+describe('the pin-directory check on the cache host', () => {
+  it('passes for a directory it can make and write, and says why not otherwise', async () => {
+    const { writableDirArgv } = await import('../../lib/cache/gc-roots.ts');
+    const ok = writableDirArgv(join(dir, 'gcroots/arm-cache'));
+    await expect(run(ok[0]!, ok.slice(1))).resolves.toBeDefined();
+    expect(existsSync(join(dir, 'gcroots/arm-cache'))).toBe(true);
+    writeFileSync(join(dir, 'file'), '');
+    const blocked = writableDirArgv(join(dir, 'file/arm-cache'));
+    await expect(run(blocked[0]!, blocked.slice(1))).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining(`cannot create links in ${join(dir, 'file/arm-cache')} as `) });
+  });
+});
