@@ -45,17 +45,26 @@ export function rebuildHelpArgv(command: readonly string[]): string[] {
   return [...command, '--help'];
 }
 
+/** Options only nixos-rebuild-ng has: their presence in a help text identifies it, whatever the format. */
+const NG_ONLY_FLAGS = ['--no-reexec', '--sudo', '--store-path', '--ask-sudo-password', '--elevate'];
+
 /**
  * Reads a `--help` text. man output may carry overstrike formatting
- * (`N\bN`), removed first. argparse's `usage: nixos-rebuild [-h]` is ng;
- * a man page (`NIXOS-REBUILD(8)`) or a help that names `--use-remote-sudo`
- * without argparse's usage line is the bash-era tool.
+ * (`N\bN`), removed first. nixos-rebuild-ng prints argparse's `usage:
+ * nixos-rebuild [...]` (or, packaged on NixOS, its scdoc man page), and
+ * names flags only it has (`--no-reexec`, `--sudo`, `--store-path`); the
+ * bash-era tool's help is its man page (`nixos-rebuild(8)`), naming
+ * `--use-remote-sudo` and `--fast` and none of those.
  */
 export function parseRebuildHelp(command: readonly string[], text: string): RebuildTool {
   const plain = text.replace(/.\u0008/g, '');
   const flags = [...new Set(plain.match(/(?<![\w-])--[a-z][a-z0-9-]*/g) ?? [])].sort();
   const argparse = /^usage: \S*nixos-rebuild\b/m.test(plain);
-  const flavour: RebuildFlavour = argparse ? 'ng' : /NIXOS-REBUILD\s*\(8\)/.test(plain) || flags.includes('--use-remote-sudo') ? 'bash' : 'unknown';
+  const manPage = /nixos-rebuild\s*\(8\)/i.test(plain);
+  const flavour: RebuildFlavour =
+    argparse || NG_ONLY_FLAGS.some((flag) => flags.includes(flag)) ? 'ng'
+    : manPage || flags.includes('--use-remote-sudo') ? 'bash'
+    : 'unknown';
   return { command, found: true, flavour, flags };
 }
 

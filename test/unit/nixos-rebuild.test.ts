@@ -39,3 +39,20 @@ describe('which nixos-rebuild this is, from its --help', () => {
     expect(executor.calls.some((c) => c.argv.includes('eval'))).toBe(false);
   });
 });
+
+describe('the lab stand-ins\' help texts, read as the real tools\' would be', () => {
+  it('tells each flavour by the flags only it has', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { repoRoot } = await import('../helpers/fixtures.ts');
+    const help = (mode: string) => execFileSync(`${repoRoot}test/lab/bin/${mode}/nixos-rebuild`, ['--help'], { encoding: 'utf8' });
+    const bash = parseRebuildHelp(['nixos-rebuild'], help('bash-era'));
+    expect([bash.flavour, bash.flags.includes('--fast'), bash.flags.includes('--use-remote-sudo'), bash.flags.includes('--sudo')]).toEqual(['bash', true, true, false]);
+    const ng = parseRebuildHelp(['nixos-rebuild'], help('ng'));
+    expect([ng.flavour, ng.flags.includes('--no-reexec'), ng.flags.includes('--sudo'), ng.flags.includes('--store-path')]).toEqual(['ng', true, true, true]);
+  });
+
+  it('an ng whose --help is its man page (as packaged on NixOS) is still ng', () => {
+    const man = 'NIXOS-REBUILD(8)\n\nSYNOPSIS\n  nixos-rebuild [--verbose] [--sudo] [--no-reexec] [--target-host HOST]\n';
+    expect(parseRebuildHelp(['nixos-rebuild'], man).flavour).toBe('ng');
+  });
+});
