@@ -4,8 +4,10 @@
  * machine, or older than any run may last, is taken over; --force-unlock
  * removes any lock.
  */
+import { existsSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { StageError } from '../errors.ts';
+import { bootId, isRunningState, readProcStat } from '../exec/proc.ts';
 import type { Executor } from '../exec/types.ts';
 import { outputTail } from '../exec/types.ts';
 import type { Inventory } from '../inventory/schema.ts';
@@ -18,6 +20,14 @@ export interface LockHolder {
   readonly pid: number;
   readonly startedAt: string;
   readonly command: string;
+  /**
+   * The holder's start time, in clock ticks since boot (/proc/<pid>/stat
+   * field 22): with the pid and the boot it names one process, so a reused
+   * pid is not taken for the holder. Absent off Linux and in older locks.
+   */
+  readonly startTime?: number;
+  /** /proc/sys/kernel/random/boot_id of the holder's machine when it took the lock. */
+  readonly bootId?: string;
 }
 
 const HELD = 75;
@@ -42,7 +52,30 @@ export interface LockOptions {
   readonly command: string;
   readonly forceUnlock: boolean;
   readonly now?: () => number;
-  readonly isAlive?: (pid: number) => boolean;
+  /** For tests: whether a holder on this machine still runs (default {@link holderLiveness}). */
+  readonly isAlive?: (holder: LockHolder) => boolean;
+}
+
+/**
+ * Whether the process that took a lock on this machine still runs; if not,
+ * why not (for the take-over note). Linux: alive only if /proc/<pid>/stat
+ * exists, its state is not Z (exited, not yet reaped: kill(pid, 0) still
+ * succeeds on it) or X, its start time equals the recorded one (else the pid
+ * was reused) and the boot id is this boot's (start times count from boot).
+ * Fields the lock lacks (older locks) are not compared. Without /proc (not
+ * Linux) only kill(pid, 0) is asked (EPERM: someone else's process, alive).
+ * Only meaningful for a holder whose `host` is this machine's hostname.
+ */
+export function holderLiveness(holder: LockHolder): { alive: true } | { alive: false; why: string } {
+  const where = `pid ${holder.pid} on ${holder.host}`;
+  const thisBoot = bootId();
+  if (holder.bootId !== undefined && thisBoot !== undefined && holder.bootId !== thisBoot) return { alive: false, why: `${holder.host} has rebooted since` };
+  if (!existsSync('/proc/self/stat')) return processAlive(holder.pid) ? { alive: true } : { alive: false, why: `${where} is gone` };
+  const stat = readProcStat(holder.pid);
+  if (!stat) return { alive: false, why: `${where} is gone` };
+  if (!isRunningState(stat.state)) return { alive: false, why: `${where} has exited` };
+  if (holder.startTime !== undefined && stat.startTime !== holder.startTime) return { alive: false, why: `${where} is another process now` };
+  return { alive: true };
 }
 
 function processAlive(pid: number): boolean {
@@ -79,6 +112,7 @@ export class DeployLock {
       pid: process.pid,
       startedAt: new Date(now()).toISOString(),
       command: options.command,
+      ...ownIdentity(),
     };
     let note: string | undefined;
     if (options.forceUnlock) {
@@ -125,15 +159,31 @@ export class DeployLock {
 function parseHolder(text: string): LockHolder | undefined {
   try {
     const holder = JSON.parse(text) as LockHolder;
-    return typeof holder.pid === 'number' && typeof holder.host === 'string' ? holder : undefined;
+    if (typeof holder.pid !== 'number' || typeof holder.host !== 'string') return undefined;
+    // fields of the wrong type are ignored, as if the lock were older
+    const { startTime, bootId: boot, ...rest } = holder;
+    return { ...rest, ...(typeof startTime === 'number' ? { startTime } : {}), ...(typeof boot === 'string' ? { bootId: boot } : {}) };
   } catch {
     return undefined;
   }
 }
 
+/** This process's start time and the boot id, where /proc has them. */
+function ownIdentity(): Pick<LockHolder, 'startTime' | 'bootId'> {
+  const startTime = readProcStat(process.pid)?.startTime;
+  const boot = bootId();
+  return { ...(startTime !== undefined ? { startTime } : {}), ...(boot !== undefined ? { bootId: boot } : {}) };
+}
+
 function staleReason(holder: LockHolder, options: LockOptions, now: number): string | undefined {
-  const alive = options.isAlive ?? processAlive;
-  if (holder.host === hostname() && !alive(holder.pid)) return `pid ${holder.pid} on ${holder.host} is gone`;
+  if (holder.host === hostname()) {
+    if (options.isAlive) {
+      if (!options.isAlive(holder)) return `pid ${holder.pid} on ${holder.host} is gone`;
+    } else {
+      const liveness = holderLiveness(holder);
+      if (!liveness.alive) return liveness.why;
+    }
+  }
   const t = options.inventory.timeouts;
   const maxAgeMs = (t.buildMinutes + t.deployMinutes + 60) * 60_000;
   const age = now - Date.parse(holder.startedAt);
