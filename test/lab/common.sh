@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034 # the variables are used by the sourcing scripts
-# Shared settings for the lab scripts (sourced by up.sh, down.sh, flake.sh).
+# Shared settings for the lab scripts (sourced by up.sh, down.sh, flake.sh, ...).
 # Only defines variables and functions: nothing here touches the machine.
 
 LAB_DIR=${LAB_DIR:-/var/lib/avalanche-lab}
@@ -8,19 +8,26 @@ LAB_KERNEL_SECONDS=${LAB_KERNEL_SECONDS:-3}
 LAB_HOST_SECONDS=${LAB_HOST_SECONDS:-0}
 LAB_ACTIVATION_SECONDS=${LAB_ACTIVATION_SECONDS:-0}
 
-# The lab network. hawk is the root namespace; opiNN lives at .(10+NN).
+# The lab network. hawk is the root namespace; calypso .2; opiNN .(10+NN).
 LAB_BRIDGE=avl0
 LAB_NET_PREFIX=10.213.77
 LAB_HAWK_ADDR=$LAB_NET_PREFIX.1
+LAB_CALYPSO_ADDR=$LAB_NET_PREFIX.2
 LAB_CACHE_PORT=5000
-# Every namespace name the lab may ever create: down.sh sweeps all of them,
-# whatever LAB_HOSTS said when the lab came up.
+# Every opi name the lab may ever create: down.sh sweeps all of them, whatever
+# LAB_HOSTS said when the lab came up. Containers = the opis and calypso.
 LAB_ALL_HOSTS="opi01 opi02 opi03 opi04 opi05 opi06 opi07 opi08 opi09"
+LAB_ALL_CONTAINERS="calypso $LAB_ALL_HOSTS"
 # Remembers which LAB_DIR the running lab uses, so down.sh with another
-# LAB_DIR still stops the old lab's cache server (it holds port 5000).
+# LAB_DIR still stops the old lab (its cache server holds port 5000).
 LAB_MARKER=/run/avalanche-lab.dir
+# One lab per machine: whoever brings it up holds this lock (flock).
+LAB_LOCK=/run/avalanche-lab.lock
 LAB_GCROOT_DIR=/nix/var/nix/gcroots/arm-cache
+# The orchestrator's (non-root) user, on hawk and on calypso.
+LAB_USER=avl
 LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_REPO=$(cd "$LAB_SCRIPTS/../.." && pwd)
 
 lab_die() {
   echo "lab: error: $*" >&2
@@ -49,25 +56,134 @@ lab_check_seconds() {
   done
 }
 
-# lab_addr opiNN -> 10.213.77.(10+NN)
+# lab_addr opiNN|calypso|hawk -> its lab address
 lab_addr() {
-  local n=${1#opi}
-  echo "$LAB_NET_PREFIX.$((10 + 10#$n))"
+  case "$1" in
+    hawk) echo "$LAB_HAWK_ADDR" ;;
+    calypso) echo "$LAB_CALYPSO_ADDR" ;;
+    opi0[1-9]) echo "$LAB_NET_PREFIX.$((10 + 10#${1#opi}))" ;;
+    *) lab_die "no lab host '$1'" ;;
+  esac
 }
 
-# lab_start_sshd opiNN: sshd inside the host's namespaces (its holder must run).
-# setsid: a caller killing our process group must not kill the lab.
-lab_start_sshd() {
+# lab_alive PID: running and not a zombie (kill -0 succeeds on zombies, and
+# this machine's PID 1 may be slow to reap them).
+lab_alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+# lab_pid_from FILE NAME: the PID in FILE if that process still runs NAME (a
+# stale file after a reboot must not make us kill an unrelated process).
+lab_pid_from() {
+  local pid
+  [[ -f "$1" ]] || return 1
+  pid=$(<"$1")
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  lab_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+  echo "$pid"
+}
+
+# lab_stop PID...: TERM, a bounded wait (LAB_STOP_SECONDS, 3), then KILL.
+lab_stop() {
+  (($#)) || return 0
+  local pid deadline left
+  kill -TERM "$@" 2>/dev/null || true
+  deadline=$((SECONDS + ${LAB_STOP_SECONDS:-3}))
+  while :; do
+    left=()
+    for pid in "$@"; do lab_alive "$pid" && left+=("$pid"); done
+    ((${#left[@]})) || return 0
+    ((SECONDS < deadline)) || break
+    sleep 0.05
+  done
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  deadline=$((SECONDS + 2))
+  for pid in "${left[@]}"; do
+    while lab_alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
+  done
+}
+
+# --- containers ---------------------------------------------------------------
+# $LAB_DIR/NAME/: root/ (the overlay mount), upper/, work/, supervisor.pid,
+# nspawn.pid, cgroups (the cgroup directories the host runs in), console.log.
+
+# lab_leader NAME: PID (in this namespace) of the container's systemd, PID 1
+# inside. Fails when the container is not running.
+lab_leader() {
+  local unified pid
+  unified=$(grep -m1 '^unified ' "$LAB_DIR/$1/cgroups" 2>/dev/null | cut -d' ' -f2-) || return 1
+  [[ -n "$unified" ]] || return 1
+  pid=$(head -n1 "$unified/payload/init.scope/cgroup.procs" 2>/dev/null) || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] && lab_alive "$pid" || return 1
+  echo "$pid"
+}
+
+# lab_in NAME CMD...: run CMD as root inside the container (all its namespaces).
+lab_in() {
+  local leader
+  leader=$(lab_leader "$1") || lab_die "$1 is not running"
+  shift
+  nsenter -t "$leader" -m -u -i -n -p -- "$@"
+}
+
+# lab_start_container NAME: the supervisor (boot.sh) in its own session.
+lab_start_container() {
   local d=$LAB_DIR/$1
-  setsid nsenter -t "$(<"$d/holder.pid")" -n -m -u /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" \
-    </dev/null >/dev/null 2>&1 &
-  echo $! >"$d/sshd.pid"
+  setsid bash "$LAB_SCRIPTS/boot.sh" "$1" </dev/null >>"$d/console.log" 2>&1 9>&- &
+  echo $! >"$d/supervisor.pid"
 }
 
-# lab_start_cache: the HTTP binary cache on hawk's lab address.
+# lab_system_state NAME: systemctl is-system-running inside (exit 1 when
+# degraded: never under pipefail).
+lab_system_state() {
+  local leader
+  leader=$(lab_leader "$1") || { echo down; return 0; }
+  timeout 5 nsenter -t "$leader" -m -u -i -n -p -- systemctl is-system-running 2>/dev/null || true
+}
+
+# lab_ssh_banner ADDR: succeeds when an SSH server answers there (its banner,
+# not just an open port).
+lab_ssh_banner() {
+  # shellcheck disable=SC2016 # $1 expands in the inner bash
+  [[ "$(timeout 1 bash -c 'exec 3<>"/dev/tcp/$1/22" && head -c 4 <&3' _ "$1" 2>/dev/null || true)" == SSH- ]]
+}
+
+# lab_wait_container NAME SECONDS: until its system is running (or degraded)
+# and its sshd answers.
+lab_wait_container() {
+  local name=$1 deadline=$((SECONDS + $2)) state addr
+  addr=$(lab_addr "$name")
+  while :; do
+    state=$(lab_system_state "$name")
+    if [[ "$state" == running || "$state" == degraded ]] && lab_ssh_banner "$addr"; then
+      return 0
+    fi
+    if ((SECONDS > deadline)); then
+      tail -n 30 "$LAB_DIR/$name/console.log" >&2 || true
+      lab_die "$name did not come up within $2 s (system state: ${state:-none})"
+    fi
+    sleep 0.2
+  done
+}
+
+# --- hawk's services ----------------------------------------------------------
+
+# lab_start_cache: the HTTP binary cache on hawk's lab address, serving hawk's store.
 lab_start_cache() {
-  setsid node "$LAB_SCRIPTS/cache-server.mjs" \
-    --root "$LAB_DIR/cache" --listen "$LAB_HAWK_ADDR" --port "$LAB_CACHE_PORT" \
-    --access-log "$LAB_DIR/cache-access.log" </dev/null >"$LAB_DIR/cache-server.log" 2>&1 &
+  setsid env NIX_REMOTE=daemon NIX_CONF_DIR="$LAB_DIR/hawk/etc-nix" XDG_CACHE_HOME="$LAB_DIR/hawk/cache-server-xdg" \
+    node "$LAB_SCRIPTS/cache-server.mjs" \
+    --listen "$LAB_HAWK_ADDR" --port "$LAB_CACHE_PORT" \
+    --secret-key "$LAB_DIR/hawk/cache-priv-key.pem" \
+    --access-log "$LAB_DIR/cache-access.log" </dev/null >>"$LAB_DIR/cache-server.log" 2>&1 9>&- &
   echo $! >"$LAB_DIR/cache-server.pid"
+}
+
+# lab_start_hawk_sshd: hawk's sshd on its lab address only (calypso reaches avl@hawk).
+lab_start_hawk_sshd() {
+  setsid /usr/sbin/sshd -D -f "$LAB_DIR/hawk-sshd/sshd_config" -E "$LAB_DIR/hawk-sshd/sshd.log" \
+    </dev/null >/dev/null 2>&1 9>&- &
+  echo $! >"$LAB_DIR/hawk-sshd/sshd.pid"
 }

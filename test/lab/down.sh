@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # down.sh — tear the lab down. Idempotent, safe when nothing is up, bounded
-# (a few seconds at most). Stops processes by the PIDs the lab recorded, then
-# anything still inside a lab namespace, removes the namespaces, the bridge,
-# the lab's GC roots on hawk and $LAB_DIR.
+# (~15 s at worst, ~3 s normally). Powers the containers off (SIGTERM to their
+# supervisors), then kills whatever is left in their cgroups and namespaces,
+# stops hawk's daemons by their recorded PIDs, unmounts the overlay roots,
+# removes the namespaces, the bridge, the lab's GC roots on hawk and $LAB_DIR.
+# Takes the lab lock unless LAB_LOCK_HELD=1 (the caller holds it).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -12,6 +14,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [[ $EUID -eq 0 ]] || lab_die "down.sh must run as root"
 [[ "$LAB_DIR" == /* && "$LAB_DIR" != / ]] || lab_die "LAB_DIR must be an absolute path, got '$LAB_DIR'"
 
+if [[ "${LAB_LOCK_HELD:-}" != 1 ]]; then
+  exec 9>>"$LAB_LOCK"
+  flock -w "${LAB_LOCK_WAIT:-60}" 9 || lab_die "the lab lock $LAB_LOCK is held by a running lab session: not tearing its lab down"
+fi
+
 # The lab that is up may have used another LAB_DIR: tear that one down too.
 dirs=("$LAB_DIR")
 if [[ -f "$LAB_MARKER" ]]; then
@@ -19,93 +26,139 @@ if [[ -f "$LAB_MARKER" ]]; then
   [[ "$other" == /* && "$other" != / && "$other" != "$LAB_DIR" ]] && dirs+=("$other")
 fi
 
-# alive PID: running and not a zombie (kill -0 succeeds on zombies, and this
-# machine's PID 1 may be slow to reap them).
-alive() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n "$state" && "$state" != Z && "$state" != X ]]
+# session_pids PID: PID and every process in its session (nix-daemon workers,
+# sshd sessions, the cache server's children).
+session_pids() {
+  local sid
+  sid=$(ps -o sid= -p "$1" 2>/dev/null | tr -d ' ') || return 0
+  [[ "$sid" == "$1" ]] || { echo "$1"; return 0; }
+  ps -e -o pid=,sid= | awk -v s="$sid" '$2 == s {print $1}'
 }
 
-# pid_from FILE NAME: the PID in FILE if that process still runs NAME (a stale
-# file after a reboot must not make us kill an unrelated process).
-pid_from() {
-  local pid
-  [[ -f "$1" ]] || return 1
-  pid=$(<"$1")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
-  echo "$pid"
+# cgroup_pids DIR...: every pid in those cgroup trees.
+cgroup_pids() {
+  local dir
+  for dir in "$@"; do
+    [[ -d "$dir" ]] && find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null
+  done | sort -un
 }
 
-# stop PID...: TERM, a bounded wait, then KILL.
-stop() {
-  (($#)) || return 0
-  local pid deadline left
-  kill -TERM "$@" 2>/dev/null || true
-  deadline=$((SECONDS + 3))
-  while :; do
-    left=()
-    for pid in "$@"; do alive "$pid" && left+=("$pid"); done
-    ((${#left[@]})) || return 0
-    ((SECONDS < deadline)) || break
-    sleep 0.05
+# 1. Containers: orderly poweroff through their supervisors, all at once.
+declare -A mntns=()
+supervisors=()
+cgroup_dirs=()
+for dir in "${dirs[@]}"; do
+  for h in $LAB_ALL_CONTAINERS; do
+    d=$dir/$h
+    [[ -d "$d" ]] || continue
+    if leader=$(LAB_DIR=$dir lab_leader "$h"); then
+      ns=$(readlink "/proc/$leader/ns/mnt" 2>/dev/null) && mntns[$ns]=1
+    fi
+    pid=$(lab_pid_from "$d/supervisor.pid" boot.sh) && supervisors+=("$pid")
+    if [[ -f "$d/cgroups" ]]; then
+      while read -r _ cg; do cgroup_dirs+=("$cg"); done <"$d/cgroups"
+    fi
+  done
+done
+if ((${#supervisors[@]})); then
+  LAB_STOP_SECONDS=10 lab_stop "${supervisors[@]}"
+fi
+
+# 2. Whatever is left in the containers' cgroups (a power cut), then the cgroups.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  mapfile -t left < <(cgroup_pids "${cgroup_dirs[@]}")
+  ((${#left[@]})) || break
+  for cg in "${cgroup_dirs[@]}"; do
+    [[ -w "$cg/cgroup.kill" ]] && echo 1 >"$cg/cgroup.kill" 2>/dev/null
   done
   kill -KILL "${left[@]}" 2>/dev/null || true
-  deadline=$((SECONDS + 2))
-  for pid in "${left[@]}"; do
-    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
-  done
-}
+  sleep 0.2
+done
+for cg in "${cgroup_dirs[@]}"; do
+  [[ -d "$cg" ]] || continue
+  find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  rmdir "$(dirname "$cg")" 2>/dev/null || true # …/avalanche-lab, when empty
+  [[ -d "$cg" ]] && lab_log "warning: could not remove cgroup $cg"
+done
 
-# 1. Processes the lab recorded: sshd, holders, the cache server.
+# 3. hawk's daemons, by their recorded PIDs (and their sessions).
 pids=()
 for dir in "${dirs[@]}"; do
-  for h in $LAB_ALL_HOSTS; do
-    pid=$(pid_from "$dir/$h/sshd.pid" sshd) && pids+=("$pid")
-    pid=$(pid_from "$dir/$h/holder.pid" sleep) && pids+=("$pid")
+  for spec in "hawk/nix-daemon.pid:nix-daemon" "hawk-sshd/sshd.pid:sshd" "cache-server.pid:cache-server.mjs"; do
+    if pid=$(lab_pid_from "$dir/${spec%%:*}" "${spec#*:}"); then
+      mapfile -t -O "${#pids[@]}" pids < <(session_pids "$pid")
+    fi
   done
-  pid=$(pid_from "$dir/cache-server.pid" cache-server.mjs) && pids+=("$pid")
 done
-stop "${pids[@]}"
+lab_stop "${pids[@]}"
 
-# 2. Whatever else still runs in a lab namespace (ssh sessions, nix builds,
-#    activations), then the namespaces themselves.
-for h in $LAB_ALL_HOSTS; do
+# 4. Anything else still in a lab network namespace or a container's mount
+#    namespace (ssh sessions, nsenter'd commands), then the namespaces.
+for h in $LAB_ALL_CONTAINERS; do
   [[ -e /run/netns/$h ]] || continue
   mapfile -t ns_pids < <(ip netns pids "$h" 2>/dev/null || true)
-  stop "${ns_pids[@]}"
+  lab_stop "${ns_pids[@]}"
+done
+if ((${#mntns[@]})); then
+  stray=()
+  for p in /proc/[0-9]*; do
+    ns=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+    [[ -n "${mntns[$ns]:-}" ]] && stray+=("${p#/proc/}")
+  done
+  lab_stop "${stray[@]}"
+fi
+
+# 5. The overlay roots (by their source name, whichever LAB_DIR they are in).
+lab_overlays() {
+  awk '{ for (i = 7; i <= NF; i++) if ($i == "-") break
+         if ($(i+1) == "overlay" && $(i+2) ~ /^avalanche-lab-/) print $5 }' /proc/self/mountinfo
+}
+for _ in 1 2 3; do
+  mapfile -t roots < <(lab_overlays)
+  ((${#roots[@]})) || break
+  for r in "${roots[@]}"; do
+    umount "$r" 2>/dev/null || { sleep 0.5; umount "$r" 2>/dev/null; } || umount -l "$r" 2>/dev/null || true
+  done
+done
+lab_overlays | sed 's/^/lab: warning: still mounted: /' >&2
+
+# 6. Namespaces, the bridge, any veth left in the root namespace.
+for h in $LAB_ALL_CONTAINERS; do
+  [[ -e /run/netns/$h ]] || continue
   ip netns del "$h" 2>/dev/null || true
   [[ -e /run/netns/$h ]] && lab_log "warning: could not delete namespace $h"
 done
-
-# 3. The bridge and any veth left in the root namespace (deleting a namespace
-#    deletes its veth ends, but be thorough).
 ip link del "$LAB_BRIDGE" 2>/dev/null || true
 while read -r link; do
   if [[ -n "$link" ]]; then ip link del "$link" 2>/dev/null || true; fi
 done < <(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^avl-' || true)
 
-# 4. hawk's GC roots that the lab's post-build hook made (listed in its log).
+# 7. hawk's state outside $LAB_DIR: the daemon socket it created, the GC roots.
 for dir in "${dirs[@]}"; do
-  log=$dir/hawk/post-build-hook.log
-  [[ -f "$log" ]] || continue
-  while read -r path; do
-    link=$LAB_GCROOT_DIR/${path##*/}
-    [[ -L "$link" && "$(readlink "$link")" == "$path" ]] && rm -f "$link"
-  done < <(awk '$2 == "pushed+pinned" {print $3}' "$log")
+  [[ -f "$dir/hawk/daemon-socket-created" ]] && rm -f /nix/var/nix/daemon-socket/socket
+  if [[ -f "$dir/hawk/gcroot-dir-created" ]]; then
+    # The directory was the lab's: every root in it is (symlinks only: rm does not follow them).
+    rm -rf "$LAB_GCROOT_DIR"
+    continue
+  fi
+  if [[ -f "$dir/hawk/gcroot-dir-owner" && -d "$LAB_GCROOT_DIR" ]]; then
+    chown "$(<"$dir/hawk/gcroot-dir-owner")" "$LAB_GCROOT_DIR" || true
+  fi
+  if [[ -f "$dir/hawk/post-build-hook.log" ]]; then
+    while read -r path; do
+      link=$LAB_GCROOT_DIR/${path##*/}
+      [[ -L "$link" && "$(readlink "$link")" == "$path" ]] && rm -f "$link"
+    done < <(awk '$2 == "pinned" {print $3}' "$dir/hawk/post-build-hook.log")
+  fi
 done
-rmdir "$LAB_GCROOT_DIR" 2>/dev/null || true
 
-# 5. The lab's files (root removes the read-only store copies fine). Only a
-#    directory that up.sh made (it holds lab-id) or an empty one: a mistyped
-#    LAB_DIR must not cost someone their files.
+# 8. The lab's files. Only a directory that up.sh made (it holds lab-id) or an
+#    empty one: a mistyped LAB_DIR must not cost someone their files.
 rc=0
 for dir in "${dirs[@]}"; do
   [[ -e "$dir" ]] || continue
   if [[ -e "$dir/lab-id" || -z "$(ls -A "$dir" 2>/dev/null)" ]]; then
-    rm -rf "$dir"
+    rm -rf --one-file-system "$dir"
   else
     lab_log "error: $dir exists but is not a lab directory (no lab-id): not removing it"
     rc=1

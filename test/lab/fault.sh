@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # fault.sh — inject and heal the lab's faults, for the fault-injection tests.
 #
-#   fault.sh sshd-down opiNN | sshd-up opiNN    stop / start that host's sshd
-#   fault.sh link-down opiNN | link-up opiNN    partition the host (SYNs dropped silently)
-#   fault.sh cache-down | cache-up              stop / start the cache's HTTP server
+#   fault.sh sshd-down HOST | sshd-up HOST    stop / start that host's sshd (systemctl in the container)
+#   fault.sh link-down HOST | link-up HOST    partition the host (SYNs dropped silently)
+#   fault.sh cache-down | cache-up            stop / start the cache's HTTP server on hawk
+#   fault.sh reboot HOST                      in-container reboot; back when its system runs again
+#   fault.sh poweroff HOST | boot HOST        orderly poweroff / boot it again
 #
-# Every "up" waits (bounded) until the service answers again.
+# HOST is opiNN or calypso. Every "up" waits (bounded) until the service answers again.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$HERE/common.sh"
 
 usage() {
-  sed -n '3,8p' "$0" >&2
+  sed -n '3,10p' "$0" >&2
   exit 2
 }
 
 host_arg() {
-  [[ "${1:-}" =~ ^opi0[1-9]$ && -d "$LAB_DIR/$1" ]] || lab_die "no lab host '${1:-}'"
+  [[ "${1:-}" =~ ^(opi0[1-9]|calypso)$ && -d "$LAB_DIR/$1/root" ]] || lab_die "no lab host '${1:-}'"
 }
 
 kill_pidfile() {
@@ -26,7 +28,7 @@ kill_pidfile() {
   pid=$(<"$file")
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]] || return 0
+    lab_alive "$pid" || return 0
     sleep 0.1
   done
   kill -9 "$pid" 2>/dev/null || true
@@ -42,12 +44,43 @@ wait_port() {
   lab_die "nothing answers on $1:$2"
 }
 
+# wait_down HOST: until the host's supervisor has exited (20 s at most).
+wait_down() {
+  local pid
+  pid=$(lab_pid_from "$LAB_DIR/$1/supervisor.pid" boot.sh) || return 0
+  for _ in $(seq 200); do
+    lab_alive "$pid" || return 0
+    sleep 0.1
+  done
+  lab_die "$1 did not power off within 20 s"
+}
+
 case "${1:-}" in
-  sshd-down) host_arg "${2:-}"; kill_pidfile "$LAB_DIR/$2/sshd.pid" ;;
-  sshd-up) host_arg "${2:-}"; lab_start_sshd "$2"; wait_port "$(lab_addr "$2")" 22 ;;
+  sshd-down) host_arg "${2:-}"; lab_in "$2" systemctl stop ssh.service ;;
+  sshd-up) host_arg "${2:-}"; lab_in "$2" systemctl start ssh.service; wait_port "$(lab_addr "$2")" 22 ;;
   link-down) host_arg "${2:-}"; ip link set "avl-$2" down ;;
   link-up) host_arg "${2:-}"; ip link set "avl-$2" up; wait_port "$(lab_addr "$2")" 22 ;;
   cache-down) kill_pidfile "$LAB_DIR/cache-server.pid" ;;
   cache-up) lab_start_cache; wait_port "$LAB_HAWK_ADDR" "$LAB_CACHE_PORT" ;;
+  reboot)
+    host_arg "${2:-}"
+    old=$(lab_leader "$2") || lab_die "$2 is not running"
+    lab_in "$2" systemctl reboot
+    # The old PID 1 goes away, nspawn exits 133, the supervisor boots it again.
+    for _ in $(seq 200); do
+      new=$(lab_leader "$2" || true)
+      [[ -n "$new" && "$new" != "$old" ]] && break
+      sleep 0.1
+    done
+    [[ -n "${new:-}" && "$new" != "$old" ]] || lab_die "$2 did not reboot within 20 s"
+    lab_wait_container "$2" 60
+    ;;
+  poweroff) host_arg "${2:-}"; lab_in "$2" systemctl poweroff; wait_down "$2" ;;
+  boot)
+    host_arg "${2:-}"
+    if pid=$(lab_pid_from "$LAB_DIR/$2/supervisor.pid" boot.sh); then lab_die "$2 is running (supervisor $pid)"; fi
+    lab_start_container "$2"
+    lab_wait_container "$2" 60
+    ;;
   *) usage ;;
 esac

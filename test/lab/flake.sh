@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # flake.sh — write the lab fleet's flake to $LAB_DIR/flake/flake.nix.
 #
-#   flake.sh [--generation G] [--fail-activation "opi02 opi03"]
+#   flake.sh [--generation G] [--fail-activation "opi02 opi03"] [--broken-unit HOSTS]
+#            [--unit-dies HOSTS] [--restart-sshd HOSTS]
 #
-# The flake has no inputs (nothing to fetch: the lab is offline) and exposes
-# nixosConfigurations.<host>.config.system.build.toplevel for every host in
-# LAB_HOSTS. All derivations are aarch64-linux and built with /bin/sh, so hawk
-# (no aarch64) must delegate them to the opis, exactly like the real fleet.
+# The flake has no inputs (nothing to fetch: the lab is offline) and exposes,
+# for every host in LAB_HOSTS, nixosConfigurations.<host>.config.system.build.toplevel
+# and .config.nixpkgs.hostPlatform.system ("aarch64-linux"). All derivations are
+# aarch64-linux and built with /bin/sh, so hawk and calypso (no aarch64) must
+# delegate them to the opis, exactly like the real fleet.
+#
+# A toplevel holds etc/systemd/system/lab-app.service (a long-running service)
+# and bin/switch-to-configuration, which acts on the host's systemd the way
+# NixOS's does for what a deploy observes (see switchScript below).
+# Host lists (space-separated) for faults:
+#   --fail-activation  switch-to-configuration records the attempt, changes nothing, exits 1
+#   --broken-unit      lab-app.service fails at once: the unit is failed, the system
+#                      "degraded", switch-to-configuration still exits 0
+#   --unit-dies        lab-app.service runs ~3 s, then exits 1
+#   --restart-sshd     the activation also restarts sshd (as a real switch may)
 # Prints the flake reference (path:$LAB_DIR/flake) on stdout.
 set -euo pipefail
 
@@ -15,18 +27,27 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/common.sh"
 
 usage() {
-  echo "usage: flake.sh [--generation G] [--fail-activation \"opiNN ...\"]" >&2
+  echo "usage: flake.sh [--generation G] [--fail-activation \"opiNN ...\"] [--broken-unit HOSTS] [--unit-dies HOSTS] [--restart-sshd HOSTS]" >&2
   exit 2
 }
 
 generation=1
 fail_activation=""
+broken_unit=""
+unit_dies=""
+restart_sshd=""
 while (($#)); do
   case "$1" in
     --generation) (($# >= 2)) || usage; generation=$2; shift 2 ;;
     --generation=*) generation=${1#*=}; shift ;;
     --fail-activation) (($# >= 2)) || usage; fail_activation=$2; shift 2 ;;
     --fail-activation=*) fail_activation=${1#*=}; shift ;;
+    --broken-unit) (($# >= 2)) || usage; broken_unit=$2; shift 2 ;;
+    --broken-unit=*) broken_unit=${1#*=}; shift ;;
+    --unit-dies) (($# >= 2)) || usage; unit_dies=$2; shift 2 ;;
+    --unit-dies=*) unit_dies=${1#*=}; shift ;;
+    --restart-sshd) (($# >= 2)) || usage; restart_sshd=$2; shift 2 ;;
+    --restart-sshd=*) restart_sshd=${1#*=}; shift ;;
     -h|--help) usage ;;
     *) echo "flake.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -37,8 +58,10 @@ lab_check_seconds
 # The generation ends up in store path names: keep to Nix's name characters.
 [[ "$generation" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] ||
   lab_die "--generation '$generation': use letters, digits and . _ + - only"
-for h in $fail_activation; do
-  [[ " $LAB_HOSTS " == *" $h "* ]] || lab_die "--fail-activation: '$h' is not in LAB_HOSTS ($LAB_HOSTS)"
+for opt in fail_activation broken_unit unit_dies restart_sshd; do
+  for h in ${!opt}; do
+    [[ " $LAB_HOSTS " == *" $h "* ]] || lab_die "--${opt//_/-}: '$h' is not in LAB_HOSTS ($LAB_HOSTS)"
+  done
 done
 [[ -d "$LAB_DIR" ]] || lab_die "$LAB_DIR does not exist (run up.sh first)"
 
@@ -75,10 +98,15 @@ cat >"$tmp" <<'NIX'
       labId = "@LAB_ID@";
       hosts = @HOSTS@;
       failActivation = @FAIL_ACTIVATION@;
+      brokenUnit = @BROKEN_UNIT@;
+      unitDies = @UNIT_DIES@;
+      restartSshd = @RESTART_SSHD@;
+      has = list: host: builtins.elem host list;
 
-      # The shared slow "kernel": built once (on whichever opi hawk delegates
-      # to), then served from the cache. builds.log is deliberate impurity
-      # (sandbox = false) so tests can count where and how often it was built.
+      # The shared slow "kernel": built once (on whichever opi the coordinator
+      # delegates to), then served from the cache. builds.log (in the directory
+      # every lab host shares) is deliberate impurity (sandbox = false) so tests
+      # can count where and how often it was built.
       kernel = derivation {
         name = "linux-6.1-opi-${generation}";
         inherit system labDir labId;
@@ -88,12 +116,38 @@ cat >"$tmp" <<'NIX'
           /bin/sleep @KERNEL_SECONDS@
           /bin/mkdir -p "$out"
           /bin/hostname > "$out/built-on"
-          echo "$(/bin/hostname) $name" >> "$labDir/builds.log"
+          echo "$(/bin/hostname) $name" >> "$labDir/shared/builds.log"
         '' ];
       };
 
-      # Stand-in for NixOS's switch-to-configuration. @out@ is replaced by the
-      # toplevel's own path at build time (a derivation cannot name itself).
+      # The system's one service. @out@ is the toplevel's own path.
+      appUnit = host: ''
+        [Unit]
+        Description=lab app of ${host} (generation ${generation}, @out@)
+
+        [Service]
+        ${if has brokenUnit host then ''
+          # lab fault (--broken-unit): fails at once
+          ExecStart=/bin/false
+        '' else if has unitDies host then ''
+          # lab fault (--unit-dies): runs ~3 s, then fails
+          ExecStart=/bin/sh -c '/bin/sleep 3; exit 1'
+        '' else ''
+          ExecStart=/bin/sleep infinity
+        ''}
+      '';
+
+      # Stand-in for NixOS's switch-to-configuration, run as root (under
+      # systemd-run, with an empty environment: absolute paths only).
+      #   switch|test   link the toplevel's units into /run/systemd/system,
+      #                 daemon-reload, restart lab-app.service, point
+      #                 /run/current-system at the toplevel
+      #   boot          nothing beyond the profile nixos-rebuild set (no bootloader)
+      #   dry-activate  nothing
+      # Each goal is recorded in /var/lib/lab/activations.log as
+      # "<epoch> <goal> <toplevel>". lab-boot (not a NixOS goal) is what the
+      # template's lab-activate-on-boot.service runs at boot for the system
+      # profile, as NixOS's stage 2 activates the booted generation: not recorded.
       switchScript = host: ''
         #!/bin/sh
         # Lab switch-to-configuration for ${host} (avalanche-deploy test/lab/flake.sh)
@@ -103,21 +157,30 @@ cat >"$tmp" <<'NIX'
           echo "switch-to-configuration: this is ${host}'s system but this host is $(/bin/hostname)" >&2
           exit 2
         fi
+        activate() {
+          /bin/mkdir -p /run/systemd/system
+          /bin/ln -sfn @out@/etc/systemd/system/lab-app.service /run/systemd/system/lab-app.service
+          /bin/ln -sfn @out@ /run/current-system
+          /bin/systemctl daemon-reload
+        }
         case "$goal" in
           switch|boot|test|dry-activate) ;;
+          lab-boot) activate; /bin/systemctl --no-block restart lab-app.service; exit 0 ;;
           *) echo "usage: switch-to-configuration [switch|boot|test|dry-activate]" >&2; exit 1 ;;
         esac
         /bin/sleep @ACTIVATION_SECONDS@
-        /bin/mkdir -p /nix/var/lab
-        echo "$(/bin/date +%s) $goal @out@" >> /nix/var/lab/activations.log
-        ${if builtins.elem host failActivation then ''
+        /bin/mkdir -p /var/lib/lab
+        echo "$(/bin/date +%s) $goal @out@" >> /var/lib/lab/activations.log
+        ${if has failActivation host then ''
           echo "switch-to-configuration: lab fault: activation of ${host} fails" >&2
           exit 1
         '' else ""}
         case "$goal" in
-          # /nix/var/lab/current-system stands for /run/current-system.
-          switch|test) /bin/ln -sfn @out@ /nix/var/lab/current-system ;;
-          # boot: nixos-rebuild already set the profile; dry-activate changes nothing.
+          switch|test)
+            activate
+            /bin/systemctl restart lab-app.service
+            ${if has restartSshd host then "/bin/systemctl restart ssh.service" else ""}
+            ;;
         esac
         exit 0
       '';
@@ -126,22 +189,27 @@ cat >"$tmp" <<'NIX'
         name = "nixos-system-${host}-${generation}";
         inherit system labDir labId host kernel;
         switchScript = switchScript host;
+        appUnit = appUnit host;
         builder = "/bin/sh";
         args = [ "-c" ''
           set -e
           /bin/sleep @HOST_SECONDS@
-          /bin/mkdir -p "$out/bin"
+          /bin/mkdir -p "$out/bin" "$out/etc/systemd/system"
           /bin/ln -s "$kernel" "$out/kernel"
           echo "$host" > "$out/host"
           printf '%s' "$switchScript" | /bin/sed "s|@out@|$out|g" > "$out/bin/switch-to-configuration"
           /bin/chmod 0555 "$out/bin/switch-to-configuration"
-          echo "$(/bin/hostname) $name" >> "$labDir/builds.log"
+          printf '%s' "$appUnit" | /bin/sed "s|@out@|$out|g" > "$out/etc/systemd/system/lab-app.service"
+          echo "$(/bin/hostname) $name" >> "$labDir/shared/builds.log"
         '' ];
       };
     in {
       nixosConfigurations = builtins.listToAttrs (map (host: {
         name = host;
-        value.config.system.build.toplevel = toplevel host;
+        value.config = {
+          system.build.toplevel = toplevel host;
+          nixpkgs.hostPlatform.system = system;
+        };
       }) hosts);
     };
 }
@@ -152,6 +220,9 @@ sed -i \
   -e "s|@LAB_ID@|$lab_id|g" \
   -e "s|@HOSTS@|$(nix_list "$LAB_HOSTS")|g" \
   -e "s|@FAIL_ACTIVATION@|$(nix_list "$fail_activation")|g" \
+  -e "s|@BROKEN_UNIT@|$(nix_list "$broken_unit")|g" \
+  -e "s|@UNIT_DIES@|$(nix_list "$unit_dies")|g" \
+  -e "s|@RESTART_SSHD@|$(nix_list "$restart_sshd")|g" \
   -e "s|@KERNEL_SECONDS@|$LAB_KERNEL_SECONDS|g" \
   -e "s|@HOST_SECONDS@|$LAB_HOST_SECONDS|g" \
   -e "s|@ACTIVATION_SECONDS@|$LAB_ACTIVATION_SECONDS|g" \
@@ -165,6 +236,9 @@ mv -f "$tmp" "$flake_dir/flake.nix"
 cat >"$flake_dir/lab-flake.env" <<EOF
 LAB_FLAKE_GENERATION=$generation
 LAB_FLAKE_FAIL_ACTIVATION="$fail_activation"
+LAB_FLAKE_BROKEN_UNIT="$broken_unit"
+LAB_FLAKE_UNIT_DIES="$unit_dies"
+LAB_FLAKE_RESTART_SSHD="$restart_sshd"
 LAB_FLAKE_HOSTS="$LAB_HOSTS"
 EOF
 echo "path:$flake_dir"

@@ -1,15 +1,28 @@
-// write-inventory.mjs — print the lab's hosts.json (the orchestrator's
-// inventory) on stdout. Called by up.sh with everything in the environment;
+// write-inventory.mjs — print one of the lab's inventories (the orchestrator's
+// hosts.json) on stdout. Called by up.sh with everything in the environment;
 // JSON.stringify does the quoting. The shape is exact: the orchestrator
 // validates it strictly, so add no keys here.
+//
+// COORDINATOR=hawk    $LAB_DIR/hosts.json: the orchestrator runs on hawk (as avl)
+// COORDINATOR=calypso $LAB_DIR/hosts-calypso.json: it runs on calypso (as avl
+//                     there), reaching hawk over SSH; key paths are calypso's.
 const e = process.env;
 const lab = e.LAB_DIR;
-for (const k of ["LAB_DIR", "REPO", "SEED", "HAWK_ADDR", "CACHE_URL", "CACHE_PUBLIC_KEY", "GCROOT_DIR", "HOST_RECORDS"]) {
+for (const k of ["LAB_DIR", "COORDINATOR", "SEED", "HAWK_ADDR", "CACHE_URL", "CACHE_PUBLIC_KEY", "GCROOT_DIR", "HOST_RECORDS"]) {
   if (!e[k]) {
     console.error(`write-inventory: ${k} is not set`);
     process.exit(2);
   }
 }
+if (!["hawk", "calypso"].includes(e.COORDINATOR)) {
+  console.error(`write-inventory: COORDINATOR must be hawk or calypso, got ${e.COORDINATOR}`);
+  process.exit(2);
+}
+const onHawk = e.COORDINATOR === "hawk";
+// Where the orchestrator's user keeps the lab keys on its coordinator.
+const keys = onHawk
+  ? { deploy: `${lab}/ssh/deploy_key`, builder: `${lab}/ssh/builder_key`, knownHosts: `${lab}/ssh/known_hosts` }
+  : { deploy: "/home/avl/.ssh/deploy_key", builder: "/home/avl/.ssh/builder_key", knownHosts: "/home/avl/.ssh/known_hosts" };
 
 const hosts = {};
 // One "name address hostKeyBase64" line per host, in LAB_HOSTS order.
@@ -18,11 +31,11 @@ for (const line of e.HOST_RECORDS.split("\n").filter(Boolean)) {
   hosts[name] = {
     address,
     system: "aarch64-linux",
-    deployUser: "root",
-    sshKey: `${lab}/ssh/deploy_key`,
+    deployUser: "deploy",
+    sshKey: keys.deploy,
     builder: {
-      user: "root",
-      sshKey: `${lab}/ssh/builder_key`,
+      user: "nix-builder",
+      sshKey: keys.builder,
       maxJobs: 6,
       speedFactor: 2,
       supportedFeatures: ["big-parallel"],
@@ -33,7 +46,7 @@ for (const line of e.HOST_RECORDS.split("\n").filter(Boolean)) {
 }
 
 const inventory = {
-  coordinator: { name: "hawk", system: "x86_64-linux", address: e.HAWK_ADDR, user: "root", local: true },
+  coordinator: { name: "hawk", system: "x86_64-linux", address: e.HAWK_ADDR, user: "avl", local: onHawk },
   cache: { url: e.CACHE_URL, publicKey: e.CACHE_PUBLIC_KEY, gcRootDir: e.GCROOT_DIR },
   flake: `path:${lab}/flake`,
   attribute: "nixosConfigurations.<host>.config.system.build.toplevel",
@@ -46,18 +59,14 @@ const inventory = {
       "-o", "ServerAliveCountMax=2",
       "-o", "BatchMode=yes",
       "-o", "StrictHostKeyChecking=yes",
-      "-o", `UserKnownHostsFile=${lab}/ssh/known_hosts`,
+      "-o", `UserKnownHostsFile=${keys.knownHosts}`,
     ],
   },
-  nixosRebuild: { command: [`${e.REPO}/test/lab/bin/nixos-rebuild`], extraArgs: [], sudoFlag: "--sudo" },
-  // No systemd in the lab: the system state check is skipped, and the running
-  // system is the lab's stand-in for /run/current-system.
-  health: { systemState: "skip", commands: [["test", "-e", "/nix/var/lab/current-system"]], timeoutSeconds: 5, retries: 1, intervalSeconds: 1 },
-  paths: {
-    currentSystem: "/nix/var/lab/current-system",
-    targetState: "/nix/var/lab/avalanche",
-    lock: `${lab}/hawk/deploy.lock`,
-  },
+  // nixos-rebuild from PATH: the lab puts test/lab/bin/bash-era first on hawk's
+  // PATH and test/lab/bin/ng on calypso's (env.sh, as-coordinator.sh).
+  nixosRebuild: { command: ["nixos-rebuild"], extraArgs: [] },
+  health: { systemState: "running", units: ["lab-app.service"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1 },
+  paths: { lock: `${lab}/hawk/deploy.lock` },
   hosts,
 };
 
