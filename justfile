@@ -1,10 +1,13 @@
 # avalanche-deploy: `just --list`, `just nix deploy opi03`, `just nix deploy-all`
 
+# Recipes do not echo their command lines (the scripts say what they do).
+set quiet
+
 # Nix fleet recipes: deploy, deploy-all, dry-run, doctor
 mod nix
 
 default:
-    @just --list --list-submodules
+    {{ quote(just_executable()) }} --justfile {{ quote(justfile()) }} --list --list-submodules
 
 # Install the dependencies (npm ci).
 setup:
