@@ -1,5 +1,24 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The end-to-end files run twice against one shared lab: with the orchestrator
+ * on hawk (lab-hawk), then on calypso (lab-calypso). One lab per machine: the
+ * files run one after another, and the two projects one after the other
+ * (sequence.groupOrder), never at the same time.
+ */
+const lab = (coordinator: 'hawk' | 'calypso', groupOrder: number) => ({
+  test: {
+    name: `lab-${coordinator}`,
+    include: ['test/e2e/**/*.test.ts'],
+    env: { LAB_COORDINATOR: coordinator },
+    fileParallelism: false,
+    sequence: { groupOrder },
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
+    globalSetup: ['test/e2e/global-setup.ts'],
+  },
+});
+
 export default defineConfig({
   test: {
     projects: [
@@ -10,17 +29,8 @@ export default defineConfig({
           testTimeout: 20_000,
         },
       },
-      {
-        test: {
-          name: 'lab',
-          include: ['test/e2e/**/*.test.ts'],
-          // One lab per machine: the end-to-end files share it and run one after another.
-          fileParallelism: false,
-          testTimeout: 180_000,
-          hookTimeout: 180_000,
-          globalSetup: ['test/e2e/global-setup.ts'],
-        },
-      },
+      lab('hawk', 1),
+      lab('calypso', 2),
     ],
   },
 });

@@ -13,6 +13,7 @@ import {
   cacheRequests,
   currentSystem,
   hostAddress,
+  inventoryPath,
   lab,
   labSkipReason,
   newGeneration,
@@ -32,7 +33,7 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
   let labKey: string;
   beforeAll(async () => {
     const { readFileSync } = await import('node:fs');
-    labKey = JSON.parse(readFileSync(`${lab!.dir}/hosts.json`, 'utf8')).cache.publicKey;
+    labKey = JSON.parse(readFileSync(inventoryPath(), 'utf8')).cache.publicKey;
   });
 
   it('deploy opi03: built on opi03 only, lands in hawk\'s store, pinned, served signed, activated with switch', async () => {
@@ -50,7 +51,7 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     );
     expect(built.every((b) => b.host === 'opi03')).toBe(true);
     expect(run.json.report.builds.map((b: { machine: string }) => b.machine)).toEqual(
-      expect.arrayContaining([`ssh://root@${hostAddress('opi03')}`]),
+      expect.arrayContaining([`ssh://nix-builder@${hostAddress('opi03')}`]),
     );
 
     const toplevel: string = run.json.report.hosts[0].toplevel;
@@ -147,7 +148,7 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     const run = await runScript('deploy-all', ['--json']);
     expect(run.exitCode).toBe(1);
     expect(run.json.error.message).toMatch(/^opi01 failed: .*nixos-rebuild exited with 1/);
-    expect(run.json.error.message).toContain('--target-host root@10.213.77.11');
+    expect(run.json.error.message).toContain('--target-host deploy@10.213.77.11');
     expect(run.json.error.message).toMatch(/\| .*switch-to-configuration/);
     expect(run.json.report.hosts.map((h: { name: string; state: string; generation: string }) => [h.name, h.state, h.generation])).toEqual([
       ['opi01', 'rolled-back', 'previous'], ['opi02', 'deployed', 'new'], ['opi03', 'deployed', 'new'],

@@ -10,11 +10,8 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
-import { asHawk, fault, hostAddress, inventoryPath, lab, labEnv, labPath, labSkipReason, newGeneration, runScript } from './lab.ts';
-
-const executor = new ZxExecutor();
+import { asHawk, coordinator, fault, hostAddress, hostPath, inventoryPath, lab, labPath, labSkipReason, newGeneration, runOnCoordinator, runScript } from './lab.ts';
 
 interface DoctorCheck {
   id: string;
@@ -24,13 +21,9 @@ interface DoctorCheck {
   hints: string[];
 }
 
-/** scripts/doctor.ts as a user runs it, against the lab inventory. */
+/** scripts/doctor.ts as a user runs it on the coordinator, against the lab inventory. */
 async function doctor(args: readonly string[] = []) {
-  const result = await executor.run({
-    argv: [join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts/doctor.ts'), '--inventory', inventoryPath(), '--json', ...args],
-    env: labEnv(),
-    timeoutMs: 60_000,
-  });
+  const result = await runOnCoordinator([join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts/doctor.ts'), '--inventory', inventoryPath(), '--json', ...args]);
   let json: { exitCode: number; checks: DoctorCheck[] };
   try {
     json = JSON.parse(result.stdout);
@@ -45,7 +38,7 @@ const ALL_CHECKS = ['cache-info', 'cache-key', 'builder:opi01', 'builder:opi02',
 /** Every check passing except the ones given. */
 const allPassBut = (others: Record<string, string>) => Object.fromEntries(ALL_CHECKS.map((id) => [id, others[id] ?? 'pass']));
 
-function labInventory(): { cache: { url: string; gcRootDir: string } } {
+function labInventory(): { cache: { url: string; gcRootDir: string }; hosts: Record<string, { builder: { sshKey: string } }> } {
   return JSON.parse(readFileSync(inventoryPath(), 'utf8'));
 }
 
@@ -56,28 +49,25 @@ async function hawk(argv: readonly string[]): Promise<string> {
 }
 
 /**
- * Re-signs every narinfo the lab cache serves with a new key of the same name,
- * with real Nix (`nix copy --to file://…?secret-key=`), as if the cache host's
- * key had been regenerated while the inventory kept the old one. Returns the
- * undo.
+ * Replaces the cache's signing key with a new key of the same name, as if the
+ * cache host's key had been regenerated while the inventory kept the old one:
+ * the lab cache (like Harmonia) signs every narinfo as it serves it, with the
+ * key file it reads each time. Returns the undo.
  */
 async function resignCacheWithAnotherKey(): Promise<() => void> {
-  const cacheDir = labPath('cache');
+  const secretKey = labPath('hawk/cache-priv-key.pem');
   const work = labPath('doctor-resign');
   rmSync(work, { recursive: true, force: true });
-  mkdirSync(join(work, 'backup'), { recursive: true });
-  const narinfos = readdirSync(cacheDir).filter((name) => name.endsWith('.narinfo'));
-  for (const name of narinfos) copyFileSync(join(cacheDir, name), join(work, 'backup', name));
+  mkdirSync(work, { recursive: true });
+  copyFileSync(secretKey, join(work, 'original-sk'));
   const restore = () => {
-    for (const name of narinfos) copyFileSync(join(work, 'backup', name), join(cacheDir, name));
+    copyFileSync(join(work, 'original-sk'), secretKey);
     rmSync(work, { recursive: true, force: true });
   };
   try {
     const keyName = readFileSync(labPath('hawk/cache-pub-key.pem'), 'utf8').split(':')[0]!;
     await hawk(['nix-store', '--generate-binary-cache-key', keyName, join(work, 'sk'), join(work, 'pk')]);
-    const paths = narinfos.map((name) => /^StorePath: (.*)$/m.exec(readFileSync(join(cacheDir, name), 'utf8'))![1]!);
-    await hawk(['nix', 'copy', '--to', `file://${join(work, 'cache')}?secret-key=${join(work, 'sk')}&compression=none`, ...paths]);
-    for (const name of narinfos) copyFileSync(join(work, 'cache', name), join(cacheDir, name));
+    copyFileSync(join(work, 'sk'), secretKey);
   } catch (error) {
     restore();
     throw error;
@@ -101,14 +91,10 @@ describe.skipIf(!lab)(`doctor in the lab${lab ? '' : ` (skipped: ${labSkipReason
     expect(run.statuses).toEqual(allPassBut({}));
     expect(run.byId['cache-key']!.summary).toMatch(/ is signed by lab-hawk-1$/);
     expect(run.byId['target:opi02']!.summary).toContain(toplevels.opi02);
-    expect(run.byId['builder:opi01']!.summary).toBe('nix-store (Nix) 2.8.0; builds aarch64-linux through extra-platforms');
+    expect(run.byId['builder:opi01']!.summary).toBe('nix-store (Nix) 2.26.3; builds aarch64-linux through extra-platforms');
     expect(run.byId['local-build']!.summary).toMatch(/^system x86_64-linux, extra-platforms /);
 
-    const text = await executor.run({
-      argv: [join(repoRoot, 'node_modules/.bin/just'), 'nix', 'doctor', '--inventory', inventoryPath()],
-      env: labEnv(),
-      timeoutMs: 60_000,
-    });
+    const text = await runOnCoordinator([join(repoRoot, 'node_modules/.bin/just'), 'nix', 'doctor', '--inventory', inventoryPath()]);
     expect(text.exitCode, text.stderr).toBe(0);
     expect(text.stdout.split('\n').filter((line) => /^[✔✖⚠↓] /.test(line)).map((line) => line[0])).toEqual(ALL_CHECKS.map(() => '✔'));
     expect(text.stdout).toMatch(/doctor: 10 passed, 0 failed, 0 warned — healthy\s*$/);
@@ -155,7 +141,7 @@ describe.skipIf(!lab)(`doctor in the lab${lab ? '' : ` (skipped: ${labSkipReason
   });
 
   it('builder key not authorized: names the SSH key issue for that builder only', async () => {
-    const authorized = labPath('opi02', 'authorized_keys');
+    const authorized = hostPath('opi02', 'var/lib/nix-builder/.ssh/authorized_keys');
     const original = readFileSync(authorized, 'utf8');
     const builderKey = readFileSync(labPath('ssh/builder_key.pub'), 'utf8').trim();
     writeFileSync(authorized, original.split('\n').filter((line) => line.trim() !== builderKey).join('\n'));
@@ -168,7 +154,7 @@ describe.skipIf(!lab)(`doctor in the lab${lab ? '' : ` (skipped: ${labSkipReason
       expect(builder.summary).toBe('ssh exited with 255');
       expect(builder.details.join('\n')).toContain('Permission denied (publickey)');
       expect(builder.hints[0]).toBe(
-        `SSH key issue: test with ssh -i ${labPath('ssh/builder_key')} root@${hostAddress('opi02')} — the key must be in root's authorized_keys there`,
+        `SSH key issue: test with ssh -i ${labInventory().hosts.opi02!.builder.sshKey} nix-builder@${hostAddress('opi02')} — the key must be in nix-builder's authorized_keys there`,
       );
     } finally {
       writeFileSync(authorized, original);
@@ -206,7 +192,7 @@ describe.skipIf(!lab)(`doctor in the lab${lab ? '' : ` (skipped: ${labSkipReason
       expect(run.exitCode, run.stderr).toBe(0);
       expect(run.json.report.builds).toEqual([]);
       expect(readlinkSync(root)).toBe(toplevels.opi03);
-      expect(run.json.report.pinnedRoots).toEqual([{ storePath: toplevels.opi03, root, on: 'local' }]);
+      expect(run.json.report.pinnedRoots).toEqual([{ storePath: toplevels.opi03, root, on: coordinator() === 'hawk' ? 'local' : `avl@${hostAddress('hawk')}` }]);
     } finally {
       if (!existsSync(root)) symlinkSync(toplevels.opi03!, root);
     }

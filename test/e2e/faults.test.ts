@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   acceptedLogins,
@@ -13,6 +14,8 @@ import {
   cacheRequests,
   currentSystem,
   fault,
+  hostPath,
+  inventoriesDir,
   inventoryCopy,
   lab,
   labEnv,
@@ -111,7 +114,8 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
     await newGeneration('f5');
     const before = snapshot(['opi02']);
     expect(before.opi02!.current).toBeTruthy();
-    const rollbacks = () => (existsSync(labPath('opi02/nix/var/lab/avalanche/rollbacks.log')) ? readFileSync(labPath('opi02/nix/var/lab/avalanche/rollbacks.log'), 'utf8').split('\n').filter(Boolean).length : 0);
+    const rollbacksLog = hostPath('opi02', 'var/lib/avalanche-deploy/rollbacks.log');
+    const rollbacks = () => (existsSync(rollbacksLog) ? readFileSync(rollbacksLog, 'utf8').split('\n').filter(Boolean).length : 0);
     const rolledBefore = rollbacks();
     const child = runScript('deploy', ['opi02', '--confirm-timeout', '4', '--json']);
     try {
@@ -194,7 +198,7 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
   it('9. bad input exits 2 with a clear message and runs nothing', async () => {
     const logins = acceptedLogins('opi01');
     const requests = cacheRequests().length;
-    const malformed = labPath('hosts-malformed.json');
+    const malformed = join(inventoriesDir(), 'hosts-malformed.json');
     (await import('node:fs')).writeFileSync(malformed, '{ "hosts": {');
     const cases: [string[], string | undefined, RegExp][] = [
       [['opi01'], malformed, /hosts-malformed\.json is not valid JSON/],

@@ -1,4 +1,14 @@
-/** What the end-to-end tests ask of the lab: run the real entry points, read the hosts' state. */
+/**
+ * What the end-to-end tests ask of the lab: run the real entry points as the
+ * orchestrator's user on a coordinator (LAB_COORDINATOR: hawk, the default,
+ * or calypso), read the hosts' state.
+ *
+ * A container's root filesystem is its overlay mount, $LAB_DIR/<host>/root on
+ * this machine: files the host writes (profiles, logs, authorized_keys) are
+ * read and written there; what lives on its tmpfs /run (/run/current-system)
+ * through /proc/<its PID 1>/root.
+ */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
@@ -11,24 +21,54 @@ const executor = new ZxExecutor();
 export const lab = inject('lab');
 export const labSkipReason = inject('labSkipReason');
 
+export type Coordinator = 'hawk' | 'calypso';
+
+/** The coordinator this test project runs the orchestrator on. */
+export function coordinator(): Coordinator {
+  const name = process.env.LAB_COORDINATOR ?? 'hawk';
+  if (name !== 'hawk' && name !== 'calypso') throw new Error(`LAB_COORDINATOR must be hawk or calypso, got ${name}`);
+  return name;
+}
+
 function env(): Record<string, string> {
   if (!lab) throw new Error('no lab');
-  return { ...lab.env, CI: 'true' };
+  return { ...lab.env, CI: 'true', LAB_COORDINATOR: coordinator() };
 }
 
 export function labPath(...parts: string[]): string {
   return join(lab!.dir, ...parts);
 }
 
+/** A path in a lab host's root filesystem, seen from this machine. */
+export function hostPath(host: string, ...parts: string[]): string {
+  return join(lab!.dir, host, 'root', ...parts);
+}
+
+/** The inventory for the current coordinator ($LAB_DIR/hosts.json or hosts-calypso.json). */
 export function inventoryPath(): string {
-  return labPath('hosts.json');
+  return labPath(coordinator() === 'hawk' ? 'hosts.json' : 'hosts-calypso.json');
+}
+
+/** Where the coordinator's runs keep their reports (writable by its avl, visible at the same path there). */
+export function reportDir(): string {
+  return coordinator() === 'hawk' ? labPath('runs') : labPath('shared/calypso/runs');
+}
+
+/** A directory both coordinators see at the same path, for inventories the tests write. */
+export function inventoriesDir(): string {
+  return labPath('shared/inventories');
+}
+
+/** argv that runs `argv` as avl on the current coordinator (exec'd all the way: signals reach it). */
+export function coordinatorArgv(argv: readonly string[]): string[] {
+  return ['bash', join(repoRoot, 'test/lab/as-coordinator.sh'), coordinator(), '--', ...argv];
 }
 
 export function scriptArgv(script: 'deploy' | 'deploy-all', args: readonly string[], inventory = inventoryPath()): string[] {
-  return [join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts', `${script}.ts`), '--inventory', inventory, '--report-dir', labPath('runs'), ...args];
+  return coordinatorArgv([join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts', `${script}.ts`), '--inventory', inventory, '--report-dir', reportDir(), ...args]);
 }
 
-/** Runs scripts/<script>.ts as a user would, against the lab inventory (or another one). */
+/** Runs scripts/<script>.ts as a user would on the coordinator, against the lab inventory (or another one). */
 export async function runScript(
   script: 'deploy' | 'deploy-all',
   args: readonly string[],
@@ -46,34 +86,66 @@ export async function runScript(
   return { ...result, json };
 }
 
+/** Runs any argv as avl on the current coordinator (doctor, just). */
+export function runOnCoordinator(argv: readonly string[], timeoutMs = 60_000): Promise<CommandResult> {
+  return executor.run({ argv: coordinatorArgv(argv), env: env(), timeoutMs });
+}
+
 export function labEnv(): Record<string, string> {
   return env();
 }
 
-/** A new revision of the fleet: new kernel, new toplevels. */
+/** A new revision of the fleet: new kernel, new toplevels (and the faults flake.sh knows). */
 export async function newGeneration(
   label: string,
-  options: { failActivation?: readonly string[]; activationSeconds?: number } = {},
+  options: {
+    failActivation?: readonly string[];
+    brokenUnit?: readonly string[];
+    unitDies?: readonly string[];
+    restartSshd?: readonly string[];
+    activationSeconds?: number;
+  } = {},
 ): Promise<void> {
   const argv = ['bash', join(repoRoot, 'test/lab/flake.sh'), '--generation', label];
   if (options.failActivation?.length) argv.push('--fail-activation', options.failActivation.join(' '));
+  if (options.brokenUnit?.length) argv.push('--broken-unit', options.brokenUnit.join(' '));
+  if (options.unitDies?.length) argv.push('--unit-dies', options.unitDies.join(' '));
+  if (options.restartSshd?.length) argv.push('--restart-sshd', options.restartSshd.join(' '));
   const extra: Record<string, string> = options.activationSeconds === undefined ? {} : { LAB_ACTIVATION_SECONDS: String(options.activationSeconds) };
   const result = await executor.run({ argv, env: { ...env(), ...extra }, timeoutMs: 30_000 });
   if (result.exitCode !== 0) throw new Error(`flake.sh failed: ${result.stderr}`);
 }
 
-/** Runs a command as hawk (the lab's Nix settings). */
+/** Runs a command as root on hawk, with hawk's Nix settings (its daemon). */
 export function asHawk(argv: readonly string[]): Promise<CommandResult> {
   return executor.run({ argv, env: env(), timeoutMs: 60_000 });
+}
+
+/** PID (here) of a lab host's systemd, PID 1 in its container; undefined while it is down. */
+export function leaderPid(host: string): number | undefined {
+  try {
+    const line = readFileSync(labPath(host, 'cgroups'), 'utf8').split('\n').find((l) => l.startsWith('unified '));
+    const pid = Number(readFileSync(`${line!.slice('unified '.length)}/payload/init.scope/cgroup.procs`, 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs argv as root inside a lab host (all its namespaces), as the lab inspects hosts: never over SSH. */
+export function inHost(host: string, argv: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
+  const pid = leaderPid(host);
+  if (pid === undefined) throw new Error(`${host} is not running`);
+  return executor.run({ argv: ['nsenter', '-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], env: {}, timeoutMs });
 }
 
 function lines(path: string): string[] {
   return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
 }
 
-/** `<host> <derivation name>` for every build the lab ever ran. */
+/** `<host> <derivation name>` for every build the lab ever ran (whichever host built it). */
 export function builds(): { host: string; name: string }[] {
-  return lines(labPath('builds.log')).map((line) => {
+  return lines(labPath('shared/builds.log')).map((line) => {
     const [host, name] = line.split(' ');
     return { host: host!, name: name! };
   });
@@ -83,8 +155,9 @@ export function buildsOf(generation: string): { host: string; name: string }[] {
   return builds().filter((b) => b.name.endsWith(`-${generation}`));
 }
 
+/** The host's /var/lib/lab/activations.log: one line per switch-to-configuration run. */
 export function activations(host: string): { goal: string; toplevel: string }[] {
-  return lines(labPath(host, 'nix/var/lab/activations.log')).map((line) => {
+  return lines(hostPath(host, 'var/lib/lab/activations.log')).map((line) => {
     const [, goal, toplevel] = line.split(' ');
     return { goal: goal!, toplevel: toplevel! };
   });
@@ -102,12 +175,13 @@ function link(path: string): string | undefined {
 
 /** What /nix/var/nix/profiles/system points at on that host. */
 export function systemProfile(host: string): string | undefined {
-  return link(labPath(host, 'nix/var/nix/profiles/system'));
+  return link(hostPath(host, 'nix/var/nix/profiles/system'));
 }
 
-/** What the host is running (the lab's /run/current-system). */
+/** What the host is running: its /run/current-system (undefined while it is down or never activated). */
 export function currentSystem(host: string): string | undefined {
-  return link(labPath(host, 'nix/var/lab/current-system'));
+  const pid = leaderPid(host);
+  return pid === undefined ? undefined : link(`/proc/${pid}/root/run/current-system`);
 }
 
 export function cacheRequests(): { client: string; method: string; path: string; status: string }[] {
@@ -118,20 +192,24 @@ export function cacheRequests(): { client: string; method: string; path: string;
 }
 
 export function hostAddress(host: string): string {
+  if (host === 'hawk') return '10.213.77.1';
+  if (host === 'calypso') return '10.213.77.2';
   return `10.213.77.${10 + Number(host.slice(3))}`;
 }
 
+export type Fault = 'sshd-down' | 'sshd-up' | 'link-down' | 'link-up' | 'cache-down' | 'cache-up' | 'reboot' | 'poweroff' | 'boot';
+
 /** Injects or heals a fault (test/lab/fault.sh). */
-export async function fault(kind: 'sshd-down' | 'sshd-up' | 'link-down' | 'link-up' | 'cache-down' | 'cache-up', host?: string): Promise<void> {
-  const result = await executor.run({ argv: ['bash', join(repoRoot, 'test/lab/fault.sh'), kind, ...(host ? [host] : [])], env: env(), timeoutMs: 30_000 });
+export async function fault(kind: Fault, host?: string): Promise<void> {
+  const result = await executor.run({ argv: ['bash', join(repoRoot, 'test/lab/fault.sh'), kind, ...(host ? [host] : [])], env: env(), timeoutMs: 90_000 });
   if (result.exitCode !== 0) throw new Error(`fault.sh ${kind} ${host ?? ''} failed: ${result.stderr}`);
 }
 
-/** A copy of the lab inventory, changed by `edit`; returns its path. */
+/** A copy of the current coordinator's inventory, changed by `edit`, where the coordinator can read it; returns its path. */
 export function inventoryCopy(name: string, edit: (json: any) => void): string {
   const json = JSON.parse(readFileSync(inventoryPath(), 'utf8'));
   edit(json);
-  const path = labPath(`hosts-${name}.json`);
+  const path = join(inventoriesDir(), `hosts-${coordinator()}-${name}.json`);
   writeFileSync(path, JSON.stringify(json, null, 2));
   return path;
 }
@@ -145,7 +223,13 @@ export async function until(what: string, check: () => boolean | Promise<boolean
   }
 }
 
-/** How many logins a host's sshd accepted so far (its log is VERBOSE). */
+/** How many logins a host's sshd accepted so far (its journal; sshd logs VERBOSE). */
 export function acceptedLogins(host: string): number {
-  return lines(labPath(host, 'sshd.log')).filter((line) => line.includes('Accepted publickey')).length;
+  const pid = leaderPid(host);
+  if (pid === undefined) throw new Error(`${host} is not running`);
+  const journal = execFileSync('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', 'journalctl', '--no-pager', '-o', 'cat', '-u', 'ssh.service'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return journal.split('\n').filter((line) => line.includes('Accepted publickey')).length;
 }

@@ -70,9 +70,10 @@ if ((leftover)); then
   lab_log "tearing down the previous lab first"
   bash "$HERE/down.sh"
 fi
-if pgrep -x nix-daemon >/dev/null; then
-  lab_die "a nix-daemon already runs on this machine (pid $(pgrep -x nix-daemon | tr '\n' ' ')): the lab starts hawk's own; stop that one first"
-fi
+# (Zombies do not count: this machine's PID 1 may be slow to reap what down.sh stopped.)
+for pid in $(pgrep -x nix-daemon || true); do
+  lab_alive "$pid" && lab_die "a nix-daemon already runs on this machine (pid $pid): the lab starts hawk's own; stop that one first"
+done
 
 # If anything below fails, do not leave half a lab behind.
 cleanup_on_error() {
