@@ -5,7 +5,8 @@
  * like the deploy's (lib/cli/main.ts), without stack traces.
  */
 import { hostname } from 'node:os';
-import { errorJson, exitCodeOf, interruptOnSignals, type Io, processIo, reportError } from '../cli/main.ts';
+import { colours } from '../cli/colour.ts';
+import { failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from '../cli/main.ts';
 import { parseStrict } from '../cli/parse.ts';
 import { ExitCode, InterruptedError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
@@ -57,7 +58,7 @@ export interface DoctorDependencies {
 }
 
 export async function runDoctorCli(argv: readonly string[], io: Io = processIo, deps: DoctorDependencies = {}): Promise<number> {
-  let json = argv.includes('--json');
+  let json = wantsJson(argv);
   try {
     const options = parseDoctorArgs(argv);
     json = options.json;
@@ -77,19 +78,16 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
     let results;
     try {
       results = await runChecks(doctorChecks(inventory), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
-        if (!json) io.stdout(renderResult(result));
+        if (!json) io.stdout(renderResult(result, colours(io)));
       });
     } finally {
       release();
     }
     const exitCode = healthy(results) ? ExitCode.ok : ExitCode.stageFailed;
-    io.stdout(json ? JSON.stringify(resultsAsJson(results, exitCode), null, 2) : `\n${renderSummary(results)}`);
+    io.stdout(json ? JSON.stringify(resultsAsJson(results, exitCode), null, 2) : `\n${renderSummary(results, colours(io))}`);
     return exitCode;
   } catch (error) {
-    if (json) io.stdout(JSON.stringify({ outcome: 'error', exitCode: exitCodeOf(error), ...errorJson(error) }, null, 2));
     // The deploy's wording for an interruption speaks of hosts left untouched; the doctor changes nothing.
-    else if (error instanceof InterruptedError) io.stderr('doctor: interrupted');
-    else reportError(error, io);
-    return exitCodeOf(error);
+    return failure(error, json, io, (e) => (e instanceof InterruptedError ? io.stderr('doctor: interrupted') : reportError(e, io)));
   }
 }

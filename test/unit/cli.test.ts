@@ -74,4 +74,21 @@ describe('command line', () => {
     expect(code).toBe(2);
     expect(JSON.parse(stdout)).toMatchObject({ outcome: 'error', exitCode: 2, error: { type: 'UsageError', message: "unknown host 'opi09'; known: opi01, opi02, opi03" } });
   });
+
+  it('answers a usage error under --json with a JSON error object on stdout only, wherever --json is', async () => {
+    for (const args of [
+      ['--json', '--goal', 'reboot', 'opi01'],
+      ['opi01', '--frobnicate', '--json'],
+      ['--json', '--concurrency', '0', 'opi01'],
+    ]) {
+      const { code, stdout, stderr } = await cli('deploy', args);
+      expect(code).toBe(2);
+      expect(stderr).toBe('');
+      expect(JSON.parse(stdout)).toEqual({ outcome: 'error', exitCode: 2, error: { type: 'UsageError', message: expect.any(String), hints: [] } });
+    }
+    expect(JSON.parse((await cli('deploy', ['--json', '--goal', 'reboot', 'opi01'])).stdout).error.message).toContain('--goal must be one of switch, boot, test, dry-activate');
+    expect(JSON.parse((await cli('deploy-all', ['--json', 'opi01'])).stdout).error.message).toContain('deploy-all takes no host names');
+    // after "--" it is an argument, not the flag
+    expect(await cli('deploy', ['--frobnicate', '--', '--json'])).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining("Unknown option '--frobnicate'") });
+  });
 });

@@ -100,4 +100,31 @@ describe('doctor command line', () => {
     expect(code).toBe(0);
     expect(executor.calls.some((c) => c.argv[0] === 'ssh' && c.argv.includes('root@hawk.internal') && c.argv.at(-1)!.startsWith('find /nix/var/nix/gcroots/arm-cache'))).toBe(true);
   });
+
+  it('answers a usage error under --json with a JSON error object on stdout only, as the deploy does', async () => {
+    for (const args of [['--json', '--frobnicate'], ['--frobnicate', '--json'], ['--json', 'opi01']]) {
+      const { code, stdout, stderr } = await doctor(args);
+      expect(code).toBe(2);
+      expect(stderr).toBe('');
+      expect(JSON.parse(stdout)).toEqual({ outcome: 'error', exitCode: 2, error: { type: 'UsageError', message: expect.any(String), hints: [] } });
+    }
+  });
+
+  it('colours by the environment it is given: none with NO_COLOR on a terminal, some with FORCE_COLOR without one', async () => {
+    const run = async (isTTY: boolean, env: NodeJS.ProcessEnv) => {
+      const out: string[] = [];
+      const denied = onRemote('nix-builder@opi02.internal', 'nix-store', { exitCode: 255, stderr: 'Permission denied (publickey).' });
+      const io: Io = { stdout: (t) => out.push(t), stderr: (t) => out.push(t), isTTY, env };
+      const code = await runDoctorCli(['--inventory', await inventoryFile()], io, { executor: new RecordingExecutor(fleet(denied)), hostname: 'hawk', now: NOW });
+      expect(code).toBe(1);
+      return out.join('\n');
+    };
+    const sgr = /\u001b\[[0-9;]*m/;
+    const plain = await run(true, { TERM: 'xterm-256color', NO_COLOR: '1' });
+    expect(plain).not.toMatch(/\u001b\[/);
+    expect(plain).toContain('✖ builder opi02 builds aarch64-linux');
+    expect(await run(false, { FORCE_COLOR: '1', NO_COLOR: '' })).toMatch(sgr);
+    expect(await run(true, { TERM: 'xterm-256color' })).toMatch(sgr);
+    expect(await run(false, { TERM: 'xterm-256color' })).not.toMatch(/\u001b\[/);
+  });
 });
