@@ -51,7 +51,7 @@ export function inventoryPath(): string {
 
 /** Where the coordinator's runs keep their reports (writable by its avl, visible at the same path there). */
 export function reportDir(): string {
-  return coordinator() === 'hawk' ? labPath('runs') : labPath('shared/calypso/runs');
+  return coordinator() === 'hawk' ? labPath('runs/hawk') : labPath('shared/calypso/runs');
 }
 
 /** A directory both coordinators see at the same path, for inventories the tests write. */

@@ -10,8 +10,8 @@
 # aarch64-linux and built with /bin/sh, so hawk and calypso (no aarch64) must
 # delegate them to the opis, exactly like the real fleet.
 #
-# A toplevel holds etc/systemd/system/lab-app.service (a long-running service)
-# and bin/switch-to-configuration, which acts on the host's systemd the way
+# A toplevel holds etc/systemd/system/lab-app.service (a long-running service),
+# nixos-version and bin/switch-to-configuration, which acts on the host's systemd the way
 # NixOS's does for what a deploy observes (see switchScript below).
 # Host lists (space-separated) for faults:
 #   --fail-activation  switch-to-configuration records the attempt, changes nothing, exits 1
@@ -197,6 +197,8 @@ cat >"$tmp" <<'NIX'
           /bin/mkdir -p "$out/bin" "$out/etc/systemd/system"
           /bin/ln -s "$kernel" "$out/kernel"
           echo "$host" > "$out/host"
+          # As in every NixOS toplevel (recent nixos-rebuild-ng refuses one without it).
+          echo "25.05.lab-$generation" > "$out/nixos-version"
           printf '%s' "$switchScript" | /bin/sed "s|@out@|$out|g" > "$out/bin/switch-to-configuration"
           /bin/chmod 0555 "$out/bin/switch-to-configuration"
           printf '%s' "$appUnit" | /bin/sed "s|@out@|$out|g" > "$out/etc/systemd/system/lab-app.service"
