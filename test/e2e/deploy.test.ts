@@ -17,12 +17,13 @@ import {
   lab,
   labSkipReason,
   newGeneration,
+  revision,
   runScript,
   systemProfile,
 } from './lab.ts';
 
 const GC_ROOTS = '/nix/var/nix/gcroots/arm-cache';
-const kernelName = (generation: string) => `linux-6.1-opi-${generation}`;
+const kernelName = (label: string) => `linux-6.1-opi-${revision(label)}`;
 const hashOf = (storePath: string) => basename(storePath).slice(0, 32);
 
 function pinned(storePath: string): boolean {
@@ -46,7 +47,7 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     expect(built).toEqual(
       expect.arrayContaining([
         { host: 'opi03', name: kernelName('e2e-one') },
-        { host: 'opi03', name: 'nixos-system-opi03-e2e-one' },
+        { host: 'opi03', name: `nixos-system-opi03-${revision('e2e-one')}` },
       ]),
     );
     expect(built.every((b) => b.host === 'opi03')).toBe(true);
@@ -154,7 +155,7 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
       ['opi01', 'rolled-back', 'previous'], ['opi02', 'deployed', 'new'], ['opi03', 'deployed', 'new'],
     ]);
     // It tried the new generation (which failed before switching), and its profile went back.
-    expect(activations('opi01').at(-1)?.toplevel).toMatch(/nixos-system-opi01-e2e-fail$/);
+    expect(activations('opi01').at(-1)?.toplevel).toMatch(new RegExp(`nixos-system-opi01-${revision('e2e-fail')}$`));
     expect(before).toBeDefined();
     expect(systemProfile('opi01')).toBe(before);
     expect(currentSystem('opi01')).toBe(running);

@@ -34,7 +34,7 @@ async function doctor(args: readonly string[] = []) {
   return { exitCode: result.exitCode, checks: json.checks, byId, statuses: Object.fromEntries(json.checks.map((c) => [c.id, c.status])) };
 }
 
-const ALL_CHECKS = ['cache-info', 'cache-key', 'builder:opi01', 'builder:opi02', 'builder:opi03', 'target:opi01', 'target:opi02', 'target:opi03', 'gc-roots', 'local-build'];
+const ALL_CHECKS = ['cache-info', 'cache-key', 'builder:opi01', 'builder:opi02', 'builder:opi03', 'target:opi01', 'target:opi02', 'target:opi03', 'gc-roots', 'local-build', 'nixos-rebuild'];
 /** Every check passing except the ones given. */
 const allPassBut = (others: Record<string, string>) => Object.fromEntries(ALL_CHECKS.map((id) => [id, others[id] ?? 'pass']));
 
@@ -97,7 +97,7 @@ describe.skipIf(!lab)(`doctor in the lab${lab ? '' : ` (skipped: ${labSkipReason
     const text = await runOnCoordinator([join(repoRoot, 'node_modules/.bin/just'), 'nix', 'doctor', '--inventory', inventoryPath()]);
     expect(text.exitCode, text.stderr).toBe(0);
     expect(text.stdout.split('\n').filter((line) => /^[✔✖⚠↓] /.test(line)).map((line) => line[0])).toEqual(ALL_CHECKS.map(() => '✔'));
-    expect(text.stdout).toMatch(/doctor: 10 passed, 0 failed, 0 warned — healthy\s*$/);
+    expect(text.stdout).toMatch(/doctor: 11 passed, 0 failed, 0 warned — healthy\s*$/);
   });
 
   it('cache down: names "Harmonia down" and skips the key check', async () => {
@@ -122,18 +122,22 @@ describe.skipIf(!lab)(`doctor in the lab${lab ? '' : ` (skipped: ${labSkipReason
       expect(run.byId['cache-key']!.summary).toMatch(/^key mismatch: the signature by lab-hawk-1 does not verify — /);
       expect(run.byId['cache-key']!.hints[0]).toMatch(/^Key mismatch: the inventory's cache.publicKey must match the cache's signing key/);
 
-      // Nothing to build: the toplevel is already cached, under the wrong signature.
+      // Refused already in preflight, on a path pinned on hawk: before any build.
       const refused = await runScript('deploy', ['opi03', '--json']);
       expect(refused.exitCode).toBe(1);
-      expect(refused.json.error.message).toBe(`opi03: ${toplevels.opi03}: key mismatch: the signature by lab-hawk-1 does not verify`);
+      expect(refused.json.error.message).toMatch(/^key mismatch: the signature by lab-hawk-1 does not verify — the cache serves \/nix\/store\/\S+ with Sig: lab-hawk-1:\S+; cache.publicKey is lab-hawk-1:/);
+      expect(refused.json.report.stages.find((s: { name: string }) => s.name === 'preflight').outcome).toBe('failed');
       expect(refused.json.report.stages.find((s: { name: string }) => s.name === 'deploy').outcome).toBe('not-started');
 
+      // Accepted, loudly, by preflight and again by the cache wait (the toplevel is already cached, under the wrong signature).
       const allowed = await runScript('deploy', ['opi03', '--allow-unsigned', '--json']);
       expect(allowed.exitCode, allowed.stderr).toBe(0);
       expect(allowed.stderr).toContain('WARNING: --allow-unsigned');
-      expect(allowed.json.report.warnings).toEqual([
+      expect(allowed.json.report.warnings).toHaveLength(2);
+      expect(allowed.json.report.warnings[0]).toMatch(/^key mismatch: the signature by lab-hawk-1 does not verify — .* — accepted because of --allow-unsigned$/);
+      expect(allowed.json.report.warnings[1]).toBe(
         `opi03: ${toplevels.opi03}: key mismatch: the signature by lab-hawk-1 does not verify — accepted because of --allow-unsigned`,
-      ]);
+      );
     } finally {
       restore();
     }

@@ -106,7 +106,7 @@ export async function newGeneration(
     activationSeconds?: number;
   } = {},
 ): Promise<void> {
-  const argv = ['bash', join(repoRoot, 'test/lab/flake.sh'), '--generation', label];
+  const argv = ['bash', join(repoRoot, 'test/lab/flake.sh'), '--generation', revision(label)];
   if (options.failActivation?.length) argv.push('--fail-activation', options.failActivation.join(' '));
   if (options.brokenUnit?.length) argv.push('--broken-unit', options.brokenUnit.join(' '));
   if (options.unitDies?.length) argv.push('--unit-dies', options.unitDies.join(' '));
@@ -151,8 +151,23 @@ export function builds(): { host: string; name: string }[] {
   });
 }
 
-export function buildsOf(generation: string): { host: string; name: string }[] {
-  return builds().filter((b) => b.name.endsWith(`-${generation}`));
+/**
+ * A fleet revision's label as this project writes it: the two projects share
+ * one lab, so each qualifies its labels with its coordinator, or the second
+ * would find the first's revision already built, cached and activated.
+ */
+export function revision(label: string): string {
+  return `${label}.${coordinator()}`;
+}
+
+/** Builds of this project's revision `label`. */
+export function buildsOf(label: string): { host: string; name: string }[] {
+  return builds().filter((b) => b.name.endsWith(`-${revision(label)}`));
+}
+
+/** Whether `host` ever activated this project's revision `label`. */
+export function activated(host: string, label: string): boolean {
+  return activations(host).some((a) => a.toplevel.endsWith(`-${revision(label)}`));
 }
 
 /** The host's /var/lib/lab/activations.log: one line per switch-to-configuration run. */
@@ -197,7 +212,7 @@ export function hostAddress(host: string): string {
   return `10.213.77.${10 + Number(host.slice(3))}`;
 }
 
-export type Fault = 'sshd-down' | 'sshd-up' | 'link-down' | 'link-up' | 'cache-down' | 'cache-up' | 'reboot' | 'poweroff' | 'boot';
+export type Fault = 'sshd-down' | 'sshd-up' | 'link-down' | 'link-up' | 'cache-down' | 'cache-up' | 'reboot' | 'poweroff' | 'boot' | 'distrust' | 'trust';
 
 /** Injects or heals a fault (test/lab/fault.sh). */
 export async function fault(kind: Fault, host?: string): Promise<void> {

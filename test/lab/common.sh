@@ -187,3 +187,10 @@ lab_start_hawk_sshd() {
     </dev/null >/dev/null 2>&1 9>&- &
   echo $! >"$LAB_DIR/hawk-sshd/sshd.pid"
 }
+
+# lab_start_hawk_daemon: hawk's nix-daemon (this machine's /nix) with hawk's
+# settings, in its own session, without the lab lock's descriptor (9).
+lab_start_hawk_daemon() {
+  setsid env NIX_CONF_DIR="$LAB_DIR/hawk/etc-nix" nix-daemon </dev/null >>"$LAB_DIR/hawk/nix-daemon.log" 2>&1 9>&- &
+  echo $! >"$LAB_DIR/hawk/nix-daemon.pid"
+}

@@ -6,6 +6,8 @@
 #   fault.sh cache-down | cache-up            stop / start the cache's HTTP server on hawk
 #   fault.sh reboot HOST                      in-container reboot; back when its system runs again
 #   fault.sh poweroff HOST | boot HOST        orderly poweroff / boot it again
+#   fault.sh distrust COORD | trust COORD     take the orchestrator's user (avl) out of / back into
+#                                             trusted-users of COORD's (hawk|calypso) Nix daemon, restarted
 #
 # HOST is opiNN or calypso. Every "up" waits (bounded) until the service answers again.
 set -euo pipefail
@@ -14,7 +16,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/common.sh"
 
 usage() {
-  sed -n '3,10p' "$0" >&2
+  sed -n '3,12p' "$0" >&2
   exit 2
 }
 
@@ -81,6 +83,26 @@ case "${1:-}" in
     if pid=$(lab_pid_from "$LAB_DIR/$2/supervisor.pid" boot.sh); then lab_die "$2 is running (supervisor $pid)"; fi
     lab_start_container "$2"
     lab_wait_container "$2" 60
+    ;;
+  distrust | trust)
+    users="root $LAB_USER"
+    [[ "$1" == distrust ]] && users=root
+    case "${2:-}" in
+      hawk)
+        sed -i "s/^trusted-users = .*/trusted-users = $users/" "$LAB_DIR/hawk/etc-nix/nix.conf"
+        kill_pidfile "$LAB_DIR/hawk/nix-daemon.pid"
+        lab_start_hawk_daemon
+        for _ in $(seq 100); do
+          NIX_REMOTE=daemon NIX_CONF_DIR="$LAB_DIR/hawk/etc-nix" timeout 5 nix store ping >/dev/null 2>&1 && break
+          sleep 0.1
+        done
+        ;;
+      calypso)
+        lab_in calypso sed -i "s/^trusted-users = .*/trusted-users = $users/" /etc/nix/nix.conf
+        lab_in calypso systemctl restart nix-daemon.service
+        ;;
+      *) lab_die "$1: no coordinator '${2:-}' (hawk or calypso)" ;;
+    esac
     ;;
   *) usage ;;
 esac

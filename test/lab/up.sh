@@ -306,8 +306,8 @@ EOF
 chmod 0755 "$LAB_DIR/hawk/post-build-hook"
 
 [[ -e /nix/var/nix/daemon-socket/socket ]] || touch "$LAB_DIR/hawk/daemon-socket-created"
-setsid env NIX_CONF_DIR="$LAB_DIR/hawk/etc-nix" nix-daemon </dev/null >"$LAB_DIR/hawk/nix-daemon.log" 2>&1 9>&- &
-echo $! >"$LAB_DIR/hawk/nix-daemon.pid"
+: >"$LAB_DIR/hawk/nix-daemon.log"
+lab_start_hawk_daemon
 
 # The GC-root directory, as an admin grants it to the orchestrator's user.
 if [[ ! -d "$LAB_GCROOT_DIR" ]]; then

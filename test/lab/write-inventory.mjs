@@ -65,7 +65,8 @@ const inventory = {
   // nixos-rebuild from PATH: the lab puts test/lab/bin/bash-era first on hawk's
   // PATH and test/lab/bin/ng on calypso's (env.sh, as-coordinator.sh).
   nixosRebuild: { command: ["nixos-rebuild"], extraArgs: [] },
-  health: { systemState: "running", units: ["lab-app.service"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1 },
+  // settleSeconds 1: the lab's units fail at once or after ~3 s (flake.sh); tests of the settle window set their own.
+  health: { systemState: "running", units: ["lab-app.service"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1, settleSeconds: 1 },
   paths: { lock: `${lab}/hawk/deploy.lock` },
   hosts,
 };

@@ -34,7 +34,7 @@ describe('just recipes', { timeout: 60_000 }, () => {
     const result = await just('nix', recipe, '--help');
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/--help/);
-    expect(result.stderr).not.toContain(`npx tsx ${script}`);
+    expect(result.stderr).not.toContain(`tsx ${script}`);
   });
 
   it('every recipe, top-level and in nix.just, is quiet (their effect: tsc, npm ci, are too slow to run here)', async () => {
