@@ -20,6 +20,8 @@ export function renderPlan(plan: DeployPlan): string {
     cmd(plan.evaluate),
     `3. seed build (on ${plan.seed} only, nothing built locally)`,
     cmd(plan.seedBuild),
+    // A Nix daemon makes the builds itself: only the --builders spec reaches it.
+    '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',
     ...(plan.onCoordinator
       ? []
       : [cmd({ argv: copyToCoordinatorArgv(inventory, plan.hosts.map(placeholder)), env: plan.seedBuild.env })]),

@@ -135,6 +135,7 @@ describe('planning a deploy of the fleet', () => {
     );
     expect(text).toContain("--builders 'ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -'");
     expect(text).toContain("GET http://hawk.internal:5000/<hash of opi03's toplevel>.narinfo");
+    expect(text).toContain('under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it');
     expect(text).not.toContain('nix copy');
   });
 });
