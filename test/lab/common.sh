@@ -189,8 +189,10 @@ lab_start_hawk_sshd() {
 }
 
 # lab_start_hawk_daemon: hawk's nix-daemon (this machine's /nix) with hawk's
-# settings, in its own session, without the lab lock's descriptor (9).
+# settings, in its own session, without the lab lock's descriptor (9). Never
+# with the caller's NIX_REMOTE (env.sh sets it to "daemon" for hawk's clients):
+# a daemon whose store is the daemon talks to itself and hangs.
 lab_start_hawk_daemon() {
-  setsid env NIX_CONF_DIR="$LAB_DIR/hawk/etc-nix" nix-daemon </dev/null >>"$LAB_DIR/hawk/nix-daemon.log" 2>&1 9>&- &
+  setsid env -u NIX_REMOTE -u NIX_CONFIG NIX_CONF_DIR="$LAB_DIR/hawk/etc-nix" nix-daemon </dev/null >>"$LAB_DIR/hawk/nix-daemon.log" 2>&1 9>&- &
   echo $! >"$LAB_DIR/hawk/nix-daemon.pid"
 }
