@@ -79,7 +79,7 @@ export interface DeployPlan {
   readonly onCoordinator: boolean;
   readonly preflight: {
     /** the seed (as builder) and every selected host (as deploy target) */
-    readonly ssh: readonly { readonly host: HostName; readonly role: 'builder' | 'target'; readonly command: PlannedCommand }[];
+    readonly ssh: readonly { readonly host: HostName; readonly role: 'builder' | 'target'; readonly command: PlannedCommand; readonly escalates?: boolean }[];
     /** builders of the same system, in order of preference, should the seed not answer */
     readonly seedFallbacks: readonly { readonly host: HostName; readonly command: PlannedCommand }[];
     readonly cacheUrl: string;
@@ -145,7 +145,12 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   // A non-root deploy user must get root without a password (sudo -n), as every root step will.
   const targetChecks = hosts.map((host) => {
     const target = deployTarget(inventory.hosts[host]!);
-    return { host, role: 'target' as const, command: { argv: sshArgv(targets, target, asRoot(target, ['true'])), timeoutMs: sshTimeoutMs } };
+    return {
+      host,
+      role: 'target' as const,
+      command: { argv: sshArgv(targets, target, asRoot(target, ['true'])), timeoutMs: sshTimeoutMs },
+      escalates: target.escalation === 'sudo',
+    };
   });
 
   const rest = hosts.filter((h) => h !== seed);

@@ -40,6 +40,25 @@ const attributePattern = z
 /** ssh options are also passed through NIX_SSHOPTS, which Nix splits on whitespace. */
 const sshOption = z.string().regex(/^[A-Za-z0-9=%/._,:@+-]+$/, 'must be one ssh argument without spaces or shell characters');
 
+/**
+ * Host-key checking stays on and nothing may prompt: these options would turn
+ * that off for every connection (and, through NIX_SSHOPTS, for Nix's).
+ */
+const UNSAFE_SSH_OPTIONS: readonly [RegExp, string][] = [
+  [/^StrictHostKeyChecking=(no|off)$/i, 'turns host-key checking off'],
+  [/^UserKnownHostsFile=\/dev\/null$/i, 'throws the known host keys away'],
+  [/^BatchMode=no$/i, 'lets ssh prompt (for a password or a host key)'],
+  [/^-F$/, 'replaces the ssh configuration these options are checked against'],
+];
+
+function keepsHostKeysChecked(options: readonly string[], ctx: z.RefinementCtx): void {
+  options.forEach((option, index) => {
+    for (const [pattern, why] of UNSAFE_SSH_OPTIONS) {
+      if (pattern.test(option)) ctx.addIssue({ code: 'custom', path: [index], message: `"${option}" ${why}; host-key checking stays on and nothing may prompt` });
+    }
+  });
+}
+
 const builder = z.strictObject({
   user: userName.default('nix-builder'),
   sshKey: absolutePath.optional(),
@@ -94,7 +113,7 @@ export const inventorySchema = z.strictObject({
   baselineMinutes: z.number().positive().default(120),
   seed: hostName.optional(),
   ssh: z
-    .strictObject({ options: z.array(sshOption).default([]) })
+    .strictObject({ options: z.array(sshOption).default([]).superRefine(keepsHostKeysChecked) })
     .default({ options: [] }),
   nixosRebuild: z
     .strictObject({

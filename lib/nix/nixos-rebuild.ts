@@ -94,7 +94,7 @@ export function unprobedRebuildTool(command: readonly string[]): RebuildTool {
 export interface RebuildFlags {
   /** the sudo flag for a non-root target user, if one is needed and known */
   readonly sudo?: string | undefined;
-  /** the flag that stops the re-exec, when coordinator and target systems differ */
+  /** the flag that stops the re-exec (always, when the tool knows one; required across systems) */
   readonly noReexec?: string | undefined;
   /** the inventory's extraArgs that remain (managed flags removed) */
   readonly extraArgs: readonly string[];
@@ -116,7 +116,8 @@ export function describeTool(tool: RebuildTool): string {
 /**
  * The flags for one target. `needsSudo`: the target user is not root.
  * `crossSystem`: this machine's system differs from the target's, so the
- * re-exec must be stopped. `preferredSudo` is the inventory's `sudoFlag`.
+ * re-exec must be stopped (it is stopped anyway where the tool can: the
+ * probed tool is the one whose flags were chosen). `preferredSudo` is the inventory's `sudoFlag`.
  */
 export function chooseRebuildFlags(
   tool: RebuildTool,
@@ -131,10 +132,11 @@ export function chooseRebuildFlags(
     sudo = candidates.find((flag) => knows(tool, flag));
     if (!sudo) problems.push(`${what} accepts none of ${candidates.join(', ')}, needed for a non-root deploy user`);
   }
-  let noReexec: string | undefined;
-  if (target.crossSystem) {
-    noReexec = MANAGED_FLAGS.reexec.find((flag) => knows(tool, flag));
-    if (!noReexec) problems.push(`${what} accepts neither --no-reexec nor --fast: it would re-exec the target's nixos-rebuild here (Exec format error)`);
+  // Always: the tool probed here is the one that must run. Re-exec'd, the target's own nixos-rebuild
+  // (perhaps the other flavour) would get these flags; across systems it cannot even start here.
+  const noReexec = MANAGED_FLAGS.reexec.find((flag) => knows(tool, flag));
+  if (!noReexec && target.crossSystem) {
+    problems.push(`${what} accepts neither --no-reexec nor --fast: it would re-exec the target's nixos-rebuild here (Exec format error)`);
   }
   const managed: readonly string[] = [...MANAGED_FLAGS.reexec, ...MANAGED_FLAGS.sudo];
   const extraArgs = inventory.extraArgs.filter((arg) => !managed.includes(arg));

@@ -13,8 +13,8 @@ import { describeTool } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
 import { describeFailure, expectSuccess } from './failure.ts';
 
-/** What sudo -n says when it would have to ask (sudo 1.9: "a password is required"; not in sudoers; no tty). */
-const SUDO_REFUSED = /password is required|is not in the sudoers|not allowed to execute|a terminal is required|sudo: .*not found/;
+/** ssh's own exit status when it cannot connect or authenticate (ssh(1)); the remote command's status otherwise. */
+const SSH_FAILED = 255;
 const SUDO_HINT =
   'Every step that needs root (activation, the watchdog, confirmation, rollback) uses sudo -n: give the deploy user passwordless sudo ' +
   '(NixOS: security.sudo.extraRules with NOPASSWD for it, or security.sudo.wheelNeedsPassword = false with it in wheel), or deploy as root.';
@@ -43,7 +43,8 @@ export function preflightTask(): ListrTask<RunContext> {
                 return;
               }
             }
-            if (check.role === 'target' && !succeeded(result) && !result.aborted && SUDO_REFUSED.test(result.stderr)) {
+            // ssh itself fails with 255; any other failure of `sudo -n -- true` is sudo refusing (whatever its wording: sudo, sudo-rs).
+            if (check.role === 'target' && check.escalates && !succeeded(result) && !result.aborted && !result.timedOut && result.exitCode !== SSH_FAILED) {
               throw new StageError(describeFailure(`${check.host}: the deploy user cannot become root with sudo -n (no password prompt)`, check.command, result), [SUDO_HINT]);
             }
             expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [sshHint]);

@@ -47,6 +47,19 @@ describe('inventory', () => {
     );
   });
 
+  it('refuses ssh options that turn host-key checking off or let ssh prompt', () => {
+    const found = problems((json) => {
+      json.ssh.options = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=no', '-F', '/tmp/x'];
+    });
+    expect(found).toEqual([
+      'ssh.options[1]: "StrictHostKeyChecking=no" turns host-key checking off; host-key checking stays on and nothing may prompt',
+      'ssh.options[3]: "UserKnownHostsFile=/dev/null" throws the known host keys away; host-key checking stays on and nothing may prompt',
+      'ssh.options[5]: "BatchMode=no" lets ssh prompt (for a password or a host key); host-key checking stays on and nothing may prompt',
+      'ssh.options[6]: "-F" replaces the ssh configuration these options are checked against; host-key checking stays on and nothing may prompt',
+    ]);
+    expect(() => fleetInventory((json) => (json.ssh.options = ['-o', 'StrictHostKeyChecking=accept-new']))).not.toThrow();
+  });
+
   it('rejects host names and attributes with shell or Nix syntax', () => {
     expect(problems((json) => (json.hosts['opi;reboot'] = json.hosts.opi01))).toEqual([
       expect.stringMatching(/^hosts\["opi;reboot"\]: invalid host name/),

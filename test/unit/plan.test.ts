@@ -66,10 +66,14 @@ describe('planning a deploy of the fleet', () => {
     expect(bash.rebuild.problems).toEqual([]);
   });
 
-  it('stops the re-exec only across systems', () => {
+  it('stops the re-exec on the same system too: the probed nixos-rebuild is the one whose flags were chosen', () => {
     const same = planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: ngTool, localSystem: 'aarch64-linux' });
-    expect(same.deploy.commands.opi01!.argv).not.toContain('--no-reexec');
-    expect(same.deploy.commands.opi01!.argv).toContain('--sudo');
+    expect(same.deploy.commands.opi01!.argv.slice(-2)).toEqual(['--sudo', '--no-reexec']);
+    const noFlag = { ...ngTool, flags: ngTool.flags.filter((f) => f !== '--no-reexec' && f !== '--fast') };
+    expect(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: noFlag, localSystem: 'aarch64-linux' }).rebuild.problems).toEqual([]);
+    expect(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: noFlag }).rebuild.problems).toEqual([
+      'nixos-rebuild: nixos-rebuild-ng accepts neither --no-reexec nor --fast: it would re-exec the target\'s nixos-rebuild here (Exec format error)',
+    ]);
   });
 
   it('with a tool it could not identify, uses only flags every nixos-rebuild accepts', () => {

@@ -59,4 +59,11 @@ describe('preflight', () => {
     expect(result.error!.message).toMatch(/^cannot pin in \/nix\/var\/nix\/gcroots\/arm-cache on hawk: sh exited with 1\n(.|\n)*\| cannot create links in \/nix\/var\/nix\/gcroots\/arm-cache as deploy$/);
     expect(built(executor.calls)).toBe(false);
   });
+
+  it('tells sudo refusing (any wording, e.g. sudo-rs) from ssh failing (exit 255)', async () => {
+    const sudoRs = await runPipeline([when(['deploy@opi02.internal', 'sudo -n -- true'], { exitCode: 1, stderr: 'sudo: interactive authentication is required\n' })]);
+    expect(sudoRs.result.error!.message).toMatch(/^opi02: the deploy user cannot become root with sudo -n/);
+    const ssh = await runPipeline([when(['deploy@opi02.internal', 'sudo -n -- true'], { exitCode: 255, stderr: 'deploy@opi02.internal: Permission denied (publickey).\n' })]);
+    expect(ssh.result.error!.message).toMatch(/^opi02 \(target\) does not answer SSH: ssh exited with 255/);
+  });
 });
