@@ -158,7 +158,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const batchSize = Math.max(1, options.batchSize ?? 1);
   const restWaves = rolling ? chunk(rest, batchSize) : [rest];
   const waves = [...(hosts.includes(seed) ? [[seed]] : []), ...restWaves].filter((w) => w.length > 0);
-  const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? 30;
+  const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? defaultConfirmSeconds(inventory);
   const runId = options.runId ?? 'RUN-ID';
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
   const localSystem = options.localSystem ?? inventory.coordinator.system;
@@ -272,6 +272,17 @@ export function planPinRoots(plan: DeployPlan, storePaths: readonly string[]): P
 }
 
 const ACTIVATING_GOALS: readonly Goal[] = ['switch', 'test'];
+
+/**
+ * How long the watchdog waits for the confirmation by default (seconds,
+ * counted from the end of the activation): 30, or longer when a health check
+ * that passes only on its last retry and the settle window may take longer —
+ * a healthy host must never be rolled back because its checks were slow.
+ */
+export function defaultConfirmSeconds(inventory: Inventory): number {
+  const { retries, timeoutSeconds, intervalSeconds, settleSeconds } = inventory.health;
+  return Math.max(30, Math.ceil(settleSeconds + (retries + 1) * (timeoutSeconds + intervalSeconds) + 10));
+}
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];

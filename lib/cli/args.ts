@@ -53,7 +53,9 @@ ${command === 'deploy-all' ? '  --tag <tag>          only hosts with this tag (r
                        between them; the first failure stops the rollout
   --batch-size <n>     hosts per wave with --rolling (default 1)
   --keep-going         with --rolling: deploy the remaining waves after a failure, fail at the end
-  --confirm-timeout <s>  magic rollback: a target reverts unless confirmed within this (default 30)
+  --confirm-timeout <s>  magic rollback: a target reverts unless confirmed within this many seconds
+                       after its activation (default 30, or more when the inventory's health
+                       checks and settle window may take longer)
   --no-magic-rollback  do not arm the watchdog on the targets
   --no-rollback        leave a host whose activation or health checks failed as it is
   --force-unlock       remove the deploy lock of a dead run first

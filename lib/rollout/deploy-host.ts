@@ -82,7 +82,14 @@ export async function deployHost(ctx: RunContext, host: string, say: (text: stri
     say('confirming over a new SSH connection');
     const confirm = await run(steps.confirm);
     if (confirm.exitCode === CONFIRM_TOO_LATE) {
-      fail({ state: 'rolled-back', generation: 'previous', note: 'confirmation came too late: the target had rolled itself back' }, `${host}: not confirmed in time`);
+      // The canary was gone: read what the host runs, rather than assume the watchdog's rollback worked.
+      const now = parseRollbackReport(confirm.stdout);
+      const generation = generationAfter(now, previous, ctx.toplevels?.[host]?.outPath);
+      const by = now.watchdogAt !== undefined ? `the watchdog rolled it back at ${new Date(now.watchdogAt * 1000).toISOString()}` : 'the watchdog had removed its canary without rolling back (it gave up waiting, or its rollback failed)';
+      fail(
+        { state: now.watchdogAt !== undefined && generation === 'previous' ? 'rolled-back' : 'failed', generation, note: `confirmation came too late: ${by}` },
+        `${host}: not confirmed in time`,
+      );
     }
     if (!succeeded(confirm)) {
       fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy over a new SSH connection`);

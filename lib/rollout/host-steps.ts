@@ -46,7 +46,7 @@ export function hostSteps(inventory: Inventory, host: HostName, runId: string, g
   return {
     probe: generationProbe(inventory, host),
     arm: (prev) => asRootThere(armArgs([...common(prev), String(confirmSeconds), armSeconds])),
-    confirm: asRootThere(['sh', '-c', CONFIRM, 'avalanche-confirm', canary], FRESH_CONNECTION),
+    confirm: asRootThere(['sh', '-c', CONFIRM, 'avalanche-confirm', canary, marker, profile, currentSystem], FRESH_CONNECTION),
     rollback: (prev) => asRootThere(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...common(prev)]),
   };
 }

@@ -12,38 +12,66 @@ readlink -f "$1" 2>/dev/null || echo
 readlink -f "$2" 2>/dev/null || echo
 `;
 
+/** The transient unit nixos-rebuild (bash-era and ng) activates in on systemd targets. */
+export const ACTIVATION_UNIT = 'nixos-rebuild-switch-to-configuration.service';
+
 /** Who restored a generation, as written in the targets' rollback log. */
 export const ROLLED_BACK_BY = { watchdog: 'watchdog', deploy: 'avalanche-deploy' } as const;
 
 /**
+ * What a host runs now and whether the watchdog restored this run's previous
+ * generation: `watchdog-at=<epoch>` (when it did), `profile-link=`,
+ * `profile-path=`, `current-system=`. Args: profile current marker canary.
+ */
+const REPORT_FUNCTION = `
+report() {
+  grep -F -- " ${ROLLED_BACK_BY.watchdog} $(basename "$4") " "$3" 2>/dev/null | tail -n 1 | sed 's/ .*//; s/^/watchdog-at=/'
+  echo "profile-link=$(readlink "$1" 2>/dev/null)"
+  echo "profile-path=$(readlink -f "$1" 2>/dev/null)"
+  echo "current-system=$(readlink -f "$2" 2>/dev/null)"
+}
+`;
+
+/**
  * Restores the previous generation: the profile link, then the running
- * system when it changed, and logs `<epoch> <who> <canary name> <previous>`
- * only when it restored something. The re-activation runs as a transient
- * systemd unit where systemd runs (as nixos-rebuild-ng activates), so it
- * finishes even if the SSH session that asked for it drops; elsewhere
- * directly. Prints `outcome=restored` or `outcome=unchanged`.
+ * system when it changed (`switch`, or `test` for a test deploy); when only
+ * the profile was restored (a failed `boot`, or an activation that failed
+ * before switching), the previous generation's `switch-to-configuration
+ * boot`, so the boot menu's default is the previous generation again, not
+ * the failed one. Logs `<epoch> <who> <canary name> <previous>` only when it
+ * restored something. Each activation runs as a transient systemd unit where
+ * systemd runs (as nixos-rebuild-ng activates), so it finishes even if the
+ * SSH session that asked for it drops; elsewhere directly. Prints
+ * `outcome=restored` or `outcome=unchanged`.
  * Args: profile current prev_link prev_current goal marker canary who.
  */
 const ROLLBACK_FUNCTION = `
+activate() {
+  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+    systemd-run --collect --no-ask-password --pipe --quiet --service-type=exec --wait \\
+      --unit "avalanche-rollback-$3" "$1/bin/switch-to-configuration" "$2" </dev/null
+  else
+    "$1/bin/switch-to-configuration" "$2" </dev/null
+  fi
+}
 rollback() {
   profile=$1 current=$2 prev_link=$3 prev_current=$4 goal=$5 marker=$6 canary=$7 who=$8
   rm -f "$canary"
   outcome=unchanged
+  profile_restored=
   if [ -n "$prev_link" ] && [ "$(readlink "$profile" 2>/dev/null)" != "$prev_link" ]; then
     ln -sfn "$prev_link" "$profile.avalanche-tmp" && mv -T "$profile.avalanche-tmp" "$profile" || return 1
-    outcome=restored
+    outcome=restored profile_restored=1
   fi
+  action=
   if [ -n "$prev_current" ] && [ "$(readlink -f "$current" 2>/dev/null)" != "$prev_current" ]; then
     action=switch
     [ "$goal" = test ] && action=test
-    if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-      systemd-run --collect --no-ask-password --pipe --quiet --service-type=exec --wait \\
-        --unit "avalanche-rollback-$(basename "$canary")" \\
-        "$prev_current/bin/switch-to-configuration" "$action" </dev/null || return 1
-    else
-      "$prev_current/bin/switch-to-configuration" "$action" </dev/null || return 1
-    fi
+    activate "$prev_current" "$action" "$(basename "$canary")" || return 1
     outcome=restored
+  fi
+  if [ -n "$profile_restored" ] && [ "$action" != switch ]; then
+    activate "$(readlink -f "$profile")" boot "$(basename "$canary")-boot" || return 1
   fi
   if [ "$outcome" = restored ]; then
     mkdir -p "$(dirname "$marker")"
@@ -60,13 +88,10 @@ rollback() {
  * the report must say who rolled back, and on what the host ended.
  * Args: as rollback(), without who.
  */
-export const ROLLBACK = `${ROLLBACK_FUNCTION}
+export const ROLLBACK = `${ROLLBACK_FUNCTION}${REPORT_FUNCTION}
 status=0
 rollback "$@" ${ROLLED_BACK_BY.deploy} || status=$?
-grep -F -- " ${ROLLED_BACK_BY.watchdog} $(basename "$7") " "$6" 2>/dev/null | tail -n 1 | sed 's/ .*//; s/^/watchdog-at=/'
-echo "profile-link=$(readlink "$1" 2>/dev/null)"
-echo "profile-path=$(readlink -f "$1" 2>/dev/null)"
-echo "current-system=$(readlink -f "$2" 2>/dev/null)"
+report "$1" "$2" "$6" "$7"
 exit "$status"
 `;
 
@@ -82,6 +107,13 @@ waited=0
 while [ "$(readlink -f "$2" 2>/dev/null)" = "$4" ]; do
   [ -e "$7" ] || exit 0
   if [ "$waited" -ge "$arm" ]; then rm -f "$7"; exit 0; fi
+  sleep 1; waited=$((waited + 1))
+done
+# The running system changes early in an activation: the countdown starts when
+# the activation unit nixos-rebuild runs (both flavours, on systemd) has ended.
+while [ -d /run/systemd/system ] && systemctl is-active --quiet ${ACTIVATION_UNIT} 2>/dev/null; do
+  [ -e "$7" ] || exit 0
+  [ "$waited" -ge "$arm" ] && break
   sleep 1; waited=$((waited + 1))
 done
 n=0
@@ -109,9 +141,14 @@ fi
 setsid /bin/sh -c "$script" avalanche-watchdog "$@" </dev/null >/dev/null 2>&1 &
 `;
 
-/** Removes the canary; exit 3 when it was already gone (the target rolled back or gave up). */
-export const CONFIRM = `
-[ -e "$1" ] || exit 3
+/**
+ * Removes the canary. Exit 3 when it was already gone — the watchdog rolled
+ * back, or gave up waiting, or its rollback failed — after printing what the
+ * host runs now (as ROLLBACK does): a late confirmation must not guess.
+ * Args: canary marker profile current.
+ */
+export const CONFIRM = `${REPORT_FUNCTION}
+if [ ! -e "$1" ]; then report "$3" "$4" "$2" "$1"; exit 3; fi
 rm -f "$1"
 `;
 

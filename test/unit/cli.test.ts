@@ -41,6 +41,11 @@ describe('command line', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('a --report-dir whose making never settles (under /proc) is an error in bounded time, not a hang', async () => {
+    const { whyNotWritable } = await import('../../lib/util/writable.ts');
+    expect(await whyNotWritable('/proc/avalanche-no-such-dir', 500)).toMatch(/did not finish within 0.5 s|ENOENT|EACCES|EPERM/);
+  });
+
   it('exits 2 for a bad inventory, naming the path, with no stack trace', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-'));
     const json = JSON.parse(fleetInventoryText());

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { parseRollbackReport, ROLLBACK } from '../../lib/rollout/remote-scripts.ts';
+import { CONFIRM, parseRollbackReport, ROLLBACK } from '../../lib/rollout/remote-scripts.ts';
 
 const run = promisify(execFile);
 
@@ -58,6 +58,14 @@ describe('the rollback script on a target', () => {
     expect(readFileSync(paths.marker, 'utf8')).toMatch(new RegExp(`^\\d+ avalanche-deploy canary-r1 ${paths.old}\\n$`));
   });
 
+  it('when only the profile changed (activation failed before switching, or --goal boot), it makes the previous generation the boot default again', async () => {
+    symlinkSync('system-5-link', paths.profile);
+    symlinkSync(paths.old, paths.current);
+    const report = await rollback();
+    expect(report).toMatchObject({ outcome: 'restored', profileLink: 'system-4-link', currentSystem: paths.old });
+    expect(readFileSync(paths.calls, 'utf8')).toBe('system-old boot\n');
+  });
+
   it('with nothing to restore it succeeds, changes nothing and logs nothing', async () => {
     symlinkSync('system-4-link', paths.profile);
     symlinkSync(paths.old, paths.current);
@@ -75,6 +83,27 @@ describe('the rollback script on a target', () => {
     writeFileSync(paths.marker, `1700000000 watchdog canary-r0 ${paths.old}\n1700000100 watchdog canary-r1 ${paths.old}\n`);
     const report = await rollback();
     expect(report).toMatchObject({ outcome: 'unchanged', watchdogAt: 1700000100 });
+  });
+});
+
+describe('the confirmation on a target', () => {
+  const confirm = () => run('sh', ['-c', CONFIRM, 'avalanche-confirm', paths.canary, paths.marker, paths.profile, paths.current]);
+
+  it('removes the canary', async () => {
+    mkdirSync(join(dir, 'state'));
+    writeFileSync(paths.canary, '');
+    await confirm();
+    expect(existsSync(paths.canary)).toBe(false);
+  });
+
+  it('too late (canary gone): exit 3, saying what the host runs and when the watchdog rolled it back', async () => {
+    symlinkSync('system-4-link', paths.profile);
+    symlinkSync(paths.old, paths.current);
+    mkdirSync(join(dir, 'state'));
+    writeFileSync(paths.marker, `1700000100 watchdog canary-r1 ${paths.old}\n`);
+    const late = await confirm().then(() => undefined, (error: { code: number; stdout: string }) => error);
+    expect(late!.code).toBe(3);
+    expect(parseRollbackReport(late!.stdout)).toEqual({ outcome: undefined, watchdogAt: 1700000100, profileLink: 'system-4-link', profilePath: paths.old, currentSystem: paths.old });
   });
 });
 

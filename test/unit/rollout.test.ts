@@ -28,6 +28,14 @@ describe('planning rollouts', () => {
     expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 2 }).deploy.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
   });
 
+  it('gives the watchdog time for the health checks and the settle window by default', () => {
+    // The shipped defaults: 3 retries of a 10 s check, 2 s apart, then 5 s of settling.
+    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true }).deploy.confirmTimeoutSeconds).toBe(5 + 4 * 12 + 10);
+    const quick = fleetInventory((json) => (json.health = { retries: 0, timeoutSeconds: 2, intervalSeconds: 0, settleSeconds: 0 }));
+    expect(planDeploy(quick, hosts, { goal: 'switch', onCoordinator: true }).deploy.confirmTimeoutSeconds).toBe(30);
+    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, confirmTimeoutSeconds: 7 }).deploy.confirmTimeoutSeconds).toBe(7);
+  });
+
   it('arms the magic rollback only for goals that activate', () => {
     expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true }).deploy.magicRollback).toBe(true);
     expect(planDeploy(inventory, hosts, { goal: 'test', onCoordinator: true }).deploy.magicRollback).toBe(true);
@@ -190,6 +198,18 @@ describe('safe rollouts (recording executor)', () => {
     ], { magicRollback: false });
     expect(result.report.hosts.find((h) => h.name === 'opi01')).toMatchObject({ state: 'failed', generation: 'new' });
     expect(result.report.hosts.find((h) => h.name === 'opi01')!.note).toMatch(/rollback over SSH failed \(switch-to-configuration: failed\); it is on its new generation/);
+  });
+
+  it('a confirmation that comes too late reads the host: rolled back by the watchdog, or not', async () => {
+    const late = (stdout: string) => when(['avalanche-confirm', 'deploy@opi02.internal'], { exitCode: 3, stdout });
+    const reverted = await run([late('watchdog-at=1700000100\nprofile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/old-system\n')]);
+    expect(reverted.result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({
+      state: 'rolled-back',
+      generation: 'previous',
+      note: 'confirmation came too late: the watchdog rolled it back at 2023-11-14T22:15:00.000Z',
+    });
+    const gaveUp = await run([late('profile-link=system-5-link\nprofile-path=/nix/store/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn-fixture-toplevel\ncurrent-system=/nix/store/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn-fixture-toplevel\n')]);
+    expect(gaveUp.result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'failed', generation: 'new' });
   });
 
   it('fails over to another builder when the seed does not answer, and says so', async () => {
