@@ -1,6 +1,7 @@
 /** --dry-run: the plan as text (every command exactly as it would run) or as JSON. */
 import type { DeployPlan, PlannedCommand } from './plan.ts';
 import { copyToCoordinatorArgv } from './nix/commands.ts';
+import { describeTool } from './nix/nixos-rebuild.ts';
 import { planPinRoots } from './plan.ts';
 import { commandLine } from './stages/failure.ts';
 
@@ -14,6 +15,8 @@ export function renderPlan(plan: DeployPlan): string {
       (plan.onCoordinator ? ` (running on the coordinator ${inventory.coordinator.name})` : ''),
     '',
     '1. preflight',
+    `    nixos-rebuild on this machine: ${describeTool(plan.rebuild.tool)}${plan.rebuild.tool.error ? ` (${plan.rebuild.tool.error})` : ''}${plan.rebuild.tool.found ? '' : ' — preflight will fail'}`,
+    ...plan.rebuild.problems.map((problem) => `    ✖ ${problem} — preflight will fail`),
     ...preflight.ssh.map((check) => cmd(check.command)),
     `    GET ${preflight.cacheUrl}/nix-cache-info   (expects StoreDir: /nix/store)`,
     '2. evaluate',

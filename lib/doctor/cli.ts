@@ -27,8 +27,9 @@ export interface DoctorOptions {
 export function doctorUsage(): string {
   return `Check the fleet the way the fleet document's Verification and Troubleshooting
 sections do by hand: the cache and its signing key, every builder and target over
-SSH, the GC roots on the cache host, and that this machine cannot build the
-builders' systems itself. Each check prints ✔/✖/⚠, what it tried and, when
+SSH, the GC roots on the cache host, that this machine cannot build the
+builders' systems itself, and which nixos-rebuild it has (bash-era or
+nixos-rebuild-ng, and the flags it accepts). Each check prints ✔/✖/⚠, what it tried and, when
 something is wrong, the document's hint.
 
 Usage: npx tsx scripts/doctor.ts [options]      (just nix doctor)

@@ -1,6 +1,7 @@
 /**
- * The one place that starts processes. zx quotes every argv element, so
- * nothing is ever string-built into a shell line. Each command gets its own
+ * The one place that starts processes. zx runs each command through bash
+ * with every argv element quoted by zx itself (never string-built here), so
+ * each element reaches the program as one argument. Each command gets its own
  * session and process group (detached) and is killed as a tree on timeout or
  * abort — descendants that started a session of their own included.
  */

@@ -130,7 +130,8 @@ export class DeployLock {
           ['Wait for that deploy to finish; if it is dead, run again with --force-unlock.'],
         );
       }
-      await DeployLock.run(options, REMOVE, []);
+      // Only the stale holder's lock: a run that took it over meanwhile keeps its own (RELEASE checks the id).
+      await DeployLock.run(options, holder?.id ? RELEASE : REMOVE, holder?.id ? [holder.id] : []);
       note = `took over a stale deploy lock (${stale})`;
     }
     throw new StageError('could not take the deploy lock');

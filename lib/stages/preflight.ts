@@ -88,7 +88,9 @@ export function preflightTask(): ListrTask<RunContext> {
           run: async (sub) => {
             const { publicKey, listRoots } = preflight.cacheKey;
             const listing = isPlaceholderKey(publicKey) ? undefined : await ctx.executor.run(listRoots, { signal: ctx.signal });
-            const roots = listing && succeeded(listing) ? parseRootListing(listing.stdout) : undefined;
+            // find exits 1 for a missing directory: an answer ("nothing pinned"), not a failure to ask.
+            const listed = listing !== undefined && !listing.timedOut && !listing.aborted && (listing.exitCode === 0 || listing.exitCode === 1);
+            const roots = listing && listed ? parseRootListing(listing.stdout) : undefined;
             const newest = roots?.exists ? [...roots.roots].filter((r) => !r.dangling).sort((a, b) => b.mtimeMs - a.mtimeMs).slice(0, 3) : [];
             const check = await checkCacheKey(preflight.cacheUrl, publicKey, newest.map((r) => r.target), preflight.requestTimeoutMs, ctx.signal);
             if (check.kind === 'placeholder') {
@@ -99,9 +101,10 @@ export function preflightTask(): ListrTask<RunContext> {
               if (!ctx.plan.waitForCache.allowUnsigned) throw new StageError(what, [check.hint]);
               (ctx.warnings ??= []).push(`${what} — accepted because of --allow-unsigned`);
             }
+            const why = listing && !listed ? `could not list the GC roots on ${ctx.plan.inventory.coordinator.name} (${outputTail(listing, 1)[0] ?? `exit ${listing.exitCode}`})` : check.kind === 'unchecked' ? check.why : '';
             sub.title =
               check.kind === 'verified' ? `cache signs with cache.publicKey (${check.keyName}): checked on ${check.storePath}`
-              : check.kind === 'unchecked' ? `cache key not checked before the build: ${check.why}`
+              : check.kind === 'unchecked' ? `cache key not checked before the build: ${why}; the cache wait checks it after`
               : `cache key mismatch ACCEPTED (--allow-unsigned)`;
           },
         },

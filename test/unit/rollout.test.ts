@@ -257,6 +257,19 @@ describe('deploy lock', () => {
     await lock.release();
   });
 
+  it('removes a stale lock only while it is still that holder\'s, so two runs taking it over cannot both win', async () => {
+    let held = true;
+    const { hostname } = await import('node:os');
+    const dead = JSON.stringify({ ...JSON.parse(holder), id: 'stale-run-7', host: hostname() });
+    const executor = new RecordingExecutor([
+      (spec) => (spec.argv.join(' ').includes('set -C') && held ? ((held = false), { exitCode: 75, stdout: dead }) : undefined),
+    ]);
+    await DeployLock.acquire({ inventory, executor, onCoordinator: true, command: 'deploy', forceUnlock: false, isAlive: () => false });
+    const removal = executor.calls[1]!.argv;
+    expect(removal.slice(-2)).toEqual([inventory.paths.lock, 'stale-run-7']);
+    expect(removal.join(' ')).toContain('grep -qF -- "$2" "$1"');
+  });
+
   it('takes over a lock whose run is gone', async () => {
     let held = true;
     const { hostname } = await import('node:os');
