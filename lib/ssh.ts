@@ -24,6 +24,11 @@ export function deployTarget(host: InventoryHost): SshTarget {
 /** The non-interactive sudo prefix: -n makes sudo fail ("a password is required") rather than prompt. */
 export const SUDO_NON_INTERACTIVE = ['sudo', '-n', '--'] as const;
 
+/** What to do when a deploy user's `sudo -n` refuses (preflight and doctor). */
+export const SUDO_HINT =
+  'Every step that needs root (activation, the watchdog, confirmation, rollback) uses sudo -n: give the deploy user passwordless sudo ' +
+  '(NixOS: security.sudo.extraRules with NOPASSWD for it, or security.sudo.wheelNeedsPassword = false with it in wheel), or deploy as root.';
+
 /** `argv` as root on `target`: as is for root, behind `sudo -n --` otherwise. */
 export function asRoot(target: SshTarget, argv: readonly string[]): string[] {
   return target.escalation === 'sudo' ? [...SUDO_NON_INTERACTIVE, ...argv] : [...argv];

@@ -11,13 +11,11 @@ import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
 import { describeTool } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
+import { SUDO_HINT } from '../ssh.ts';
 import { describeFailure, expectSuccess } from './failure.ts';
 
 /** ssh's own exit status when it cannot connect or authenticate (ssh(1)); the remote command's status otherwise. */
 const SSH_FAILED = 255;
-const SUDO_HINT =
-  'Every step that needs root (activation, the watchdog, confirmation, rollback) uses sudo -n: give the deploy user passwordless sudo ' +
-  '(NixOS: security.sudo.extraRules with NOPASSWD for it, or security.sudo.wheelNeedsPassword = false with it in wheel), or deploy as root.';
 const PLACEHOLDER_HINT =
   "Put the cache's public key there: the contents of /var/lib/harmonia/cache-pub-key.pem on the cache host (the same line as in every machine's trusted-public-keys).";
 import { runSubtasks } from './subtasks.ts';

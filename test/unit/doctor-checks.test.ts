@@ -205,6 +205,14 @@ describe('doctor: targets', () => {
     expect(argv.at(-1)).toMatch(/^sh -c '.*' avalanche-probe \/nix\/var\/nix\/profiles\/system \/run\/current-system$/s);
   });
 
+  it('fails a target whose deploy user cannot sudo -n, with the fix', async () => {
+    const refused = onRemote('deploy@opi01.internal', 'sudo -n -- true', { exitCode: 1, stderr: 'sudo: a password is required\n' });
+    const { outcome, executor } = await check((inv) => targetCheck(inv, 'opi01'), fleet(refused));
+    expect(outcome).toMatchObject({ status: 'fail', summary: 'sudo -n (no password prompt) exited with 1', details: ['| sudo: a password is required'] });
+    expect(outcome.hints).toEqual([expect.stringMatching(/passwordless sudo/)]);
+    expect(executor.calls.map((c) => c.argv.at(-1))).toContain('sudo -n -- true');
+  });
+
   it('says when the running system is not the profile\'s', async () => {
     const tested = onRemote('deploy@opi01.internal', 'sh -c', { stdout: `system-2-link\n${FIXTURE_TOPLEVEL}\n${FIXTURE_DEP}\n` });
     const { outcome } = await check((inv) => targetCheck(inv, 'opi01'), fleet(tested));

@@ -4,7 +4,9 @@
  * touches the host (lib/rollout/host-steps.ts).
  */
 import type { HostName, Inventory } from '../../inventory/schema.ts';
-import { deployTarget, destination } from '../../ssh.ts';
+import { asRoot, deployTarget, destination, sshArgv, SUDO_HINT } from '../../ssh.ts';
+import { sshCommandTimeoutMs } from '../../plan.ts';
+import { runCommand } from '../probes.ts';
 import { targetHints } from '../hints.ts';
 import type { Check } from '../types.ts';
 import { commandFailed, sshFailed } from './outcome.ts';
@@ -24,6 +26,12 @@ export function targetCheck(inventory: Inventory, host: HostName): Check {
       const tried = [probe.tried];
       if (probe.value === undefined) {
         return commandFailed(sshFailed(probe.result) ? 'ssh' : 'reading its generation', probe, [targetHints.ssh(target)]);
+      }
+      // Every root step of the deploy goes through sudo -n for a non-root deploy user.
+      if (target.escalation === 'sudo') {
+        const sudo = await runCommand(ctx, { argv: sshArgv(inventory, target, asRoot(target, ['true'])), timeoutMs: sshCommandTimeoutMs(inventory) }, () => true);
+        tried.push(sudo.tried);
+        if (sudo.value === undefined) return commandFailed('sudo -n (no password prompt)', sudo, [SUDO_HINT], tried);
       }
       const { profileLink } = probe.value;
       const profilePath = asStorePath(probe.value.profilePath);
