@@ -87,7 +87,8 @@ describe('doctor command line', () => {
     expect(parsed.checks.find((c: { id: string }) => c.id === 'target:opi03')).toMatchObject({
       status: 'warn',
       summary: 'no /nix/var/nix/profiles/system yet',
-      tried: [expect.stringContaining('deploy@opi03.internal')],
+      // The generation probe, then the deploy user's sudo -n.
+      tried: [expect.stringContaining('avalanche-probe'), expect.stringMatching(/deploy@opi03\.internal -- 'sudo -n -- true'$/)],
       hints: [expect.stringMatching(/^No system profile yet/)],
     });
   });
