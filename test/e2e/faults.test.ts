@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { descendantsOf } from '../../lib/exec/proc.ts';
 import {
   acceptedLogins,
   activated,
@@ -172,9 +173,19 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const rebuilding = () => {
+    // A nixos-rebuild of this run: a descendant of the deploy we started (never one left by another test).
+    const rebuilding = async () =>
+      descendantsOf([child.pid!]).some((p) => {
+        try {
+          return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').join(' ').includes('nixos-rebuild switch');
+        } catch {
+          return false;
+        }
+      });
+    // Afterwards: no nixos-rebuild left anywhere on the machine (an orphan is no one's descendant).
+    const anyRebuilding = () => {
       const ps = spawn('pgrep', ['-f', 'nixos-rebuild switch --flake path:']);
-      return new Promise<boolean>((resolve) => ps.on('exit', (code) => resolve(code === 0)));
+      return new Promise<boolean>((resolve) => ps.on('exit', (status) => resolve(status === 0)));
     };
     await until('nixos-rebuild runs', rebuilding);
     await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -183,7 +194,7 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
     const code = await exited;
     expect(code).toBe(130);
     expect(Date.now() - interruptedAt).toBeLessThan(5000);
-    expect(await rebuilding()).toBe(false);
+    expect(await anyRebuilding()).toBe(false);
     const report = JSON.parse(stdout).report;
     expect(report.outcome).toBe('interrupted');
     const rows: HostRow[] = report.hosts;
