@@ -88,7 +88,7 @@ async function bringUp(): Promise<Shared> {
     return { users: 0, info: null, reason, down: () => undefined };
   }
   const lock = await holdLabLock();
-  const env = { ...process.env, LAB_KERNEL_SECONDS: process.env.LAB_KERNEL_SECONDS ?? '3', LAB_LOCK_HELD: '1' };
+  const env = { ...process.env, LAB_KERNEL_SECONDS: process.env.LAB_KERNEL_SECONDS ?? '1', LAB_LOCK_HELD: '1' };
   const down = () => {
     try {
       sh('down.sh', env);
