@@ -14,7 +14,7 @@ import {
   nixosRebuildEnv,
   seedBuildArgv,
 } from './nix/commands.ts';
-import { chooseRebuildFlags, type RebuildTool, unprobedRebuildTool } from './nix/nixos-rebuild.ts';
+import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from './nix/nixos-rebuild.ts';
 import { type HostSteps, hostSteps } from './rollout/host-steps.ts';
 import {
   builderTarget,
@@ -161,14 +161,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? defaultConfirmSeconds(inventory);
   const runId = options.runId ?? 'RUN-ID';
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
-  const localSystem = options.localSystem ?? inventory.coordinator.system;
-  const rebuildFlags = Object.fromEntries(
-    hosts.map((host) => {
-      const entry = inventory.hosts[host]!;
-      return [host, chooseRebuildFlags(rebuildTool, { needsSudo: entry.deployUser !== 'root', crossSystem: entry.system !== localSystem }, inventory.nixosRebuild)];
-    }),
-  );
-  const rebuildProblems = [...new Set(Object.values(rebuildFlags).flatMap((f) => f.problems))];
+  const { flags: rebuildFlags, problems: rebuildProblems } = planRebuildFlags(inventory, hosts, rebuildTool, options.localSystem ?? inventory.coordinator.system);
 
   return {
     inventory,
@@ -272,6 +265,28 @@ export function planPinRoots(plan: DeployPlan, storePaths: readonly string[]): P
 }
 
 const ACTIVATING_GOALS: readonly Goal[] = ['switch', 'test'];
+
+/**
+ * Each host's nixos-rebuild flags for `tool` run on a machine of
+ * `localSystem` (the sudo flag where the target escalates, the no-re-exec
+ * flag), and every problem that would make one fail (the deploy's preflight
+ * and the doctor report the same ones).
+ */
+export function planRebuildFlags(
+  inventory: Inventory,
+  hosts: readonly HostName[],
+  tool: RebuildTool,
+  localSystem: string,
+): { readonly flags: Readonly<Record<HostName, RebuildFlags>>; readonly problems: readonly string[] } {
+  const flags = Object.fromEntries(
+    hosts.map((host) => {
+      const entry = inventory.hosts[host]!;
+      const needsSudo = deployTarget(entry).escalation === 'sudo';
+      return [host, chooseRebuildFlags(tool, { needsSudo, crossSystem: entry.system !== localSystem }, inventory.nixosRebuild)];
+    }),
+  );
+  return { flags, problems: [...new Set(Object.values(flags).flatMap((f) => f.problems))] };
+}
 
 /**
  * How long the watchdog waits for the confirmation by default (seconds,

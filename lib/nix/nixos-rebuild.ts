@@ -86,6 +86,9 @@ export async function probeRebuildTool(executor: Executor, command: readonly str
   return tool;
 }
 
+/** What to do when the configured nixos-rebuild cannot be run here (preflight and doctor). */
+export const REBUILD_NOT_FOUND_HINT = "Run the deploy where NixOS's nixos-rebuild is installed, or set nixosRebuild.command to its path.";
+
 /** Used when nothing was probed (unit tests, a plan made without the tool): flavour unknown. */
 export function unprobedRebuildTool(command: readonly string[]): RebuildTool {
   return { command, found: true, flavour: 'unknown', flags: [] };

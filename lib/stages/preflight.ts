@@ -9,7 +9,7 @@ import { type DeployPlan, replanWithSeed } from '../plan.ts';
 import { parseRootListing } from '../cache/gc-roots.ts';
 import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
-import { describeTool } from '../nix/nixos-rebuild.ts';
+import { describeTool, REBUILD_NOT_FOUND_HINT } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
 import { SUDO_HINT } from '../ssh.ts';
 import { describeFailure, expectSuccess } from './failure.ts';
@@ -75,7 +75,7 @@ export function preflightTask(): ListrTask<RunContext> {
           run: async (sub) => {
             const { tool, problems } = ctx.plan.rebuild;
             if (!tool.found) {
-              throw new StageError(`${describeTool(tool)}: ${tool.error}`, ["Run the deploy where NixOS's nixos-rebuild is installed, or set nixosRebuild.command to its path."]);
+              throw new StageError(`${describeTool(tool)}: ${tool.error}`, [REBUILD_NOT_FOUND_HINT]);
             }
             if (problems.length) throw new StageError(problems.join('\n'), ['`just nix doctor` shows which nixos-rebuild this is and which flags it accepts.']);
             sub.title = `nixos-rebuild on this machine: ${describeTool(tool)}`;

@@ -5,7 +5,8 @@
  * across systems).
  */
 import type { Inventory } from '../../inventory/schema.ts';
-import { chooseRebuildFlags, describeTool, probeRebuildTool, rebuildHelpArgv } from '../../nix/nixos-rebuild.ts';
+import { describeTool, probeRebuildTool, REBUILD_NOT_FOUND_HINT, rebuildHelpArgv } from '../../nix/nixos-rebuild.ts';
+import { planRebuildFlags } from '../../plan.ts';
 import { localNixSystem } from '../../nix/system.ts';
 import type { Check } from '../types.ts';
 
@@ -20,16 +21,9 @@ export function nixosRebuildCheck(inventory: Inventory): Check {
       const tried = [rebuildHelpArgv(command).join(' ')];
       const tool = await probeRebuildTool(ctx.executor, command, inventory.timeouts.connectSeconds * 1000);
       if (!tool.found) {
-        return { status: 'fail', summary: `${describeTool(tool)} (${tool.error})`, tried, hints: ['Run the deploy where NixOS\'s nixos-rebuild is installed, or set nixosRebuild.command to its path.'] };
+        return { status: 'fail', summary: `${describeTool(tool)} (${tool.error})`, tried, hints: [REBUILD_NOT_FOUND_HINT] };
       }
-      const local = localNixSystem();
-      const problems = [
-        ...new Set(
-          Object.values(inventory.hosts).flatMap(
-            (host) => chooseRebuildFlags(tool, { needsSudo: host.deployUser !== 'root', crossSystem: host.system !== local }, inventory.nixosRebuild).problems,
-          ),
-        ),
-      ];
+      const { problems } = planRebuildFlags(inventory, Object.keys(inventory.hosts), tool, localNixSystem());
       const accepts = INTERESTING.filter((flag) => tool.flags.includes(flag));
       const summary = `${describeTool(tool)}${tool.flavour === 'unknown' ? '' : `; accepts ${accepts.join(', ') || 'none'} of ${INTERESTING.join(', ')}`}`;
       if (problems.length) return { status: 'fail', summary, tried, details: problems };
