@@ -6,6 +6,7 @@
  * on the coordinator or over SSH to it.
  */
 import { posix } from 'node:path';
+import { storePathHash } from './narinfo.ts';
 
 /** The weekly prune timer's threshold (`find … -type l -mtime +30 -delete`). */
 export const PRUNE_AFTER_DAYS = 30;
@@ -66,4 +67,30 @@ export function parseRootListing(stdout: string): GcRootListing {
 
 export function olderThan(roots: readonly GcRoot[], days: number, now: number): GcRoot[] {
   return roots.filter((root) => now - root.mtimeMs > days * 86_400_000);
+}
+
+/** How many of the newest roots are worth asking the cache about (the doctor's key check and preflight's). */
+export const ROOTS_TO_TRY = 3;
+
+/**
+ * The newest `count` roots that point at a store path that still exists
+ * (mtime of the link, newest first): what the cache host's Harmonia must
+ * serve. Empty when the directory does not exist.
+ */
+export function newestLiveRoots(listing: GcRootListing | undefined, count = ROOTS_TO_TRY): GcRoot[] {
+  if (!listing?.exists) return [];
+  return listing.roots
+    .filter((root) => !root.dangling && isStorePath(root.target))
+    .sort((a, b) => b.mtimeMs - a.mtimeMs)
+    .slice(0, count);
+}
+
+/** A path a narinfo can be asked for: under /nix/store, with a valid hash part. */
+export function isStorePath(path: string): boolean {
+  try {
+    storePathHash(path);
+    return path.startsWith('/nix/store/');
+  } catch {
+    return false;
+  }
 }

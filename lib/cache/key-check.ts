@@ -4,13 +4,12 @@
  * 40-minute seed build. Harmonia serves (and signs) every path in the cache
  * host's store, so a path pinned there is a path it must serve.
  */
-import { isPlaceholderKey, signatureProblem } from './hints.ts';
+import { signatureProblem } from './hints.ts';
 import { probeNarInfo } from './client.ts';
 import { parsePublicKey } from './narinfo.ts';
 
 export type KeyCheck =
   | { readonly kind: 'verified'; readonly storePath: string; readonly keyName: string }
-  | { readonly kind: 'placeholder' }
   | { readonly kind: 'mismatch'; readonly storePath: string; readonly message: string; readonly hint: string; readonly sigs: readonly string[] }
   | { readonly kind: 'unchecked'; readonly why: string };
 
@@ -19,6 +18,7 @@ export type KeyCheck =
  * served, and verifies its `Sig` with `publicKey` (ed25519 over the narinfo
  * fingerprint). Each request is bounded by `timeoutMs`. Never throws: a
  * cache that does not answer is `unchecked` (the cache-info check reports it).
+ * The shipped placeholder key is the caller's to refuse first (isPlaceholderKey).
  */
 export async function checkCacheKey(
   cacheUrl: string,
@@ -27,7 +27,6 @@ export async function checkCacheKey(
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<KeyCheck> {
-  if (isPlaceholderKey(publicKey)) return { kind: 'placeholder' };
   const trusted = [parsePublicKey(publicKey)];
   for (const storePath of storePaths) {
     let probe;

@@ -6,19 +6,19 @@ import { StageError } from '../errors.ts';
 import type { RunContext } from './context.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
 import { type DeployPlan, replanWithSeed } from '../plan.ts';
-import { parseRootListing } from '../cache/gc-roots.ts';
+import { newestLiveRoots, parseRootListing } from '../cache/gc-roots.ts';
 import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
 import { describeTool, REBUILD_NOT_FOUND_HINT } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
 import { SUDO_HINT } from '../ssh.ts';
 import { describeFailure, expectSuccess } from './failure.ts';
+import { runSubtasks } from './subtasks.ts';
 
 /** ssh's own exit status when it cannot connect or authenticate (ssh(1)); the remote command's status otherwise. */
 const SSH_FAILED = 255;
 const PLACEHOLDER_HINT =
   "Put the cache's public key there: the contents of /var/lib/harmonia/cache-pub-key.pem on the cache host (the same line as in every machine's trusted-public-keys).";
-import { runSubtasks } from './subtasks.ts';
 
 export function preflightTask(): ListrTask<RunContext> {
   return {
@@ -85,21 +85,18 @@ export function preflightTask(): ListrTask<RunContext> {
           title: `cache signs with cache.publicKey (${preflight.cacheKey.publicKey.split(':')[0]})`,
           run: async (sub) => {
             const { publicKey, listRoots } = preflight.cacheKey;
-            const listing = isPlaceholderKey(publicKey) ? undefined : await ctx.executor.run(listRoots, { signal: ctx.signal });
+            if (isPlaceholderKey(publicKey)) throw new StageError(`cache.publicKey is the placeholder shipped in hosts.json (${publicKey})`, [PLACEHOLDER_HINT]);
+            const listing = await ctx.executor.run(listRoots, { signal: ctx.signal });
             // find exits 1 for a missing directory: an answer ("nothing pinned"), not a failure to ask.
-            const listed = listing !== undefined && !listing.timedOut && !listing.aborted && (listing.exitCode === 0 || listing.exitCode === 1);
-            const roots = listing && listed ? parseRootListing(listing.stdout) : undefined;
-            const newest = roots?.exists ? [...roots.roots].filter((r) => !r.dangling).sort((a, b) => b.mtimeMs - a.mtimeMs).slice(0, 3) : [];
+            const listed = !listing.timedOut && !listing.aborted && (listing.exitCode === 0 || listing.exitCode === 1);
+            const newest = newestLiveRoots(listed ? parseRootListing(listing.stdout) : undefined);
             const check = await checkCacheKey(preflight.cacheUrl, publicKey, newest.map((r) => r.target), preflight.requestTimeoutMs, ctx.signal);
-            if (check.kind === 'placeholder') {
-              throw new StageError(`cache.publicKey is the placeholder shipped in hosts.json (${publicKey})`, [PLACEHOLDER_HINT]);
-            }
             if (check.kind === 'mismatch') {
               const what = `${check.message} — the cache serves ${check.storePath} with ${check.sigs.map((sig) => `Sig: ${sig}`).join(', ') || 'no signature'}; cache.publicKey is ${publicKey}`;
               if (!ctx.plan.waitForCache.allowUnsigned) throw new StageError(what, [check.hint]);
               (ctx.warnings ??= []).push(`${what} — accepted because of --allow-unsigned`);
             }
-            const why = listing && !listed ? `could not list the GC roots on ${ctx.plan.inventory.coordinator.name} (${outputTail(listing, 1)[0] ?? `exit ${listing.exitCode}`})` : check.kind === 'unchecked' ? check.why : '';
+            const why = !listed ? `could not list the GC roots on ${ctx.plan.inventory.coordinator.name} (${outputTail(listing, 1)[0] ?? `exit ${listing.exitCode}`})` : check.kind === 'unchecked' ? check.why : '';
             sub.title =
               check.kind === 'verified' ? `cache signs with cache.publicKey (${check.keyName}): checked on ${check.storePath}`
               : check.kind === 'unchecked' ? `cache key not checked before the build: ${why}; the cache wait checks it after`

@@ -35,12 +35,13 @@ export function seedBuildTask(): ListrTask<RunContext> {
       // What the log said; if it said nothing (nix did not start), whatever came out that is not a log record.
       const told = log.failureLines();
       const shown = told.length ? told : outputTail(result).filter((line) => !line.startsWith('@nix '));
-      expectSuccess(`seed build on ${plan.seed} failed`, plan.seedBuild, result, placementHints(log, elsewhere), shown);
+      const hints = placementHints(log, elsewhere);
+      expectSuccess(`seed build on ${plan.seed} failed`, plan.seedBuild, result, hints, shown);
 
       const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
       const toplevels = ctx.toplevels ?? {};
       if (elsewhere.length) {
-        throw new StageError(`built elsewhere than on ${plan.seed} (${seedUri}): ${describeBuilds(elsewhere)}`, placementHints(log, elsewhere));
+        throw new StageError(`built elsewhere than on ${plan.seed} (${seedUri}): ${describeBuilds(elsewhere)}`, hints);
       }
       const missing = plan.hosts.filter((host) => !built.has(toplevels[host]?.outPath ?? ''));
       if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);

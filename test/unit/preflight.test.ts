@@ -67,3 +67,17 @@ describe('preflight', () => {
     expect(ssh.result.error!.message).toMatch(/^opi02 \(target\) does not answer SSH: ssh exited with 255/);
   });
 });
+
+describe('the GC roots worth asking the cache about', () => {
+  it('are the newest three that point at existing store paths', async () => {
+    const { newestLiveRoots, parseRootListing } = await import('../../lib/cache/gc-roots.ts');
+    const paths = ['a', 'b', 'c', 'd'].map((x) => `/nix/store/${x.repeat(32)}-${x}`);
+    const listing = parseRootListing(rootDirListing(
+      rootLine(paths[0]!, { ageDays: 4 }), rootLine(paths[1]!, { ageDays: 1 }), rootLine(paths[2]!, { ageDays: 2, dangling: true }),
+      rootLine(paths[3]!, { ageDays: 3 }), rootLine('/var/lib/not-a-store-path', { ageDays: 0 }), rootLine(FIXTURE_TOPLEVEL, { ageDays: 5 }),
+    ).stdout!);
+    expect(newestLiveRoots(listing).map((r) => r.target)).toEqual([paths[1], paths[3], paths[0]]);
+    expect(newestLiveRoots({ exists: false })).toEqual([]);
+    expect(newestLiveRoots(undefined)).toEqual([]);
+  });
+});

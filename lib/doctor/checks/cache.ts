@@ -5,7 +5,8 @@
 import { posix } from 'node:path';
 import { narInfoUrl, probeNarInfo } from '../../cache/client.ts';
 import { cacheHints, cacheUnreachableHints, pathMissingHints, signatureProblem } from '../../cache/hints.ts';
-import { parsePublicKey, storePathHash } from '../../cache/narinfo.ts';
+import { isStorePath, newestLiveRoots } from '../../cache/gc-roots.ts';
+import { parsePublicKey } from '../../cache/narinfo.ts';
 import type { Inventory } from '../../inventory/schema.ts';
 import type { Check, DoctorContext } from '../types.ts';
 import { describeError } from './outcome.ts';
@@ -37,23 +38,11 @@ interface KnownPath {
   readonly pinned: boolean;
 }
 
-const ROOTS_TO_TRY = 3;
-
-function isStorePath(path: string): boolean {
-  try {
-    storePathHash(path);
-    return path.startsWith('/nix/store/');
-  } catch {
-    return false;
-  }
-}
-
 /** Newest GC roots first, then the targets' current systems; asked for only as far as needed. */
 async function* knownPaths(ctx: DoctorContext, tried: string[]): AsyncGenerator<KnownPath> {
   const roots = await ctx.probes.gcRoots();
   tried.push(roots.tried);
-  const live = roots.value?.exists ? roots.value.roots.filter((r) => !r.dangling && isStorePath(r.target)) : [];
-  for (const root of [...live].sort((a, b) => b.mtimeMs - a.mtimeMs).slice(0, ROOTS_TO_TRY)) {
+  for (const root of newestLiveRoots(roots.value)) {
     yield { storePath: root.target, source: `GC root ${root.name}`, pinned: true };
   }
   for (const host of Object.keys(ctx.inventory.hosts)) {
