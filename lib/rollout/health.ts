@@ -114,13 +114,9 @@ export async function holdHealthy(
     if (options.signal.aborted) return {};
     const elapsed = Math.round((Date.now() - started) / 1000);
     options.onProgress?.(`health: holding (${elapsed}/${Math.round(options.durationMs / 1000)} s)`);
-    for (const check of checks) {
-      try {
-        await check.run(options.signal);
-      } catch (error) {
-        if (options.signal.aborted) return {};
-        return { failed: { check: check.name, reason: (error as Error).message, afterSeconds: elapsed } };
-      }
-    }
+    // One round: every check once, no retries.
+    const round = await runHealthChecks(checks, { retries: 0, intervalMs: 0, signal: options.signal });
+    if (options.signal.aborted) return {};
+    if (round.failed) return { failed: { check: round.failed.check, reason: round.failed.reason, afterSeconds: elapsed } };
   }
 }
