@@ -54,8 +54,3 @@ export function colours(output: { readonly env: NodeJS.ProcessEnv; readonly isTT
   }
   return instance;
 }
-
-/** The colours for this process's own stdout and environment. */
-export function processColours(): ChalkInstance {
-  return colours({ env: process.env, isTTY: Boolean(process.stdout.isTTY) });
-}

@@ -1,6 +1,5 @@
 /** The doctor's results as text (✔/✖/⚠, what it tried, the hints) and as JSON. */
 import type { ChalkInstance } from 'chalk';
-import { processColours } from '../cli/colour.ts';
 import { countByStatus, healthy } from './run.ts';
 import type { CheckResult, CheckStatus } from './types.ts';
 
@@ -13,10 +12,10 @@ const symbols = (chalk: ChalkInstance): Record<CheckStatus, string> => ({
 
 /**
  * One check's lines: ✔/✖/⚠/↓, what it tried, details and hints. `chalk`:
- * the colours to use (lib/cli/colour.ts; by default this process's, which
- * honour NO_COLOR and FORCE_COLOR).
+ * the colours to use, chosen by the caller for its output (lib/cli/colour.ts,
+ * which honours NO_COLOR and FORCE_COLOR).
  */
-export function renderResult(result: CheckResult, chalk: ChalkInstance = processColours()): string {
+export function renderResult(result: CheckResult, chalk: ChalkInstance): string {
   const lines = [`${symbols(chalk)[result.status]} ${result.title}: ${result.summary}`];
   for (const tried of result.tried) lines.push(chalk.dim(`    ${tried.startsWith('GET ') ? '' : '$ '}${tried}`));
   for (const detail of result.details) lines.push(`    ${detail}`);
@@ -25,7 +24,7 @@ export function renderResult(result: CheckResult, chalk: ChalkInstance = process
 }
 
 /** `doctor: N passed, N failed, N warned — healthy|problems found`, coloured with `chalk` (see renderResult). */
-export function renderSummary(results: readonly CheckResult[], chalk: ChalkInstance = processColours()): string {
+export function renderSummary(results: readonly CheckResult[], chalk: ChalkInstance): string {
   const counts = countByStatus(results);
   const parts = [`${counts.pass} passed`, `${counts.fail} failed`, `${counts.warn} warned`, ...(counts.skip ? [`${counts.skip} skipped`] : [])];
   const verdict = healthy(results) ? chalk.green('healthy') : chalk.red('problems found');

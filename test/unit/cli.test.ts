@@ -2,7 +2,8 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Io, runCli } from '../../lib/cli/main.ts';
+import type { Io } from '../../lib/cli/io.ts';
+import { runCli } from '../../lib/cli/main.ts';
 import { fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
 
 async function cli(command: 'deploy' | 'deploy-all', args: string[]) {

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { colourLevel, colours } from '../../lib/cli/colour.ts';
-import { type Io, runCli } from '../../lib/cli/main.ts';
+import type { Io } from '../../lib/cli/io.ts';
+import { runCli } from '../../lib/cli/main.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
 
 const SGR = /\u001b\[[0-9;]*m/;

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runReportCli } from '../../lib/report/cli.ts';
+import { runReportCli } from '../../lib/cli/report.ts';
 import { appendHistory, summarizeRun } from '../../lib/report/history.ts';
 import { writeReport } from '../../lib/report/report.ts';
 import { sampleReport } from '../helpers/sample-report.ts';
@@ -25,7 +25,7 @@ beforeAll(async () => {
 async function report(...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runReportCli(args, { stdout: (t) => out.push(t), stderr: (t) => err.push(t) });
+  const code = await runReportCli(args, { stdout: (t) => out.push(t), stderr: (t) => err.push(t), isTTY: false, env: {} });
   return { code, stdout: out.join('\n'), stderr: err.join('\n') };
 }
 

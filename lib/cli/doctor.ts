@@ -2,21 +2,21 @@
  * `scripts/doctor.ts`: parse, load the inventory, run every check, print
  * ✔/✖/⚠ as results come in (or JSON at the end). Exit 0 when nothing
  * failed, 1 when a check failed, 2 for usage and inventory errors — mapped
- * like the deploy's (lib/cli/main.ts), without stack traces.
+ * like the deploy's (lib/cli/io.ts), without stack traces.
  */
 import { hostname } from 'node:os';
-import { colours } from '../cli/colour.ts';
-import { failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from '../cli/main.ts';
-import { parseStrict } from '../cli/parse.ts';
+import { doctorChecks } from '../doctor/checks/index.ts';
+import { createDoctorContext } from '../doctor/context.ts';
+import { renderResult, renderSummary, resultsAsJson } from '../doctor/render.ts';
+import { healthy, runChecks } from '../doctor/run.ts';
 import { ExitCode, InterruptedError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { isOnCoordinator } from '../plan.ts';
-import { doctorChecks } from './checks/index.ts';
-import { createDoctorContext } from './context.ts';
-import { renderResult, renderSummary, resultsAsJson } from './render.ts';
-import { healthy, runChecks } from './run.ts';
+import { colours } from './colour.ts';
+import { failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+import { parseStrict } from './parse.ts';
 
 export interface DoctorOptions {
   readonly inventory: string;
@@ -24,6 +24,7 @@ export interface DoctorOptions {
   readonly help: boolean;
 }
 
+/** The doctor's --help text. */
 export function doctorUsage(): string {
   return `Check the fleet the way the fleet document's Verification and Troubleshooting
 sections do by hand: the cache and its signing key, every builder and target over
@@ -42,6 +43,7 @@ Options:
 Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 usage or inventory error.`;
 }
 
+/** The doctor's options; throws UsageError for an unknown flag or any positional argument. */
 export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
   const options = {
     inventory: { type: 'string', default: 'hosts.json' },
@@ -52,13 +54,20 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
   return { inventory: values.inventory ?? 'hosts.json', json: values.json ?? false, help: values.help ?? false };
 }
 
+/** What a test puts in place of the real machine: the executor, this host's name and the clock (ms since the epoch). */
 export interface DoctorDependencies {
   readonly executor?: Executor;
   readonly hostname?: string;
   readonly now?: number;
 }
 
+/**
+ * scripts/doctor.ts: runs every check and prints each result as it comes in
+ * (or all as JSON at the end). Returns the exit code (0 healthy, 1 a check
+ * failed, 2 usage or inventory error, 130 interrupted); never throws.
+ */
 export async function runDoctorCli(argv: readonly string[], io: Io = processIo, deps: DoctorDependencies = {}): Promise<number> {
+  const chalk = colours(io);
   let json = wantsJson(argv);
   try {
     const options = parseDoctorArgs(argv);
@@ -79,13 +88,13 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
     let results;
     try {
       results = await runChecks(doctorChecks(inventory), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
-        if (!json) io.stdout(renderResult(result, colours(io)));
+        if (!json) io.stdout(renderResult(result, chalk));
       });
     } finally {
       release();
     }
     const exitCode = healthy(results) ? ExitCode.ok : ExitCode.stageFailed;
-    io.stdout(json ? JSON.stringify(resultsAsJson(results, exitCode), null, 2) : `\n${renderSummary(results, colours(io))}`);
+    io.stdout(json ? JSON.stringify(resultsAsJson(results, exitCode), null, 2) : `\n${renderSummary(results, chalk)}`);
     return exitCode;
   } catch (error) {
     // The deploy's wording for an interruption speaks of hosts left untouched; the doctor changes nothing.

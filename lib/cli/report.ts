@@ -3,26 +3,18 @@
  * history of recent runs. Nothing here throws past runReportCli.
  */
 import { writeFile } from 'node:fs/promises';
-import { parseStrict } from '../cli/parse.ts';
 import { ExitCode, UsageError } from '../errors.ts';
-import { type Comparison, comparisonWithRun, recentMedians } from './compare.ts';
-import { formatDuration } from './format.ts';
-import { type HistoryEntry, historyPathFor, readHistory, summarizeRun } from './history.ts';
-import { renderHtml } from './html.ts';
-import { loadRun, ReportNotFoundError } from './load.ts';
-import { renderMarkdown } from './markdown.ts';
-import { renderReport, type RunReport } from './report.ts';
-import { markdownTable, textTable } from './table.ts';
-
-export interface ReportIo {
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
-}
-
-const processIo: ReportIo = {
-  stdout: (text) => process.stdout.write(`${text}\n`),
-  stderr: (text) => process.stderr.write(`${text}\n`),
-};
+import { type Comparison, comparisonWithRun, recentMedians } from '../report/compare.ts';
+import { formatDuration } from '../report/format.ts';
+import { type HistoryEntry, historyPathFor, readHistory, summarizeRun } from '../report/history.ts';
+import { renderHtml } from '../report/html.ts';
+import { loadRun, ReportNotFoundError } from '../report/load.ts';
+import { renderMarkdown } from '../report/markdown.ts';
+import { renderReport, type RunReport } from '../report/report.ts';
+import { markdownTable, textTable } from '../report/table.ts';
+import { colours } from './colour.ts';
+import { failure, type Io, processIo } from './io.ts';
+import { parseStrict } from './parse.ts';
 
 /** How many runs `--history` lists. */
 export const HISTORY_ROWS = 20;
@@ -55,6 +47,7 @@ interface ReportArgs {
   readonly help: boolean;
 }
 
+/** The options of scripts/report.ts; throws UsageError for unknown flags and combinations that do not go together. */
 export function parseReportArgs(argv: readonly string[]): ReportArgs {
   const { values, positionals } = parseStrict(argv, {
     last: { type: 'boolean', default: false },
@@ -83,7 +76,13 @@ export function parseReportArgs(argv: readonly string[]): ReportArgs {
   };
 }
 
-export async function runReportCli(argv: readonly string[], io: ReportIo = processIo): Promise<number> {
+/**
+ * Shows what `argv` asks for on `io`. Returns the exit code: 0 shown, 1 the
+ * HTML file could not be written, 2 bad arguments or a run (or history) that
+ * cannot be found or read; never throws.
+ */
+export async function runReportCli(argv: readonly string[], io: Io = processIo): Promise<number> {
+  const chalk = colours(io);
   try {
     const args = parseReportArgs(argv);
     if (args.help) {
@@ -91,7 +90,7 @@ export async function runReportCli(argv: readonly string[], io: ReportIo = proce
       return ExitCode.ok;
     }
     const historyPath = historyPathFor(args.reportDir);
-    const history = await readHistory(historyPath, (warning) => io.stderr(`warning: ${warning}`));
+    const history = await readHistory(historyPath, (warning) => io.stderr(chalk.yellow(`warning: ${warning}`)));
     if (args.history) {
       if (history.length === 0) throw new ReportNotFoundError(`no runs in ${historyPath} yet (a deploy adds one line per run)`);
       io.stdout(renderHistory(history, args.markdown));
@@ -106,7 +105,7 @@ export async function runReportCli(argv: readonly string[], io: ReportIo = proce
       try {
         await writeFile(args.html, renderHtml(report, comparison));
       } catch (error) {
-        io.stderr(`error: cannot write ${args.html}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        io.stderr(chalk.red(`error: cannot write ${args.html}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`));
         return ExitCode.stageFailed;
       }
     }
@@ -115,10 +114,12 @@ export async function runReportCli(argv: readonly string[], io: ReportIo = proce
     else io.stdout(`${describeRun(report)}\n\n${renderReport(report, { comparison })}`);
     return ExitCode.ok;
   } catch (error) {
-    const expected = error instanceof UsageError || error instanceof ReportNotFoundError;
-    io.stderr(`error: ${(error as Error)?.message ?? String(error)}`);
-    if (error instanceof UsageError) io.stderr('  (--help for usage)');
-    return expected ? ExitCode.usage : ExitCode.stageFailed;
+    // A run that cannot be found is the caller's to fix, like a bad argument (exit 2), but no usage hint helps.
+    if (error instanceof ReportNotFoundError) {
+      io.stderr(chalk.red(`error: ${error.message}`));
+      return ExitCode.usage;
+    }
+    return failure(error, false, io);
   }
 }
 
