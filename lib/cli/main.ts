@@ -16,7 +16,7 @@ import { isOnCoordinator, planDeploy } from '../plan.ts';
 import { planAsJson, renderPlan } from '../plan-render.ts';
 import { recentMedians } from '../report/compare.ts';
 import { historyPathFor, readHistory } from '../report/history.ts';
-import { renderReport } from '../report/report.ts';
+import { renderReport } from '../report/render/text.ts';
 import { type RendererChoice, type RunResult, runPlan } from '../run.ts';
 import { whyNotWritable } from '../util/writable.ts';
 import { type Command, parseCliArgs, usage } from './args.ts';

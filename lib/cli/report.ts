@@ -5,19 +5,15 @@
 import { writeFile } from 'node:fs/promises';
 import { ExitCode, UsageError } from '../errors.ts';
 import { type Comparison, comparisonWithRun, recentMedians } from '../report/compare.ts';
-import { formatDuration } from '../report/format.ts';
-import { type HistoryEntry, historyPathFor, readHistory, summarizeRun } from '../report/history.ts';
-import { renderHtml } from '../report/html.ts';
+import { historyPathFor, readHistory, summarizeRun } from '../report/history.ts';
 import { loadRun, ReportNotFoundError } from '../report/load.ts';
-import { renderMarkdown } from '../report/markdown.ts';
-import { renderReport, type RunReport } from '../report/report.ts';
-import { markdownTable, textTable } from '../report/table.ts';
+import { renderHistory } from '../report/render/history.ts';
+import { renderHtml } from '../report/render/html.ts';
+import { renderMarkdown } from '../report/render/markdown.ts';
+import { describeRun, renderReport } from '../report/render/text.ts';
 import { colours } from './colour.ts';
 import { failure, type Io, processIo } from './io.ts';
 import { parseStrict } from './parse.ts';
-
-/** How many runs `--history` lists. */
-export const HISTORY_ROWS = 20;
 
 export const REPORT_USAGE = `Show a stored deploy run: the table, the timeline and the verdict against the
 baseline and the median of recent runs.
@@ -121,42 +117,4 @@ export async function runReportCli(argv: readonly string[], io: Io = processIo):
     }
     return failure(error, false, io);
   }
-}
-
-function describeRun(report: RunReport): string {
-  const hosts = report.hosts.map((h) => h.name).join(', ');
-  return `run ${report.id}: ${report.outcome} — ${report.goal} of ${hosts} (seed ${report.seed}), started ${report.startedAt}`;
-}
-
-/** The last HISTORY_ROWS runs, oldest first, and the median of runs like the latest. */
-export function renderHistory(history: readonly HistoryEntry[], markdown: boolean): string {
-  const shown = history.slice(-HISTORY_ROWS);
-  const columns = [
-    { header: 'run' },
-    { header: 'outcome' },
-    { header: 'goal' },
-    { header: 'hosts' },
-    { header: 'total', align: 'right' as const },
-    { header: 'vs baseline', align: 'right' as const },
-  ];
-  const rows = shown.map((run) => [
-    run.id,
-    run.outcome,
-    run.goal,
-    run.hosts.length > 3 ? `${run.hosts.length} hosts` : run.hosts.join(','),
-    formatDuration(run.totalMs),
-    run.outcome === 'success' && run.verdict.speedup !== null ? `${run.verdict.speedup.toFixed(1)}×` : '—',
-  ]);
-  const latest = history.at(-1)!;
-  const usual = recentMedians(history, latest);
-  const lines = [
-    ...(markdown ? markdownTable(columns, rows) : textTable(columns, rows)),
-    '',
-    `${shown.length < history.length ? `last ${shown.length} of ${history.length} runs; ` : ''}${
-      usual
-        ? `${usual.label} like the latest (${latest.goal} of ${latest.hosts.join(', ')}): ${formatDuration(usual.totalMs)}`
-        : `no successful run like the latest (${latest.goal} of ${latest.hosts.join(', ')})`
-    }`,
-  ];
-  return lines.join('\n');
 }

@@ -6,12 +6,12 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../inventory/load.ts';
-import type { RunReport } from './report.ts';
+import { type RunReport, runOutcomeSchema } from './report.ts';
 
 export const historyEntrySchema = z.object({
   id: z.string(),
   startedAt: z.string(),
-  outcome: z.enum(['success', 'failed', 'interrupted']),
+  outcome: runOutcomeSchema,
   goal: z.string(),
   seed: z.string(),
   hosts: z.array(z.string()),

@@ -3,31 +3,16 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../inventory/load.ts';
-import { compareWithBaseline } from './format.ts';
-import type { RunReport } from './report.ts';
+import { compareWithBaseline, type RunReport, runReportSchema } from './report.ts';
 
 /** A run that cannot be found or read: the report script exits 2 with the message. */
 export class ReportNotFoundError extends Error {
   override name = 'ReportNotFoundError';
 }
 
-const span = { startMs: z.number().optional(), durationMs: z.number().optional() };
-// Only what the renderers read; the rest of the file passes through untouched.
-const runReportSchema = z.object({
-  id: z.string(),
-  outcome: z.enum(['success', 'failed', 'interrupted']),
-  goal: z.string(),
-  seed: z.string(),
-  flake: z.string(),
-  startedAt: z.string(),
-  totalMs: z.number(),
-  verdict: z.object({ baselineMinutes: z.number() }),
-  stages: z.array(z.object({ name: z.string(), outcome: z.string(), ...span })),
-  hosts: z.array(z.object({ name: z.string(), state: z.string(), ...span })),
-  builds: z.array(z.object({ drvPath: z.string(), machine: z.string().optional() })),
-  commands: z.array(z.object({ argv: z.array(z.string()), exitCode: z.number().nullable(), startedAt: z.number(), durationMs: z.number() })),
-  error: z.string().optional(),
-});
+// The run report's one schema, but for the verdict: JSON turns an infinite speed-up into null,
+// and the verdict is derived again from its baseline anyway (loadRun).
+const storedReportSchema = runReportSchema.extend({ verdict: z.object({ baselineMinutes: z.number() }) });
 
 /** Run ids in the directory, oldest first (ids are ISO times). */
 export async function listRunIds(reportDir: string): Promise<string[]> {
@@ -54,13 +39,12 @@ export async function loadRun(reportDir: string, id?: string): Promise<RunReport
   } catch (error) {
     throw new ReportNotFoundError(`cannot read ${path}: ${(error as Error).message}`);
   }
-  const parsed = runReportSchema.safeParse(json);
+  const parsed = storedReportSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ReportNotFoundError(`${path} is not a run report: ${formatPath(issue.path)}: ${issue.message}`);
   }
-  const report = json as RunReport;
-  // JSON turns an infinite speed-up into null: derive the verdict again from what it is made of.
+  const report = parsed.data;
   return { ...report, verdict: compareWithBaseline(report.totalMs, report.verdict.baselineMinutes) };
 }
 

@@ -1,71 +1,115 @@
-/** The run report: built from the recorder, printed as a table, stored as JSON. */
+/**
+ * The run report, the model every other module of lib/report reads: its one
+ * schema (the types below are inferred from it, load.ts validates stored
+ * reports with it), the verdict against the baseline, built from the
+ * recorder and stored as JSON. Renderings live in render/; nothing here
+ * imports them.
+ */
+import { z } from 'zod';
 import type { CommandLogEntry } from '../exec/types.ts';
-import type { BuildRecord } from '../nix/build-log.ts';
-import { STAGES, type StageName } from '../plan.ts';
-import type { Comparison } from './compare.ts';
-import { type BaselineVerdict, compareWithBaseline, formatDuration, formatRelative, formatVerdict } from './format.ts';
-import { type Column, textTable } from './table.ts';
-import { renderTimeline } from './timeline.ts';
-import { type HostGeneration, type HostState, type Outcome, type RunRecorder, spanDuration } from './timing.ts';
+import { STAGES } from '../plan/types.ts';
 import { writeJsonAtomically } from '../util/atomic-json.ts';
+import { HOST_GENERATIONS, HOST_STATES, OUTCOMES, type RunRecorder, spanDuration } from './timing.ts';
 
-export type RunOutcome = 'success' | 'failed' | 'interrupted';
+export const runOutcomeSchema = z.enum(['success', 'failed', 'interrupted']);
+export type RunOutcome = z.infer<typeof runOutcomeSchema>;
 
-export interface RunReport {
-  readonly id: string;
-  readonly outcome: RunOutcome;
-  readonly goal: string;
-  readonly seed: string;
-  /** why another builder than the preferred seed built */
-  readonly seedFailover?: string | undefined;
-  readonly flake: string;
-  readonly startedAt: string;
-  readonly totalMs: number;
-  readonly verdict: BaselineVerdict;
-  /** startMs: offset from the run's start, for timelines */
-  readonly stages: readonly { name: StageName; outcome: Outcome | 'not-started'; startMs?: number | undefined; durationMs?: number | undefined }[];
-  readonly hosts: readonly {
-    name: string;
-    state: HostState;
-    generation: HostGeneration;
-    note?: string | undefined;
-    startMs?: number | undefined;
-    durationMs?: number | undefined;
-    toplevel?: string | undefined;
-  }[];
-  readonly builds: readonly BuildRecord[];
-  readonly commands: readonly CommandLogEntry[];
-  readonly error?: string | undefined;
-  /** GC roots this run made on the cache host for the built toplevels */
-  readonly pinnedRoots?: readonly PinnedRoot[] | undefined;
-  /** what the run accepted that it normally refuses (--allow-unsigned) */
-  readonly warnings?: readonly string[] | undefined;
-}
+export const baselineVerdictSchema = z.object({
+  totalMs: z.number(),
+  baselineMinutes: z.number(),
+  /** baseline / total: above 1 means faster than the baseline (infinite for a 0 ms run) */
+  speedup: z.number(),
+  /** baseline - total, in minutes; negative when slower */
+  savedMinutes: z.number(),
+});
+export type BaselineVerdict = Readonly<z.infer<typeof baselineVerdictSchema>>;
 
-export interface PinnedRoot {
-  readonly storePath: string;
-  readonly root: string;
+export const pinnedRootSchema = z.object({
+  storePath: z.string(),
+  root: z.string(),
   /** "local" or user@address of the cache host */
-  readonly on: string;
+  on: z.string(),
+});
+export type PinnedRoot = Readonly<z.infer<typeof pinnedRootSchema>>;
+
+/** A stage's or host's place on the run's time axis; both absent when it never ran (or never ended). */
+const span = {
+  /** offset from the run's start */
+  startMs: z.number().optional(),
+  durationMs: z.number().optional(),
+};
+
+export const stageEntrySchema = z.object({ name: z.enum(STAGES), outcome: z.enum([...OUTCOMES, 'not-started']), ...span });
+export type StageEntry = Readonly<z.infer<typeof stageEntrySchema>>;
+
+export const hostEntrySchema = z.object({
+  name: z.string(),
+  state: z.enum(HOST_STATES),
+  /** absent in reports written before generations were recorded */
+  generation: z.enum(HOST_GENERATIONS).optional(),
+  note: z.string().optional(),
+  ...span,
+  toplevel: z.string().optional(),
+});
+export type HostEntry = Readonly<z.infer<typeof hostEntrySchema>>;
+
+// lib/nix/build-log.ts BuildRecord; `machine` is optional here because JSON drops an undefined one.
+const buildRecordSchema = z.object({ drvPath: z.string(), machine: z.string().optional() });
+
+const commandLogEntrySchema: z.ZodType<CommandLogEntry> = z.object({
+  argv: z.array(z.string()).readonly(),
+  exitCode: z.number().nullable(),
+  startedAt: z.number(),
+  durationMs: z.number(),
+});
+
+/** The run report as stored in `<reportDir>/<id>.json`; fields added after the first reports are optional. */
+export const runReportSchema = z.object({
+  id: z.string(),
+  outcome: runOutcomeSchema,
+  goal: z.string(),
+  seed: z.string(),
+  /** why another builder than the preferred seed built */
+  seedFailover: z.string().optional(),
+  flake: z.string(),
+  startedAt: z.string(),
+  totalMs: z.number(),
+  verdict: baselineVerdictSchema,
+  stages: z.array(stageEntrySchema).readonly(),
+  hosts: z.array(hostEntrySchema).readonly(),
+  builds: z.array(buildRecordSchema).readonly(),
+  commands: z.array(commandLogEntrySchema).readonly(),
+  error: z.string().optional(),
+  /** GC roots this run made on the cache host for the built toplevels */
+  pinnedRoots: z.array(pinnedRootSchema).readonly().optional(),
+  /** what the run accepted that it normally refuses (--allow-unsigned) */
+  warnings: z.array(z.string()).readonly().optional(),
+});
+export type RunReport = Readonly<z.infer<typeof runReportSchema>>;
+
+/** `totalMs` against the one-by-one deploy of `baselineMinutes`. */
+export function compareWithBaseline(totalMs: number, baselineMinutes: number): BaselineVerdict {
+  const totalMinutes = totalMs / 60_000;
+  return {
+    totalMs,
+    baselineMinutes,
+    speedup: totalMs > 0 ? baselineMinutes / totalMinutes : Number.POSITIVE_INFINITY,
+    savedMinutes: baselineMinutes - totalMinutes,
+  };
 }
 
-export interface ReportInput {
+/** What a run hands over for its report: the report's own fields, the recorder for the times, and what the verdict and hosts are made from. */
+export interface ReportInput
+  extends Pick<RunReport, 'outcome' | 'goal' | 'seed' | 'seedFailover' | 'flake' | 'builds' | 'commands' | 'error' | 'pinnedRoots' | 'warnings'> {
   readonly recorder: RunRecorder;
-  readonly outcome: RunOutcome;
-  readonly goal: string;
-  readonly seed: string;
-  readonly seedFailover?: string | undefined;
-  readonly flake: string;
+  /** the selected hosts' names, in the report's order */
   readonly hosts: readonly string[];
   readonly baselineMinutes: number;
+  /** each host's built toplevel, by host name */
   readonly toplevels?: Readonly<Record<string, string>> | undefined;
-  readonly builds: readonly BuildRecord[];
-  readonly commands: readonly CommandLogEntry[];
-  readonly error?: string | undefined;
-  readonly pinnedRoots?: readonly PinnedRoot[] | undefined;
-  readonly warnings?: readonly string[] | undefined;
 }
 
+/** The report of a run that has ended, its times read from the recorder (every stage but `report` itself). */
 export function buildReport(input: ReportInput): RunReport {
   const { recorder } = input;
   const totalMs = recorder.elapsed();
@@ -106,55 +150,7 @@ export function buildReport(input: ReportInput): RunReport {
   };
 }
 
-export interface ReportTable {
-  readonly columns: readonly Column[];
-  readonly rows: readonly string[][];
-}
-
-/** Stage / host, duration, the comparison's duration if any, outcome; hosts prefixed with `hostPrefix`. */
-export function reportTable(report: RunReport, comparison?: Comparison, hostPrefix = '  '): ReportTable {
-  const duration = (ms: number | undefined) => (ms === undefined ? '—' : formatDuration(ms));
-  const compared = (ms: number | undefined) => (comparison ? [duration(ms)] : []);
-  return {
-    columns: [
-      { header: 'stage / host' },
-      { header: 'duration', align: 'right' },
-      ...(comparison ? [{ header: comparison.column, align: 'right' as const }] : []),
-      { header: 'outcome' },
-    ],
-    rows: [
-      ...report.stages.map((s) => [s.name, duration(s.durationMs), ...compared(comparison?.stageMs[s.name]), s.outcome]),
-      ...report.hosts.map((h) => [`${hostPrefix}${h.name}`, duration(h.durationMs), ...compared(comparison?.hostMs[h.name]), hostOutcome(h)]),
-    ],
-  };
-}
-
-/** `deployed (new generation)`; reports written before generations were recorded say only the state. */
-function hostOutcome(host: RunReport['hosts'][number]): string {
-  return host.generation ? `${host.state} (${host.generation} generation)` : host.state;
-}
-
-/** The baseline verdict, plus how the run compares with recent runs (or another run). */
-export function renderVerdict(report: RunReport, comparison?: Comparison): string {
-  // A run that did not finish deployed nothing comparable with the baseline.
-  if (report.outcome !== 'success') return `total ${formatDuration(report.totalMs)} — ${report.outcome}, not compared with the baseline`;
-  const verdict = formatVerdict(report.verdict);
-  return comparison ? `${verdict}; ${formatRelative(report.totalMs, comparison.totalMs, comparison.label)}` : verdict;
-}
-
-export interface RenderOptions {
-  readonly comparison?: Comparison | undefined;
-  /** columns the timeline fits in */
-  readonly width?: number | undefined;
-}
-
-/** The table, the timeline and the verdict: what a terminal shows after a run. */
-export function renderReport(report: RunReport, options: RenderOptions = {}): string {
-  const table = reportTable(report, options.comparison);
-  return [...textTable(table.columns, table.rows), '', renderTimeline(report, options.width), '', renderVerdict(report, options.comparison)].join('\n');
-}
-
-/** Written to a temporary name first, so a crash never leaves half a report. */
+/** Writes `<dir>/<id>.json` through a temporary name, so a crash never leaves half a report; returns its path. */
 export function writeReport(dir: string, report: RunReport): Promise<string> {
   return writeJsonAtomically(dir, report.id, report);
 }

@@ -1,10 +1,14 @@
 /** Records when each stage and host started and ended; the report's raw data. */
-import type { StageName } from '../plan.ts';
+import type { StageName } from '../plan/types.ts';
 
-export type Outcome = 'success' | 'failed' | 'skipped' | 'interrupted';
-export type HostState = 'deployed' | 'failed' | 'rolled-back' | 'not-started' | 'interrupted';
+// The vocabulary as values too: the run report's schema (report.ts) is made from these lists.
+export const OUTCOMES = ['success', 'failed', 'skipped', 'interrupted'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+export const HOST_STATES = ['deployed', 'failed', 'rolled-back', 'not-started', 'interrupted'] as const;
+export type HostState = (typeof HOST_STATES)[number];
 /** Which generation the host ends on: every host must end on its previous or its new one. */
-export type HostGeneration = 'new' | 'previous' | 'unknown';
+export const HOST_GENERATIONS = ['new', 'previous', 'unknown'] as const;
+export type HostGeneration = (typeof HOST_GENERATIONS)[number];
 
 export interface HostEnd {
   readonly state: HostState;

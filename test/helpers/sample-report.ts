@@ -1,6 +1,5 @@
 /** A small synthetic run for the report renderers: one minute, three hosts, all deployed. */
-import { compareWithBaseline } from '../../lib/report/format.ts';
-import type { RunReport } from '../../lib/report/report.ts';
+import { compareWithBaseline, type RunReport } from '../../lib/report/report.ts';
 
 export function sampleReport(overrides: Partial<RunReport> = {}): RunReport {
   const startedAt = overrides.startedAt ?? '2026-01-02T03:04:05.000Z';

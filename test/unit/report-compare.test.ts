@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { comparableRuns, comparisonWithRun, median, RECENT_RUNS, recentMedians } from '../../lib/report/compare.ts';
-import { formatElapsed, formatRelative } from '../../lib/report/format.ts';
+import { formatElapsed } from '../../lib/report/format.ts';
 import { type HistoryEntry, summarizeRun } from '../../lib/report/history.ts';
-import { renderVerdict } from '../../lib/report/report.ts';
+import { formatRelative, renderVerdict } from '../../lib/report/render/verdict.ts';
 import { sampleReport } from '../helpers/sample-report.ts';
 
 const shape = { hosts: ['opi01', 'opi02', 'opi03'], goal: 'switch' };

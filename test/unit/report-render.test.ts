@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Comparison } from '../../lib/report/compare.ts';
-import { renderHtml } from '../../lib/report/html.ts';
-import { renderMarkdown } from '../../lib/report/markdown.ts';
-import { renderReport } from '../../lib/report/report.ts';
+import { renderHtml } from '../../lib/report/render/html.ts';
+import { renderMarkdown } from '../../lib/report/render/markdown.ts';
+import { renderReport } from '../../lib/report/render/text.ts';
 import { sampleReport } from '../helpers/sample-report.ts';
 
 const usual: Comparison = {

@@ -2,8 +2,10 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compareWithBaseline, formatDuration, formatVerdict } from '../../lib/report/format.ts';
-import { buildReport, renderReport, writeReport } from '../../lib/report/report.ts';
+import { formatDuration } from '../../lib/report/format.ts';
+import { renderReport } from '../../lib/report/render/text.ts';
+import { formatVerdict } from '../../lib/report/render/verdict.ts';
+import { buildReport, compareWithBaseline, writeReport } from '../../lib/report/report.ts';
 import { RunRecorder } from '../../lib/report/timing.ts';
 
 function clock(times: number[]) {

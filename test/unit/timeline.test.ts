@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { axisTicks, formatTick, renderTimeline, timelineRows } from '../../lib/report/timeline.ts';
+import { axisTicks, formatTick, renderTimeline, timelineRows } from '../../lib/report/render/timeline.ts';
 import { sampleReport } from '../helpers/sample-report.ts';
 
 describe('timeline', () => {

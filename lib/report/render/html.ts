@@ -3,10 +3,12 @@
  * timeline, nothing fetched from anywhere, no scripts (hover titles are SVG
  * <title>s), so it can be mailed, archived as a CI artifact or opened offline.
  */
-import type { Comparison } from './compare.ts';
-import { formatDuration } from './format.ts';
-import { type RunReport, renderVerdict, reportTable } from './report.ts';
+import type { Comparison } from '../compare.ts';
+import type { RunReport } from '../report.ts';
+import { formatDuration } from '../format.ts';
+import { reportTable } from './table.ts';
 import { axisTicks, formatTick, type TimelineRow, timelineRows, timelineSpanMs } from './timeline.ts';
+import { renderVerdict } from './verdict.ts';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

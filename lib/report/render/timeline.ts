@@ -4,8 +4,8 @@
  * for) show at a glance. The rows and ticks feed both the text and the SVG
  * timeline.
  */
-import { formatDuration } from './format.ts';
-import type { RunReport } from './report.ts';
+import type { RunReport } from '../report.ts';
+import { formatDuration } from '../format.ts';
 
 export type BarKind = 'success' | 'failed' | 'interrupted';
 

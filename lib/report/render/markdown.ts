@@ -1,7 +1,8 @@
 /** GitHub-flavoured markdown of a run, e.g. for `$GITHUB_STEP_SUMMARY`: the table and the verdict. */
-import type { Comparison } from './compare.ts';
-import { type RunReport, renderVerdict, reportTable } from './report.ts';
-import { markdownTable } from './table.ts';
+import type { Comparison } from '../compare.ts';
+import type { RunReport } from '../report.ts';
+import { markdownTable, reportTable } from './table.ts';
+import { renderVerdict } from './verdict.ts';
 
 export function renderMarkdown(report: RunReport, comparison?: Comparison): string {
   const table = reportTable(report, comparison, '↳ ');

@@ -1,0 +1,61 @@
+/** Tables, plain-text and markdown, shared by every renderer of runs; and a run's own table of stages and hosts. */
+import type { Comparison } from '../compare.ts';
+import type { HostEntry, RunReport } from '../report.ts';
+import { formatDuration } from '../format.ts';
+
+export interface Column {
+  readonly header: string;
+  readonly align?: 'left' | 'right';
+}
+
+/** Columns padded to their widest cell, two spaces apart; no trailing blanks. */
+export function textTable(columns: readonly Column[], rows: readonly (readonly string[])[]): string[] {
+  const widths = columns.map((column, i) => Math.max(column.header.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    columns
+      .map((column, i) => {
+        const cell = cells[i] ?? '';
+        return column.align === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
+      })
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((c) => c.header)), ...rows.map(line)];
+}
+
+/** GitHub-flavoured markdown; `|` in a cell is escaped so it cannot split the row. */
+export function markdownTable(columns: readonly Column[], rows: readonly (readonly string[])[]): string[] {
+  const line = (cells: readonly string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [
+    line(columns.map((c) => c.header)),
+    `|${columns.map((c) => (c.align === 'right' ? '---:' : '---')).join('|')}|`,
+    ...rows.map((row) => line(columns.map((_, i) => row[i] ?? ''))),
+  ];
+}
+
+export interface ReportTable {
+  readonly columns: readonly Column[];
+  readonly rows: readonly string[][];
+}
+
+/** Stage / host, duration, the comparison's duration if any, outcome; hosts prefixed with `hostPrefix`. */
+export function reportTable(report: RunReport, comparison?: Comparison, hostPrefix = '  '): ReportTable {
+  const duration = (ms: number | undefined) => (ms === undefined ? '—' : formatDuration(ms));
+  const compared = (ms: number | undefined) => (comparison ? [duration(ms)] : []);
+  return {
+    columns: [
+      { header: 'stage / host' },
+      { header: 'duration', align: 'right' },
+      ...(comparison ? [{ header: comparison.column, align: 'right' as const }] : []),
+      { header: 'outcome' },
+    ],
+    rows: [
+      ...report.stages.map((s) => [s.name, duration(s.durationMs), ...compared(comparison?.stageMs[s.name]), s.outcome]),
+      ...report.hosts.map((h) => [`${hostPrefix}${h.name}`, duration(h.durationMs), ...compared(comparison?.hostMs[h.name]), hostOutcome(h)]),
+    ],
+  };
+}
+
+/** `deployed (new generation)`; reports written before generations were recorded say only the state. */
+function hostOutcome(host: HostEntry): string {
+  return host.generation ? `${host.state} (${host.generation} generation)` : host.state;
+}
