@@ -3,9 +3,17 @@
  * HTTP test cache that serves the fixture toplevel signed, a recording
  * executor that answers like the fleet, and runPlan with the silent renderer.
  */
-import type { PlanOptions } from '../../lib/plan.ts';
-import { planDeploy } from '../../lib/plan.ts';
-import { runPlan } from '../../lib/run.ts';
+import { isDeepStrictEqual } from 'node:util';
+import { commandLine } from '../../lib/exec/describe.ts';
+import type { CommandSpec } from '../../lib/exec/types.ts';
+import type { Inventory } from '../../lib/inventory/schema.ts';
+import { planDeploy, type PlanOptions } from '../../lib/plan/assemble.ts';
+import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelValues } from '../../lib/plan/placeholders.ts';
+import type { DeployPlan, PlannedCommand } from '../../lib/plan/types.ts';
+import { sshDestination } from '../../lib/remote/host.ts';
+import { parseGeneration } from '../../lib/remote/scripts.ts';
+import type { RunResult } from '../../lib/run/run.ts';
+import { runPlan } from '../../lib/run/run.ts';
 import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from './fixtures.ts';
 import { startTestCache } from './http-cache.ts';
 import { RecordingExecutor, type Responder, when } from './recording-executor.ts';
@@ -48,11 +56,97 @@ export async function runPipeline(responders: readonly Responder[], options: Pip
       json.health = { systemState: 'skip', retries: 1, intervalSeconds: 0, settleSeconds: 0 };
       options.editInventory?.(json);
     });
-    const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, runId: 'r1', ...options.plan });
+    const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, ...options.plan });
     const executor = new RecordingExecutor([...responders, ...fleetResponders]);
-    const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: 'silent' });
-    return { result, executor, cacheRequests: [...cache.requests] };
+    const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: 'silent', runId: 'r1' });
+    return { result, executor, plan, cacheRequests: [...cache.requests] };
   } finally {
     await cache.close();
   }
+}
+
+/** The fleet's plan (switch, from the coordinator unless `options` say otherwise), for tests of one part of it. */
+export function planFleet(options: Partial<PlanOptions> = {}, inventory: Inventory = fleetInventory()): DeployPlan {
+  return planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, ...options });
+}
+
+/** The plan's deploy lock and where it is: what DeployLock.acquire takes from the plan. */
+export function fleetLock(options: { readonly onCoordinator?: boolean; readonly inventory?: Inventory } = {}): Pick<DeployPlan, 'lock' | 'coordinator'> {
+  const { lock, coordinator } = planFleet({ onCoordinator: options.onCoordinator ?? true }, options.inventory);
+  return { lock, coordinator };
+}
+
+/** A run: its plan, what the executor recorded, and its result. */
+export interface RecordedRun {
+  readonly plan: DeployPlan;
+  readonly executor: RecordingExecutor;
+  readonly result: RunResult;
+}
+
+/**
+ * What the run knew for the plan's placeholders: its id (`r1`, as
+ * runPipeline asks), the ssh control directory it made (read from a
+ * ControlPath it ran with) and the toplevels it evaluated (as reported).
+ */
+export function runValues({ executor, result }: Omit<RecordedRun, 'plan'>): Record<string, string> {
+  const controlDir = executor.calls
+    .flatMap((call) => call.argv)
+    .map((arg) => /^ControlPath=(.+)\/%C$/.exec(arg)?.[1])
+    .find((dir) => dir !== undefined);
+  const toplevels = Object.fromEntries(result.report.hosts.flatMap((h) => (h.toplevel ? [[h.name, h.toplevel]] : [])));
+  return { 'run-id': 'r1', ...(controlDir ? { 'ssh-control-dir': controlDir } : {}), ...toplevelValues(toplevels) };
+}
+
+/** A planned command as the run ran it: its placeholders filled with {@link runValues}. */
+export function asRun(run: Omit<RecordedRun, 'plan'>, command: PlannedCommand): PlannedCommand {
+  return fillCommand(command, runValues(run));
+}
+
+/** `command` filled as the run filled it; undefined when the run could not have (a value it never had). */
+function asRunWith(command: PlannedCommand, values: PlaceholderValues): PlannedCommand | undefined {
+  try {
+    return fillCommand(command, values);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a recorded command is this planned command, as filled: argv, env and bound. */
+export function isCommand(call: CommandSpec, command: PlannedCommand | undefined): boolean {
+  return command !== undefined && isDeepStrictEqual(call, command);
+}
+
+/**
+ * Each deploy step the run ran, in order, as `<host> <step>` (probe, arm,
+ * rebuild, `health: <check name>`, confirm, rollback): every recorded
+ * command compared with the hosts' plans, filled as the run filled them
+ * (a host's steps with the generation its own probe read). A command that
+ * names a target's deploy login but is none of its planned commands is
+ * `<host> unplanned: <command line>`, so a test listing the steps sees it;
+ * the preflight login and the closing of the reused connection are planned
+ * but not deploy steps, and are left out.
+ */
+export function deployStepsRun(run: RecordedRun): string[] {
+  const { plan, executor } = run;
+  const values = runValues(run);
+  const hosts = Object.values(plan.deploy.hosts).map((host) => {
+    const probe = asRunWith(host.probe, values);
+    const probed = executor.calls.findIndex((call) => isCommand(call, probe));
+    const generation = probed < 0 ? {} : previousGenerationValues(parseGeneration(executor.results[probed]!.stdout));
+    const fill = (command: PlannedCommand | undefined) => (command ? asRunWith(command, { ...values, ...generation }) : undefined);
+    const checks = (host.health?.checks ?? []).flatMap((check) => (check.kind === 'command' ? [[`health: ${check.name}`, check.command] as const] : []));
+    const steps = ([['probe', host.probe], ['arm', host.arm], ['rebuild', host.rebuild], ...checks, ['confirm', host.confirm], ['rollback', host.rollback]] as const)
+      .map(([step, command]) => [step, fill(command)] as const);
+    const notSteps = [plan.preflight.targets.find((t) => t.host === host.name)?.command, host.closeConnection].map(fill);
+    return { name: host.name, login: sshDestination(host.target), steps, notSteps };
+  });
+  return executor.calls.flatMap((call) => {
+    for (const host of hosts) {
+      const step = host.steps.find(([, command]) => isCommand(call, command));
+      if (step) return [`${host.name} ${step[0]}`];
+      if (host.notSteps.some((command) => isCommand(call, command))) return [];
+    }
+    const named = hosts.find((host) => call.argv.includes(host.login));
+    return named ? [`${named.name} unplanned: ${commandLine(call)}`] : [];
+  });
 }

@@ -1,4 +1,5 @@
 /** An Executor for unit tests: records every command and answers from a script of responses. */
+import { splitQuoted } from '../../bench/analysis.ts';
 import type { CommandLogEntry, CommandResult, CommandSpec, Executor, RunOptions } from '../../lib/exec/types.ts';
 
 export interface ScriptedResponse {
@@ -14,11 +15,13 @@ export type Responder = (spec: CommandSpec) => ScriptedResponse | undefined;
 export class RecordingExecutor implements Executor {
   readonly log: CommandLogEntry[] = [];
   readonly calls: CommandSpec[] = [];
+  /** what each of `calls` answered, at the same index */
+  readonly results: CommandResult[] = [];
 
   constructor(private readonly responders: readonly Responder[] = []) {}
 
   async run(spec: CommandSpec, options: RunOptions = {}): Promise<CommandResult> {
-    this.calls.push(spec);
+    const index = this.calls.push(spec) - 1;
     const response = this.responders.map((respond) => respond(spec)).find((r) => r !== undefined) ?? {};
     for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
     await Promise.resolve();
@@ -34,6 +37,7 @@ export class RecordingExecutor implements Executor {
       timedOut: false,
       aborted: false,
     };
+    this.results[index] = result;
     this.log.push({ argv: spec.argv, exitCode: result.exitCode, startedAt, durationMs: 0 });
     return result;
   }
@@ -51,4 +55,20 @@ export class RecordingExecutor implements Executor {
 export function when(words: readonly string[], response: ScriptedResponse | ((spec: CommandSpec) => ScriptedResponse)): Responder {
   const has = (spec: CommandSpec, word: string) => spec.argv.some((arg) => arg === word || arg.split(' ').includes(word));
   return (spec) => (words.every((w) => has(spec, w)) ? (typeof response === 'function' ? response(spec) : response) : undefined);
+}
+
+/** One word as lib/util/shell.ts quotes it: safe characters bare, anything else within '…', a quote as \'. */
+const QUOTED_WORD = /(?:[A-Za-z0-9_@%+=:,./-]|'[^']*'|\\')+/.source;
+const QUOTED_LINE = new RegExp(`^${QUOTED_WORD}(?: ${QUOTED_WORD})*$`);
+
+/**
+ * The arguments an ssh command line's remote command reaches its program
+ * with: the words the remote login shell makes of ssh's last argument.
+ * Throws unless the line is only words quoted as lib/util/shell.ts quotes
+ * them, so a quoting mistake cannot pass for words.
+ */
+export function remoteWords(argv: readonly string[]): string[] {
+  const line = argv.at(-1) ?? '';
+  if (!QUOTED_LINE.test(line)) throw new Error(`not a line of quoted words: ${line}`);
+  return splitQuoted(line);
 }

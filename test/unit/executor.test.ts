@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { outputTail, succeeded } from '../../lib/exec/types.ts';
 import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
-import { shellQuote } from '../../lib/ssh.ts';
+import { shellQuote } from '../../lib/util/shell.ts';
 
 /** Whether the pid names a process that still runs (a zombie has finished). */
 function running(pid: number): boolean {

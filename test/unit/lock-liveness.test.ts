@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeployLock, type LockHolder } from '../../lib/rollout/lock.ts';
-import { fleetInventory } from '../helpers/fixtures.ts';
+import { DeployLock, type LockHolder } from '../../lib/run/lock.ts';
+import { fleetLock } from '../helpers/pipeline.ts';
 import { RecordingExecutor } from '../helpers/recording-executor.ts';
 
 /** /proc/<pid>/stat's state (field 3) and start time (field 22). */
@@ -20,7 +20,7 @@ function lockedBy(fields: Partial<LockHolder>) {
   let held = true;
   return new RecordingExecutor([(spec) => (spec.argv.join(' ').includes('set -C') && held ? ((held = false), { exitCode: 75, stdout: JSON.stringify(holder) }) : undefined)]);
 }
-const acquire = (executor: RecordingExecutor) => DeployLock.acquire({ inventory: fleetInventory(), executor, onCoordinator: true, command: 'deploy', forceUnlock: false });
+const acquire = (executor: RecordingExecutor) => DeployLock.acquire({ ...fleetLock(), executor, command: 'deploy', forceUnlock: false });
 
 const children: { kill: () => void }[] = [];
 afterEach(() => children.splice(0).forEach((child) => child.kill()));

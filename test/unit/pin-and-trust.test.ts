@@ -6,13 +6,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseCliArgs } from '../../lib/cli/args.ts';
 import type { CommandSpec } from '../../lib/exec/types.ts';
-import { planDeploy, planPinRoots } from '../../lib/plan.ts';
-import { renderPlan } from '../../lib/plan-render.ts';
-import { runPlan } from '../../lib/run.ts';
+import { planDeploy } from '../../lib/plan/assemble.ts';
+import { fillCommand, fillText, toplevelValues } from '../../lib/plan/placeholders.ts';
+import { renderPlan } from '../../lib/plan/render.ts';
+import type { DeployPlan, PlannedCommand } from '../../lib/plan/types.ts';
+import { sshDestination } from '../../lib/remote/host.ts';
+import { runPlan } from '../../lib/run/run.ts';
 import { FIXTURE_DEP, ROOT_DIR } from '../helpers/doctor-fleet.ts';
 import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from '../helpers/fixtures.ts';
 import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
-import { RecordingExecutor, type Responder } from '../helpers/recording-executor.ts';
+import { isCommand } from '../helpers/pipeline.ts';
+import { RecordingExecutor, remoteWords, type Responder } from '../helpers/recording-executor.ts';
 
 const SSH_DEFAULTS = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=3'];
 const HAWK_SSH = ['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, 'root@hawk.internal', '--'];
@@ -21,29 +25,39 @@ const DEP_NARINFO = '/7kh07n14rb43dvi221pvih4c9h4iryg3.narinfo';
 const TOPLEVEL_ROOT = `${ROOT_DIR}/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn-fixture-toplevel`;
 const DEP_ROOT = `${ROOT_DIR}/7kh07n14rb43dvi221pvih4c9h4iryg3-fixture-dep`;
 
+// opi01 evaluates to the fixture dependency, opi03 to the fixture toplevel: both have real narinfos.
+const outs: Record<string, string> = { opi01: FIXTURE_DEP, opi03: FIXTURE_TOPLEVEL };
+/** The plan's pin commands as they run once `outs` are the evaluated toplevels. */
+const pinsOf = (plan: DeployPlan): PlannedCommand[] => plan.pin.commands.map((c) => fillCommand(c, toplevelValues(outs)));
+
 describe('planning the GC-root pin', () => {
   const inventory = fleetInventory();
 
   it('runs the document\'s pin commands locally on the coordinator', () => {
     const plan = planDeploy(inventory, ['opi01', 'opi03'], { goal: 'switch', onCoordinator: true });
-    const pin = planPinRoots(plan, [FIXTURE_DEP, FIXTURE_TOPLEVEL]);
-    expect(pin.commands.map((c) => c.argv)).toEqual([
+    expect(pinsOf(plan).map((c) => c.argv)).toEqual([
       ['mkdir', '-p', ROOT_DIR],
       ['ln', '-sfn', FIXTURE_DEP, DEP_ROOT],
       ['ln', '-sfn', FIXTURE_TOPLEVEL, TOPLEVEL_ROOT],
     ]);
-    expect(pin.roots).toEqual([{ storePath: FIXTURE_DEP, root: DEP_ROOT }, { storePath: FIXTURE_TOPLEVEL, root: TOPLEVEL_ROOT }]);
-    expect(pin.on).toBe('local');
+    const fill = (text: string) => fillText(text, toplevelValues(outs));
+    expect(plan.pin.roots.map((r) => ({ host: r.host, storePath: fill(r.storePath), root: fill(r.root) }))).toEqual([
+      { host: 'opi01', storePath: FIXTURE_DEP, root: DEP_ROOT },
+      { host: 'opi03', storePath: FIXTURE_TOPLEVEL, root: TOPLEVEL_ROOT },
+    ]);
+    expect(plan.coordinator.place).toEqual({ kind: 'local' });
   });
 
   it('runs them over SSH as coordinator.user@coordinator.address elsewhere, host-key checking kept', () => {
     const plan = planDeploy(inventory, ['opi03'], { goal: 'switch', onCoordinator: false });
-    const pin = planPinRoots(plan, [FIXTURE_TOPLEVEL]);
-    expect(pin.commands.map((c) => c.argv)).toEqual([
-      [...HAWK_SSH, `mkdir -p ${ROOT_DIR}`],
-      [...HAWK_SSH, `ln -sfn ${FIXTURE_TOPLEVEL} ${TOPLEVEL_ROOT}`],
+    const pins = pinsOf(plan);
+    expect(pins.map((c) => c.argv.slice(0, -1))).toEqual([HAWK_SSH, HAWK_SSH]);
+    // The words the shell on hawk runs: every path one argument.
+    expect(pins.map((c) => remoteWords(c.argv))).toEqual([
+      ['mkdir', '-p', ROOT_DIR],
+      ['ln', '-sfn', FIXTURE_TOPLEVEL, TOPLEVEL_ROOT],
     ]);
-    expect(pin.on).toBe('root@hawk.internal');
+    expect(plan.coordinator.place.kind === 'ssh' && sshDestination(plan.coordinator.place.host)).toBe('root@hawk.internal');
   });
 
   it('follows cache.gcRootDir and shows the pin in --dry-run', () => {
@@ -52,7 +66,7 @@ describe('planning the GC-root pin', () => {
     const text = renderPlan(plan);
     const seedBuild = text.slice(text.indexOf('3. seed build'), text.indexOf('4. wait for cache'));
     expect(seedBuild).toContain('    $ mkdir -p /nix/var/nix/gcroots/fleet\n');
-    expect(seedBuild).toContain("    $ ln -sfn '<toplevel of opi03>' '/nix/var/nix/gcroots/fleet/<toplevel of opi03>'");
+    expect(seedBuild).toContain("    $ ln -sfn '{{toplevel:opi03}}' '/nix/var/nix/gcroots/fleet/{{toplevel-name:opi03}}'");
   });
 });
 
@@ -62,8 +76,6 @@ afterEach(async () => {
   cache = undefined;
 });
 
-// opi01 evaluates to the fixture dependency, opi03 to the fixture toplevel: both have real narinfos.
-const outs: Record<string, string> = { opi01: FIXTURE_DEP, opi03: FIXTURE_TOPLEVEL };
 const drvOf = (host: string) => `/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-${host}.drv`;
 const fleetNix: Responder[] = [
   (spec) => (spec.argv[0] === 'nix' && spec.argv.includes('eval') ? { stdout: JSON.stringify(Object.fromEntries(Object.entries(outs).map(([h, out]) => [h, { drv: drvOf(h), out }]))) } : undefined),
@@ -86,7 +98,7 @@ async function deploy(options: { onCoordinator?: boolean; allowUnsigned?: boolea
   const executor = new RecordingExecutor([...(options.responders ?? []), ...fleetNix]);
   const result = await runPlan(plan, { executor, signal: new AbortController().signal, renderer: 'silent' });
   const stage = (name: string) => result.report.stages.find((s) => s.name === name)?.outcome;
-  return { result, executor, stage };
+  return { result, executor, stage, plan };
 }
 
 const index = (calls: readonly CommandSpec[], match: (c: CommandSpec) => boolean) => calls.findIndex(match);
@@ -112,12 +124,21 @@ describe('the seed build pins what it built', () => {
   });
 
   it('elsewhere: copies to the coordinator first, then pins there over SSH', async () => {
-    const { result, executor } = await deploy({ onCoordinator: false });
-    const remote = executor.calls.filter((c) => c.argv.includes('root@hawk.internal')).map((c) => c.argv.at(-1));
+    const { result, executor, plan } = await deploy({ onCoordinator: false });
+    const onHawk = executor.calls.filter((c) => c.argv.includes('root@hawk.internal'));
     // The first two are preflight's: can we pin there, and the pinned roots (to check the cache's key before the build).
-    expect(remote.slice(0, 2)).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^find ${ROOT_DIR} -maxdepth 1 `)), expect.stringContaining('avalanche-pin-check')]));
-    expect(remote.slice(2)).toEqual([`mkdir -p ${ROOT_DIR}`, `ln -sfn ${FIXTURE_DEP} ${DEP_ROOT}`, `ln -sfn ${FIXTURE_TOPLEVEL} ${TOPLEVEL_ROOT}`]);
-    expect(index(executor.calls, (c) => c.argv.includes('copy'))).toBeLessThan(index(executor.calls, (c) => c.argv.includes('root@hawk.internal') && c.argv.at(-1)!.startsWith('mkdir')));
+    const { gcRootDirWritable, cacheKey } = plan.preflight;
+    expect(onHawk.slice(0, 2)).toEqual(expect.arrayContaining([gcRootDirWritable, cacheKey.listRoots]));
+    expect(cacheKey.listRoots.argv.at(-1)).toMatch(new RegExp(`^find ${ROOT_DIR} -maxdepth 1 `));
+    expect(gcRootDirWritable.argv.at(-1)).toContain('avalanche-pin-check');
+    // Then the plan's pins, filled with the toplevels the run evaluated: mkdir, and one ln per toplevel.
+    const pins = pinsOf(plan);
+    expect(onHawk.slice(2)).toEqual(pins);
+    expect(pins.map((c) => remoteWords(c.argv))).toEqual([['mkdir', '-p', ROOT_DIR], ['ln', '-sfn', FIXTURE_DEP, DEP_ROOT], ['ln', '-sfn', FIXTURE_TOPLEVEL, TOPLEVEL_ROOT]]);
+    // The copy that ran is the plan's, before the first pin.
+    const copy = fillCommand(plan.copyToCoordinator!, toplevelValues(outs));
+    expect(executor.calls).toContainEqual(copy);
+    expect(index(executor.calls, (c) => isCommand(c, copy))).toBeLessThan(executor.calls.indexOf(onHawk[2]!));
     expect(result.report.pinnedRoots!.map((r) => r.on)).toEqual(['root@hawk.internal', 'root@hawk.internal']);
   });
 

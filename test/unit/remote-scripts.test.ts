@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CONFIRM, parseRollbackReport, ROLLBACK } from '../../lib/rollout/remote-scripts.ts';
+import { CONFIRM, parseRollbackReport, ROLLBACK } from '../../lib/remote/scripts.ts';
 
 const run = promisify(execFile);
 

@@ -1,31 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { StageError } from '../../lib/errors.ts';
 import type { CommandSpec } from '../../lib/exec/types.ts';
-import { planDeploy, type PlanOptions } from '../../lib/plan.ts';
-import { DeployLock } from '../../lib/rollout/lock.ts';
+import { planDeploy, type PlanOptions } from '../../lib/plan/assemble.ts';
+import { fillCommand, PLACEHOLDER, previousGenerationValues } from '../../lib/plan/placeholders.ts';
+import type { PlannedCommand } from '../../lib/plan/types.ts';
+import { DeployLock } from '../../lib/run/lock.ts';
 import { fleetInventory } from '../helpers/fixtures.ts';
-import { FLEET_HOSTS, runPipeline } from '../helpers/pipeline.ts';
-import { RecordingExecutor, type Responder, when } from '../helpers/recording-executor.ts';
+import { asRun, deployStepsRun, FLEET_HOSTS, fleetLock, runPipeline } from '../helpers/pipeline.ts';
+import { RecordingExecutor, remoteWords, type Responder, when } from '../helpers/recording-executor.ts';
 
 const hosts = FLEET_HOSTS;
-/** The host an ssh or nixos-rebuild command is for. */
-const hostOf = (spec: CommandSpec) => (spec.argv[0] === 'nix' ? undefined : spec.argv.join(' ').match(/opi0\d/)?.[0]);
-const kindOf = (spec: CommandSpec) =>
-  spec.argv[0] === 'nixos-rebuild' ? 'rebuild' : (spec.argv.join(' ').match(/avalanche-(probe|arm|confirm|rollback)/)?.[1] ?? 'health');
 
+/** The run, and each deploy step it ran as `<host> <step>`, the steps told by the hosts' plans. */
 async function run(responders: Responder[], plan: Partial<PlanOptions> = {}, editInventory?: (json: any) => void) {
-  const { result, executor } = await runPipeline(responders, { plan, ...(editInventory ? { editInventory } : {}) });
-  // Preflight's login checks (`true`, or `sudo -n -- true`) are not rollout steps.
-  const steps = executor.calls.filter((c) => hostOf(c) && !/(^| )true$/.test(c.argv.at(-1)!) && !c.argv.join(' ').includes('nix-store --version'));
-  return { result, executor, steps: steps.map((c) => `${hostOf(c)} ${kindOf(c)}`) };
+  const pipeline = await runPipeline(responders, { plan, ...(editInventory ? { editInventory } : {}) });
+  return { ...pipeline, steps: deployStepsRun(pipeline) };
 }
 
 describe('planning rollouts', () => {
   const inventory = fleetInventory();
   it('rolls out the seed first, then waves of --batch-size', () => {
     const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 1 });
-    expect(plan.deploy.waves).toEqual([['opi03'], ['opi01'], ['opi02']]);
-    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 2 }).deploy.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
+    expect(plan.seeds[0]!.waves).toEqual([['opi03'], ['opi01'], ['opi02']]);
+    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 2 }).seeds[0]!.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
   });
 
   it('gives the watchdog time for the health checks and the settle window by default', () => {
@@ -44,49 +41,57 @@ describe('planning rollouts', () => {
   });
 
   it('passes every value to the remote scripts as an argument, confirming over a fresh connection', () => {
-    const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, runId: 'r1', confirmTimeoutSeconds: 7 });
-    const steps = plan.deploy.steps.opi01!;
-    expect(steps.probe.at(-1)).toMatch(/ avalanche-probe \/nix\/var\/nix\/profiles\/system \/run\/current-system$/);
-    const armed = steps.arm({ profileLink: 'system-4-link', profilePath: '/nix/store/a', currentSystem: '/nix/store/a' });
-    const remote = armed.at(-1)!;
-    expect(remote).toMatch(/ avalanche-arm '/);
-    expect(remote).toMatch(
-      / \/nix\/var\/nix\/profiles\/system \/run\/current-system system-4-link \/nix\/store\/a switch \/var\/lib\/avalanche-deploy\/rollbacks\.log \/var\/lib\/avalanche-deploy\/canary-r1 7 3600$/,
-    );
-    expect(steps.confirm).toEqual(expect.arrayContaining(['-o', 'ControlMaster=no', '-o', 'ControlPath=none']));
-    expect(steps.confirm.indexOf('ControlPath=none')).toBeLessThan(steps.confirm.indexOf('deploy@opi01.internal'));
+    const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, confirmTimeoutSeconds: 7 });
+    const steps = plan.deploy.hosts.opi01!;
+    expect(steps.probe.argv.at(-1)).toMatch(/ avalanche-probe \/nix\/var\/nix\/profiles\/system \/run\/current-system$/);
+    const armed = filledStep(steps.arm, { profileLink: 'system-4-link', currentSystem: '/nix/store/a' });
+    expect(armed.at(-1)).toMatch(/ avalanche-arm '/);
+    // The last words the target's shell hands the arm script: every value one argument.
+    expect(remoteWords(armed).slice(-9)).toEqual([
+      '/nix/var/nix/profiles/system', '/run/current-system', 'system-4-link', '/nix/store/a', 'switch',
+      '/var/lib/avalanche-deploy/rollbacks.log', '/var/lib/avalanche-deploy/canary-r1', '7', '3600',
+    ]);
+    const confirm = steps.confirm!.argv;
+    expect(confirm).toEqual(expect.arrayContaining(['-o', 'ControlMaster=no', '-o', 'ControlPath=none']));
+    expect(confirm.indexOf('ControlPath=none')).toBeLessThan(confirm.indexOf('deploy@opi01.internal'));
   });
 });
 
+/** A planned step's argv as it runs on a host that had generation `previous`, in run r1. */
+function filledStep(command: PlannedCommand | undefined, previous: { profileLink: string; currentSystem: string }): string[] {
+  return fillCommand(command!, { 'run-id': 'r1', 'ssh-control-dir': '/tmp/avalanche-ssh-r1', ...previousGenerationValues(previous) }).argv;
+}
+
 describe('privilege on the targets', () => {
-  const prev = { profileLink: 'system-4-link', profilePath: '/nix/store/a', currentSystem: '/nix/store/a' };
+  const prev = { profileLink: 'system-4-link', currentSystem: '/nix/store/a' };
   const remote = (argv: readonly string[]) => argv.at(-1)!;
 
   it('a non-root deploy user reaches root with sudo -n for the watchdog, the confirmation and the rollback, never for the probe', () => {
-    const steps = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, runId: 'r1' }).deploy.steps.opi01!;
-    expect(remote(steps.arm(prev))).toMatch(/^sudo -n -- sh -c /);
-    expect(remote(steps.confirm)).toMatch(/^sudo -n -- sh -c /);
-    expect(remote(steps.rollback(prev))).toMatch(/^sudo -n -- sh -c /);
-    expect(remote(steps.probe)).toMatch(/^sh -c /);
+    const steps = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true }).deploy.hosts.opi01!;
+    expect(remote(filledStep(steps.arm, prev))).toMatch(/^sudo -n -- sh -c /);
+    expect(remote(filledStep(steps.confirm, prev))).toMatch(/^sudo -n -- sh -c /);
+    expect(remote(filledStep(steps.rollback, prev))).toMatch(/^sudo -n -- sh -c /);
+    expect(remote(filledStep(steps.probe, prev))).toMatch(/^sh -c /);
   });
 
   it('root needs no sudo', () => {
     const inventory = fleetInventory((json) => (json.hosts.opi01.deployUser = 'root'));
-    const steps = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, runId: 'r1' }).deploy.steps.opi01!;
-    expect(remote(steps.arm(prev))).toMatch(/^sh -c /);
-    expect(remote(steps.rollback(prev))).toMatch(/^sh -c /);
+    const steps = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true }).deploy.hosts.opi01!;
+    expect(remote(filledStep(steps.arm, prev))).toMatch(/^sh -c /);
+    expect(remote(filledStep(steps.rollback, prev))).toMatch(/^sh -c /);
   });
 });
 
 describe('connection reuse', () => {
-  const reuse = 'ControlPath=/tmp/avalanche-ssh-r1/%C';
-  const plan = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, runId: 'r1', sshControlDir: '/tmp/avalanche-ssh-r1' });
+  // On by default; the socket directory is the run's own (runPlan makes it).
+  const reuse = `ControlPath=${PLACEHOLDER.sshControlDir}/%C`;
+  const plan = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true });
 
   it('multiplexes the many short commands per target, and closes the masters', () => {
-    expect(plan.deploy.steps.opi01!.probe).toContain(reuse);
-    expect(plan.preflight.ssh.find((c) => c.role === 'target')!.command.argv).toContain(reuse);
-    expect(plan.deploy.commands.opi01!.env!.NIX_SSHOPTS).toContain(reuse);
-    expect(plan.deploy.closeConnections.map((c) => c.argv.slice(-3))).toEqual([
+    expect(plan.deploy.hosts.opi01!.probe.argv).toContain(reuse);
+    expect(plan.preflight.targets[0]!.command.argv).toContain(reuse);
+    expect(plan.deploy.hosts.opi01!.rebuild.env!.NIX_SSHOPTS).toContain(reuse);
+    expect(Object.values(plan.deploy.hosts).map((h) => h.closeConnection!.argv.slice(-3))).toEqual([
       ['-O', 'exit', 'deploy@opi01.internal'],
       ['-O', 'exit', 'deploy@opi02.internal'],
       ['-O', 'exit', 'deploy@opi03.internal'],
@@ -94,17 +99,20 @@ describe('connection reuse', () => {
   });
 
   it('leaves builders to their own connections, and confirms over a fresh one', () => {
-    expect(plan.preflight.ssh.find((c) => c.role === 'builder')!.command.argv).not.toContain(reuse);
-    expect(plan.seedBuild.env!.NIX_SSHOPTS).not.toContain('ControlPath');
+    // The preferred seed, and each builder that would take over from it.
+    for (const seed of plan.seeds) {
+      expect(seed.check.argv).not.toContain(reuse);
+      expect(seed.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
+    }
     // ssh keeps the first value of an option: ControlMaster=no must come before the reuse options.
-    const confirm = plan.deploy.steps.opi01!.confirm;
+    const confirm = plan.deploy.hosts.opi01!.confirm!.argv;
     expect(confirm.indexOf('ControlMaster=no')).toBeLessThan(confirm.indexOf('ControlMaster=auto'));
     expect(confirm.indexOf('ControlPath=none')).toBeLessThan(confirm.indexOf(reuse));
   });
 
   it('keeps the confirmation fresh even when the inventory multiplexes', () => {
     const inventory = fleetInventory((json) => json.ssh.options.push('-o', 'ControlMaster=auto', '-o', 'ControlPath=/run/x/%C'));
-    const confirm = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true }).deploy.steps.opi01!.confirm;
+    const confirm = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, reuseConnections: false }).deploy.hosts.opi01!.confirm!.argv;
     expect(confirm.indexOf('ControlMaster=no')).toBeLessThan(confirm.indexOf('ControlMaster=auto'));
   });
 });
@@ -113,7 +121,7 @@ describe('safe rollouts (recording executor)', () => {
   it('probes, arms, rebuilds, confirms each host', async () => {
     const { result, steps } = await run([]);
     expect(result.error).toBeUndefined();
-    expect(steps.filter((s) => s.startsWith('opi03'))).toEqual(['opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 confirm']);
+    expect(steps.filter((s) => s.startsWith('opi03'))).toEqual(['opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm']);
     expect(result.report.hosts.every((h) => h.state === 'deployed' && h.generation === 'new')).toBe(true);
   });
 
@@ -122,7 +130,7 @@ describe('safe rollouts (recording executor)', () => {
       rolling: true,
     });
     expect(steps).toEqual([
-      'opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 confirm',
+      'opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm',
       'opi01 probe', 'opi01 arm', 'opi01 rebuild', 'opi01 rollback',
     ]);
     expect(result.error!.message).toContain('not started: opi02');
@@ -144,7 +152,8 @@ describe('safe rollouts (recording executor)', () => {
     const { result, steps } = await run([when(['/run/booted-fine'], { exitCode: 1, stderr: 'no' })], {}, (json) => {
       json.hosts.opi02.health = { commands: [['test', '-e', '/run/booted-fine']] };
     });
-    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 arm', 'opi02 rebuild', 'opi02 health', 'opi02 health', 'opi02 rollback']);
+    const booted = 'opi02 health: command: test -e /run/booted-fine';
+    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 arm', 'opi02 rebuild', 'opi02 health: ssh answers', booted, booted, 'opi02 rollback']);
     expect(result.error!.message).toContain('opi02: health check failed after 2 attempt(s): command: test -e /run/booted-fine');
     expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: 'rolled back: health check failed' });
   });
@@ -213,31 +222,42 @@ describe('safe rollouts (recording executor)', () => {
   });
 
   it('fails over to another builder when the seed does not answer, and says so', async () => {
-    const { result, executor } = await run([when(['nix-builder@opi03.internal'], { exitCode: 255, stderr: 'Connection refused' })]);
+    const pipeline = await run([when(['nix-builder@opi03.internal'], { exitCode: 255, stderr: 'Connection refused' })]);
+    const { result, executor, plan } = pipeline;
     expect(result.error).toBeUndefined();
     expect(result.report.seed).toBe('opi01');
     expect(result.report.seedFailover).toBe('seed opi03 did not answer (Connection refused); opi01 builds instead');
+    // The build that ran is opi01's, as planned for that failover.
     const build = executor.calls.find((c) => c.argv.includes('build'))!;
+    expect(build).toEqual(asRun(pipeline, plan.seeds.find((s) => s.host === 'opi01')!.build));
     expect(build.argv).toContain('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
   });
 });
 
 describe('deploy lock', () => {
   const inventory = fleetInventory();
+  const here = fleetLock();
   const holder = JSON.stringify({ id: 'x', user: 'ci', host: 'runner-7', pid: 42, startedAt: new Date().toISOString(), command: 'deploy-all --rolling' });
 
   it('takes the lock atomically on the coordinator and releases only its own', async () => {
     const executor = new RecordingExecutor();
-    const lock = await DeployLock.acquire({ inventory, executor, onCoordinator: false, command: 'deploy opi01', forceUnlock: false });
+    const planned = fleetLock({ onCoordinator: false });
+    const lock = await DeployLock.acquire({ ...planned, executor, command: 'deploy opi01', forceUnlock: false });
     await lock.release();
-    expect(executor.calls[0]!.argv.slice(-3, -1)).toEqual(['root@hawk.internal', '--']);
-    expect(executor.calls[0]!.argv.at(-1)).toMatch(/set -C/);
+    // What ran is the plan's acquire with this run's holder, then its release with the holder's id.
+    const [acquire, release] = [planned.lock.acquire, planned.lock.release];
+    expect(executor.calls).toEqual([
+      fillCommand(acquire, { 'lock-holder': JSON.stringify(lock.holder) }),
+      fillCommand(release, { 'lock-holder-id': lock.holder.id }),
+    ]);
+    expect(acquire.argv.slice(-3, -1)).toEqual(['root@hawk.internal', '--']);
+    expect(acquire.argv.at(-1)).toMatch(/set -C/);
     expect(executor.calls[1]!.argv.at(-1)).toContain(lock.holder.id);
   });
 
   it('refuses when another run holds it, naming the holder', async () => {
     const executor = new RecordingExecutor([when(['avalanche-lock'], { exitCode: 75, stdout: holder })]);
-    const taking = DeployLock.acquire({ inventory, executor, onCoordinator: true, command: 'deploy opi01', forceUnlock: false });
+    const taking = DeployLock.acquire({ ...here, executor, command: 'deploy opi01', forceUnlock: false });
     await expect(taking).rejects.toThrow('deploy lock /var/lib/avalanche-deploy/deploy.lock is held by ci@runner-7 (pid 42) since');
     await expect(taking).rejects.toThrow(/deploy-all --rolling/);
   });
@@ -248,12 +268,12 @@ describe('deploy lock', () => {
     const { ZxExecutor } = await import('../../lib/exec/zx-executor.ts');
     const dir = await mkdtemp(`${tmpdir()}/lock-`);
     await writeFile(`${dir}/file`, '');
-    const blocked = fleetInventory((json) => (json.paths = { lock: `${dir}/file/deploy.lock` }));
-    const taking = DeployLock.acquire({ inventory: blocked, executor: new ZxExecutor(), onCoordinator: true, command: 'deploy', forceUnlock: false });
+    const blocked = fleetLock({ inventory: fleetInventory((json) => (json.paths = { lock: `${dir}/file/deploy.lock` })) });
+    const taking = DeployLock.acquire({ ...blocked, executor: new ZxExecutor(), command: 'deploy', forceUnlock: false });
     await expect(taking).rejects.toThrow(new RegExp(`^cannot create the deploy lock ${dir}/file/deploy.lock on this machine: mkdir: cannot create directory`));
-    const free = fleetInventory((json) => (json.paths = { lock: `${dir}/locks/deploy.lock` }));
-    const lock = await DeployLock.acquire({ inventory: free, executor: new ZxExecutor(), onCoordinator: true, command: 'deploy', forceUnlock: false });
-    await expect(DeployLock.acquire({ inventory: free, executor: new ZxExecutor(), onCoordinator: true, command: 'again', forceUnlock: false })).rejects.toThrow(/is held by .* \(pid \d+\)/);
+    const free = fleetLock({ inventory: fleetInventory((json) => (json.paths = { lock: `${dir}/locks/deploy.lock` })) });
+    const lock = await DeployLock.acquire({ ...free, executor: new ZxExecutor(), command: 'deploy', forceUnlock: false });
+    await expect(DeployLock.acquire({ ...free, executor: new ZxExecutor(), command: 'again', forceUnlock: false })).rejects.toThrow(/is held by .* \(pid \d+\)/);
     await lock.release();
   });
 
@@ -264,7 +284,10 @@ describe('deploy lock', () => {
     const executor = new RecordingExecutor([
       (spec) => (spec.argv.join(' ').includes('set -C') && held ? ((held = false), { exitCode: 75, stdout: dead }) : undefined),
     ]);
-    await DeployLock.acquire({ inventory, executor, onCoordinator: true, command: 'deploy', forceUnlock: false, isAlive: () => false });
+    const lock = await DeployLock.acquire({ ...here, executor, command: 'deploy', forceUnlock: false, isAlive: () => false });
+    // Refused once, the stale holder's lock released by its id (the plan's release), taken.
+    const taken = fillCommand(here.lock.acquire, { 'lock-holder': JSON.stringify(lock.holder) });
+    expect(executor.calls).toEqual([taken, fillCommand(here.lock.release, { 'lock-holder-id': 'stale-run-7' }), taken]);
     const removal = executor.calls[1]!.argv;
     expect(removal.slice(-2)).toEqual([inventory.paths.lock, 'stale-run-7']);
     expect(removal.join(' ')).toContain('grep -qF -- "$2" "$1"');
@@ -277,7 +300,7 @@ describe('deploy lock', () => {
     const executor = new RecordingExecutor([
       (spec) => (spec.argv.join(' ').includes('set -C') && held ? ((held = false), { exitCode: 75, stdout: dead }) : undefined),
     ]);
-    const lock = await DeployLock.acquire({ inventory, executor, onCoordinator: true, command: 'deploy', forceUnlock: false, isAlive: () => false });
+    const lock = await DeployLock.acquire({ ...here, executor, command: 'deploy', forceUnlock: false, isAlive: () => false });
     expect(lock.note).toBe(`took over a stale deploy lock (pid 42 on ${hostname()} is gone)`);
   });
 });

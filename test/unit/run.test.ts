@@ -1,29 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { InterruptedError, StageError } from '../../lib/errors.ts';
-import type { CommandSpec } from '../../lib/exec/types.ts';
 import { FIXTURE_TOPLEVEL, fixture } from '../helpers/fixtures.ts';
-import { FIXTURE_DRV, runPipeline } from '../helpers/pipeline.ts';
+import { asRun, deployStepsRun, FIXTURE_DRV, isCommand, runPipeline } from '../helpers/pipeline.ts';
 import { when } from '../helpers/recording-executor.ts';
 
-const rebuildOf = (spec: CommandSpec) => spec.argv[spec.argv.indexOf('--flake') + 1]!.split('#')[1];
-
 const run = runPipeline;
+/** The nixos-rebuilds the run ran, in order, as `<host> rebuild`: each must be its host's planned one. */
+function rebuilds(pipeline: Awaited<ReturnType<typeof run>>): string[] {
+  const planned = deployStepsRun(pipeline).filter((step) => step.endsWith(' rebuild'));
+  expect(pipeline.executor.calls.filter((c) => c.argv[0] === 'nixos-rebuild')).toHaveLength(planned.length);
+  return planned;
+}
 
 describe('running a plan (recording executor, real HTTP cache)', () => {
   it('runs the stages in order, the seed before the others', async () => {
-    const { result, executor, cacheRequests } = await run([]);
+    const pipeline = await run([]);
+    const { result, executor, cacheRequests, plan } = pipeline;
     expect(result.error).toBeUndefined();
     expect(result.outcome).toBe('success');
-    const summary = executor.summary();
-    expect(summary.slice(0, 4).every((s) => s.startsWith('ssh '))).toBe(true);
+    // First preflight's SSH logins, side by side: the seed as builder, every target as its root steps will.
+    const logins = [plan.seeds[0]!.check, ...plan.preflight.targets.map((t) => t.command)].map((c) => asRun(pipeline, c));
+    expect(logins.every((c) => c.argv[0] === 'ssh')).toBe(true);
+    expect(executor.calls.slice(0, logins.length)).toEqual(expect.arrayContaining(logins));
     // Then preflight's local questions: the pinned roots on the cache host (to check the cache's key)
     // and whether Nix trusts this user; then evaluation and the build.
-    const evalAt = summary.indexOf('nix eval');
-    expect(summary.slice(4, evalAt)).toContain('find /nix/var/nix/gcroots/arm-cache');
-    expect(summary.slice(evalAt, evalAt + 2)).toEqual(['nix eval', 'nix build']);
-    const deploys = executor.calls.filter((c) => c.argv[0] === 'nixos-rebuild').map(rebuildOf);
-    expect(deploys[0]).toBe('opi03');
-    expect(deploys.slice(1).sort()).toEqual(['opi01', 'opi02']);
+    const evaluate = asRun(pipeline, plan.evaluate);
+    const evalAt = executor.calls.findIndex((c) => isCommand(c, evaluate));
+    expect(plan.preflight.cacheKey.listRoots.argv.slice(0, 2)).toEqual(['find', '/nix/var/nix/gcroots/arm-cache']);
+    expect(executor.calls.slice(logins.length, evalAt)).toContainEqual(asRun(pipeline, plan.preflight.cacheKey.listRoots));
+    expect(executor.calls.slice(evalAt, evalAt + 2)).toEqual([evaluate, asRun(pipeline, plan.seeds[0]!.build)]);
+    // The seed's nixos-rebuild first, then the others'.
+    const deploys = rebuilds(pipeline);
+    expect(deploys[0]).toBe('opi03 rebuild');
+    expect(deploys.slice(1)).toHaveLength(2);
+    expect(deploys.slice(1)).toEqual(expect.arrayContaining(['opi01 rebuild', 'opi02 rebuild']));
     expect(result.report.hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'deployed'], ['opi03', 'deployed']]);
     expect(result.report.builds).toEqual([
       { drvPath: '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv', machine: 'ssh://nix-builder@opi03.internal' },
@@ -51,9 +61,12 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
   });
 
   it('starts no other host when the seed fails', async () => {
-    const { result, executor } = await run([when(['--flake', '.#opi03'], { exitCode: 4, stderr: 'activation failed' })]);
+    const pipeline = await run([when(['--flake', '.#opi03'], { exitCode: 4, stderr: 'activation failed' })]);
+    const { result } = pipeline;
     expect(result.error!.message).toContain('opi03 failed: nixos-rebuild exited with 4');
-    expect(executor.calls.filter((c) => c.argv[0] === 'nixos-rebuild').map(rebuildOf)).toEqual(['opi03']);
+    expect(rebuilds(pipeline)).toEqual(['opi03 rebuild']);
+    // Not one step on the others.
+    expect(deployStepsRun(pipeline).filter((step) => !step.startsWith('opi03 '))).toEqual([]);
     expect(result.report.hosts.map((h) => h.state)).toEqual(['not-started', 'not-started', 'rolled-back']);
   });
 
