@@ -11,8 +11,9 @@ import { loadInventory } from '../lib/inventory/load.ts';
 import { selectHosts } from '../lib/inventory/select.ts';
 import { parseBuildResults } from '../lib/nix/build-log.ts';
 import { toplevelAttribute } from '../lib/nix/commands.ts';
-import { planDeploy } from '../lib/plan.ts';
-import { deployTarget, destination, sshArgv, sshOptions } from '../lib/ssh.ts';
+import { planDeploy } from '../lib/plan/assemble.ts';
+import { targetHost } from '../lib/remote/fleet.ts';
+import { remoteArgv, sshDestination, sshOptionArgs } from '../lib/remote/host.ts';
 import { analyseOverhead, asDeployReport, compactCommands, type DeployReport, median, type OverheadAnalysis } from './analysis.ts';
 import { BenchError, hostAddress, Interrupted, type Lab, must } from './lab.ts';
 
@@ -60,13 +61,13 @@ export async function measureSequential(ctx: Context, generation: string): Promi
   const hosts: SequentialResult['hosts'][number][] = [];
   const started = Date.now();
   for (const host of lab.hosts) {
-    const target = deployTarget(inventory.hosts[host]!);
+    const target = targetHost(inventory, host);
     const installable = `${inventory.flake}#${toplevelAttribute(inventory, host)}`;
     ctx.progress(`sequential: ${host}: nix build on ${host} (no substituters), set profile, switch`);
     const build = await must(
       executor,
       `sequential: building ${host} on ${host}`,
-      { argv: sshArgv(inventory, target, ['nix', 'build', '--no-link', '--json', '--option', 'substituters', '', installable]), timeoutMs: budgetMs },
+      { argv: remoteArgv(target, ['nix', 'build', '--no-link', '--json', '--option', 'substituters', '', installable]), timeoutMs: budgetMs },
       { signal },
     );
     const toplevel = parseBuildResults(build.stdout)[0]?.outputs.out;
@@ -74,13 +75,13 @@ export async function measureSequential(ctx: Context, generation: string): Promi
     const profile = await must(
       executor,
       `sequential: setting ${host}'s system profile`,
-      { argv: sshArgv(inventory, target, ['nix-env', '-p', '/nix/var/nix/profiles/system', '--set', toplevel]), timeoutMs: 60_000 },
+      { argv: remoteArgv(target, ['nix-env', '-p', '/nix/var/nix/profiles/system', '--set', toplevel]), timeoutMs: 60_000 },
       { signal },
     );
     const activate = await must(
       executor,
       `sequential: activating ${host}`,
-      { argv: sshArgv(inventory, target, [`${toplevel}/bin/switch-to-configuration`, 'switch']), timeoutMs: (lab.knobs!.activationSeconds + 60) * 1000 },
+      { argv: remoteArgv(target, [`${toplevel}/bin/switch-to-configuration`, 'switch']), timeoutMs: (lab.knobs!.activationSeconds + 60) * 1000 },
       { signal },
     );
     hosts.push({
@@ -316,7 +317,8 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
   const plan = planDeploy(inventory, selectHosts(inventory, { kind: 'all' }), { goal: 'switch', onCoordinator: true });
   ctx.progress(`dissection: seed build with Nix's activity log (kernel ${kernelSeconds} s${extraSshOptions.length ? ', ssh multiplexed' : ''})`);
   const activities = new Map<number, NixActivity>();
-  const env = { ...lab.env, ...plan.seedBuild.env };
+  const seedBuild = plan.seeds[0]!.build;
+  const env = { ...lab.env, ...seedBuild.env };
   if (extraSshOptions.length) env.NIX_SSHOPTS = [env.NIX_SSHOPTS ?? '', ...extraSshOptions].join(' ').trim();
   const t0 = Date.now();
   let build;
@@ -324,7 +326,7 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
     build = await must(
       executor,
       'dissection: seed build',
-      { argv: plan.seedBuild.argv, env, timeoutMs: (kernelSeconds + 120) * 1000 },
+      { argv: seedBuild.argv, env, timeoutMs: (kernelSeconds + 120) * 1000 },
       {
         signal,
         onLine: (line) => {
@@ -347,7 +349,7 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
     );
   } finally {
     if (extraSshOptions.length) {
-      const seed = inventory.hosts[plan.seed]!;
+      const seed = inventory.hosts[plan.seeds[0]!.host]!;
       await closeMasters(ctx, [`${seed.builder!.user}@${seed.address}`]);
     }
   }
@@ -384,7 +386,7 @@ export async function dissectRebuild(ctx: Context, host: string): Promise<Rebuil
   const inventory = await loadInventory(lab.inventoryPath);
   ctx.progress(`dissection: one nixos-rebuild of ${host}, which fetches from the cache, its phases timed`);
   // The deploy's own command for that host, as its plan has it.
-  const rebuildCommand = planDeploy(inventory, [host], { goal: 'switch', onCoordinator: true }).deploy.commands[host]!;
+  const rebuildCommand = planDeploy(inventory, [host], { goal: 'switch', onCoordinator: true, reuseConnections: false }).deploy.hosts[host]!.rebuild;
   const phases: { phase: string; ms: number }[] = [];
   let mark = { text: '(start)', at: Date.now() };
   const onLine = (line: string) => {
@@ -407,17 +409,17 @@ export async function measureSsh(ctx: Context, host: string): Promise<SshCost> {
   const { lab, executor, signal } = ctx;
   const inventory = await loadInventory(lab.inventoryPath);
   ctx.progress('dissection: SSH connection cost, fresh and multiplexed');
-  const target = deployTarget(inventory.hosts[host]!);
+  const target = targetHost(inventory, host);
   const fresh: number[] = [];
-  for (let i = 0; i < 5; i++) fresh.push((await must(executor, 'ssh probe', { argv: sshArgv(inventory, target, ['true']), timeoutMs: 20_000 }, { signal })).durationMs);
-  const muxArgv = ['ssh', ...sshOptions(inventory, target), ...multiplexOptions(lab, 15), destination(target), '--', 'true'];
+  for (let i = 0; i < 5; i++) fresh.push((await must(executor, 'ssh probe', { argv: remoteArgv(target, ['true']), timeoutMs: 20_000 }, { signal })).durationMs);
+  const muxArgv = ['ssh', ...sshOptionArgs(target), ...multiplexOptions(lab, 15), sshDestination(target), '--', 'true'];
   const reused: number[] = [];
   let masterMs = 0;
   try {
     masterMs = (await must(executor, 'ssh master', { argv: muxArgv, timeoutMs: 20_000 }, { signal })).durationMs;
     for (let i = 0; i < 5; i++) reused.push((await must(executor, 'ssh over the master', { argv: muxArgv, timeoutMs: 20_000 }, { signal })).durationMs);
   } finally {
-    await closeMasters(ctx, [destination(target)]);
+    await closeMasters(ctx, [sshDestination(target)]);
   }
   return { freshMs: fresh, freshMedianMs: median(fresh)!, masterMs, reusedMs: reused, reusedMedianMs: median(reused)! };
 }

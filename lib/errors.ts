@@ -1,5 +1,5 @@
 /**
- * Typed errors the entry points map to exit codes (see lib/cli/main.ts).
+ * Typed errors the entry points map to exit codes (see lib/cli/io.ts).
  * Anything else that escapes is a bug and is reported as such.
  */
 

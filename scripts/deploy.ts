@@ -1,5 +1,5 @@
 #!/usr/bin/env -S npx tsx
 // Deploy the named hosts in stages. `--help` for options.
-import { runCli } from '../lib/cli/main.ts';
+import { runDeployCli } from '../lib/cli/deploy.ts';
 
-process.exitCode = await runCli('deploy', process.argv.slice(2));
+process.exitCode = await runDeployCli('deploy', process.argv.slice(2));

@@ -1,19 +1,22 @@
 #!/usr/bin/env -S npx tsx
-// Writes inventory.schema.json (for editors) from the zod schema, or with --check fails when it is stale.
+// Writes the JSON Schemas generated from the zod schemas (for editors and for readers of --json), or with --check fails when one is stale.
 import { readFile, writeFile } from 'node:fs/promises';
-import { inventoryJsonSchema } from '../lib/inventory/schema.ts';
+import { JSON_SCHEMAS } from '../lib/cli/schemas.ts';
 
-const path = new URL('../inventory.schema.json', import.meta.url);
-const text = `${JSON.stringify(inventoryJsonSchema(), null, 2)}\n`;
+const root = new URL('../', import.meta.url);
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log('Usage: npx tsx scripts/write-schema.ts [--check]\nWrites inventory.schema.json from lib/inventory/schema.ts; --check exits 1 if it is out of date.');
-} else if (process.argv.includes('--check')) {
-  const current = await readFile(path, 'utf8').catch(() => '');
-  if (current !== text) {
-    console.error('inventory.schema.json is out of date: run npm run schema');
-    process.exitCode = 1;
-  }
+  console.log(`Usage: npx tsx scripts/write-schema.ts [--check]
+Writes ${JSON_SCHEMAS.map((s) => s.path).join(', ')} from their zod schemas; --check exits 1 if one is out of date.`);
 } else {
-  await writeFile(path, text);
-  console.log(`wrote ${path.pathname}`);
+  for (const { path, schema } of JSON_SCHEMAS) {
+    const file = new URL(path, root);
+    const text = `${JSON.stringify(schema(), null, 2)}\n`;
+    if (!process.argv.includes('--check')) {
+      await writeFile(file, text);
+      console.log(`wrote ${path}`);
+    } else if ((await readFile(file, 'utf8').catch(() => '')) !== text) {
+      console.error(`${path} is out of date: run npm run schema`);
+      process.exitCode = 1;
+    }
+  }
 }

@@ -39,18 +39,24 @@ export type NarInfoProbe =
   | { readonly state: 'missing' }
   | { readonly state: 'served'; readonly info: NarInfo; readonly signature: SignatureCheck };
 
+/** Where a binary cache serves a store path's narinfo: `<cache>/<hash>.narinfo` (Nix's binary cache layout). */
 export function narInfoUrl(cacheUrl: string, storePath: string): string {
-  return `${cacheUrl}/${storePathHash(storePath)}.narinfo`;
+  return narInfoUrlForHash(cacheUrl, storePathHash(storePath));
 }
 
+/** {@link narInfoUrl} from the hash part alone (the plan writes a placeholder there). */
+export function narInfoUrlForHash(cacheUrl: string, hash: string): string {
+  return `${cacheUrl}/${hash}.narinfo`;
+}
+
+/** GETs `url` (the narinfo of `storePath`, see {@link narInfoUrl}) and checks its signature against `trusted`. */
 export async function probeNarInfo(
-  cacheUrl: string,
+  url: string,
   storePath: string,
   trusted: readonly PublicKey[],
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<NarInfoProbe> {
-  const url = narInfoUrl(cacheUrl, storePath);
   const response = await get(url, timeoutMs, signal);
   if (response.status === 404) return { state: 'missing' };
   if (!response.ok) throw new CacheRequestError(`GET ${url} answered HTTP ${response.status}`);
@@ -79,7 +85,7 @@ export type WaitOutcome =
  * retried, since a cache restarting is the case this wait exists for.
  */
 export async function waitForNarInfo(
-  cacheUrl: string,
+  url: string,
   storePath: string,
   trusted: readonly PublicKey[],
   options: WaitOptions,
@@ -91,7 +97,7 @@ export async function waitForNarInfo(
   for (;;) {
     attempts += 1;
     try {
-      const probe = await probeNarInfo(cacheUrl, storePath, trusted, options.requestTimeoutMs, options.signal);
+      const probe = await probeNarInfo(url, storePath, trusted, options.requestTimeoutMs, options.signal);
       options.onPoll?.(attempts, probe);
       if (probe.state === 'served') return { ...probe, attempts };
       lastError = undefined;

@@ -17,12 +17,13 @@ export function rootPath(gcRootDir: string, storePath: string): string {
 }
 
 /**
- * The document's pin script for the given paths: `mkdir -p`, then one
- * `ln -sfn` per path. Idempotent: -f replaces an old link, and -n keeps ln
- * from following an existing link into the (read-only) store directory.
+ * The document's pin script for the given roots (a root is `rootPath` of
+ * its store path): `mkdir -p`, then one `ln -sfn` per root. Idempotent: -f
+ * replaces an old link, and -n keeps ln from following an existing link into
+ * the (read-only) store directory.
  */
-export function pinRootsArgvs(gcRootDir: string, storePaths: readonly string[]): string[][] {
-  return [['mkdir', '-p', gcRootDir], ...storePaths.map((path) => ['ln', '-sfn', path, rootPath(gcRootDir, path)])];
+export function pinRootsArgvs(gcRootDir: string, roots: readonly { readonly storePath: string; readonly root: string }[]): string[][] {
+  return [['mkdir', '-p', gcRootDir], ...roots.map(({ storePath, root }) => ['ln', '-sfn', storePath, root])];
 }
 
 /** Exits 0 when the deploying user can pin in `gcRootDir` (made if missing), else says why on stderr. */

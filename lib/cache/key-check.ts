@@ -5,7 +5,7 @@
  * host's store, so a path pinned there is a path it must serve.
  */
 import { signatureProblem } from './hints.ts';
-import { probeNarInfo } from './client.ts';
+import { narInfoUrl, probeNarInfo } from './client.ts';
 import { parsePublicKey } from './narinfo.ts';
 
 export type KeyCheck =
@@ -31,7 +31,7 @@ export async function checkCacheKey(
   for (const storePath of storePaths) {
     let probe;
     try {
-      probe = await probeNarInfo(cacheUrl, storePath, trusted, timeoutMs, signal);
+      probe = await probeNarInfo(narInfoUrl(cacheUrl, storePath), storePath, trusted, timeoutMs, signal);
     } catch (error) {
       return { kind: 'unchecked', why: `the cache did not answer (${(error as Error).message})` };
     }

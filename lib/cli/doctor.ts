@@ -13,7 +13,7 @@ import { ExitCode, InterruptedError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
-import { isOnCoordinator } from '../plan.ts';
+import { isOnCoordinator } from '../remote/fleet.ts';
 import { colours } from './colour.ts';
 import { failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
@@ -78,7 +78,7 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
     }
     const inventory = await loadInventory(options.inventory);
     const controller = new AbortController();
-    const release = interruptOnSignals(controller, io, 'stopping the running checks');
+    const release = interruptOnSignals(controller, io, { stopping: 'stopping the running checks' });
     const env = {
       inventory,
       executor: deps.executor ?? new ZxExecutor(),

@@ -3,11 +3,11 @@
  * builds, worded for what the doctor saw. The cache's and the GC roots'
  * hints are in lib/cache/hints.ts.
  */
-import { destination, type SshTarget } from '../ssh.ts';
+import { type RemoteHost, sshDestination } from '../remote/host.ts';
 
 export const builderHints = {
-  sshKey: (target: SshTarget) =>
-    `SSH key issue: test with ssh -i ${target.identityFile ?? '<builder key>'} ${destination(target)} — the key must be in ${target.user}'s authorized_keys there`,
+  sshKey: (target: RemoteHost) =>
+    `SSH key issue: test with ssh -i ${target.identityFile ?? '<builder key>'} ${sshDestination(target)} — the key must be in ${target.user}'s authorized_keys there`,
   offline: () => 'Builder offline: Nix falls back to local build (QEMU) if no builders respond',
   noNixStore: (user: string) => `nix-store must be on ${user}'s PATH for non-interactive SSH: Nix builds over ssh:// with nix-store --serve`,
   wrongSystem: (host: string, system: string) =>
@@ -15,8 +15,8 @@ export const builderHints = {
 } as const;
 
 export const targetHints = {
-  ssh: (target: SshTarget) =>
-    `Check the address, the deploy key and known_hosts: ssh${target.identityFile ? ` -i ${target.identityFile}` : ''} ${destination(target)} must work by hand`,
+  ssh: (target: RemoteHost) =>
+    `Check the address, the deploy key and known_hosts: ssh${target.identityFile ? ` -i ${target.identityFile}` : ''} ${sshDestination(target)} must work by hand`,
   neverDeployed: () => 'No system profile yet: the host was never deployed with nixos-rebuild switch or boot',
 } as const;
 

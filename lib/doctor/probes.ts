@@ -5,12 +5,11 @@
  */
 import { type CacheInfo, fetchCacheInfo } from '../cache/client.ts';
 import { type GcRootListing, listRootsArgv, parseRootListing } from '../cache/gc-roots.ts';
-import { onCoordinatorArgv } from '../ssh.ts';
-import type { CommandResult, Executor } from '../exec/types.ts';
+import { commandLine } from '../exec/describe.ts';
+import type { CommandResult, CommandSpec, Executor } from '../exec/types.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
-import { type PlannedCommand, sshCommandTimeoutMs } from '../plan.ts';
-import { type Generation, generationProbe, parseGeneration } from '../rollout/host-steps.ts';
-import { commandLine } from '../stages/failure.ts';
+import { atPlace, coordinatorPlace, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { type Generation, generationProbeArgv, parseGeneration } from '../remote/scripts.ts';
 
 export interface Ran<T> {
   readonly tried: string;
@@ -47,7 +46,7 @@ function once<K, V>(make: (key: K) => Promise<V>): (key: K) => Promise<V> {
 
 export async function runCommand<T>(
   env: ProbeEnvironment,
-  command: PlannedCommand,
+  command: CommandSpec,
   parse: (stdout: string) => T,
   accept: (result: CommandResult) => boolean = (r) => r.exitCode === 0 && !r.timedOut,
 ): Promise<Ran<T>> {
@@ -57,7 +56,7 @@ export async function runCommand<T>(
 
 export function makeProbes(env: ProbeEnvironment): Probes {
   const { inventory } = env;
-  const sshTimeoutMs = sshCommandTimeoutMs(inventory);
+  const sshTimeoutMs = shortCommandTimeoutMs(inventory);
   const cacheInfo = once(async (): Promise<CacheInfoProbe> => {
     const tried = `GET ${inventory.cache.url}/nix-cache-info`;
     try {
@@ -70,13 +69,13 @@ export function makeProbes(env: ProbeEnvironment): Probes {
   const gcRoots = once(() =>
     runCommand(
       env,
-      { argv: onCoordinatorArgv(inventory, env.onCoordinator, listRootsArgv(inventory.cache.gcRootDir)), timeoutMs: sshTimeoutMs },
+      { argv: atPlace(coordinatorPlace(inventory, env.onCoordinator), listRootsArgv(inventory.cache.gcRootDir)), timeoutMs: sshTimeoutMs },
       parseRootListing,
       (r) => (r.exitCode === 0 || r.exitCode === 1) && !r.timedOut,
     ),
   );
   const generation = once((host: HostName) =>
-    runCommand(env, { argv: generationProbe(inventory, host), timeoutMs: sshTimeoutMs }, parseGeneration),
+    runCommand(env, { argv: generationProbeArgv(targetHost(inventory, host), inventory.paths), timeoutMs: sshTimeoutMs }, parseGeneration),
   );
   return { cacheInfo: () => cacheInfo(undefined), gcRoots: () => gcRoots(undefined), generation };
 }

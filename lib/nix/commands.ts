@@ -1,10 +1,13 @@
 /** argv for every Nix and nixos-rebuild command the orchestrator runs. Pure. */
 import { HOST_PLACEHOLDER, type HostName, type Inventory } from '../inventory/schema.ts';
+import { nixSshOpts, nixSshStoreUri, type RemoteHost, remoteArgv, targetHostArg } from '../remote/host.ts';
 import type { RebuildFlags } from './nixos-rebuild.ts';
-import { builderTarget, coordinatorTarget, deployTarget, destination, nixSshOpts } from '../ssh.ts';
 
 export const GOALS = ['switch', 'boot', 'test', 'dry-activate'] as const;
 export type Goal = (typeof GOALS)[number];
+
+/** Goals that activate the new system now (and so get health checks and the magic-rollback watchdog). */
+export const ACTIVATING_GOALS: readonly Goal[] = ['switch', 'test'];
 
 export function toplevelAttribute(inventory: Inventory, host: HostName): string {
   return inventory.attribute.replace(HOST_PLACEHOLDER, host);
@@ -33,14 +36,13 @@ export function evaluateToplevelsArgv(inventory: Inventory, flake: string, hosts
   return ['nix', 'eval', '--json', installable(flake, prefix), '--apply', expr];
 }
 
-/** A `--builders` entry in Nix's machines format; "-" for fields left to defaults. */
-export function builderSpec(inventory: Inventory, host: HostName): string {
+/** A `--builders` entry in Nix's machines format for `builder` (the host's builder user); "-" for fields left to defaults. */
+export function builderSpec(inventory: Inventory, host: HostName, builder: RemoteHost): string {
   const entry = inventory.hosts[host];
-  const target = entry && builderTarget(entry);
-  if (!entry?.builder || !target) throw new Error(`host ${host} is not a builder`);
+  if (!entry?.builder) throw new Error(`host ${host} is not a builder`);
   const b = entry.builder;
   return [
-    `ssh://${destination(target)}`,
+    nixSshStoreUri(builder),
     entry.system,
     b.sshKey ?? '-',
     String(b.maxJobs),
@@ -51,40 +53,43 @@ export function builderSpec(inventory: Inventory, host: HostName): string {
   ].join(' ');
 }
 
+/** Whether a builder answers as its builder user and has Nix (preflight's seed check and the doctor's builder check). */
+export function builderProbeArgv(builder: RemoteHost): string[] {
+  return remoteArgv(builder, ['nix-store', '--version']);
+}
+
 /**
  * Build on the seed only: `--builders` names just the seed and `--max-jobs 0`
  * forbids local builds, so nothing is built under emulation on the coordinator.
  */
-export function seedBuildArgv(inventory: Inventory, flake: string, seed: HostName, hosts: readonly HostName[]): string[] {
+export function seedBuildArgv(inventory: Inventory, flake: string, builders: string, hosts: readonly HostName[]): string[] {
   return [
     // Nix 2.8 takes --log-format only before the subcommand.
     'nix', '--log-format', 'internal-json', 'build',
     '--no-link', '--json',
     '--max-jobs', '0',
-    '--builders', builderSpec(inventory, seed),
+    '--builders', builders,
     '--option', 'builders-use-substitutes', 'true',
     ...hosts.map((host) => installable(flake, toplevelAttribute(inventory, host))),
   ];
 }
 
 /** When the orchestrator is not on the coordinator, the result must still land in the cache host's store. */
-export function copyToCoordinatorArgv(inventory: Inventory, storePaths: readonly string[]): string[] {
-  return ['nix', 'copy', '--to', `ssh://${destination(coordinatorTarget(inventory))}`, ...storePaths];
+export function copyToArgv(destination: RemoteHost, storePaths: readonly string[]): string[] {
+  return ['nix', 'copy', '--to', nixSshStoreUri(destination), ...storePaths];
 }
 
 /**
  * nixos-rebuild for one host, with the flags chosen for the tool that will
  * run it (lib/nix/nixos-rebuild.ts): the sudo flag for a non-root user and
- * the flag that stops the re-exec across systems, each only where needed.
+ * the flag that stops the re-exec, each only where needed.
  */
-export function nixosRebuildArgv(inventory: Inventory, flake: string, host: HostName, goal: Goal, flags: RebuildFlags): string[] {
-  const entry = inventory.hosts[host];
-  if (!entry) throw new Error(`unknown host ${host}`);
+export function nixosRebuildArgv(command: readonly string[], flake: string, host: HostName, target: RemoteHost, goal: Goal, flags: RebuildFlags): string[] {
   return [
-    ...inventory.nixosRebuild.command,
+    ...command,
     goal,
     '--flake', `${flake}#${host}`,
-    '--target-host', `${entry.deployUser}@${entry.address}`,
+    '--target-host', targetHostArg(target),
     '--use-substitutes',
     ...(flags.sudo ? [flags.sudo] : []),
     ...(flags.noReexec ? [flags.noReexec] : []),
@@ -92,8 +97,7 @@ export function nixosRebuildArgv(inventory: Inventory, flake: string, host: Host
   ];
 }
 
-export function nixosRebuildEnv(inventory: Inventory, host: HostName): Record<string, string> {
-  const entry = inventory.hosts[host];
-  if (!entry) throw new Error(`unknown host ${host}`);
-  return { NIX_SSHOPTS: nixSshOpts(inventory, deployTarget(entry)) };
+/** nixos-rebuild and `nix copy` reach hosts with ssh: the same options as ours, through NIX_SSHOPTS. */
+export function sshEnv(host: RemoteHost): Record<string, string> {
+  return { NIX_SSHOPTS: nixSshOpts(host) };
 }

@@ -16,21 +16,22 @@
  * So the deploy reads `--help` once (feature detection, not version
  * numbers) and passes only what that tool accepts.
  */
+import { z } from 'zod';
 import type { Executor } from '../exec/types.ts';
 import { outputTail } from '../exec/types.ts';
 
-export type RebuildFlavour = 'bash' | 'ng' | 'unknown';
-
-export interface RebuildTool {
-  readonly command: readonly string[];
+export const rebuildToolSchema = z.object({
+  command: z.array(z.string()),
   /** false: the command could not be run at all */
-  readonly found: boolean;
-  readonly flavour: RebuildFlavour;
+  found: z.boolean(),
+  flavour: z.enum(['bash', 'ng', 'unknown']),
   /** every long flag its --help names, sorted */
-  readonly flags: readonly string[];
+  flags: z.array(z.string()),
   /** why it could not be read, when it could not */
-  readonly error?: string | undefined;
-}
+  error: z.string().optional(),
+});
+export type RebuildTool = z.infer<typeof rebuildToolSchema>;
+export type RebuildFlavour = RebuildTool['flavour'];
 
 /** Accepted by the bash-era tool and by every nixos-rebuild-ng: the safe choice when the flavour is unknown. */
 const UNIVERSAL_FLAGS = ['--fast', '--use-remote-sudo'];
@@ -65,7 +66,7 @@ export function parseRebuildHelp(command: readonly string[], text: string): Rebu
     argparse || NG_ONLY_FLAGS.some((flag) => flags.includes(flag)) ? 'ng'
     : manPage || flags.includes('--use-remote-sudo') ? 'bash'
     : 'unknown';
-  return { command, found: true, flavour, flags };
+  return { command: [...command], found: true, flavour, flags };
 }
 
 /**
@@ -79,7 +80,7 @@ export async function probeRebuildTool(executor: Executor, command: readonly str
   const text = `${result.stdout}\n${result.stderr}`;
   const notFound = result.exitCode === 127 || /ENOENT|command not found|No such file/.test(result.stderr) && result.stdout.trim() === '';
   if (notFound) {
-    return { command, found: false, flavour: 'unknown', flags: [], error: outputTail(result, 1)[0] ?? `exit ${result.exitCode}` };
+    return { command: [...command], found: false, flavour: 'unknown', flags: [], error: outputTail(result, 1)[0] ?? `exit ${result.exitCode}` };
   }
   const tool = parseRebuildHelp(command, text);
   if (tool.flavour === 'unknown') return { ...tool, error: `its --help said nothing recognisable (${outputTail(result, 1)[0] ?? `exit ${result.exitCode}`})` };
@@ -91,7 +92,7 @@ export const REBUILD_NOT_FOUND_HINT = "Run the deploy where NixOS's nixos-rebuil
 
 /** Used when nothing was probed (unit tests, a plan made without the tool): flavour unknown. */
 export function unprobedRebuildTool(command: readonly string[]): RebuildTool {
-  return { command, found: true, flavour: 'unknown', flags: [] };
+  return { command: [...command], found: true, flavour: 'unknown', flags: [] };
 }
 
 export interface RebuildFlags {

@@ -9,7 +9,18 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { CommandResult, Executor } from '../exec/types.ts';
-import { nixCommandArgv, parseNixSettings, readNixConfig, stringListSetting, stringSetting } from './config.ts';
+import { CONFIG_SHOW_ARGV, nixCommandArgv, parseNixSettings, readNixConfig, SHOW_CONFIG_ARGV, stringListSetting, stringSetting } from './config.ts';
+
+const STORE_INFO = ['info', 'ping'].map((subcommand) => ({ what: `nix store ${subcommand} --json`, argv: nixCommandArgv('store', subcommand, '--json') }));
+const groupsArgv = (user: string) => ['id', '-Gn', user];
+
+/**
+ * Every command {@link probeNixTrust} may run for `user`, in the order it
+ * asks them (it stops at the first that tells): for the plan and --dry-run.
+ */
+export function trustProbeArgvs(user: string): string[][] {
+  return [...STORE_INFO.map((s) => s.argv), [...CONFIG_SHOW_ARGV], [...SHOW_CONFIG_ARGV], groupsArgv(user)];
+}
 
 export interface NixTrust {
   /** whether the store trusts `user`; 'unknown' when no probe could tell */
@@ -60,9 +71,8 @@ export async function probeNixTrust(executor: Executor, timeoutMs: number, optio
   const run = (argv: readonly string[]) => executor.run({ argv, timeoutMs }, { signal: options.signal });
   const tried: string[] = [];
 
-  for (const subcommand of ['info', 'ping']) {
-    const what = `nix store ${subcommand} --json`;
-    const result = await run(nixCommandArgv('store', subcommand, '--json'));
+  for (const { what, argv } of STORE_INFO) {
+    const result = await run(argv);
     if (result.aborted) return { trusted: 'unknown', how: `${what}: interrupted`, user };
     const answer = succeeded(result) ? storeTrustField(result.stdout) : undefined;
     if (answer) return { trusted: answer.trusted, how: `${what}: "trusted": ${answer.raw}${answer.url ? ` (store ${answer.url})` : ''}`, user };
@@ -89,7 +99,7 @@ export async function probeNixTrust(executor: Executor, timeoutMs: number, optio
   const listed = `trusted-users = ${trustedUsers.join(' ') || '(empty)'}`;
   if (trustedUsers.includes('*')) return { trusted: true, how: `${listed}: * trusts everyone`, user };
   if (trustedUsers.includes(user)) return { trusted: true, how: `${listed}: names ${user}`, user };
-  const groupsRun = await run(['id', '-Gn', user]);
+  const groupsRun = await run(groupsArgv(user));
   const groups = succeeded(groupsRun) ? groupsRun.stdout.trim().split(/\s+/).filter((g) => g !== '') : [];
   const group = trustedUsers.find((u) => u.startsWith('@') && groups.includes(u.slice(1)));
   if (group) return { trusted: true, how: `${listed}: names ${group}, a group of ${user}`, user };

@@ -1,7 +1,8 @@
 /** State shared by the stages of one run. */
 import type { Executor } from '../exec/types.ts';
 import type { BuildRecord } from '../nix/build-log.ts';
-import type { DeployPlan } from '../plan.ts';
+import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
+import type { DeployPlan, PlannedCommand, SeedPlan } from '../plan/types.ts';
 import type { PinnedRoot } from '../report/report.ts';
 import type { RunRecorder } from '../report/timing.ts';
 
@@ -11,10 +12,14 @@ export interface Toplevel {
 }
 
 export interface RunContext {
-  /** replaced when preflight fails over to another seed */
-  plan: DeployPlan;
+  /** the whole plan, made before the run; the stages execute it and never plan again */
+  readonly plan: DeployPlan;
+  /** the seed that builds: the plan's first unless preflight failed over to the next that answers */
+  seed: SeedPlan;
   /** why the seed changed, for the report */
   seedFailover?: string;
+  /** what the run knows for the plan's placeholders: its id and ssh control directory, then the evaluated toplevels */
+  values: Record<string, string>;
   readonly executor: Executor;
   readonly signal: AbortSignal;
   readonly recorder: RunRecorder;
@@ -24,4 +29,9 @@ export interface RunContext {
   pinnedRoots?: PinnedRoot[];
   /** what was accepted against the defaults (--allow-unsigned), for the output and the report */
   warnings?: string[];
+}
+
+/** A planned command as it runs now: its placeholders filled with what the run knows (plus `extra`). */
+export function filled(ctx: Pick<RunContext, 'values'>, command: PlannedCommand, extra: PlaceholderValues = {}): PlannedCommand {
+  return fillCommand(command, { ...ctx.values, ...extra });
 }

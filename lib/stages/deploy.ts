@@ -7,21 +7,22 @@
 import type { ListrTask } from 'listr2';
 import pLimit from 'p-limit';
 import { InterruptedError, StageError } from '../errors.ts';
-import { deployHost } from '../rollout/deploy-host.ts';
 import type { RunContext } from './context.ts';
+import { deployHost } from './deploy-host.ts';
 import { runSubtasks } from './subtasks.ts';
 
 export function deployTask(): ListrTask<RunContext> {
   return {
     title: 'deploy',
     task: async (ctx, task) => {
-      const { deploy, goal, seed } = ctx.plan;
+      const { deploy, goal } = ctx.plan;
+      const { host: seed, waves } = ctx.seed;
       task.title = `deploy (${goal}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
       const limit = pLimit(deploy.concurrency);
       const failures: StageError[] = [];
-      for (const [index, wave] of deploy.waves.entries()) {
+      for (const [index, wave] of waves.entries()) {
         if (ctx.signal.aborted) throw new InterruptedError();
-        const label = `wave ${index + 1}/${deploy.waves.length}`;
+        const label = `wave ${index + 1}/${waves.length}`;
         try {
           await runSubtasks(
             task,
@@ -33,7 +34,8 @@ export function deployTask(): ListrTask<RunContext> {
                 return limit(async () => {
                   if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
                   // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
-                  await deployHost(ctx, host, (line) => (sub.output = `${host}: ${line}`));
+                  const deployment = { plan: deploy.hosts[host]!, goal, confirmTimeoutSeconds: deploy.confirmTimeoutSeconds, values: ctx.values };
+                  await deployHost(deployment, ctx, (line) => (sub.output = `${host}: ${line}`));
                   sub.title = `${host}: ${goal} done`;
                 });
               },
@@ -45,7 +47,7 @@ export function deployTask(): ListrTask<RunContext> {
           const isSeedWave = index === 0 && wave.includes(seed);
           const stop = isSeedWave || (deploy.rolling && !deploy.keepGoing);
           if (stop) {
-            const left = deploy.waves.slice(index + 1).flat();
+            const left = waves.slice(index + 1).flat();
             throw left.length ? new StageError(`${error.message}\nnot started: ${left.join(', ')}`, error.hints) : error;
           }
         }

@@ -1,7 +1,8 @@
 /** Stage 2: every selected host's toplevel, in one `nix eval`. */
 import type { ListrTask } from 'listr2';
 import { StageError } from '../errors.ts';
-import type { RunContext, Toplevel } from './context.ts';
+import { filled, type RunContext, type Toplevel } from './context.ts';
+import { toplevelValues } from '../plan/placeholders.ts';
 import { expectSuccess } from './failure.ts';
 
 export function parseEvaluation(stdout: string, hosts: readonly string[]): Record<string, Toplevel> {
@@ -26,13 +27,15 @@ export function evaluateTask(): ListrTask<RunContext> {
   return {
     title: 'evaluate',
     task: async (ctx, task) => {
-      const command = ctx.plan.evaluate;
+      const command = filled(ctx, ctx.plan.evaluate);
       const result = await ctx.executor.run(command, {
         signal: ctx.signal,
         onLine: (line, stream) => stream === 'stderr' && (task.output = line),
       });
       expectSuccess('evaluation failed', command, result);
       ctx.toplevels = parseEvaluation(result.stdout, ctx.plan.hosts);
+      // From here on, the plan's {{toplevel:…}} placeholders have their values.
+      Object.assign(ctx.values, toplevelValues(Object.fromEntries(Object.entries(ctx.toplevels).map(([host, t]) => [host, t.outPath]))));
       task.title = `evaluate: ${ctx.plan.hosts.length} toplevel${ctx.plan.hosts.length > 1 ? 's' : ''} in one nix eval`;
     },
   };

@@ -1,30 +1,7 @@
-/** How a failed command is told: host, command, exit status and the tail of its output (or what the caller made of it). */
+/** A failed step as the stages' typed errors. */
 import { InterruptedError, StageError } from '../errors.ts';
-import { type CommandResult, outputTail, succeeded } from '../exec/types.ts';
-import type { PlannedCommand } from '../plan.ts';
-import { shellQuote } from '../ssh.ts';
-
-export function commandLine(command: Pick<PlannedCommand, 'argv' | 'env'>): string {
-  const env = Object.entries(command.env ?? {}).map(([k, v]) => `${k}=${shellQuote(v)}`);
-  return [...env, ...command.argv.map(shellQuote)].join(' ');
-}
-
-export function exitStatus(result: CommandResult): string {
-  if (result.timedOut) return `timed out after ${Math.round(result.durationMs / 1000)} s`;
-  if (result.exitCode !== null) return `exited with ${result.exitCode}`;
-  return `was killed by ${result.signal ?? 'a signal'}`;
-}
-
-/**
- * `<what>: <argv0> exited with N`, `  $ <command line>`, then `  | <line>`
- * for each of `output`: by default the last 15 lines of the command's raw
- * output; commands whose output is a machine format (Nix's internal-json
- * log) pass the lines they made of it instead.
- */
-export function describeFailure(what: string, command: PlannedCommand, result: CommandResult, output: readonly string[] = outputTail(result)): string {
-  const tail = output.map((line) => `  | ${line}`);
-  return [`${what}: ${command.argv[0]} ${exitStatus(result)}`, `  $ ${commandLine(command)}`, ...tail].join('\n');
-}
+import { describeFailure } from '../exec/describe.ts';
+import { type CommandResult, type CommandSpec, succeeded } from '../exec/types.ts';
 
 /**
  * Throws the right typed error unless the command succeeded: InterruptedError
@@ -33,7 +10,7 @@ export function describeFailure(what: string, command: PlannedCommand, result: C
  */
 export function expectSuccess(
   what: string,
-  command: PlannedCommand,
+  command: Pick<CommandSpec, 'argv' | 'env'>,
   result: CommandResult,
   hints: readonly string[] = [],
   output?: readonly string[],

@@ -3,16 +3,17 @@ import type { ListrTask } from 'listr2';
 import { fetchCacheInfo } from '../cache/client.ts';
 import { cacheUnreachableHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
-import type { RunContext } from './context.ts';
+import { filled, type RunContext } from './context.ts';
+import { describeFailure } from '../exec/describe.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
-import { type DeployPlan, replanWithSeed } from '../plan.ts';
+import type { SeedPlan } from '../plan/types.ts';
 import { newestLiveRoots, parseRootListing } from '../cache/gc-roots.ts';
 import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
 import { describeTool, REBUILD_NOT_FOUND_HINT } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
-import { SUDO_HINT } from '../ssh.ts';
-import { describeFailure, expectSuccess } from './failure.ts';
+import { SUDO_HINT } from '../remote/host.ts';
+import { expectSuccess } from './failure.ts';
 import { runSubtasks } from './subtasks.ts';
 
 /** ssh's own exit status when it cannot connect or authenticate (ssh(1)); the remote command's status otherwise. */
@@ -24,37 +25,42 @@ export function preflightTask(): ListrTask<RunContext> {
   return {
     title: 'preflight',
     task: async (ctx, task) => {
-      const { preflight } = ctx.plan;
+      const { preflight, coordinator } = ctx.plan;
+      const [seed, ...fallbacks] = ctx.plan.seeds;
       const sshHint = 'Check the address, the key and known_hosts: ssh with the same options must work by hand.';
+      const sshChecks = [
+        { host: seed!.host, role: 'builder' as const, command: seed!.check, escalates: false },
+        ...preflight.targets.map((check) => ({ ...check, role: 'target' as const })),
+      ];
       await runSubtasks(task, ctx, [
-        ...preflight.ssh.map((check) => ({
+        ...sshChecks.map((check) => ({
           title: `${check.host} answers SSH as ${check.role}`,
           run: async (sub: { title: string }) => {
-            const result = await ctx.executor.run(check.command, { signal: ctx.signal });
-            const isSeed = check.role === 'builder' && check.host === ctx.plan.seed;
-            if (isSeed && !succeeded(result) && !result.aborted) {
-              const fallback = await firstAnswering(ctx, preflight.seedFallbacks);
+            const command = filled(ctx, check.command);
+            const result = await ctx.executor.run(command, { signal: ctx.signal });
+            if (check.role === 'builder' && !succeeded(result) && !result.aborted) {
+              const fallback = await firstAnswering(ctx, fallbacks);
               if (fallback) {
-                ctx.seedFailover = `seed ${check.host} did not answer (${outputTail(result, 1)[0] ?? `exit ${result.exitCode}`}); ${fallback} builds instead`;
-                ctx.plan = replanWithSeed(ctx.plan, fallback);
-                sub.title = `${check.host} does not answer: ${fallback} is the seed`;
+                ctx.seedFailover = `seed ${check.host} did not answer (${outputTail(result, 1)[0] ?? `exit ${result.exitCode}`}); ${fallback.host} builds instead`;
+                ctx.seed = fallback;
+                sub.title = `${check.host} does not answer: ${fallback.host} is the seed`;
                 return;
               }
             }
             // ssh itself fails with 255; any other failure of `sudo -n -- true` is sudo refusing (whatever its wording: sudo, sudo-rs).
             if (check.role === 'target' && check.escalates && !succeeded(result) && !result.aborted && !result.timedOut && result.exitCode !== SSH_FAILED) {
-              throw new StageError(describeFailure(`${check.host}: the deploy user cannot become root with sudo -n (no password prompt)`, check.command, result), [SUDO_HINT]);
+              throw new StageError(describeFailure(`${check.host}: the deploy user cannot become root with sudo -n (no password prompt)`, command, result), [SUDO_HINT]);
             }
-            expectSuccess(`${check.host} (${check.role}) does not answer SSH`, check.command, result, [sshHint]);
+            expectSuccess(`${check.host} (${check.role}) does not answer SSH`, command, result, [sshHint]);
           },
         })),
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
           run: async (sub) => {
-            const trust = await probeNixTrust(ctx.executor, preflight.requestTimeoutMs, { signal: ctx.signal });
+            const trust = await probeNixTrust(ctx.executor, preflight.requestTimeoutMs, { signal: ctx.signal, user: preflight.nixTrust.user });
             if (trust.trusted === false) {
               throw new StageError(
-                `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on ${ctx.plan.seed} (${trust.how})`,
+                `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on ${ctx.seed.host} (${trust.how})`,
                 [`Add ${trust.user} to trusted-users in this machine's nix.conf (NixOS: nix.settings.trusted-users), or run the deploy as a user that is.`],
               );
             }
@@ -62,18 +68,18 @@ export function preflightTask(): ListrTask<RunContext> {
           },
         },
         {
-          title: `GC roots can be made in ${ctx.plan.inventory.cache.gcRootDir} on ${ctx.plan.inventory.coordinator.name}`,
+          title: `GC roots can be made in ${preflight.gcRootDir} on ${coordinator.name}`,
           run: async () => {
-            const command = preflight.gcRootDirWritable;
-            expectSuccess(`cannot pin in ${ctx.plan.inventory.cache.gcRootDir} on ${ctx.plan.inventory.coordinator.name}`, command, await ctx.executor.run(command, { signal: ctx.signal }), [
-              gcRootHints.missingRoot(ctx.plan.inventory.cache.gcRootDir),
+            const command = filled(ctx, preflight.gcRootDirWritable);
+            expectSuccess(`cannot pin in ${preflight.gcRootDir} on ${coordinator.name}`, command, await ctx.executor.run(command, { signal: ctx.signal }), [
+              gcRootHints.missingRoot(preflight.gcRootDir),
             ]);
           },
         },
         {
           title: 'nixos-rebuild on this machine',
           run: async (sub) => {
-            const { tool, problems } = ctx.plan.rebuild;
+            const { tool, problems } = preflight.rebuild;
             if (!tool.found) {
               throw new StageError(`${describeTool(tool)}: ${tool.error}`, [REBUILD_NOT_FOUND_HINT]);
             }
@@ -86,7 +92,7 @@ export function preflightTask(): ListrTask<RunContext> {
           run: async (sub) => {
             const { publicKey, listRoots } = preflight.cacheKey;
             if (isPlaceholderKey(publicKey)) throw new StageError(`cache.publicKey is the placeholder shipped in hosts.json (${publicKey})`, [PLACEHOLDER_HINT]);
-            const listing = await ctx.executor.run(listRoots, { signal: ctx.signal });
+            const listing = await ctx.executor.run(filled(ctx, listRoots), { signal: ctx.signal });
             // find exits 1 for a missing directory: an answer ("nothing pinned"), not a failure to ask.
             const listed = !listing.timedOut && !listing.aborted && (listing.exitCode === 0 || listing.exitCode === 1);
             const newest = newestLiveRoots(listed ? parseRootListing(listing.stdout) : undefined);
@@ -96,7 +102,7 @@ export function preflightTask(): ListrTask<RunContext> {
               if (!ctx.plan.waitForCache.allowUnsigned) throw new StageError(what, [check.hint]);
               (ctx.warnings ??= []).push(`${what} — accepted because of --allow-unsigned`);
             }
-            const why = !listed ? `could not list the GC roots on ${ctx.plan.inventory.coordinator.name} (${outputTail(listing, 1)[0] ?? `exit ${listing.exitCode}`})` : check.kind === 'unchecked' ? check.why : '';
+            const why = !listed ? `could not list the GC roots on ${coordinator.name} (${outputTail(listing, 1)[0] ?? `exit ${listing.exitCode}`})` : check.kind === 'unchecked' ? check.why : '';
             sub.title =
               check.kind === 'verified' ? `cache signs with cache.publicKey (${check.keyName}): checked on ${check.storePath}`
               : check.kind === 'unchecked' ? `cache key not checked before the build: ${why}; the cache wait checks it after`
@@ -123,10 +129,10 @@ export function preflightTask(): ListrTask<RunContext> {
 }
 
 /** Seed failover: the first other builder of the same system that answers. */
-async function firstAnswering(ctx: RunContext, fallbacks: DeployPlan['preflight']['seedFallbacks']): Promise<string | undefined> {
-  for (const { host, command } of fallbacks) {
-    const result = await ctx.executor.run(command, { signal: ctx.signal });
-    if (succeeded(result)) return host;
+async function firstAnswering(ctx: RunContext, fallbacks: readonly SeedPlan[]): Promise<SeedPlan | undefined> {
+  for (const seed of fallbacks) {
+    const result = await ctx.executor.run(filled(ctx, seed.check), { signal: ctx.signal });
+    if (succeeded(result)) return seed;
   }
   return undefined;
 }

@@ -5,19 +5,20 @@ import { gcRootHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
 import { outputTail } from '../exec/types.ts';
 import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, parseBuildResults } from '../nix/build-log.ts';
-import { builderSpec } from '../nix/commands.ts';
-import { planCopyToCoordinator, planPinRoots } from '../plan.ts';
-import type { RunContext } from './context.ts';
+import { fillText } from '../plan/placeholders.ts';
+import { sshDestination } from '../remote/host.ts';
+import { filled, type RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
 
 export function seedBuildTask(): ListrTask<RunContext> {
   return {
     title: 'seed build',
     task: async (ctx, task) => {
-      const { plan } = ctx;
-      task.title = `seed build on ${plan.seed}`;
+      const { plan, seed } = ctx;
+      task.title = `seed build on ${seed.host}`;
       const log = new BuildLogRecorder();
-      const result = await ctx.executor.run(plan.seedBuild, {
+      const build = filled(ctx, seed.build);
+      const result = await ctx.executor.run(build, {
         signal: ctx.signal,
         onLine: (line, stream) => {
           const event = log.add(line, stream);
@@ -30,40 +31,40 @@ export function seedBuildTask(): ListrTask<RunContext> {
       // What Nix said it built where: the report's "built on" comes from here, never from the plan.
       ctx.builds.push(...log.builds);
       // Nix names a remote build's machine by the URI its --builders entry starts with.
-      const seedUri = builderSpec(plan.inventory, plan.seed).split(' ')[0]!;
+      const seedUri = seed.builderUri;
       const elsewhere = log.builds.filter((b) => !isBuiltOn(b.machine, seedUri));
       // What the log said; if it said nothing (nix did not start), whatever came out that is not a log record.
       const told = log.failureLines();
       const shown = told.length ? told : outputTail(result).filter((line) => !line.startsWith('@nix '));
       const hints = placementHints(log, elsewhere);
-      expectSuccess(`seed build on ${plan.seed} failed`, plan.seedBuild, result, hints, shown);
+      expectSuccess(`seed build on ${seed.host} failed`, build, result, hints, shown);
 
       const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
       const toplevels = ctx.toplevels ?? {};
       if (elsewhere.length) {
-        throw new StageError(`built elsewhere than on ${plan.seed} (${seedUri}): ${describeBuilds(elsewhere)}`, hints);
+        throw new StageError(`built elsewhere than on ${seed.host} (${seedUri}): ${describeBuilds(elsewhere)}`, hints);
       }
       const missing = plan.hosts.filter((host) => !built.has(toplevels[host]?.outPath ?? ''));
       if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);
 
-      const outPaths = plan.hosts.map((h) => toplevels[h]!.outPath);
-      const copy = planCopyToCoordinator(plan, outPaths);
-      if (copy) {
-        task.output = `copying the toplevels to ${plan.inventory.coordinator.name}`;
-        const copied = await ctx.executor.run(copy, { signal: ctx.signal });
-        expectSuccess(`copying the result to ${plan.inventory.coordinator.name} failed`, copy, copied);
+      const coordinator = plan.coordinator.name;
+      if (plan.copyToCoordinator) {
+        task.output = `copying the toplevels to ${coordinator}`;
+        const copy = filled(ctx, plan.copyToCoordinator);
+        expectSuccess(`copying the result to ${coordinator} failed`, copy, await ctx.executor.run(copy, { signal: ctx.signal }));
       }
 
       // Pinned by us too: the post-build hook that should pin them may be missing.
-      const { gcRootDir } = plan.inventory.cache;
-      const pin = planPinRoots(plan, outPaths);
-      task.output = `pinning the toplevels in ${gcRootDir} (${pin.on})`;
-      for (const command of pin.commands) {
+      const { gcRootDir } = plan.preflight;
+      const on = plan.coordinator.place.kind === 'local' ? 'local' : sshDestination(plan.coordinator.place.host);
+      task.output = `pinning the toplevels in ${gcRootDir} (${on})`;
+      for (const planned of plan.pin.commands) {
+        const command = filled(ctx, planned);
         const pinned = await ctx.executor.run(command, { signal: ctx.signal });
-        expectSuccess(`pinning the toplevels on ${plan.inventory.coordinator.name} failed`, command, pinned, [gcRootHints.missingRoot(gcRootDir)]);
+        expectSuccess(`pinning the toplevels on ${coordinator} failed`, command, pinned, [gcRootHints.missingRoot(gcRootDir)]);
       }
-      ctx.pinnedRoots = pin.roots.map((root) => ({ ...root, on: pin.on }));
-      task.title = `seed build on ${plan.seed}: ${summarizeBuilds(log.builds.map((b) => drvName(b.drvPath)))}; pinned in ${gcRootDir}`;
+      ctx.pinnedRoots = plan.pin.roots.map((root) => ({ storePath: fillText(root.storePath, ctx.values), root: fillText(root.root, ctx.values), on }));
+      task.title = `seed build on ${seed.host}: ${summarizeBuilds(log.builds.map((b) => drvName(b.drvPath)))}; pinned in ${gcRootDir}`;
     },
     rendererOptions: { outputBar: 5 },
   };

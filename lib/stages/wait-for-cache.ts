@@ -8,22 +8,24 @@ import { cacheUnreachableHints, pathMissingHints, signatureProblem } from '../ca
 import { parsePublicKey } from '../cache/narinfo.ts';
 import { InterruptedError, StageError } from '../errors.ts';
 import type { RunContext } from './context.ts';
+import { fillText } from '../plan/placeholders.ts';
 import { runSubtasks } from './subtasks.ts';
 
 export function waitForCacheTask(): ListrTask<RunContext> {
   return {
     title: 'wait for cache',
     task: async (ctx, task) => {
-      const { waitForCache, inventory, hosts } = ctx.plan;
-      const trusted = [parsePublicKey(inventory.cache.publicKey)];
+      const { waitForCache } = ctx.plan;
+      const trusted = [parsePublicKey(waitForCache.publicKey)];
       await runSubtasks(
         task,
         ctx,
-        hosts.map((host) => ({
+        waitForCache.narinfos.map(({ host, ...narinfo }) => ({
           title: `${host}: toplevel served by ${waitForCache.cacheUrl}`,
           run: async (sub) => {
-            const storePath = ctx.toplevels![host]!.outPath;
-            const outcome = await waitForNarInfo(waitForCache.cacheUrl, storePath, trusted, {
+            const storePath = fillText(narinfo.storePath, ctx.values);
+            const outcome = await waitForNarInfo(fillText(narinfo.url, ctx.values), storePath, trusted, {
+              maxDelayMs: waitForCache.pollMaxMs,
               timeoutMs: waitForCache.timeoutMs,
               requestTimeoutMs: waitForCache.requestTimeoutMs,
               signal: ctx.signal,

@@ -35,7 +35,7 @@ describe('cache client against a real HTTP server', () => {
     cache = await startTestCache();
     const polls: string[] = [];
     const served = cache;
-    const outcome = await waitForNarInfo(cache.url, FIXTURE_TOPLEVEL, trusted, {
+    const outcome = await waitForNarInfo(narInfoUrl(cache.url, FIXTURE_TOPLEVEL), FIXTURE_TOPLEVEL, trusted, {
       timeoutMs: 10_000,
       requestTimeoutMs: 2000,
       initialDelayMs: 10,
@@ -52,13 +52,13 @@ describe('cache client against a real HTTP server', () => {
 
   it('returns a served narinfo with a bad signature for the caller to judge', async () => {
     cache = await startTestCache({ [narinfoPath]: fixture('narinfo/signed-by-other-key.narinfo') });
-    const outcome = await waitForNarInfo(cache.url, FIXTURE_TOPLEVEL, trusted, { timeoutMs: 2000, requestTimeoutMs: 1000 });
+    const outcome = await waitForNarInfo(narInfoUrl(cache.url, FIXTURE_TOPLEVEL), FIXTURE_TOPLEVEL, trusted, { timeoutMs: 2000, requestTimeoutMs: 1000 });
     expect(outcome).toMatchObject({ state: 'served', signature: { ok: false, reason: 'other-key' } });
   });
 
   it('gives up after the timeout and keeps the last error', async () => {
     const url = await deadCacheUrl();
-    const outcome = await waitForNarInfo(url, FIXTURE_TOPLEVEL, trusted, { timeoutMs: 300, requestTimeoutMs: 200, initialDelayMs: 50 });
+    const outcome = await waitForNarInfo(narInfoUrl(url, FIXTURE_TOPLEVEL), FIXTURE_TOPLEVEL, trusted, { timeoutMs: 300, requestTimeoutMs: 200, initialDelayMs: 50 });
     expect(outcome.state).toBe('timeout');
     expect(outcome.attempts).toBeGreaterThan(1);
     expect(outcome.state === 'timeout' && outcome.lastError?.message).toMatch(/ECONNREFUSED/);
@@ -66,7 +66,7 @@ describe('cache client against a real HTTP server', () => {
 
   it('refuses a narinfo for another path', async () => {
     cache = await startTestCache({ [narinfoPath]: fixture('narinfo/no-references.narinfo') });
-    const outcome = await waitForNarInfo(cache.url, FIXTURE_TOPLEVEL, trusted, { timeoutMs: 200, requestTimeoutMs: 200, initialDelayMs: 50 });
+    const outcome = await waitForNarInfo(narInfoUrl(cache.url, FIXTURE_TOPLEVEL), FIXTURE_TOPLEVEL, trusted, { timeoutMs: 200, requestTimeoutMs: 200, initialDelayMs: 50 });
     expect(outcome.state === 'timeout' && outcome.lastError?.message).toMatch(/describes \/nix\/store\/7kh07n14rb43dvi221pvih4c9h4iryg3-fixture-dep/);
   });
 });

@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Io } from '../../lib/cli/io.ts';
-import { runCli } from '../../lib/cli/main.ts';
+import { runDeployCli } from '../../lib/cli/deploy.ts';
 import { fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
 
 async function cli(command: 'deploy' | 'deploy-all', args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), isTTY: false, env: { CI: 'true' } };
-  const code = await runCli(command, ['--inventory', join(repoRoot, 'hosts.json'), ...args], io);
+  const code = await runDeployCli(command, ['--inventory', join(repoRoot, 'hosts.json'), ...args], io);
   return { code, stdout: out.join('\n'), stderr: err.join('\n') };
 }
 
@@ -72,7 +72,7 @@ describe('command line', () => {
     const parsed = JSON.parse(stdout);
     expect(parsed.plan.hosts).toEqual(['opi01', 'opi02', 'opi03']);
     expect(parsed.plan.deploy.concurrency).toBe(1);
-    expect(parsed.plan.deploy.commands.opi01.argv[1]).toBe('boot');
+    expect(parsed.plan.deploy.hosts.opi01.rebuild.argv[1]).toBe('boot');
   });
 
   it('reports errors as JSON with --json', async () => {

@@ -137,10 +137,10 @@ describe('doctor: builders', () => {
     expect(outcome).toMatchObject({ status: 'pass', summary: 'nix-store (Nix) 2.18.1; builds aarch64-linux natively' });
     // Nix 2.18 does not know `nix config show`: the check falls back to `nix show-config`.
     expect(executor.calls.map((c) => c.argv)).toEqual([
-      ['ssh', '-o', 'StrictHostKeyChecking=yes', '-i', '/etc/nix/builder-key', ...SSH_DEFAULTS, 'nix-builder@opi01.internal', '--', 'nix-store --version'],
-      ['ssh', '-o', 'StrictHostKeyChecking=yes', '-i', '/etc/nix/builder-key', ...SSH_DEFAULTS, 'nix-builder@opi01.internal', '--',
+      ['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, '-i', '/etc/nix/builder-key', 'nix-builder@opi01.internal', '--', 'nix-store --version'],
+      ['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, '-i', '/etc/nix/builder-key', 'nix-builder@opi01.internal', '--',
         'nix --extra-experimental-features nix-command config show --json'],
-      ['ssh', '-o', 'StrictHostKeyChecking=yes', '-i', '/etc/nix/builder-key', ...SSH_DEFAULTS, 'nix-builder@opi01.internal', '--',
+      ['ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, '-i', '/etc/nix/builder-key', 'nix-builder@opi01.internal', '--',
         'nix --extra-experimental-features nix-command show-config --json'],
     ]);
     expect(outcome.tried).toHaveLength(3);

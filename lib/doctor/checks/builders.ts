@@ -4,8 +4,9 @@
  * `nix-store --serve`) and can build the system it is listed for.
  */
 import type { HostName, Inventory } from '../../inventory/schema.ts';
-import { sshCommandTimeoutMs } from '../../plan.ts';
-import { builderTarget, destination, sshArgv } from '../../ssh.ts';
+import { builderProbeArgv } from '../../nix/commands.ts';
+import { builderHost, shortCommandTimeoutMs } from '../../remote/fleet.ts';
+import { remoteArgv, sshDestination } from '../../remote/host.ts';
 import { builderHints } from '../hints.ts';
 import { readNixConfig } from '../../nix/config.ts';
 import { parseNixConfig, platforms } from '../nix-config.ts';
@@ -15,20 +16,20 @@ import { commandFailed, sshFailed } from './outcome.ts';
 
 export function builderCheck(inventory: Inventory, host: HostName): Check {
   const entry = inventory.hosts[host]!;
-  const target = builderTarget(entry);
+  const target = builderHost(inventory, host);
   if (!target) throw new Error(`host ${host} is not a builder`);
-  const timeoutMs = sshCommandTimeoutMs(inventory);
+  const timeoutMs = shortCommandTimeoutMs(inventory);
   return {
     id: `builder:${host}`,
-    title: `builder ${host} builds ${entry.system} as ${destination(target)}`,
+    title: `builder ${host} builds ${entry.system} as ${sshDestination(target)}`,
     async run(ctx) {
-      const version = await runCommand(ctx, { argv: sshArgv(inventory, target, ['nix-store', '--version']), timeoutMs }, (out) => out.trim());
+      const version = await runCommand(ctx, { argv: builderProbeArgv(target), timeoutMs }, (out) => out.trim());
       if (version.value === undefined) {
         return sshFailed(version.result)
           ? commandFailed('ssh', version, [builderHints.sshKey(target), builderHints.offline()])
           : commandFailed('nix-store --version', version, [builderHints.noNixStore(target.user)]);
       }
-      const runs = await readNixConfig((argv) => runCommand(ctx, { argv: sshArgv(inventory, target, argv), timeoutMs }, parseNixConfig));
+      const runs = await readNixConfig((argv) => runCommand(ctx, { argv: remoteArgv(target, argv), timeoutMs }, parseNixConfig));
       const config = runs.at(-1)!;
       const tried = [version.tried, ...runs.map((r) => r.tried)];
       if (config.value === undefined) return commandFailed('reading the Nix configuration', config, [], tried);

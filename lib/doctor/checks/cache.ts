@@ -67,7 +67,7 @@ export function cacheKeyCheck(inventory: Inventory): Check {
         tried.push(`GET ${narInfoUrl(url, known.storePath)}`);
         let probe;
         try {
-          probe = await probeNarInfo(url, known.storePath, trusted, inventory.timeouts.connectSeconds * 1000, ctx.signal);
+          probe = await probeNarInfo(narInfoUrl(url, known.storePath), known.storePath, trusted, inventory.timeouts.connectSeconds * 1000, ctx.signal);
         } catch (error) {
           return { status: 'fail', summary: describeError(error), tried, hints: cacheUnreachableHints(url) };
         }

@@ -6,7 +6,8 @@
 import { olderThan, PRUNE_AFTER_DAYS } from '../../cache/gc-roots.ts';
 import { gcRootHints } from '../../cache/hints.ts';
 import type { Inventory } from '../../inventory/schema.ts';
-import { coordinatorTarget, destination } from '../../ssh.ts';
+import { coordinatorHost } from '../../remote/fleet.ts';
+import { sshDestination } from '../../remote/host.ts';
 import type { Check } from '../types.ts';
 import { commandFailed, sshFailed } from './outcome.ts';
 
@@ -20,7 +21,7 @@ export function gcRootsCheck(inventory: Inventory): Check {
       const tried = [listing.tried];
       if (listing.value === undefined) {
         if (!ctx.onCoordinator && sshFailed(listing.result)) {
-          return commandFailed('ssh', listing, [gcRootHints.unreachable(destination(coordinatorTarget(inventory)))]);
+          return commandFailed('ssh', listing, [gcRootHints.unreachable(sshDestination(coordinatorHost(inventory)))]);
         }
         return commandFailed('listing the GC roots', listing, []);
       }

@@ -6,7 +6,7 @@
  */
 import type { Inventory } from '../../inventory/schema.ts';
 import { describeTool, probeRebuildTool, REBUILD_NOT_FOUND_HINT, rebuildHelpArgv } from '../../nix/nixos-rebuild.ts';
-import { planRebuildFlags } from '../../plan.ts';
+import { planRebuildFlags } from '../../plan/assemble.ts';
 import { localNixSystem } from '../../nix/system.ts';
 import type { Check } from '../types.ts';
 

@@ -1,6 +1,6 @@
 /** Building blocks the checks share for commands that did not work. */
 import { type CommandResult, outputTail } from '../../exec/types.ts';
-import { exitStatus } from '../../stages/failure.ts';
+import { exitStatus } from '../../exec/describe.ts';
 import type { CheckOutcome } from '../types.ts';
 import type { Ran } from '../probes.ts';
 

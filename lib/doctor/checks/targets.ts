@@ -4,8 +4,8 @@
  * touches the host (lib/rollout/host-steps.ts).
  */
 import type { HostName, Inventory } from '../../inventory/schema.ts';
-import { asRoot, deployTarget, destination, sshArgv, SUDO_HINT } from '../../ssh.ts';
-import { sshCommandTimeoutMs } from '../../plan.ts';
+import { remoteArgv, sshDestination, SUDO_HINT } from '../../remote/host.ts';
+import { shortCommandTimeoutMs, targetHost } from '../../remote/fleet.ts';
 import { runCommand } from '../probes.ts';
 import { targetHints } from '../hints.ts';
 import type { Check } from '../types.ts';
@@ -17,10 +17,10 @@ export function asStorePath(path: string): string | undefined {
 }
 
 export function targetCheck(inventory: Inventory, host: HostName): Check {
-  const target = deployTarget(inventory.hosts[host]!);
+  const target = targetHost(inventory, host);
   return {
     id: `target:${host}`,
-    title: `target ${host} answers as ${destination(target)}`,
+    title: `target ${host} answers as ${sshDestination(target)}`,
     async run(ctx) {
       const probe = await ctx.probes.generation(host);
       const tried = [probe.tried];
@@ -29,7 +29,7 @@ export function targetCheck(inventory: Inventory, host: HostName): Check {
       }
       // Every root step of the deploy goes through sudo -n for a non-root deploy user.
       if (target.escalation === 'sudo') {
-        const sudo = await runCommand(ctx, { argv: sshArgv(inventory, target, asRoot(target, ['true'])), timeoutMs: sshCommandTimeoutMs(inventory) }, () => true);
+        const sudo = await runCommand(ctx, { argv: remoteArgv(target, ['true'], { asRoot: true }), timeoutMs: shortCommandTimeoutMs(inventory) }, () => true);
         tried.push(sudo.tried);
         if (sudo.value === undefined) return commandFailed('sudo -n (no password prompt)', sudo, [SUDO_HINT], tried);
       }

@@ -3,26 +3,31 @@
  * written whatever happened so that a failed or interrupted run still says
  * which host is in which state.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Listr, PRESET_TIMESTAMP, type ListrRendererValue, type ListrTask } from 'listr2';
-import { InterruptedError, StageError } from './errors.ts';
-import type { Executor } from './exec/types.ts';
-import type { DeployPlan, StageName } from './plan.ts';
-import { type Comparison, recentMedians } from './report/compare.ts';
-import { appendHistory, type HistoryEntry, historyPathFor, summarizeRun } from './report/history.ts';
-import { withProgressTitle } from './report/progress.ts';
-import { buildReport, type RunOutcome, type RunReport, writeReport } from './report/report.ts';
-import { RunRecorder } from './report/timing.ts';
-import { DeployLock } from './rollout/lock.ts';
-import type { RunContext } from './stages/context.ts';
-import { deployTask } from './stages/deploy.ts';
-import { evaluateTask } from './stages/evaluate.ts';
-import { preflightTask } from './stages/preflight.ts';
-import { seedBuildTask } from './stages/seed-build.ts';
-import { waitForCacheTask } from './stages/wait-for-cache.ts';
+import { InterruptedError, StageError } from '../errors.ts';
+import type { Executor } from '../exec/types.ts';
+import { fillCommand } from '../plan/placeholders.ts';
+import type { DeployPlan, StageName } from '../plan/types.ts';
+import { type Comparison, recentMedians } from '../report/compare.ts';
+import { appendHistory, type HistoryEntry, historyPathFor, summarizeRun } from '../report/history.ts';
+import { withProgressTitle } from '../report/progress.ts';
+import { buildReport, type RunOutcome, type RunReport, writeReport } from '../report/report.ts';
+import { RunRecorder } from '../report/timing.ts';
+import type { RunContext } from '../stages/context.ts';
+import { deployTask } from '../stages/deploy.ts';
+import { evaluateTask } from '../stages/evaluate.ts';
+import { preflightTask } from '../stages/preflight.ts';
+import { seedBuildTask } from '../stages/seed-build.ts';
+import { waitForCacheTask } from '../stages/wait-for-cache.ts';
+import { DeployLock } from './lock.ts';
 
 export type RendererChoice = 'default' | 'simple' | 'silent';
 
-export interface RunOptions {
+/** How to execute a plan (lib/exec/types.ts RunOptions is how to run one command). */
+export interface RunPlanOptions {
   readonly executor: Executor;
   readonly signal: AbortSignal;
   readonly renderer: RendererChoice;
@@ -34,6 +39,8 @@ export interface RunOptions {
   readonly lock?: { readonly command: string; readonly forceUnlock: boolean } | undefined;
   /** told things the operator must know that are not errors (lock taken over, …) */
   readonly notice?: ((text: string) => void) | undefined;
+  /** names this run's canaries on the targets (`{{run-id}}`); default: time and pid */
+  readonly runId?: string | undefined;
 }
 
 export interface RunResult {
@@ -66,9 +73,27 @@ function timed(name: StageName, stage: ListrTask<RunContext>, usual: Comparison 
   };
 }
 
-export async function runPlan(plan: DeployPlan, options: RunOptions): Promise<RunResult> {
+/**
+ * Runs the plan's stages, taking the lock first when asked, and writes the
+ * report (and its history line) whatever happened. The run's own values for
+ * the plan's placeholders are made here: its id, and a private directory
+ * (0700, removed at the end) for the ssh control sockets. Never throws for a
+ * failed stage: the result carries the error.
+ */
+export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promise<RunResult> {
   const recorder = new RunRecorder();
-  const ctx: RunContext = { plan, executor: options.executor, signal: options.signal, recorder, builds: [] };
+  const runId = options.runId ?? `${Date.now().toString(36)}-${process.pid}`;
+  // mkdtemp: 0700 and never an existing directory, so no one else's socket is used.
+  const sshControlDir = await mkdtemp(join(tmpdir(), 'avalanche-ssh-'));
+  const ctx: RunContext = {
+    plan,
+    seed: plan.seeds[0]!,
+    values: { 'run-id': runId, 'ssh-control-dir': sshControlDir },
+    executor: options.executor,
+    signal: options.signal,
+    recorder,
+    builds: [],
+  };
   const renderer: ListrRendererValue = options.renderer;
   const usual = recentMedians(options.history ?? [], plan);
   const listr = new Listr<RunContext, ListrRendererValue, ListrRendererValue>(
@@ -95,9 +120,9 @@ export async function runPlan(plan: DeployPlan, options: RunOptions): Promise<Ru
   try {
     if (options.lock) {
       lock = await DeployLock.acquire({
-        inventory: plan.inventory,
+        lock: plan.lock,
+        coordinator: plan.coordinator,
         executor: options.executor,
-        onCoordinator: plan.onCoordinator,
         command: options.lock.command,
         forceUnlock: options.lock.forceUnlock,
       });
@@ -109,7 +134,9 @@ export async function runPlan(plan: DeployPlan, options: RunOptions): Promise<Ru
   } finally {
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
     // Not abortable: after Ctrl-C too, no ssh master outlives the run.
-    await Promise.all(ctx.plan.deploy.closeConnections.map((command) => options.executor.run(command)));
+    const closing = Object.values(plan.deploy.hosts).flatMap((host) => (host.closeConnection ? [fillCommand(host.closeConnection, ctx.values)] : []));
+    await Promise.all(closing.map((command) => options.executor.run(command)));
+    await rm(sshControlDir, { recursive: true, force: true });
   }
   const outcome: RunOutcome = error instanceof InterruptedError ? 'interrupted' : error ? 'failed' : 'success';
   recorder.closeOpenStages(outcome === 'interrupted' ? 'interrupted' : 'failed');
@@ -118,11 +145,11 @@ export async function runPlan(plan: DeployPlan, options: RunOptions): Promise<Ru
     recorder,
     outcome,
     goal: plan.goal,
-    seed: ctx.plan.seed,
+    seed: ctx.seed.host,
     seedFailover: ctx.seedFailover,
     flake: plan.flake,
     hosts: plan.hosts,
-    baselineMinutes: plan.inventory.baselineMinutes,
+    baselineMinutes: plan.baselineMinutes,
     toplevels: ctx.toplevels && Object.fromEntries(Object.entries(ctx.toplevels).map(([h, t]) => [h, t.outPath])),
     builds: ctx.builds,
     commands: options.executor.log,

@@ -4,6 +4,7 @@
  * text, so no host or path can change what they do. Arm, confirm and
  * rollback run as root (behind `sudo -n` for a non-root deploy user).
  */
+import { type RemoteHost, remoteArgv } from './host.ts';
 
 /** Prints the profile's link (e.g. system-5-link), the path it resolves to, and the running system. */
 export const PROBE_GENERATION = `
@@ -11,6 +12,11 @@ readlink "$1" 2>/dev/null || echo
 readlink -f "$1" 2>/dev/null || echo
 readlink -f "$2" 2>/dev/null || echo
 `;
+
+/** Reads what `target` runs (PROBE_GENERATION over ssh, as its deploy user): the deploy's first step on a host, and the doctor's target check. */
+export function generationProbeArgv(target: RemoteHost, paths: { readonly profile: string; readonly currentSystem: string }): string[] {
+  return remoteArgv(target, ['sh', '-c', PROBE_GENERATION, 'avalanche-probe', paths.profile, paths.currentSystem]);
+}
 
 /** The transient unit nixos-rebuild (bash-era and ng) activates in on systemd targets. */
 export const ACTIVATION_UNIT = 'nixos-rebuild-switch-to-configuration.service';
@@ -181,4 +187,18 @@ export function parseRollbackReport(stdout: string): RollbackReport {
     profilePath: fields.get('profile-path'),
     currentSystem: fields.get('current-system'),
   };
+}
+
+/** What a host ran before the deploy, to go back to (PROBE_GENERATION's output). */
+export interface Generation {
+  /** the profile's link, e.g. system-5-link; empty when the host had no profile */
+  readonly profileLink: string;
+  readonly profilePath: string;
+  /** the running system's store path; empty when unknown */
+  readonly currentSystem: string;
+}
+
+export function parseGeneration(stdout: string): Generation {
+  const [profileLink = '', profilePath = '', currentSystem = ''] = stdout.split('\n').map((l) => l.trim());
+  return { profileLink, profilePath, currentSystem };
 }

@@ -6,24 +6,47 @@
  * watchdog reverts it by itself.
  */
 import { InterruptedError, StageError } from '../errors.ts';
-import { type CommandResult, outputTail, succeeded } from '../exec/types.ts';
-import type { HostEnd } from '../report/timing.ts';
-import type { RunContext } from '../stages/context.ts';
-import { describeFailure } from '../stages/failure.ts';
+import { describeFailure } from '../exec/describe.ts';
+import { type CommandResult, type Executor, outputTail, succeeded } from '../exec/types.ts';
+import type { Goal } from '../nix/commands.ts';
+import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
+import type { HostPlan, PlannedCommand } from '../plan/types.ts';
+import { type Generation, parseGeneration, parseRollbackReport } from '../remote/scripts.ts';
+import type { HostEnd, RunRecorder } from '../report/timing.ts';
 import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
-import { type Generation, parseGeneration } from './host-steps.ts';
-import { parseRollbackReport } from './remote-scripts.ts';
 
 const CONFIRM_TOO_LATE = 3;
 
-export async function deployHost(ctx: RunContext, host: string, say: (text: string) => void): Promise<void> {
-  const { plan, executor, signal, recorder } = ctx;
-  const { deploy, goal, inventory } = plan;
-  const steps = deploy.steps[host]!;
-  const command = deploy.commands[host]!;
-  const run = (argv: string[], timeoutMs = inventory.timeouts.connectSeconds * 3000) =>
-    executor.run({ argv, timeoutMs }, { signal });
+/** What one host's deploy runs: its plan, the run's choices that shape it, and what the run knows for the placeholders. */
+export interface HostDeployment {
+  readonly plan: HostPlan;
+  readonly goal: Goal;
+  readonly confirmTimeoutSeconds: number;
+  /** the run id, the ssh control directory, the toplevels */
+  readonly values: PlaceholderValues;
+}
+
+/** What it runs with. */
+export interface HostDeps {
+  readonly executor: Executor;
+  readonly signal: AbortSignal;
+  readonly recorder: RunRecorder;
+}
+
+/**
+ * Runs one host's steps, as planned. Records the host's end in the recorder,
+ * and throws StageError (the host failed: its message names the command,
+ * its exit status and output tail) or InterruptedError.
+ */
+export async function deployHost(deployment: HostDeployment, deps: HostDeps, say: (text: string) => void): Promise<void> {
+  const { plan: steps, goal } = deployment;
+  const host = steps.name;
+  const { executor, signal, recorder } = deps;
+  let generationValues: PlaceholderValues = {};
+  const fill = (command: PlannedCommand) => fillCommand(command, { ...deployment.values, ...generationValues });
+  const run = (command: PlannedCommand) => executor.run(fill(command), { signal });
   const end = (result: HostEnd) => recorder.endHost(host, result);
+  const newToplevel = toplevelOf(deployment.values, host);
   const fail = (result: HostEnd, message: string): never => {
     end(result);
     throw new StageError(result.note ? `${message}\n  → ${host}: ${result.note}` : message);
@@ -33,58 +56,55 @@ export async function deployHost(ctx: RunContext, host: string, say: (text: stri
   say('reading the current generation');
   const probe = await run(steps.probe);
   if (probe.aborted) return interrupted(end, host, 'previous');
-  if (!succeeded(probe)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot read its generation`, { argv: steps.probe, timeoutMs: 0 }, probe));
+  if (!succeeded(probe)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot read its generation`, fill(steps.probe), probe));
   const previous = parseGeneration(probe.stdout);
+  generationValues = previousGenerationValues(previous);
 
   let armed = false;
-  if (deploy.magicRollback) {
-    const arm = await run(steps.arm(previous));
+  if (steps.arm) {
+    const arm = await run(steps.arm);
     if (arm.aborted) return interrupted(end, host, 'previous');
-    if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, { argv: steps.arm(previous), timeoutMs: 0 }, arm));
+    if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
     armed = true;
   }
-  const watchdogNote = watchdogReverts(host, deploy.confirmTimeoutSeconds);
+  const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds);
 
   say(`nixos-rebuild ${goal}`);
+  const command = fill(steps.rebuild);
   const rebuilt = await executor.run(command, { signal, onLine: (line) => say(line) });
   if (rebuilt.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
   if (!succeeded(rebuilt)) {
     const why = describeFailure(`${host} failed`, command, rebuilt);
-    return fail(await rollBack(ctx, host, previous, armed, 'nixos-rebuild failed', say), why);
+    return fail(await rollBack(armed, 'nixos-rebuild failed'), why);
   }
 
-  if (goal === 'switch' || goal === 'test') {
-    const checks = healthChecksFor(plan.targetInventory, host, executor);
-    const health = await runHealthChecks(checks, {
-      retries: inventory.health.retries,
-      intervalMs: inventory.health.intervalSeconds * 1000,
-      signal,
-      onProgress: say,
-    });
+  if (steps.health) {
+    const checks = healthChecksFor(steps.health, executor, deployment.values);
+    const health = await runHealthChecks(checks, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
     if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
     if (health.failed) {
       const why = `${host}: health check failed after ${health.failed.attempts} attempt(s): ${health.failed.check}: ${health.failed.reason}`;
-      return fail(await rollBack(ctx, host, previous, armed, 'health check failed', say), why);
+      return fail(await rollBack(armed, 'health check failed'), why);
     }
     // A unit that starts and dies seconds later passes one round of checks: they must hold.
-    const settleSeconds = inventory.health.settleSeconds;
+    const settleSeconds = steps.health.settleMs / 1000;
     if (settleSeconds > 0) {
-      const held = await holdHealthy(checks, { durationMs: settleSeconds * 1000, intervalMs: inventory.health.intervalSeconds * 1000, signal, onProgress: say });
+      const held = await holdHealthy(checks, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
       if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
       if (held.failed) {
         const why = `${host}: health check failed ${held.failed.afterSeconds} s after activation, within the ${settleSeconds} s settle window: ${held.failed.check}: ${held.failed.reason}`;
-        return fail(await rollBack(ctx, host, previous, armed, 'health check failed in the settle window', say), why);
+        return fail(await rollBack(armed, 'health check failed in the settle window'), why);
       }
     }
   }
 
-  if (armed) {
+  if (armed && steps.confirm) {
     say('confirming over a new SSH connection');
     const confirm = await run(steps.confirm);
     if (confirm.exitCode === CONFIRM_TOO_LATE) {
       // The canary was gone: read what the host runs, rather than assume the watchdog's rollback worked.
       const now = parseRollbackReport(confirm.stdout);
-      const generation = generationAfter(now, previous, ctx.toplevels?.[host]?.outPath);
+      const generation = generationAfter(now, previous, newToplevel);
       const by = now.watchdogAt !== undefined ? `the watchdog rolled it back at ${new Date(now.watchdogAt * 1000).toISOString()}` : 'the watchdog had removed its canary without rolling back (it gave up waiting, or its rollback failed)';
       fail(
         { state: now.watchdogAt !== undefined && generation === 'previous' ? 'rolled-back' : 'failed', generation, note: `confirmation came too late: ${by}` },
@@ -96,21 +116,24 @@ export async function deployHost(ctx: RunContext, host: string, say: (text: stri
     }
   }
   end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new' });
+
+  async function rollBack(armed: boolean, reason: string): Promise<HostEnd> {
+    if (goal === 'dry-activate') return { state: 'failed', generation: 'previous', note: `${reason}; dry-activate changes nothing` };
+    if (!steps.rollback) {
+      return { state: 'failed', generation: 'unknown', note: `${reason}; not rolled back (--no-rollback)${armed ? '; the watchdog is disarmed only by confirmation' : ''}` };
+    }
+    say(`rolling back to ${previous.currentSystem || 'the previous profile'}`);
+    // Not abortable: a half-done rollback is worse than a finished one.
+    const result = await executor.run(fill(steps.rollback));
+    return rollbackEnd(host, reason, armed, result, previous, newToplevel, deployment.confirmTimeoutSeconds);
+  }
 }
 
-async function rollBack(ctx: RunContext, host: string, previous: Generation, armed: boolean, reason: string, say: (t: string) => void): Promise<HostEnd> {
-  const { deploy, goal } = ctx.plan;
-  if (goal === 'dry-activate') return { state: 'failed', generation: 'previous', note: `${reason}; dry-activate changes nothing` };
-  if (!deploy.rollback) {
-    return { state: 'failed', generation: 'unknown', note: `${reason}; not rolled back (--no-rollback)${armed ? '; the watchdog is disarmed only by confirmation' : ''}` };
-  }
-  say(`rolling back to ${previous.currentSystem || 'the previous profile'}`);
-  const argv = deploy.steps[host]!.rollback(previous);
-  // Not abortable: a half-done rollback is worse than a finished one.
-  const result = await ctx.executor.run({ argv, timeoutMs: ctx.plan.inventory.timeouts.deployMinutes * 60_000 });
+/** How a host ended after its rollback ran, from what the rollback script read on it afterwards. */
+function rollbackEnd(host: string, reason: string, armed: boolean, result: CommandResult, previous: Generation, newToplevel: string | undefined, confirmSeconds: number): HostEnd {
   // The script reads the host's generation again after it: report what it is, not what we hope.
   const after = parseRollbackReport(result.stdout);
-  const generation = generationAfter(after, previous, ctx.toplevels?.[host]?.outPath);
+  const generation = generationAfter(after, previous, newToplevel);
   if (after.watchdogAt !== undefined) {
     const at = new Date(after.watchdogAt * 1000).toISOString();
     return { state: 'rolled-back', generation, note: `${reason}; rolled back by the magic-rollback watchdog on ${host} at ${at}, before the deploy's own rollback reached it` };
@@ -119,7 +142,7 @@ async function rollBack(ctx: RunContext, host: string, previous: Generation, arm
     const unchanged = after.outcome === 'unchanged' ? ' (nothing had changed on the host)' : '';
     return { state: 'rolled-back', generation, note: `rolled back: ${reason}${unchanged}` };
   }
-  const watchdog = armed ? watchdogReverts(host, deploy.confirmTimeoutSeconds) : generation === 'unknown' ? 'its state is unknown' : `it is on its ${generation} generation`;
+  const watchdog = armed ? watchdogReverts(host, confirmSeconds) : generation === 'unknown' ? 'its state is unknown' : `it is on its ${generation} generation`;
   return { state: 'failed', generation, note: `${reason}; rollback over SSH failed (${tail(result)}); ${watchdog}` };
 }
 

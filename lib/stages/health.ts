@@ -1,12 +1,13 @@
 /**
- * Health checks after a host's activation: inventory-wide defaults plus the
- * host's own additions, each bounded by a timeout and retried (as morph does).
+ * Health checks after a host's activation, as planned (lib/plan/types.ts
+ * HealthPlan): each bounded by a timeout and retried (as morph does), then
+ * held through the settle window.
  */
 import { sleep } from '../backoff.ts';
 import type { Executor } from '../exec/types.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
-import type { HostName, Inventory } from '../inventory/schema.ts';
-import { deployTarget, sshArgv } from '../ssh.ts';
+import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
+import type { HealthCheckPlan, HealthPlan } from '../plan/types.ts';
 
 export interface HealthCheck {
   readonly name: string;
@@ -14,53 +15,32 @@ export interface HealthCheck {
   readonly run: (signal: AbortSignal) => Promise<void>;
 }
 
-export function healthChecksFor(inventory: Inventory, host: HostName, executor: Executor): HealthCheck[] {
-  const entry = inventory.hosts[host]!;
-  const defaults = inventory.health;
-  const own = entry.health;
-  const timeoutMs = defaults.timeoutSeconds * 1000;
-  const remote = (argv: string[]) => sshArgv(inventory, deployTarget(entry), argv);
-  const onTarget = async (argv: string[], signal: AbortSignal) => {
-    const result = await executor.run({ argv: remote(argv), timeoutMs }, { signal });
-    if (!succeeded(result)) {
-      const why = result.timedOut ? `no answer within ${defaults.timeoutSeconds} s` : `exit ${result.exitCode}`;
-      throw new Error(`${why}: ${outputTail(result, 3).join(' / ')}`);
-    }
-    return result.stdout.trim();
-  };
+/** The plan's checks for one host, ready to run: commands filled with `values` and run by `executor`, HTTP checks fetched. */
+export function healthChecksFor(plan: HealthPlan, executor: Executor, values: PlaceholderValues): HealthCheck[] {
+  return plan.checks.map((check) => ({
+    name: check.name,
+    run: check.kind === 'http' ? (signal) => httpCheck(check, signal) : (signal) => commandCheck(check, executor, values, signal),
+  }));
+}
 
-  const checks: HealthCheck[] = [{ name: 'ssh answers', run: (signal) => onTarget(['true'], signal).then(() => undefined) }];
-  const systemState = own?.systemState ?? defaults.systemState ?? 'running-or-degraded';
-  if (systemState !== 'skip') {
-    const accepted = systemState === 'running' ? ['running'] : ['running', 'degraded'];
-    checks.push({
-      name: `system state is ${accepted.join(' or ')}`,
-      run: async (signal) => {
-        // is-system-running exits non-zero for "degraded": judge by what it prints.
-        const result = await executor.run({ argv: remote(['systemctl', 'is-system-running']), timeoutMs }, { signal });
-        const state = result.stdout.trim();
-        if (!accepted.includes(state)) throw new Error(`systemctl is-system-running says '${state || result.stderr.trim()}'`);
-      },
-    });
+async function commandCheck(check: Extract<HealthCheckPlan, { kind: 'command' }>, executor: Executor, values: PlaceholderValues, signal: AbortSignal): Promise<void> {
+  const command = fillCommand(check.command, values);
+  const result = await executor.run(command, { signal });
+  if (check.stdoutOneOf) {
+    const said = result.stdout.trim();
+    if (!check.stdoutOneOf.includes(said)) throw new Error(`${command.argv.at(-1)} says '${said || result.stderr.trim()}'`);
+    return;
   }
-  const units = [...defaults.units, ...(own?.units ?? [])];
-  if (units.length) {
-    checks.push({ name: `units active: ${units.join(', ')}`, run: (signal) => onTarget(['systemctl', 'is-active', '--', ...units], signal).then(() => undefined) });
+  if (!succeeded(result)) {
+    const why = result.timedOut ? `no answer within ${Math.round(command.timeoutMs / 1000)} s` : `exit ${result.exitCode}`;
+    throw new Error(`${why}: ${outputTail(result, 3).join(' / ')}`);
   }
-  for (const argv of [...defaults.commands, ...(own?.commands ?? [])]) {
-    checks.push({ name: `command: ${argv.join(' ')}`, run: (signal) => onTarget(argv, signal).then(() => undefined) });
-  }
-  for (const { url, status } of [...defaults.http, ...(own?.http ?? [])]) {
-    checks.push({
-      name: `GET ${url} answers ${status}`,
-      run: async (signal) => {
-        const response = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]), redirect: 'manual' });
-        await response.body?.cancel();
-        if (response.status !== status) throw new Error(`answered ${response.status}`);
-      },
-    });
-  }
-  return checks;
+}
+
+async function httpCheck(check: Extract<HealthCheckPlan, { kind: 'http' }>, signal: AbortSignal): Promise<void> {
+  const response = await fetch(check.url, { signal: AbortSignal.any([signal, AbortSignal.timeout(check.timeoutMs)]), redirect: 'manual' });
+  await response.body?.cancel();
+  if (response.status !== check.status) throw new Error(`answered ${response.status}`);
 }
 
 export interface HealthOutcome {

@@ -10,8 +10,9 @@ import { StageError } from '../errors.ts';
 import { bootId, isRunningState, readProcStat } from '../exec/proc.ts';
 import type { Executor } from '../exec/types.ts';
 import { outputTail } from '../exec/types.ts';
-import type { Inventory } from '../inventory/schema.ts';
-import { onCoordinatorArgv } from '../ssh.ts';
+import { fillCommand } from '../plan/placeholders.ts';
+import type { DeployPlan, PlannedCommand } from '../plan/types.ts';
+import { LOCK_CANNOT_CREATE, LOCK_HELD } from '../remote/lock-scripts.ts';
 
 export interface LockHolder {
   readonly id: string;
@@ -30,25 +31,12 @@ export interface LockHolder {
   readonly bootId?: string;
 }
 
-const HELD = 75;
-/** The lock file cannot be created at all (a directory that is not writable): not "held". */
-const CANNOT_CREATE = 73;
-// noclobber makes the redirection an atomic create-if-absent; a file that
-// exists is a holder, one that cannot be made is a permission problem.
-const ACQUIRE = `
-mkdir -p "$(dirname "$1")" || exit ${CANNOT_CREATE}
-if err=$( ( set -C; printf '%s\\n' "$2" >"$1" ) 2>&1 ); then exit 0; fi
-if [ -e "$1" ]; then cat "$1"; exit ${HELD}; fi
-printf '%s\\n' "$err" >&2
-exit ${CANNOT_CREATE}
-`;
-const REMOVE = `rm -f "$1"`;
-const RELEASE = `grep -qF -- "$2" "$1" 2>/dev/null && rm -f "$1"; exit 0`;
-
 export interface LockOptions {
-  readonly inventory: Inventory;
+  /** the plan's lock commands, and where they run */
+  readonly lock: DeployPlan['lock'];
+  readonly coordinator: DeployPlan['coordinator'];
   readonly executor: Executor;
-  readonly onCoordinator: boolean;
+  /** what this run is, for whoever finds the lock held */
   readonly command: string;
   readonly forceUnlock: boolean;
   readonly now?: () => number;
@@ -99,10 +87,6 @@ export class DeployLock {
     readonly note: string | undefined,
   ) {}
 
-  private static argv(options: LockOptions, script: string, args: string[]): string[] {
-    return onCoordinatorArgv(options.inventory, options.onCoordinator, ['sh', '-c', script, 'avalanche-lock', options.inventory.paths.lock, ...args]);
-  }
-
   static async acquire(options: LockOptions): Promise<DeployLock> {
     const now = options.now ?? Date.now;
     const me: LockHolder = {
@@ -116,45 +100,53 @@ export class DeployLock {
     };
     let note: string | undefined;
     if (options.forceUnlock) {
-      await DeployLock.run(options, REMOVE, []);
+      await DeployLock.run(options, options.lock.remove);
       note = 'removed the deploy lock (--force-unlock)';
     }
     for (let attempt = 0; attempt < 2; attempt += 1) {
-      const result = await DeployLock.run(options, ACQUIRE, [JSON.stringify(me)], [0, HELD]);
+      const result = await DeployLock.run(options, options.lock.acquire, { 'lock-holder': holderRecord(me) }, [0, LOCK_HELD]);
       if (result.exitCode === 0) return new DeployLock(options, me, note);
       const holder = parseHolder(result.stdout);
       const stale = holder ? staleReason(holder, options, now()) : 'unreadable lock file';
       if (!stale || attempt > 0) {
         throw new StageError(
-          `deploy lock ${options.inventory.paths.lock} is held by ${holder ? describeHolder(holder) : 'an unknown run'}`,
+          `deploy lock ${options.lock.path} is held by ${holder ? describeHolder(holder) : 'an unknown run'}`,
           ['Wait for that deploy to finish; if it is dead, run again with --force-unlock.'],
         );
       }
       // Only the stale holder's lock: a run that took it over meanwhile keeps its own (RELEASE checks the id).
-      await DeployLock.run(options, holder?.id ? RELEASE : REMOVE, holder?.id ? [holder.id] : []);
+      await (holder?.id ? DeployLock.run(options, options.lock.release, { 'lock-holder-id': holder.id }) : DeployLock.run(options, options.lock.remove));
       note = `took over a stale deploy lock (${stale})`;
     }
     throw new StageError('could not take the deploy lock');
   }
 
-  private static async run(options: LockOptions, script: string, args: string[], accepted = [0]) {
-    const argv = DeployLock.argv(options, script, args);
-    const result = await options.executor.run({ argv, timeoutMs: 30_000 });
-    if (result.exitCode === CANNOT_CREATE) {
-      const where = options.onCoordinator ? 'on this machine' : `on ${options.inventory.coordinator.name} as ${options.inventory.coordinator.user}`;
-      throw new StageError(`cannot create the deploy lock ${options.inventory.paths.lock} ${where}: ${outputTail(result, 2).join(' / ')}`, [
+  private static async run(options: LockOptions, command: PlannedCommand, values: Record<string, string> = {}, accepted = [0]) {
+    const result = await options.executor.run(fillCommand(command, values));
+    if (result.exitCode === LOCK_CANNOT_CREATE) {
+      const { place, name } = options.coordinator;
+      const where = place.kind === 'local' ? 'on this machine' : `on ${name} as ${place.host.user}`;
+      throw new StageError(`cannot create the deploy lock ${options.lock.path} ${where}: ${outputTail(result, 2).join(' / ')}`, [
         'paths.lock must be in a directory the deploying user can write (on the coordinator: coordinator.user); --force-unlock does not help here.',
       ]);
     }
     if (result.exitCode === null || !accepted.includes(result.exitCode)) {
-      throw new StageError(`cannot reach the deploy lock ${options.inventory.paths.lock}: ${outputTail(result, 3).join(' / ') || `exit ${result.exitCode}`}`);
+      throw new StageError(`cannot reach the deploy lock ${options.lock.path}: ${outputTail(result, 3).join(' / ') || `exit ${result.exitCode}`}`);
     }
     return result;
   }
 
   async release(): Promise<void> {
-    await DeployLock.run(this.options, RELEASE, [this.holder.id]);
+    await DeployLock.run(this.options, this.options.lock.release, { 'lock-holder-id': this.holder.id });
   }
+}
+
+/**
+ * The holder as the lock file's line: JSON with `'` escaped (\u0027, still
+ * JSON), since the record travels inside a single-quoted remote word.
+ */
+function holderRecord(holder: LockHolder): string {
+  return JSON.stringify(holder).replace(/'/g, '\\u0027');
 }
 
 function parseHolder(text: string): LockHolder | undefined {
@@ -185,9 +177,7 @@ function staleReason(holder: LockHolder, options: LockOptions, now: number): str
       if (!liveness.alive) return liveness.why;
     }
   }
-  const t = options.inventory.timeouts;
-  const maxAgeMs = (t.buildMinutes + t.deployMinutes + 60) * 60_000;
   const age = now - Date.parse(holder.startedAt);
-  if (age > maxAgeMs) return `older than any run may last (${Math.round(age / 60_000)} min)`;
+  if (age > options.lock.maxAgeMs) return `older than any run may last (${Math.round(age / 60_000)} min)`;
   return undefined;
 }

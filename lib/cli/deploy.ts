@@ -1,0 +1,141 @@
+/**
+ * deploy.ts and deploy-all.ts: parse the arguments, load the inventory,
+ * plan, then print the plan (--dry-run) or run it and print the result.
+ * Typed errors become exit codes (lib/cli/io.ts); nothing throws past
+ * runDeployCli.
+ */
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { ExitCode, UsageError } from '../errors.ts';
+import type { Executor } from '../exec/types.ts';
+import { ZxExecutor } from '../exec/zx-executor.ts';
+import { loadInventory } from '../inventory/load.ts';
+import { flakeRef } from '../inventory/schema.ts';
+import { selectHosts } from '../inventory/select.ts';
+import { probeRebuildTool } from '../nix/nixos-rebuild.ts';
+import { localNixSystem } from '../nix/system.ts';
+import { planDeploy } from '../plan/assemble.ts';
+import { dryRunJson, renderPlan } from '../plan/render.ts';
+import type { DeployPlan } from '../plan/types.ts';
+import { isOnCoordinator } from '../remote/fleet.ts';
+import { recentMedians } from '../report/compare.ts';
+import { type HistoryEntry, historyPathFor, readHistory } from '../report/history.ts';
+import { renderReport } from '../report/render/text.ts';
+import { type RendererChoice, type RunResult, runPlan } from '../run/run.ts';
+import { whyNotWritable } from '../util/writable.ts';
+import { type CliOptions, type Command, parseCliArgs, usage } from './args.ts';
+import { colours } from './colour.ts';
+import { errorJson, exitCodeOf, failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+
+const ALLOW_UNSIGNED_WARNING =
+  'WARNING: --allow-unsigned: waiting for the cache accepts narinfos that are unsigned or signed by another key than ' +
+  'cache.publicKey. Targets that check signatures will not substitute those paths and get them copied over SSH instead.';
+
+/**
+ * Returns the exit code (lib/errors.ts ExitCode); never throws. Under --json
+ * stdout carries exactly one JSON document, also for errors found while
+ * parsing the arguments (lib/cli/io.ts failure).
+ */
+export async function runDeployCli(command: Command, argv: readonly string[], io: Io = processIo): Promise<number> {
+  let json = wantsJson(argv);
+  try {
+    const options = parseCliArgs(command, argv);
+    json = options.json;
+    if (options.help) {
+      io.stdout(usage(command));
+      return ExitCode.ok;
+    }
+    const executor = new ZxExecutor();
+    const plan = await makePlan(command, options, executor);
+    if (options.dryRun) {
+      io.stdout(json ? dryRunJson(plan) : renderPlan(plan));
+      return ExitCode.ok;
+    }
+    const history = await readyToRun(options, io);
+    const result = await runWithSignals(plan, options, executor, history, io, `${command} ${argv.join(' ')}`);
+    return printResult(result, json, recentMedians(history, plan), io);
+  } catch (error) {
+    return failure(error, json, io);
+  }
+}
+
+/** Loads and selects, probes the nixos-rebuild that will run here (its flags depend on it, also for --dry-run), and plans. */
+async function makePlan(command: Command, options: CliOptions, executor: Executor): Promise<DeployPlan> {
+  if (options.flake !== undefined && !flakeRef.safeParse(options.flake).success) {
+    throw new UsageError(`--flake '${options.flake}': must be a flake reference without "#", spaces or shell characters`);
+  }
+  const inventory = await loadInventory(options.inventory);
+  const hosts = selectHosts(inventory, command === 'deploy' ? { kind: 'names', names: options.hosts } : { kind: 'all', tags: options.tags });
+  const rebuildTool = await probeRebuildTool(executor, inventory.nixosRebuild.command, inventory.timeouts.connectSeconds * 1000);
+  return planDeploy(inventory, hosts, {
+    goal: options.goal,
+    flake: options.flake,
+    seed: options.seed,
+    concurrency: options.concurrency,
+    onCoordinator: isOnCoordinator(inventory, hostname()),
+    allowUnsigned: options.allowUnsigned,
+    rolling: options.rolling,
+    batchSize: options.batchSize,
+    keepGoing: options.keepGoing,
+    magicRollback: options.magicRollback,
+    rollback: options.rollback,
+    confirmTimeoutSeconds: options.confirmTimeoutSeconds,
+    rebuildTool,
+    localSystem: localNixSystem(),
+  });
+}
+
+/**
+ * What must hold before a real run: the report and history directories
+ * writable (they are written after it: known now, exit 2). Returns the run
+ * history, read once: the stages' ETA and the comparison at the end.
+ */
+async function readyToRun(options: CliOptions, io: Io): Promise<HistoryEntry[]> {
+  for (const dir of [options.reportDir, dirname(historyPathFor(options.reportDir))]) {
+    const why = await whyNotWritable(dir);
+    if (why) throw new UsageError(`--report-dir ${options.reportDir}: cannot write run reports and history there (${why})`);
+  }
+  const chalk = colours(io);
+  const history = await readHistory(historyPathFor(options.reportDir), (warning) => io.stderr(chalk.yellow(`warning: ${warning}`)));
+  if (options.allowUnsigned) io.stderr(chalk.yellow.bold(ALLOW_UNSIGNED_WARNING));
+  return history;
+}
+
+/** Runs the plan with the lock, the first interrupt stopping it gracefully. */
+async function runWithSignals(plan: DeployPlan, options: CliOptions, executor: Executor, history: readonly HistoryEntry[], io: Io, commandLine: string): Promise<RunResult> {
+  const controller = new AbortController();
+  const release = interruptOnSignals(controller, io);
+  try {
+    return await runPlan(plan, {
+      executor,
+      signal: controller.signal,
+      renderer: chooseRenderer(options.json, io),
+      reportDir: options.reportDir,
+      history,
+      lock: { command: commandLine, forceUnlock: options.forceUnlock },
+      notice: (text) => io.stderr(colours(io).yellow(text)),
+    });
+  } finally {
+    release();
+  }
+}
+
+function chooseRenderer(json: boolean, io: Io): RendererChoice {
+  if (json) return 'silent';
+  return io.isTTY && !io.env.CI ? 'default' : 'simple';
+}
+
+/** The table, timeline and verdict (or the JSON result), the report's path, warnings, the error; returns the exit code. */
+function printResult(result: RunResult, json: boolean, comparison: ReturnType<typeof recentMedians>, io: Io): number {
+  const exitCode = result.error ? exitCodeOf(result.error) : ExitCode.ok;
+  if (json) {
+    io.stdout(JSON.stringify({ outcome: result.outcome, exitCode, reportPath: result.reportPath, ...errorJson(result.error), report: result.report }, null, 2));
+    return exitCode;
+  }
+  const chalk = colours(io);
+  io.stdout(`\n${renderReport(result.report, { comparison })}`);
+  if (result.reportPath) io.stdout(chalk.dim(`report: ${result.reportPath}`));
+  for (const warning of result.report.warnings ?? []) io.stderr(chalk.yellow.bold(`warning: ${warning}`));
+  if (result.error) reportError(result.error, io);
+  return exitCode;
+}

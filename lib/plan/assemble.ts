@@ -1,0 +1,275 @@
+/**
+ * The planner: from the inventory, the selected hosts and the options, the
+ * complete plan of a deploy (lib/plan/types.ts) — every command of every
+ * stage and host step with its bound, the seed failover order decided up
+ * front. Pure: it runs nothing. --dry-run prints what it returns, the stages
+ * execute it, and never call it again.
+ */
+import { userInfo } from 'node:os';
+import { posix } from 'node:path';
+import { narInfoUrlForHash } from '../cache/client.ts';
+import { listRootsArgv, pinRootsArgvs, writableDirArgv } from '../cache/gc-roots.ts';
+import type { HostName, Inventory } from '../inventory/schema.ts';
+import { chooseSeed, seedCandidates } from '../inventory/select.ts';
+import {
+  ACTIVATING_GOALS,
+  builderProbeArgv,
+  builderSpec,
+  copyToArgv,
+  evaluateToplevelsArgv,
+  type Goal,
+  nixosRebuildArgv,
+  seedBuildArgv,
+  sshEnv,
+} from '../nix/commands.ts';
+import { trustProbeArgvs } from '../nix/trust.ts';
+import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
+import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
+import { atPlace, builderHost, coordinatorHost, coordinatorPlace, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
+import { armArgs, CONFIRM, generationProbeArgv, ROLLBACK } from '../remote/scripts.ts';
+import { PLACEHOLDER } from './placeholders.ts';
+import type { DeployPlan, HealthCheckPlan, HealthPlan, HostPlan, PlannedCommand, SeedPlan } from './types.ts';
+
+export interface PlanOptions {
+  readonly goal: Goal;
+  readonly flake?: string | undefined;
+  readonly seed?: string | undefined;
+  /** parallel deploys after the seed; undefined: all at once */
+  readonly concurrency?: number | undefined;
+  /** whether this process runs on the coordinator (the cache host) */
+  readonly onCoordinator: boolean;
+  /** deploy in waves of batchSize, health-checked, stopping at the first failure */
+  readonly rolling?: boolean | undefined;
+  readonly batchSize?: number | undefined;
+  /** deploy the remaining hosts after a failure, and fail at the end */
+  readonly keepGoing?: boolean | undefined;
+  readonly magicRollback?: boolean | undefined;
+  readonly confirmTimeoutSeconds?: number | undefined;
+  /** roll a host back when its activation or health checks fail */
+  readonly rollback?: boolean | undefined;
+  /** one ssh master per target for the run, its socket in the run's `{{ssh-control-dir}}` (default true) */
+  readonly reuseConnections?: boolean | undefined;
+  /** accept narinfos that are unsigned or signed by an untrusted key (loudly) */
+  readonly allowUnsigned?: boolean | undefined;
+  /** the configured nixos-rebuild as probed on this machine; default: not probed (flavour unknown) */
+  readonly rebuildTool?: RebuildTool | undefined;
+  /** this machine's Nix system (e.g. x86_64-linux); default: the coordinator's */
+  readonly localSystem?: string | undefined;
+  /** the user the deploy runs as here (whose trust in Nix matters); default: this process's */
+  readonly localUser?: string | undefined;
+}
+
+const MINUTE = 60_000;
+/** The cache wait polls at most this far apart (ms). */
+const POLL_MAX_MS = 1000;
+
+/**
+ * The whole plan. Throws UsageError (exit 2) for a seed that cannot build
+ * for the selected hosts' system (lib/inventory/select.ts).
+ */
+export function planDeploy(inventory: Inventory, hosts: readonly HostName[], options: PlanOptions): DeployPlan {
+  const preferredSeed = chooseSeed(inventory, hosts, options.seed);
+  const flake = options.flake ?? inventory.flake;
+  const t = inventory.timeouts;
+  const shortMs = shortCommandTimeoutMs(inventory);
+  const coordinator = coordinatorPlace(inventory, options.onCoordinator);
+  const coordinatorEnv = sshEnv(coordinatorHost(inventory));
+  const reuse = options.reuseConnections ?? true;
+  const targets = Object.fromEntries(hosts.map((host) => [host, targetHost(inventory, host, reuse ? PLACEHOLDER.sshControlDir : undefined)]));
+
+  const rolling = options.rolling ?? false;
+  const batchSize = Math.max(1, options.batchSize ?? 1);
+  const wavesWith = (seed: HostName) => {
+    const rest = hosts.filter((h) => h !== seed);
+    return [...(hosts.includes(seed) ? [[seed]] : []), ...(rolling ? chunk(rest, batchSize) : [rest])].filter((w) => w.length > 0);
+  };
+  const seeds: SeedPlan[] = [preferredSeed, ...seedCandidates(inventory, hosts).filter((h) => h !== preferredSeed)].map((seed) => {
+    const builder = builderHost(inventory, seed)!;
+    const builders = builderSpec(inventory, seed, builder);
+    return {
+      host: seed,
+      check: { argv: builderProbeArgv(builder), timeoutMs: shortMs },
+      build: { argv: seedBuildArgv(inventory, flake, builders, hosts), env: coordinatorEnv, timeoutMs: t.buildMinutes * MINUTE },
+      builderUri: nixSshStoreUri(builder),
+      waves: wavesWith(seed),
+    };
+  });
+
+  const goal = options.goal;
+  const magicRollback = (options.magicRollback ?? true) && ACTIVATING_GOALS.includes(goal);
+  const rollback = options.rollback ?? true;
+  const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? defaultConfirmSeconds(inventory);
+  const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
+  const { flags, problems } = planRebuildFlags(inventory, hosts, rebuildTool, options.localSystem ?? inventory.coordinator.system);
+  const { gcRootDir } = inventory.cache;
+  const roots = hosts.map((host) => ({ host, storePath: PLACEHOLDER.toplevel(host), root: posix.join(gcRootDir, PLACEHOLDER.toplevelName(host)) }));
+  const onCoordinator = (argv: readonly string[]): PlannedCommand => ({ argv: atPlace(coordinator, argv), timeoutMs: shortMs });
+  const lockCommand = (script: string, args: readonly string[]) => onCoordinator(['sh', '-c', script, 'avalanche-lock', inventory.paths.lock, ...args]);
+
+  return {
+    goal,
+    flake,
+    hosts: [...hosts],
+    coordinator: { name: inventory.coordinator.name, place: coordinator },
+    baselineMinutes: inventory.baselineMinutes,
+    lock: {
+      path: inventory.paths.lock,
+      acquire: lockCommand(ACQUIRE_LOCK, [PLACEHOLDER.lockHolder]),
+      release: lockCommand(RELEASE_LOCK, [PLACEHOLDER.lockHolderId]),
+      remove: lockCommand(REMOVE_LOCK, []),
+      maxAgeMs: (t.buildMinutes + t.deployMinutes + 60) * MINUTE,
+    },
+    preflight: {
+      // A non-root deploy user must get root without a password (sudo -n), as every root step will.
+      targets: hosts.map((host) => ({
+        host,
+        command: { argv: remoteArgv(targets[host]!, ['true'], { asRoot: true }), timeoutMs: shortMs },
+        escalates: targets[host]!.escalation === 'sudo',
+      })),
+      nixTrust: { user: options.localUser ?? userInfo().username, commands: trustProbeArgvs(options.localUser ?? userInfo().username).map((argv) => ({ argv, timeoutMs: t.connectSeconds * 1000 })) },
+      rebuild: { tool: rebuildTool, problems: [...problems] },
+      gcRootDir,
+      gcRootDirWritable: onCoordinator(writableDirArgv(gcRootDir)),
+      cacheKey: { publicKey: inventory.cache.publicKey, listRoots: onCoordinator(listRootsArgv(gcRootDir)) },
+      cacheUrl: inventory.cache.url,
+      requestTimeoutMs: t.connectSeconds * 1000,
+    },
+    evaluate: { argv: evaluateToplevelsArgv(inventory, flake, hosts), env: coordinatorEnv, timeoutMs: 10 * MINUTE },
+    seeds,
+    ...(options.onCoordinator
+      ? {}
+      : { copyToCoordinator: { argv: copyToArgv(coordinatorHost(inventory), roots.map((r) => r.storePath)), env: coordinatorEnv, timeoutMs: t.buildMinutes * MINUTE } }),
+    pin: { commands: pinRootsArgvs(gcRootDir, roots).map(onCoordinator), roots },
+    waitForCache: {
+      cacheUrl: inventory.cache.url,
+      publicKey: inventory.cache.publicKey,
+      narinfos: hosts.map((host) => ({ host, storePath: PLACEHOLDER.toplevel(host), url: narInfoUrlForHash(inventory.cache.url, PLACEHOLDER.toplevelHash(host)) })),
+      pollMaxMs: POLL_MAX_MS,
+      timeoutMs: t.cacheWaitSeconds * 1000,
+      requestTimeoutMs: t.connectSeconds * 1000,
+      allowUnsigned: options.allowUnsigned ?? false,
+    },
+    deploy: {
+      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(1, hosts.filter((h) => h !== preferredSeed).length)),
+      rolling,
+      keepGoing: options.keepGoing ?? false,
+      rollback,
+      magicRollback,
+      confirmTimeoutSeconds,
+      hosts: Object.fromEntries(
+        hosts.map((host) => [
+          host,
+          planHost(inventory, host, targets[host]!, { goal, flake, flags: flags[host]!, magicRollback, rollback, confirmTimeoutSeconds, reuse, shortMs }),
+        ]),
+      ),
+    },
+  };
+}
+
+interface HostPlanContext {
+  readonly goal: Goal;
+  readonly flake: string;
+  readonly flags: RebuildFlags;
+  readonly magicRollback: boolean;
+  readonly rollback: boolean;
+  readonly confirmTimeoutSeconds: number;
+  readonly reuse: boolean;
+  readonly shortMs: number;
+}
+
+/** One target's steps (lib/remote/scripts.ts holds the scripts; every value reaches them as an argument). */
+function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: HostPlanContext): HostPlan {
+  const { profile, currentSystem, targetState } = inventory.paths;
+  const canary = `${targetState}/canary-${PLACEHOLDER.runId}`;
+  const marker = `${targetState}/rollbacks.log`;
+  const previous = [profile, currentSystem, PLACEHOLDER.previousProfileLink, PLACEHOLDER.previousSystem, c.goal, marker, canary];
+  const deployMs = inventory.timeouts.deployMinutes * MINUTE;
+  // Bounded: the watchdog gives up waiting for an activation after the deploy timeout.
+  const armSeconds = String(Math.ceil(inventory.timeouts.deployMinutes * 60));
+  const asRoot = (argv: readonly string[], timeoutMs: number, extraOptions?: readonly string[]) => ({
+    argv: remoteArgv(target, argv, { asRoot: true, extraOptions }),
+    timeoutMs,
+  });
+  const activates = ACTIVATING_GOALS.includes(c.goal);
+  return {
+    name: host,
+    system: inventory.hosts[host]!.system,
+    target,
+    probe: { argv: generationProbeArgv(target, inventory.paths), timeoutMs: c.shortMs },
+    ...(c.magicRollback ? { arm: asRoot(armArgs([...previous, String(c.confirmTimeoutSeconds), armSeconds]), c.shortMs) } : {}),
+    rebuild: {
+      argv: nixosRebuildArgv(inventory.nixosRebuild.command, c.flake, host, target, c.goal, c.flags),
+      env: sshEnv(target),
+      timeoutMs: deployMs,
+    },
+    ...(activates ? { health: planHealth(inventory, host, target) } : {}),
+    // Over a new connection: a path that only a multiplexed master still holds cannot confirm.
+    ...(c.magicRollback ? { confirm: asRoot(['sh', '-c', CONFIRM, 'avalanche-confirm', canary, marker, profile, currentSystem], c.shortMs, FRESH_CONNECTION) } : {}),
+    ...(c.rollback && c.goal !== 'dry-activate' ? { rollback: asRoot(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...previous], deployMs) } : {}),
+    ...(c.reuse ? { closeConnection: { argv: closeMasterArgv(target), timeoutMs: c.shortMs } } : {}),
+  };
+}
+
+/** The inventory-wide health checks plus the host's own, in the order they run (ssh, system state, units, commands, HTTP). */
+function planHealth(inventory: Inventory, host: HostName, target: RemoteHost): HealthPlan {
+  const defaults = inventory.health;
+  const own = inventory.hosts[host]!.health;
+  const timeoutMs = defaults.timeoutSeconds * 1000;
+  const onTarget = (argv: readonly string[]) => ({ argv: remoteArgv(target, argv), timeoutMs });
+  const checks: HealthCheckPlan[] = [{ kind: 'command', name: 'ssh answers', command: onTarget(['true']) }];
+  const systemState = own?.systemState ?? defaults.systemState ?? 'running-or-degraded';
+  if (systemState !== 'skip') {
+    const accepted = systemState === 'running' ? ['running'] : ['running', 'degraded'];
+    // is-system-running exits non-zero for "degraded": judged by what it prints.
+    checks.push({ kind: 'command', name: `system state is ${accepted.join(' or ')}`, command: onTarget(['systemctl', 'is-system-running']), stdoutOneOf: accepted });
+  }
+  const units = [...defaults.units, ...(own?.units ?? [])];
+  if (units.length) checks.push({ kind: 'command', name: `units active: ${units.join(', ')}`, command: onTarget(['systemctl', 'is-active', '--', ...units]) });
+  for (const argv of [...defaults.commands, ...(own?.commands ?? [])]) {
+    checks.push({ kind: 'command', name: `command: ${argv.join(' ')}`, command: onTarget(argv) });
+  }
+  for (const { url, status } of [...defaults.http, ...(own?.http ?? [])]) {
+    checks.push({ kind: 'http', name: `GET ${url} answers ${status}`, url, status, timeoutMs });
+  }
+  return { checks, retries: defaults.retries, intervalMs: defaults.intervalSeconds * 1000, settleMs: defaults.settleSeconds * 1000 };
+}
+
+/**
+ * Each host's nixos-rebuild flags for `tool` run on a machine of
+ * `localSystem` (the sudo flag where the target escalates, the no-re-exec
+ * flag), and every problem that would make one fail (the deploy's preflight
+ * and the doctor report the same ones).
+ */
+export function planRebuildFlags(
+  inventory: Inventory,
+  hosts: readonly HostName[],
+  tool: RebuildTool,
+  localSystem: string,
+): { readonly flags: Readonly<Record<HostName, RebuildFlags>>; readonly problems: readonly string[] } {
+  const flags = Object.fromEntries(
+    hosts.map((host) => {
+      const entry = inventory.hosts[host]!;
+      const needsSudo = targetHost(inventory, host).escalation === 'sudo';
+      return [host, chooseRebuildFlags(tool, { needsSudo, crossSystem: entry.system !== localSystem }, inventory.nixosRebuild)];
+    }),
+  );
+  return { flags, problems: [...new Set(Object.values(flags).flatMap((f) => f.problems))] };
+}
+
+/**
+ * How long the watchdog waits for the confirmation by default (seconds,
+ * counted from the end of the activation): 30, or longer when a health check
+ * that passes only on its last retry and the settle window may take longer —
+ * a healthy host must never be rolled back because its checks were slow.
+ */
+export function defaultConfirmSeconds(inventory: Inventory): number {
+  const { retries, timeoutSeconds, intervalSeconds, settleSeconds } = inventory.health;
+  return Math.max(30, Math.ceil(settleSeconds + (retries + 1) * (timeoutSeconds + intervalSeconds) + 10));
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}

@@ -1,0 +1,84 @@
+/**
+ * --dry-run: the plan as text, every command exactly as it will run
+ * (placeholders `{{…}}` stand for what only the run knows), or as JSON
+ * validated by the same schema that documents it.
+ */
+import { commandLine } from '../exec/describe.ts';
+import { describeTool } from '../nix/nixos-rebuild.ts';
+import { sshDestination } from '../remote/host.ts';
+import { PLACEHOLDER } from './placeholders.ts';
+import { type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand } from './types.ts';
+
+const cmd = (c: Pick<PlannedCommand, 'argv' | 'env'>, indent = '    ') => `${indent}$ ${commandLine(c)}`;
+const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+export function renderPlan(plan: DeployPlan): string {
+  const { preflight, deploy, waitForCache } = plan;
+  const [seed, ...fallbacks] = plan.seeds;
+  const where = plan.coordinator.place.kind === 'local' ? `on the coordinator ${plan.coordinator.name}` : `${plan.coordinator.name} over SSH as ${sshDestination(plan.coordinator.place.host)}`;
+  const tool = preflight.rebuild.tool;
+  const lines = [
+    `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, seed ${seed!.host} (${where})`,
+    `placeholders: ${PLACEHOLDER.toplevel('host')} and the like are known only at run time (the evaluated toplevels, the generation each host had, this run's id)`,
+    '',
+    `first: take the deploy lock ${plan.lock.path} on ${plan.coordinator.name}`,
+    cmd(plan.lock.acquire),
+    '   released at the end:',
+    cmd(plan.lock.release),
+    '1. preflight',
+    `    nixos-rebuild on this machine: ${describeTool(tool)}${tool.error ? ` (${tool.error})` : ''}${tool.found ? '' : ' — preflight will fail'}`,
+    ...preflight.rebuild.problems.map((problem) => `    ✖ ${problem} — preflight will fail`),
+    `    the seed builder answers (then, should it not: ${fallbacks.map((f) => f.host).join(', ') || 'no other builder of its system'})`,
+    cmd(seed!.check),
+    `    Nix on this machine trusts ${preflight.nixTrust.user} (asked in order until one answer tells)`,
+    ...preflight.nixTrust.commands.map((c) => cmd(c)),
+    '    every target logs in and becomes root as the root steps will',
+    ...preflight.targets.map((check) => cmd(check.command)),
+    `    GC roots can be made in ${preflight.gcRootDir}`,
+    cmd(preflight.gcRootDirWritable),
+    `    the cache signs with ${preflight.cacheKey.publicKey.split(':')[0]}: the newest pinned paths' narinfos are checked`,
+    cmd(preflight.cacheKey.listRoots),
+    `    GET ${preflight.cacheUrl}/nix-cache-info   (expects StoreDir: /nix/store)`,
+    '2. evaluate',
+    cmd(plan.evaluate),
+    `3. seed build (on ${seed!.host} only, nothing built locally)`,
+    cmd(seed!.build),
+    // A Nix daemon makes the builds itself: only the --builders spec reaches it.
+    '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',
+    ...(plan.copyToCoordinator ? [cmd(plan.copyToCoordinator)] : []),
+    ...plan.pin.commands.map((c) => cmd(c)),
+    `4. wait for cache (every ≤ ${seconds(waitForCache.pollMaxMs)}, at most ${seconds(waitForCache.timeoutMs)}; signed by ${waitForCache.publicKey.split(':')[0]}${waitForCache.allowUnsigned ? '; --allow-unsigned: unsigned or untrusted narinfos ACCEPTED' : ''})`,
+    ...waitForCache.narinfos.map((n) => `    GET ${n.url}`),
+    `5. deploy (${plan.goal}; ${seed!.waves.length > 1 ? 'the seed first, then ' : ''}at most ${deploy.concurrency} at a time)`,
+    ...(deploy.rolling ? [`  rolling: waves of ${deploy.concurrency}; ${deploy.keepGoing ? 'keep going after a failure' : 'the first failure stops the rollout'}`] : []),
+    ...seed!.waves.map((wave, i) => `  wave ${i + 1}: ${wave.join(', ')}`),
+    ...plan.hosts.flatMap((host) => renderHost(deploy.hosts[host]!, deploy)),
+    `6. report (per stage and host, against the ${plan.baselineMinutes} min baseline)`,
+  ];
+  return lines.join('\n');
+}
+
+function renderHost(host: HostPlan, deploy: DeployPlan['deploy']): string[] {
+  const step = (what: string, command: PlannedCommand | undefined) => (command ? [`    ${what}`, cmd(command, '      ')] : []);
+  return [
+    `  ${host.name}:`,
+    ...step('read its generation', host.probe),
+    ...step(`arm the magic-rollback watchdog (reverts unless confirmed within ${deploy.confirmTimeoutSeconds} s of the activation)`, host.arm),
+    ...step('nixos-rebuild', host.rebuild),
+    ...(host.health
+      ? [
+          `    health checks (each tried ${host.health.retries + 1}×, ${seconds(host.health.intervalMs)} apart; then held for ${seconds(host.health.settleMs)})`,
+          ...host.health.checks.map((check) => (check.kind === 'http' ? `      GET ${check.url} answers ${check.status}` : cmd(check.command, '      '))),
+        ]
+      : []),
+    ...step('confirm over a new SSH connection', host.confirm),
+    ...step('on failure, roll back', host.rollback),
+    ...(host.rollback ? [] : [`    on failure: no rollback (${deploy.rollback ? 'nothing to roll back for this goal' : '--no-rollback'})`]),
+    ...step('at the end, close the reused connection', host.closeConnection),
+  ];
+}
+
+/** What `--dry-run --json` prints: the plan, checked against its published schema. */
+export function dryRunJson(plan: DeployPlan): string {
+  return JSON.stringify(dryRunOutputSchema.parse({ dryRun: true, plan }), null, 2);
+}

@@ -1,0 +1,145 @@
+/**
+ * The plan as plain data: what a deploy will run, stage by stage, every
+ * command with its bound, assembled once by lib/plan/assemble.ts before
+ * anything runs. Values known only at run time (the built toplevels, the
+ * generation a host had, this run's id) are placeholders that execution
+ * fills (lib/plan/placeholders.ts). No inventory, options or functions
+ * inside: the plan can be printed (--dry-run), compared and stored; its
+ * JSON Schema is generated from these zod schemas (schemas/dry-run.schema.json).
+ */
+import { z } from 'zod';
+import { GOALS } from '../nix/commands.ts';
+import { rebuildToolSchema } from '../nix/nixos-rebuild.ts';
+import { remoteHostSchema } from '../remote/host.ts';
+
+export const STAGES = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'] as const;
+export type StageName = (typeof STAGES)[number];
+
+export const plannedCommandSchema = z.object({
+  /** argv[0] is the program; each element reaches it as one argument (placeholders `{{…}}` filled at run time) */
+  argv: z.array(z.string()),
+  /** added to the orchestrator's environment */
+  env: z.record(z.string(), z.string()).optional(),
+  /** killed (with everything it started) after this many ms */
+  timeoutMs: z.number(),
+});
+export type PlannedCommand = z.infer<typeof plannedCommandSchema>;
+
+const place = z.discriminatedUnion('kind', [z.object({ kind: z.literal('local') }), z.object({ kind: z.literal('ssh'), host: remoteHostSchema })]);
+
+export const healthCheckPlanSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('command'),
+    name: z.string(),
+    command: plannedCommandSchema,
+    /** healthy when stdout (trimmed) is one of these, whatever the exit status; absent: when it exits 0 */
+    stdoutOneOf: z.array(z.string()).optional(),
+  }),
+  z.object({ kind: z.literal('http'), name: z.string(), url: z.string(), status: z.number(), timeoutMs: z.number() }),
+]);
+export type HealthCheckPlan = z.infer<typeof healthCheckPlanSchema>;
+
+export const healthPlanSchema = z.object({
+  checks: z.array(healthCheckPlanSchema),
+  /** each check is tried 1 + retries times, intervalMs apart */
+  retries: z.number(),
+  intervalMs: z.number(),
+  /** after they first pass, every check must keep passing this long (0: no settle window) */
+  settleMs: z.number(),
+});
+export type HealthPlan = z.infer<typeof healthPlanSchema>;
+
+/** One target's steps, in the order they run; a step that is absent does not run for this goal and these options. */
+export const hostPlanSchema = z.object({
+  name: z.string(),
+  system: z.string(),
+  target: remoteHostSchema,
+  /** prints the profile link, its store path and the running system (lib/remote/scripts.ts PROBE_GENERATION) */
+  probe: plannedCommandSchema,
+  /** arms the magic-rollback watchdog with the generation the probe read */
+  arm: plannedCommandSchema.optional(),
+  rebuild: plannedCommandSchema,
+  /** for goals that activate (switch, test) */
+  health: healthPlanSchema.optional(),
+  /** disarms the watchdog over a new connection: exit 3 means it came too late */
+  confirm: plannedCommandSchema.optional(),
+  /** back to the probed generation when activation or health checks fail */
+  rollback: plannedCommandSchema.optional(),
+  /** closes the run's reused connection to the target */
+  closeConnection: plannedCommandSchema.optional(),
+});
+export type HostPlan = z.infer<typeof hostPlanSchema>;
+
+export const seedPlanSchema = z.object({
+  host: z.string(),
+  /** the builder answers SSH as its builder user */
+  check: plannedCommandSchema,
+  build: plannedCommandSchema,
+  /** how Nix names this builder in its log (the --builders entry's URI) */
+  builderUri: z.string(),
+  /** the deploy's waves with this seed: itself alone first when it is a target */
+  waves: z.array(z.array(z.string())),
+});
+export type SeedPlan = z.infer<typeof seedPlanSchema>;
+
+export const deployPlanSchema = z.object({
+  goal: z.enum(GOALS),
+  flake: z.string(),
+  hosts: z.array(z.string()),
+  coordinator: z.object({ name: z.string(), place }),
+  baselineMinutes: z.number(),
+  /** the deploy lock on the coordinator; `{{lock-holder}}` and `{{lock-holder-id}}` are this run's (lib/run/lock.ts) */
+  lock: z.object({
+    path: z.string(),
+    acquire: plannedCommandSchema,
+    release: plannedCommandSchema,
+    remove: plannedCommandSchema,
+    /** a lock older than this is stale whoever holds it */
+    maxAgeMs: z.number(),
+  }),
+  preflight: z.object({
+    /** every target: logs in and becomes root as every root step will (`sudo -n -- true` for a non-root user) */
+    targets: z.array(z.object({ host: z.string(), command: plannedCommandSchema, escalates: z.boolean() })),
+    /** whether this machine's Nix trusts `user` (else its daemon ignores --builders): asked in order until one answer tells */
+    nixTrust: z.object({ user: z.string(), commands: z.array(plannedCommandSchema) }),
+    /** the nixos-rebuild that will run here, as probed, and what cannot work with it */
+    rebuild: z.object({ tool: rebuildToolSchema, problems: z.array(z.string()) }),
+    gcRootDir: z.string(),
+    /** the seed build pins into gcRootDir on the coordinator: it must be writable there before building */
+    gcRootDirWritable: plannedCommandSchema,
+    /** the cache must sign with this key: checked on the newest paths pinned on the coordinator */
+    cacheKey: z.object({ publicKey: z.string(), listRoots: plannedCommandSchema }),
+    cacheUrl: z.string(),
+    requestTimeoutMs: z.number(),
+  }),
+  evaluate: plannedCommandSchema,
+  /** the preferred seed first, then the builders of its system that take over, in order, when it does not answer */
+  seeds: z.array(seedPlanSchema),
+  /** brings the toplevels to the coordinator's store when this machine is not the coordinator */
+  copyToCoordinator: plannedCommandSchema.optional(),
+  /** GC roots for the toplevels on the coordinator (mkdir, then one ln per toplevel) */
+  pin: z.object({ commands: z.array(plannedCommandSchema), roots: z.array(z.object({ host: z.string(), storePath: z.string(), root: z.string() })) }),
+  waitForCache: z.object({
+    cacheUrl: z.string(),
+    publicKey: z.string(),
+    /** one narinfo per toplevel, polled at most every pollMaxMs until timeoutMs */
+    narinfos: z.array(z.object({ host: z.string(), storePath: z.string(), url: z.string() })),
+    pollMaxMs: z.number(),
+    timeoutMs: z.number(),
+    requestTimeoutMs: z.number(),
+    allowUnsigned: z.boolean(),
+  }),
+  deploy: z.object({
+    concurrency: z.number(),
+    rolling: z.boolean(),
+    keepGoing: z.boolean(),
+    rollback: z.boolean(),
+    magicRollback: z.boolean(),
+    confirmTimeoutSeconds: z.number(),
+    hosts: z.record(z.string(), hostPlanSchema),
+  }),
+});
+export type DeployPlan = z.infer<typeof deployPlanSchema>;
+
+/** What `--dry-run --json` prints. */
+export const dryRunOutputSchema = z.object({ dryRun: z.literal(true), plan: deployPlanSchema });

@@ -1,0 +1,86 @@
+/**
+ * The inventory's machines as {@link RemoteHost} values: a target as its
+ * deploy user, a builder as its builder user, the coordinator as the
+ * coordinator user; and the coordinator as a place that is this machine or
+ * reached over SSH (colmena's local-or-SSH host).
+ */
+import type { HostName, Inventory, InventoryHost } from '../inventory/schema.ts';
+import { type RemoteHost, remoteArgv } from './host.ts';
+
+/** ssh options for every connection: the inventory's first (ssh keeps the first value), then bounded defaults. */
+export function sshOptions(inventory: Inventory): string[] {
+  const seconds = inventory.timeouts.connectSeconds;
+  const given = new Set(inventory.ssh.options.map((o) => o.split('=')[0]!.toLowerCase()));
+  const defaults = ['BatchMode=yes', `ConnectTimeout=${seconds}`, `ServerAliveInterval=${seconds}`, 'ServerAliveCountMax=3'];
+  return [
+    ...inventory.ssh.options,
+    ...defaults.filter((d) => !given.has(d.split('=')[0]!.toLowerCase())).flatMap((d) => ['-o', d]),
+  ];
+}
+
+/** ssh options that reuse one master connection per user@host for the run, its sockets in `controlDir`. */
+export function connectionReuseOptions(controlDir: string): string[] {
+  return ['-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/%C`, '-o', 'ControlPersist=60'];
+}
+
+function entryOf(inventory: Inventory, name: HostName): InventoryHost {
+  const entry = inventory.hosts[name];
+  if (!entry) throw new Error(`unknown host ${name}`);
+  return entry;
+}
+
+/** A deploy target as its deploy user; `controlDir`: reuse one connection per target for the run. */
+export function targetHost(inventory: Inventory, name: HostName, controlDir?: string): RemoteHost {
+  const entry = entryOf(inventory, name);
+  return {
+    user: entry.deployUser,
+    address: entry.address,
+    escalation: entry.deployUser === 'root' ? 'none' : 'sudo',
+    ...(entry.sshKey ? { identityFile: entry.sshKey } : {}),
+    sshOptions: [...sshOptions(inventory), ...(controlDir ? connectionReuseOptions(controlDir) : [])],
+  };
+}
+
+/** A remote builder as its builder user (no root: its Nix daemon trusts that user); undefined when the host builds nothing. */
+export function builderHost(inventory: Inventory, name: HostName): RemoteHost | undefined {
+  const entry = entryOf(inventory, name);
+  if (!entry.builder) return undefined;
+  const { user, sshKey } = entry.builder;
+  return { user, address: entry.address, escalation: 'none', ...(sshKey ? { identityFile: sshKey } : {}), sshOptions: sshOptions(inventory) };
+}
+
+/** The coordinator (hawk) over SSH as coordinator.user: what runs there (copy, pin, lock) needs no root. */
+export function coordinatorHost(inventory: Inventory): RemoteHost {
+  const { user, address } = inventory.coordinator;
+  return { user, address, escalation: 'none', sshOptions: sshOptions(inventory) };
+}
+
+/** Where the coordinator's commands run: here, or over SSH. */
+export type CoordinatorPlace = { readonly kind: 'local' } | { readonly kind: 'ssh'; readonly host: RemoteHost };
+
+export function coordinatorPlace(inventory: Inventory, onCoordinator: boolean): CoordinatorPlace {
+  return onCoordinator ? { kind: 'local' } : { kind: 'ssh', host: coordinatorHost(inventory) };
+}
+
+/** argv that runs `argv` at `place`: as is here, else over SSH. */
+export function atPlace(place: CoordinatorPlace, argv: readonly string[]): string[] {
+  return place.kind === 'local' ? [...argv] : remoteArgv(place.host, argv);
+}
+
+/**
+ * Whether this machine (`hostname`) is the coordinator: `coordinator.local`,
+ * or its name or address matches the hostname or its first label.
+ */
+export function isOnCoordinator(inventory: Inventory, hostname: string): boolean {
+  const { local, name, address } = inventory.coordinator;
+  const short = hostname.split('.')[0];
+  return local || hostname === address || short === name;
+}
+
+/**
+ * The bound on a short remote command (a probe, a check, a lock step), in
+ * ms: connecting may take ConnectTimeout, twice over a slow link, plus 10 s.
+ */
+export function shortCommandTimeoutMs(inventory: Inventory): number {
+  return (inventory.timeouts.connectSeconds * 2 + 10) * 1000;
+}

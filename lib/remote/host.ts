@@ -1,0 +1,87 @@
+/**
+ * A remote host as one value (colmena's `Host`): who to log in as, where,
+ * how root is reached there and with which ssh options. Every command line
+ * that reaches a host is built from this value by the functions below, each
+ * syntax by its own function.
+ */
+import { z } from 'zod';
+import { shellQuote } from '../util/shell.ts';
+
+export const remoteHostSchema = z.object({
+  user: z.string(),
+  address: z.string(),
+  /**
+   * How steps that need root get it: `sudo -n` for a non-root user, as
+   * nixos-rebuild's --sudo/--use-remote-sudo does for the activation (but
+   * never prompting: -n fails instead of asking for a password).
+   */
+  escalation: z.enum(['none', 'sudo']),
+  /** the private key to log in with (ssh -i); absent: ssh's own defaults and agent */
+  identityFile: z.string().optional(),
+  /** ssh(1) options, given before the destination: ssh keeps the first value it sees for an option */
+  sshOptions: z.array(z.string()),
+});
+export type RemoteHost = z.infer<typeof remoteHostSchema>;
+
+/** The non-interactive sudo prefix: -n makes sudo fail ("a password is required") rather than prompt. */
+export const SUDO_NON_INTERACTIVE = ['sudo', '-n', '--'] as const;
+
+/** What to do when a deploy user's `sudo -n` refuses (preflight and doctor). */
+export const SUDO_HINT =
+  'Every step that needs root (activation, the watchdog, confirmation, rollback) uses sudo -n: give the deploy user passwordless sudo ' +
+  '(NixOS: security.sudo.extraRules with NOPASSWD for it, or security.sudo.wheelNeedsPassword = false with it in wheel), or deploy as root.';
+
+/** A connection of its own, never multiplexed over an existing master (the confirmation must prove a new login works). */
+export const FRESH_CONNECTION = ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] as const;
+
+/** ssh's destination argument: `user@address`. */
+export function sshDestination(host: RemoteHost): string {
+  return `${host.user}@${host.address}`;
+}
+
+/** The Nix store URI of the host's store over SSH (`nix copy --to`, a `--builders` entry). */
+export function nixSshStoreUri(host: RemoteHost): string {
+  return `ssh://${sshDestination(host)}`;
+}
+
+/** nixos-rebuild's `--target-host` value: it hands it to ssh and to `nix copy --to ssh://…` alike. */
+export function targetHostArg(host: RemoteHost): string {
+  return sshDestination(host);
+}
+
+/** Every option ssh gets for `host`: its options, then its identity. */
+export function sshOptionArgs(host: RemoteHost): string[] {
+  return [...host.sshOptions, ...(host.identityFile ? ['-i', host.identityFile] : [])];
+}
+
+/** NIX_SSHOPTS: Nix splits it on whitespace (the inventory schema forbids spaces inside options). */
+export function nixSshOpts(host: RemoteHost): string {
+  return sshOptionArgs(host).join(' ');
+}
+
+/** `argv` as root on `host`: as is for root, behind `sudo -n --` otherwise. */
+export function asRoot(host: RemoteHost, argv: readonly string[]): string[] {
+  return host.escalation === 'sudo' ? [...SUDO_NON_INTERACTIVE, ...argv] : [...argv];
+}
+
+export interface RemoteOptions {
+  /** run it as root (behind `sudo -n --` for a non-root user) */
+  readonly asRoot?: boolean | undefined;
+  /** ssh options that must win over the host's (ssh keeps the first value): e.g. {@link FRESH_CONNECTION} */
+  readonly extraOptions?: readonly string[] | undefined;
+}
+
+/**
+ * argv that runs `remoteArgv` on `host` over ssh. ssh hands the remote
+ * command to the login shell as one string: every word is quoted for a
+ * POSIX sh, so each element arrives as one argument.
+ */
+export function remoteArgv(host: RemoteHost, argv: readonly string[], options: RemoteOptions = {}): string[] {
+  const command = options.asRoot ? asRoot(host, argv) : [...argv];
+  return ['ssh', ...(options.extraOptions ?? []), ...sshOptionArgs(host), sshDestination(host), '--', command.map(shellQuote).join(' ')];
+}
+
+/** Closes the host's ssh master connection (when its options reuse one). */
+export function closeMasterArgv(host: RemoteHost): string[] {
+  return ['ssh', ...sshOptionArgs(host), '-O', 'exit', sshDestination(host)];
+}
