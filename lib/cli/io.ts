@@ -22,20 +22,55 @@ export const processIo: Io = {
   env: process.env,
 };
 
-/** First SIGINT/SIGTERM aborts the running commands; a second one exits at once. */
-export function interruptOnSignals(controller: AbortController, io: Io, stopping = 'stopping running commands, starting no new host'): () => void {
+/**
+ * An interrupt this soon after the first (ms) is the same keypress, relayed:
+ * the terminal signals the whole foreground process group and wrappers
+ * (npx, tsx, just) relay it to their child again, within milliseconds.
+ */
+export const RELAYED_SIGNAL_MS = 1000;
+
+export interface InterruptOptions {
+  /** what the first interrupt does, for the message */
+  readonly stopping?: string;
+  /** for tests: the clock (ms) */
+  readonly now?: () => number;
+}
+
+/**
+ * The first SIGINT, SIGTERM or SIGHUP aborts `controller` (running commands
+ * stop, no new host starts, the report is written); a later SIGINT or
+ * SIGTERM, at least RELAYED_SIGNAL_MS after the first, exits at once (130).
+ * SIGHUP (the terminal closed) never exits at once, and from then on output
+ * that can no longer reach the terminal is dropped rather than crashing the
+ * cleanup. Returns the function that removes the handlers.
+ */
+export function interruptOnSignals(controller: AbortController, io: Io, options: InterruptOptions = {}): () => void {
   const chalk = colours(io);
+  const now = options.now ?? Date.now;
+  const stopping = options.stopping ?? 'stopping running commands, starting no new host';
+  let firstAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(ExitCode.interrupted);
-    io.stderr(chalk.yellow(`\n${signal}: ${stopping} (again to quit at once)`));
+    if (signal === 'SIGHUP') ignoreClosedOutput();
+    if (firstAt !== undefined) {
+      if (signal !== 'SIGHUP' && now() - firstAt >= RELAYED_SIGNAL_MS) process.exit(ExitCode.interrupted);
+      return;
+    }
+    firstAt = now();
+    io.stderr(chalk.yellow(`\n${signal}: ${stopping} (Ctrl-C again to quit at once)`));
     controller.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, onSignal);
   return () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of signals) process.off(signal, onSignal);
   };
+}
+
+/** After a hang-up, writes to the gone terminal fail (EIO, EPIPE): drop them, so the run still stops cleanly and writes its report. */
+function ignoreClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') === 0) stream.on('error', () => {});
+  }
 }
 
 /**
