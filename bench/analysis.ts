@@ -83,7 +83,7 @@ export function asDeployReport(value: unknown): DeployReport {
   return r as DeployReport;
 }
 
-/** Splits a remote command line as lib/ssh.ts quotes it: bare words and '…' (with '\'' for a quote). */
+/** Splits a remote command line as lib/util/shell.ts quotes it: bare words and '…' (with '\'' for a quote). */
 export function splitQuoted(line: string): string[] {
   const words: string[] = [];
   let word: string | undefined;

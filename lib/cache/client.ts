@@ -23,8 +23,13 @@ async function get(url: string, timeoutMs: number, signal?: AbortSignal): Promis
   }
 }
 
+/** Where a binary cache describes itself (StoreDir, Priority). */
+export function cacheInfoUrl(cacheUrl: string): string {
+  return `${cacheUrl}/nix-cache-info`;
+}
+
 export async function fetchCacheInfo(cacheUrl: string, timeoutMs: number, signal?: AbortSignal): Promise<CacheInfo> {
-  const url = `${cacheUrl}/nix-cache-info`;
+  const url = cacheInfoUrl(cacheUrl);
   const response = await get(url, timeoutMs, signal);
   if (!response.ok) throw new CacheRequestError(`GET ${url} answered HTTP ${response.status}`);
   const fields = parseKeyValueLines(await response.text());

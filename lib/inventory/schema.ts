@@ -70,7 +70,8 @@ const builder = z.strictObject({
 });
 
 const unitName = z.string().regex(/^[A-Za-z0-9@._:-]+$/, 'must be a systemd unit name');
-const argvWord = z.string().min(1).regex(/^[^\n\0]*$/, 'must be one argument');
+// No {{…}}: the plan writes its run-time placeholders so (lib/plan/placeholders.ts), and fills every command it runs.
+const argvWord = z.string().min(1).regex(/^[^\n\0]*$/, 'must be one argument').refine((word) => !word.includes('{{'), 'must not contain {{ (the plan\'s placeholder syntax)');
 
 /** Health checks: inventory-wide defaults, plus per-host additions. */
 const healthChecks = z.strictObject({
@@ -117,9 +118,9 @@ export const inventorySchema = z.strictObject({
     .default({ options: [] }),
   nixosRebuild: z
     .strictObject({
-      command: z.array(z.string().min(1)).min(1).default(['nixos-rebuild']),
+      command: z.array(argvWord).min(1).default(['nixos-rebuild']),
       /** more arguments for every nixos-rebuild; flags the probed tool does not know fail preflight */
-      extraArgs: z.array(z.string().min(1)).default([]),
+      extraArgs: z.array(argvWord).default([]),
       /** force a sudo flag; by default the one the probed tool knows (--sudo, else --use-remote-sudo) */
       sudoFlag: z.enum(['--sudo', '--use-remote-sudo']).optional(),
     })

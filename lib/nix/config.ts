@@ -44,9 +44,14 @@ export function isUnknownSubcommand(result: Pick<CommandResult, 'exitCode' | 'ti
 export async function readNixConfig<R extends { readonly result: CommandResult }>(
   run: (argv: readonly string[]) => Promise<R>,
 ): Promise<[R] | [R, R]> {
-  const first = await run(CONFIG_SHOW_ARGV);
+  return readNixConfigWith(run, CONFIG_SHOW_ARGV, SHOW_CONFIG_ARGV);
+}
+
+/** {@link readNixConfig} with the two commands given (a plan's, with their bounds). */
+export async function readNixConfigWith<C, R extends { readonly result: CommandResult }>(run: (command: C) => Promise<R>, configShow: C, showConfig: C): Promise<[R] | [R, R]> {
+  const first = await run(configShow);
   if (!isUnknownSubcommand(first.result)) return [first];
-  return [first, await run(SHOW_CONFIG_ARGV)];
+  return [first, await run(showConfig)];
 }
 
 /** Setting name → value, as Nix reports them (strings, numbers, booleans, lists of strings). */

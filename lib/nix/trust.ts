@@ -8,18 +8,29 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import type { CommandResult, Executor } from '../exec/types.ts';
-import { CONFIG_SHOW_ARGV, nixCommandArgv, parseNixSettings, readNixConfig, SHOW_CONFIG_ARGV, stringListSetting, stringSetting } from './config.ts';
+import type { CommandResult, CommandSpec, Executor } from '../exec/types.ts';
+import { CONFIG_SHOW_ARGV, nixCommandArgv, parseNixSettings, readNixConfigWith, SHOW_CONFIG_ARGV, stringListSetting, stringSetting } from './config.ts';
 
-const STORE_INFO = ['info', 'ping'].map((subcommand) => ({ what: `nix store ${subcommand} --json`, argv: nixCommandArgv('store', subcommand, '--json') }));
-const groupsArgv = (user: string) => ['id', '-Gn', user];
+/** The commands {@link probeNixTrust} may run, in the order it asks them (it stops at the first that tells). */
+export interface TrustProbeCommands {
+  readonly storeInfo: CommandSpec;
+  readonly storePing: CommandSpec;
+  readonly configShow: CommandSpec;
+  readonly showConfig: CommandSpec;
+  /** `id -Gn <user>`: whether a group of the user's is trusted */
+  readonly groups: CommandSpec;
+}
 
-/**
- * Every command {@link probeNixTrust} may run for `user`, in the order it
- * asks them (it stops at the first that tells): for the plan and --dry-run.
- */
-export function trustProbeArgvs(user: string): string[][] {
-  return [...STORE_INFO.map((s) => s.argv), [...CONFIG_SHOW_ARGV], [...SHOW_CONFIG_ARGV], groupsArgv(user)];
+/** The probe's commands for `user`, each bounded by `timeoutMs`. */
+export function trustProbeCommands(user: string, timeoutMs: number): Record<keyof TrustProbeCommands, { argv: string[]; timeoutMs: number }> {
+  const bounded = (argv: readonly string[]) => ({ argv: [...argv], timeoutMs });
+  return {
+    storeInfo: bounded(nixCommandArgv('store', 'info', '--json')),
+    storePing: bounded(nixCommandArgv('store', 'ping', '--json')),
+    configShow: bounded(CONFIG_SHOW_ARGV),
+    showConfig: bounded(SHOW_CONFIG_ARGV),
+    groups: bounded(['id', '-Gn', user]),
+  };
 }
 
 export interface NixTrust {
@@ -35,6 +46,8 @@ export interface TrustProbeOptions {
   readonly signal?: AbortSignal | undefined;
   /** the user to ask about; default: the user running this process (os.userInfo()) */
   readonly user?: string | undefined;
+  /** the commands to run (a plan's); default: {@link trustProbeCommands} for the user, bounded by `timeoutMs` */
+  readonly commands?: TrustProbeCommands | undefined;
   /** Nix's state directory for a store setting of "auto"; default $NIX_STATE_DIR or /nix/var/nix */
   readonly stateDir?: string | undefined;
   /** the daemon's socket; default $NIX_DAEMON_SOCKET_PATH or <stateDir>/daemon-socket/socket */
@@ -68,18 +81,20 @@ const succeeded = (r: CommandResult) => r.exitCode === 0 && !r.timedOut && !r.ab
  */
 export async function probeNixTrust(executor: Executor, timeoutMs: number, options: TrustProbeOptions = {}): Promise<NixTrust> {
   const user = options.user ?? userInfo().username;
-  const run = (argv: readonly string[]) => executor.run({ argv, timeoutMs }, { signal: options.signal });
+  const commands = options.commands ?? trustProbeCommands(user, timeoutMs);
+  const run = (command: CommandSpec) => executor.run(command, { signal: options.signal });
   const tried: string[] = [];
 
-  for (const { what, argv } of STORE_INFO) {
-    const result = await run(argv);
+  for (const command of [commands.storeInfo, commands.storePing]) {
+    const what = command.argv.filter((word) => word !== '--extra-experimental-features' && word !== 'nix-command').join(' ');
+    const result = await run(command);
     if (result.aborted) return { trusted: 'unknown', how: `${what}: interrupted`, user };
     const answer = succeeded(result) ? storeTrustField(result.stdout) : undefined;
     if (answer) return { trusted: answer.trusted, how: `${what}: "trusted": ${answer.raw}${answer.url ? ` (store ${answer.url})` : ''}`, user };
     tried.push(`${what}: ${succeeded(result) ? 'no "trusted" field' : failure(result)}`);
   }
 
-  const runs = await readNixConfig(async (argv) => ({ argv, result: await run(argv) }));
+  const runs = await readNixConfigWith(async (command: CommandSpec) => ({ argv: command.argv, result: await run(command) }), commands.configShow, commands.showConfig);
   const config = runs.at(-1)!;
   const what = config.argv.slice(3).join(' ');
   if (!succeeded(config.result)) return { trusted: 'unknown', how: [...tried, `nix ${what}: ${failure(config.result)}`].join('; '), user };
@@ -99,7 +114,7 @@ export async function probeNixTrust(executor: Executor, timeoutMs: number, optio
   const listed = `trusted-users = ${trustedUsers.join(' ') || '(empty)'}`;
   if (trustedUsers.includes('*')) return { trusted: true, how: `${listed}: * trusts everyone`, user };
   if (trustedUsers.includes(user)) return { trusted: true, how: `${listed}: names ${user}`, user };
-  const groupsRun = await run(groupsArgv(user));
+  const groupsRun = await run(commands.groups);
   const groups = succeeded(groupsRun) ? groupsRun.stdout.trim().split(/\s+/).filter((g) => g !== '') : [];
   const group = trustedUsers.find((u) => u.startsWith('@') && groups.includes(u.slice(1)));
   if (group) return { trusted: true, how: `${listed}: names ${group}, a group of ${user}`, user };

@@ -22,7 +22,7 @@ import {
   seedBuildArgv,
   sshEnv,
 } from '../nix/commands.ts';
-import { trustProbeArgvs } from '../nix/trust.ts';
+import { trustProbeCommands } from '../nix/trust.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
 import { atPlace, builderHost, coordinatorHost, coordinatorPlace, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
@@ -104,6 +104,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const { flags, problems } = planRebuildFlags(inventory, hosts, rebuildTool, options.localSystem ?? inventory.coordinator.system);
   const { gcRootDir } = inventory.cache;
   const roots = hosts.map((host) => ({ host, storePath: PLACEHOLDER.toplevel(host), root: posix.join(gcRootDir, PLACEHOLDER.toplevelName(host)) }));
+  const localUser = options.localUser ?? userInfo().username;
   const onCoordinator = (argv: readonly string[]): PlannedCommand => ({ argv: atPlace(coordinator, argv), timeoutMs: shortMs });
   const lockCommand = (script: string, args: readonly string[]) => onCoordinator(['sh', '-c', script, 'avalanche-lock', inventory.paths.lock, ...args]);
 
@@ -127,7 +128,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
         command: { argv: remoteArgv(targets[host]!, ['true'], { asRoot: true }), timeoutMs: shortMs },
         escalates: targets[host]!.escalation === 'sudo',
       })),
-      nixTrust: { user: options.localUser ?? userInfo().username, commands: trustProbeArgvs(options.localUser ?? userInfo().username).map((argv) => ({ argv, timeoutMs: t.connectSeconds * 1000 })) },
+      nixTrust: { user: localUser, ...trustProbeCommands(localUser, t.connectSeconds * 1000) },
       rebuild: { tool: rebuildTool, problems: [...problems] },
       gcRootDir,
       gcRootDirWritable: onCoordinator(writableDirArgv(gcRootDir)),

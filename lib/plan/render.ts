@@ -3,8 +3,10 @@
  * (placeholders `{{…}}` stand for what only the run knows), or as JSON
  * validated by the same schema that documents it.
  */
+import { cacheInfoUrl } from '../cache/client.ts';
+import { isPlaceholderKey } from '../cache/hints.ts';
 import { commandLine } from '../exec/describe.ts';
-import { describeTool } from '../nix/nixos-rebuild.ts';
+import { describeTool, rebuildHelpArgv } from '../nix/nixos-rebuild.ts';
 import { sshDestination } from '../remote/host.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import { type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand } from './types.ts';
@@ -19,30 +21,36 @@ export function renderPlan(plan: DeployPlan): string {
   const tool = preflight.rebuild.tool;
   const lines = [
     `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, seed ${seed!.host} (${where})`,
-    `placeholders: ${PLACEHOLDER.toplevel('host')} and the like are known only at run time (the evaluated toplevels, the generation each host had, this run's id)`,
+    `placeholders, filled at run time: ${PLACEHOLDER.toplevel('host')} ${PLACEHOLDER.toplevelName('host')} ${PLACEHOLDER.toplevelHash('host')} (the evaluated toplevel, its base name and hash), ${PLACEHOLDER.previousProfileLink} ${PLACEHOLDER.previousSystem} (what the host ran before), ${PLACEHOLDER.runId} ${PLACEHOLDER.sshControlDir} ${PLACEHOLDER.lockHolder} ${PLACEHOLDER.lockHolderId} (this run's)`,
     '',
     `first: take the deploy lock ${plan.lock.path} on ${plan.coordinator.name}`,
     cmd(plan.lock.acquire),
-    '   released at the end:',
+    '    released at the end:',
     cmd(plan.lock.release),
+    '    with --force-unlock, removed first:',
+    cmd(plan.lock.remove),
     '1. preflight',
-    `    nixos-rebuild on this machine: ${describeTool(tool)}${tool.error ? ` (${tool.error})` : ''}${tool.found ? '' : ' — preflight will fail'}`,
+    `    nixos-rebuild on this machine (read from ${commandLine({ argv: rebuildHelpArgv(tool.command) })} when planning — the one command --dry-run runs): ${describeTool(tool)}${tool.error ? ` (${tool.error})` : ''}${tool.found ? '' : ' — preflight will fail'}`,
     ...preflight.rebuild.problems.map((problem) => `    ✖ ${problem} — preflight will fail`),
-    `    the seed builder answers (then, should it not: ${fallbacks.map((f) => f.host).join(', ') || 'no other builder of its system'})`,
+    `    the seed builder answers (should it not, the next that answers builds: ${fallbacks.map((f) => f.host).join(', ') || 'no other builder of its system'})`,
     cmd(seed!.check),
+    ...fallbacks.map((f) => cmd(f.check)),
     `    Nix on this machine trusts ${preflight.nixTrust.user} (asked in order until one answer tells)`,
-    ...preflight.nixTrust.commands.map((c) => cmd(c)),
+    ...[preflight.nixTrust.storeInfo, preflight.nixTrust.storePing, preflight.nixTrust.configShow, preflight.nixTrust.showConfig, preflight.nixTrust.groups].map((c) => cmd(c)),
     '    every target logs in and becomes root as the root steps will',
     ...preflight.targets.map((check) => cmd(check.command)),
     `    GC roots can be made in ${preflight.gcRootDir}`,
     cmd(preflight.gcRootDirWritable),
     `    the cache signs with ${preflight.cacheKey.publicKey.split(':')[0]}: the newest pinned paths' narinfos are checked`,
+    ...(isPlaceholderKey(preflight.cacheKey.publicKey) ? [`    ✖ cache.publicKey is the placeholder shipped in hosts.json — preflight will fail`] : []),
     cmd(preflight.cacheKey.listRoots),
-    `    GET ${preflight.cacheUrl}/nix-cache-info   (expects StoreDir: /nix/store)`,
+    `    GET ${preflight.cacheUrl}/<hash of each of the newest pinned paths>.narinfo`,
+    `    GET ${cacheInfoUrl(preflight.cacheUrl)}   (expects StoreDir: /nix/store)`,
     '2. evaluate',
     cmd(plan.evaluate),
     `3. seed build (on ${seed!.host} only, nothing built locally)`,
     cmd(seed!.build),
+    ...fallbacks.flatMap((f) => [`    or, if ${f.host} builds instead:`, cmd(f.build)]),
     // A Nix daemon makes the builds itself: only the --builders spec reaches it.
     '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',
     ...(plan.copyToCoordinator ? [cmd(plan.copyToCoordinator)] : []),

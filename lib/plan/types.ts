@@ -101,7 +101,14 @@ export const deployPlanSchema = z.object({
     /** every target: logs in and becomes root as every root step will (`sudo -n -- true` for a non-root user) */
     targets: z.array(z.object({ host: z.string(), command: plannedCommandSchema, escalates: z.boolean() })),
     /** whether this machine's Nix trusts `user` (else its daemon ignores --builders): asked in order until one answer tells */
-    nixTrust: z.object({ user: z.string(), commands: z.array(plannedCommandSchema) }),
+    nixTrust: z.object({
+      user: z.string(),
+      storeInfo: plannedCommandSchema,
+      storePing: plannedCommandSchema,
+      configShow: plannedCommandSchema,
+      showConfig: plannedCommandSchema,
+      groups: plannedCommandSchema,
+    }),
     /** the nixos-rebuild that will run here, as probed, and what cannot work with it */
     rebuild: z.object({ tool: rebuildToolSchema, problems: z.array(z.string()) }),
     gcRootDir: z.string(),

@@ -84,7 +84,8 @@ export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promis
   const recorder = new RunRecorder();
   const runId = options.runId ?? `${Date.now().toString(36)}-${process.pid}`;
   // mkdtemp: 0700 and never an existing directory, so no one else's socket is used.
-  const sshControlDir = await mkdtemp(join(tmpdir(), 'avalanche-ssh-'));
+  // Not under a TMPDIR with whitespace: NIX_SSHOPTS, which carries the ControlPath, is split on it.
+  const sshControlDir = await mkdtemp(join(/\s/.test(tmpdir()) ? '/tmp' : tmpdir(), 'avalanche-ssh-'));
   const ctx: RunContext = {
     plan,
     seed: plan.seeds[0]!,

@@ -1,5 +1,5 @@
 /**
- * Stage 5: every host through lib/rollout/deploy-host.ts, the seed first.
+ * Stage 5: every host through lib/stages/deploy-host.ts, the seed first.
  * Without --rolling the rest go at once (at most `concurrency` at a time);
  * with it, in health-checked waves that stop at the first failure unless
  * --keep-going. Hosts not started stay untouched.

@@ -57,7 +57,8 @@ export function preflightTask(): ListrTask<RunContext> {
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
           run: async (sub) => {
-            const trust = await probeNixTrust(ctx.executor, preflight.requestTimeoutMs, { signal: ctx.signal, user: preflight.nixTrust.user });
+            const { user, ...commands } = preflight.nixTrust;
+            const trust = await probeNixTrust(ctx.executor, preflight.requestTimeoutMs, { signal: ctx.signal, user, commands });
             if (trust.trusted === false) {
               throw new StageError(
                 `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on ${ctx.seed.host} (${trust.how})`,

@@ -1,5 +1,4 @@
 /** Stage 3: build every selected toplevel on the seed, once, land it in the cache host's store and pin it there. */
-import { userInfo } from 'node:os';
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
@@ -36,7 +35,7 @@ export function seedBuildTask(): ListrTask<RunContext> {
       // What the log said; if it said nothing (nix did not start), whatever came out that is not a log record.
       const told = log.failureLines();
       const shown = told.length ? told : outputTail(result).filter((line) => !line.startsWith('@nix '));
-      const hints = placementHints(log, elsewhere);
+      const hints = placementHints(log, elsewhere, plan.preflight.nixTrust.user);
       expectSuccess(`seed build on ${seed.host} failed`, build, result, hints, shown);
 
       const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
@@ -83,8 +82,7 @@ function describeBuilds(builds: readonly BuildRecord[]): string {
  * recorder looks for; Nix 2.4 to 2.21 only at debug level, so without the
  * warning the hint names both causes.
  */
-function placementHints(log: BuildLogRecorder, elsewhere: readonly BuildRecord[]): string[] {
-  const user = userInfo().username;
+function placementHints(log: BuildLogRecorder, elsewhere: readonly BuildRecord[], user: string): string[] {
   if (log.ignoredSettings.has('builders')) {
     return [`add ${user} to trusted-users in the coordinator's nix.conf (the daemon ignores --builders from untrusted users)`];
   }

@@ -78,6 +78,15 @@ describe('inventory', () => {
     ]);
   });
 
+  it("refuses the plan's placeholder syntax in commands it will fill", () => {
+    expect(problems((json) => (json.health = { commands: [['test', '-e', '{{previous-system}}']] }))).toEqual([
+      "health.commands[0][2]: must not contain {{ (the plan's placeholder syntax)",
+    ]);
+    expect(problems((json) => (json.nixosRebuild = { extraArgs: ['--option', 'x', '{{run-id}}'] }))).toEqual([
+      "nixosRebuild.extraArgs[2]: must not contain {{ (the plan's placeholder syntax)",
+    ]);
+  });
+
   it('checks that the seed is a known builder', () => {
     expect(problems((json) => (json.seed = 'opi09'))).toEqual(["seed: unknown host 'opi09'; known: opi01, opi02, opi03"]);
     expect(problems((json) => delete json.hosts.opi03.builder)).toEqual([

@@ -140,9 +140,9 @@ describe('planning a deploy of the fleet', () => {
     );
     expect(text).toContain("--builders 'ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -'");
     expect(text).toContain('GET http://hawk.internal:5000/{{toplevel-hash:opi03}}.narinfo');
-    expect(text).toContain('    nixos-rebuild on this machine: nixos-rebuild: nixos-rebuild-ng\n');
+    expect(text).toContain("    nixos-rebuild on this machine (read from nixos-rebuild --help when planning — the one command --dry-run runs): nixos-rebuild: nixos-rebuild-ng\n");
     const missing = renderPlan(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: { command: ['nixos-rebuild'], found: false, flavour: 'unknown', flags: [], error: 'command not found' } }));
-    expect(missing).toContain('    nixos-rebuild on this machine: nixos-rebuild: not found (command not found) — preflight will fail');
+    expect(missing).toContain('the one command --dry-run runs): nixos-rebuild: not found (command not found) — preflight will fail');
     expect(text).toContain('under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it');
     expect(text).not.toContain('nix copy');
   });

@@ -12,6 +12,7 @@
 import type { Inventory } from '../../inventory/schema.ts';
 import { localBuildHints } from '../hints.ts';
 import { readNixConfig } from '../../nix/config.ts';
+import { shortCommandTimeoutMs } from '../../remote/fleet.ts';
 import { parseNixConfig } from '../nix-config.ts';
 import { runCommand } from '../probes.ts';
 import type { Check } from '../types.ts';
@@ -23,7 +24,7 @@ export function localBuildCheck(inventory: Inventory): Check {
     id: 'local-build',
     title: `this machine builds ${systems.join(', ')} only through the builders`,
     async run(ctx) {
-      const runs = await readNixConfig((argv) => runCommand(ctx, { argv, timeoutMs: 30_000 }, parseNixConfig));
+      const runs = await readNixConfig((argv) => runCommand(ctx, { argv, timeoutMs: shortCommandTimeoutMs(inventory) }, parseNixConfig));
       const ran = runs.at(-1)!;
       const tried = runs.map((r) => r.tried);
       if (ran.value === undefined) return commandFailed('reading the Nix configuration', ran, [], tried);

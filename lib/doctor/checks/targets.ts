@@ -1,7 +1,7 @@
 /**
  * Each target answers SSH as its deploy user with its key and reports its
  * current system generation, read the way the deploy reads it before it
- * touches the host (lib/rollout/host-steps.ts).
+ * touches the host (lib/remote/scripts.ts PROBE_GENERATION).
  */
 import type { HostName, Inventory } from '../../inventory/schema.ts';
 import { remoteArgv, sshDestination, SUDO_HINT } from '../../remote/host.ts';
