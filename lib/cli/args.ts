@@ -23,6 +23,8 @@ export interface CliOptions {
   readonly forceUnlock: boolean;
   readonly allowUnsigned: boolean;
   readonly dryRun: boolean;
+  /** do not ask before deploying more than one host */
+  readonly yes: boolean;
   readonly json: boolean;
   readonly reportDir: string;
   readonly help: boolean;
@@ -62,6 +64,8 @@ ${command === 'deploy-all' ? '  --tag <tag>          only hosts with this tag (r
   --allow-unsigned     accept a cache narinfo that is unsigned or signed by an untrusted
                        key (warned about loudly, recorded in the report)
   --dry-run            print every stage with the exact commands; run nothing
+  -y, --yes            do not ask before deploying more than one host (asked only on a
+                       terminal, never under CI or --json)
   --json               machine-readable result on stdout
   --report-dir <dir>   where run reports go (default .deploy/runs)
   -h, --help           this help
@@ -86,6 +90,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     'force-unlock': { type: 'boolean', default: false },
     'allow-unsigned': { type: 'boolean', default: false },
     'dry-run': { type: 'boolean', default: false },
+    yes: { type: 'boolean', short: 'y', default: false },
     json: { type: 'boolean', default: false },
     'report-dir': { type: 'string', default: '.deploy/runs' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -123,6 +128,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     forceUnlock: values['force-unlock'] ?? false,
     allowUnsigned: values['allow-unsigned'] ?? false,
     dryRun: values['dry-run'] ?? false,
+    yes: values.yes ?? false,
     json: values.json ?? false,
     reportDir: values['report-dir'] ?? '.deploy/runs',
     help,

@@ -51,6 +51,10 @@ export async function runDeployCli(command: Command, argv: readonly string[], io
       io.stdout(json ? dryRunJson(plan) : renderPlan(plan));
       return ExitCode.ok;
     }
+    if (!(await confirmed(command, plan, options, io))) {
+      io.stderr('not deployed: not confirmed (--yes skips the question)');
+      return ExitCode.stageFailed;
+    }
     const history = await readyToRun(options, io);
     const result = await runWithSignals(plan, options, executor, history, io, `${command} ${argv.join(' ')}`);
     return printResult(result, json, recentMedians(history, plan), io);
@@ -83,6 +87,18 @@ async function makePlan(command: Command, options: CliOptions, executor: Executo
     rebuildTool,
     localSystem: localNixSystem(),
   });
+}
+
+/**
+ * A person at a terminal confirms a deploy of more than one host, having
+ * seen what it will do; --yes, --json, CI, or no one to ask (stdin or
+ * stderr not a terminal) skip the question.
+ */
+async function confirmed(command: Command, plan: DeployPlan, options: CliOptions, io: Io): Promise<boolean> {
+  if (options.yes || options.json || io.env.CI || !io.ask || plan.hosts.length <= 1) return true;
+  const { goal, hosts, deploy } = plan;
+  const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time after the seed`;
+  return io.ask(`${command}: ${goal} ${hosts.length} hosts (${hosts.join(', ')}), seed ${plan.seeds[0]!.host}, ${how}. Deploy?`);
 }
 
 /**

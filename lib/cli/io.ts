@@ -4,6 +4,7 @@
  * exit code (lib/errors.ts ExitCode).
  */
 import { ExitCode, InterruptedError, isKnownError, StageError, UsageError } from '../errors.ts';
+import { createInterface } from 'node:readline/promises';
 import { colours } from './colour.ts';
 
 export interface Io {
@@ -13,6 +14,11 @@ export interface Io {
   readonly isTTY: boolean;
   /** The environment the command answers to (CI, NO_COLOR, FORCE_COLOR, TERM, …). */
   readonly env: NodeJS.ProcessEnv;
+  /**
+   * Asks a person a yes/no question and resolves with the answer; absent
+   * where no one can answer (stdin or stderr not a terminal).
+   */
+  readonly ask?: ((question: string) => Promise<boolean>) | undefined;
 }
 
 export const processIo: Io = {
@@ -20,7 +26,18 @@ export const processIo: Io = {
   stderr: (text) => process.stderr.write(`${text}\n`),
   isTTY: Boolean(process.stdout.isTTY),
   env: process.env,
+  ask: process.stdin.isTTY && process.stderr.isTTY ? askOnTerminal : undefined,
 };
+
+/** `question [y/N] ` on stderr, one line from stdin: yes only for y or yes. */
+async function askOnTerminal(question: string): Promise<boolean> {
+  const terminal = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await terminal.question(`${question} [y/N] `)).trim());
+  } finally {
+    terminal.close();
+  }
+}
 
 /**
  * An interrupt this soon after the first (ms) is the same keypress, relayed:

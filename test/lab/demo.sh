@@ -27,7 +27,7 @@ echo
 echo "== deploy-all on the lab (kernel build: ${LAB_KERNEL_SECONDS}s, standing in for ~40 min) =="
 # Reports go to the lab's runs/ (avl may not write the repository); the last one is copied to .deploy/.
 status=0
-"${as_avl[@]}" node_modules/.bin/tsx scripts/deploy-all.ts --inventory "$LAB_DIR/hosts.json" --report-dir "$LAB_DIR/runs/hawk" "$@" || status=$?
+"${as_avl[@]}" node_modules/.bin/tsx scripts/deploy-all.ts --yes --inventory "$LAB_DIR/hosts.json" --report-dir "$LAB_DIR/runs/hawk" "$@" || status=$?
 mkdir -p .deploy/runs
 cp -f "$LAB_DIR"/runs/hawk/*.json .deploy/runs/ 2>/dev/null || true
 echo
