@@ -48,7 +48,7 @@ export LAB_LOCK_HELD=1 # for down.sh below
 need=()
 for tool in nix:nix-bin nix-daemon:nix-bin ssh:openssh-client ssh-keygen:openssh-client sshd:openssh-server \
   ip:iproute2 ps:procps pgrep:procps nsenter:util-linux setpriv:util-linux flock:util-linux \
-  systemd-nspawn:systemd-container debootstrap:debootstrap; do
+  systemd-nspawn:systemd-container debootstrap:debootstrap tmux:tmux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || [[ -x "/usr/sbin/${tool%%:*}" ]] || need+=("${tool#*:}")
 done
 if ((${#need[@]})); then
