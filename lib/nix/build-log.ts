@@ -22,7 +22,7 @@
  * `pid_max` they exceed 2^53 and JSON.parse would round neighbours onto one
  * number: ids are read from the raw text as decimal strings instead.
  */
-import type { OutputStream } from '../exec/types.ts';
+import { type CommandResult, type OutputStream, outputTail } from '../exec/types.ts';
 
 export type BuildLogEvent =
   | { readonly kind: 'build-start'; readonly drvPath: string; readonly machine: string | undefined }
@@ -208,7 +208,7 @@ export class BuildLogRecorder {
       const setting = ignoredRestrictedSetting(event.text);
       if (setting !== undefined) this.ignored.add(setting);
       this.note(event.text);
-    } else if (event.kind === 'text' && event.text.trim() !== '') {
+    } else if (event.kind === 'text' && event.text.trim() !== '' && !isOutputNoise(event.text)) {
       this.note(event.text);
     }
     return event;
@@ -258,6 +258,35 @@ export class BuildLogRecorder {
 export function isBuiltOn(machine: string | undefined, expectedUri: string): boolean {
   const bare = (uri: string) => uri.replace(/[?#].*$/, '').replace(/\/+$/, '');
   return machine !== undefined && bare(machine) === bare(expectedUri);
+}
+
+/**
+ * Lines of Nix's and nixos-rebuild's output that tell an operator nothing,
+ * left out of what the deploy shows live and of a failure's output tail:
+ * Nix's "copying 0 paths" (said once per copy with nothing to copy; the
+ * human log ends it with "..."), the result `nix build --json` prints on
+ * stdout (a machine format, read by parseBuildResults), and ssh's
+ * "Pseudo-terminal will not be allocated" (the bash-era nixos-rebuild asks
+ * for a terminal for sudo; without one it works all the same).
+ */
+export function isOutputNoise(line: string): boolean {
+  const text = stripAnsi(line).trim();
+  return (
+    /^copying 0 paths(?:\.\.\.)?$/.test(text) ||
+    /^\[\s*\{\s*"drvPath"\s*:/.test(text) ||
+    text === 'Pseudo-terminal will not be allocated because stdin is not a terminal.'
+  );
+}
+
+/**
+ * The last `count` lines a command printed (stderr, then stdout) that say
+ * something: no noise, no raw internal-json records. For a failure's
+ * description where no parsed log tells it better.
+ */
+export function tailWithoutNoise(result: Pick<CommandResult, 'stdout' | 'stderr'>, count = 15): string[] {
+  return outputTail(result, Number.POSITIVE_INFINITY)
+    .filter((line) => !line.startsWith('@nix ') && !isOutputNoise(line))
+    .slice(-count);
 }
 
 /** What `nix build --json` prints on stdout: one entry per installable, in order. */

@@ -16,3 +16,14 @@ export function formatElapsed(ms: number): string {
   const seconds = Math.max(0, Math.floor(ms / 1000));
   return seconds < 60 ? `${seconds}s` : formatDuration(seconds * 1000);
 }
+
+/**
+ * A usual (median) duration shown next to a ticking clock, after `~`: whole
+ * seconds as the clock counts them (`40s`, `1m05s`), but a median under a
+ * second in tenths (`0.9s`, at least `0.1s`), where whole seconds would say
+ * `0s` of a stage that does take time.
+ */
+export function formatUsual(ms: number): string {
+  if (ms >= 1000) return formatElapsed(ms);
+  return `${Math.max(0.1, Math.round(ms / 100) / 10).toFixed(1)}s`;
+}

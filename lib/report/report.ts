@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { CommandLogEntry } from '../exec/types.ts';
 import { STAGES } from '../plan/types.ts';
 import { writeJsonAtomically } from '../util/atomic-json.ts';
-import { HOST_GENERATIONS, HOST_STATES, OUTCOMES, type RunRecorder, spanDuration } from './timing.ts';
+import { HOST_EFFECTS, HOST_GENERATIONS, HOST_STATES, OUTCOMES, type RunRecorder, spanDuration } from './timing.ts';
 
 export const runOutcomeSchema = z.enum(['success', 'failed', 'interrupted']);
 export type RunOutcome = z.infer<typeof runOutcomeSchema>;
@@ -47,6 +47,13 @@ export const hostEntrySchema = z.object({
   state: z.enum(HOST_STATES),
   /** absent in reports written before generations were recorded */
   generation: z.enum(HOST_GENERATIONS).optional(),
+  /**
+   * For a deployed host, what its goal did there (timing.ts HOST_EFFECTS);
+   * absent in reports written before effects were recorded (read from the run's goal then).
+   */
+  effect: z.enum(HOST_EFFECTS).optional(),
+  /** true when the host had no system profile before the run (so no previous generation) */
+  firstDeploy: z.boolean().optional(),
   note: z.string().optional(),
   ...span,
   toplevel: z.string().optional(),
@@ -136,6 +143,8 @@ export function buildReport(input: ReportInput): RunReport {
         state: span?.state ?? 'not-started',
         // A host never started is still on the generation it had.
         generation: span?.generation ?? 'previous',
+        effect: span?.effect,
+        firstDeploy: span?.firstDeploy,
         note: span?.note,
         startMs: offset(span),
         durationMs: spanDuration(span),

@@ -9,10 +9,30 @@ export type HostState = (typeof HOST_STATES)[number];
 /** Which generation the host ends on: every host must end on its previous or its new one. */
 export const HOST_GENERATIONS = ['new', 'previous', 'unknown'] as const;
 export type HostGeneration = (typeof HOST_GENERATIONS)[number];
+/**
+ * What a deployed host's goal did there: `switched` (runs the new generation,
+ * which is also its boot default), `boot-default` (boots it next, runs the
+ * old one until then), `activated` (`test`: runs it until the next reboot,
+ * boot default unchanged), `checked` (`dry-activate`: nothing changed), or
+ * `unchanged` (it already ran this toplevel and its profile was it).
+ */
+export const HOST_EFFECTS = ['switched', 'boot-default', 'activated', 'checked', 'unchanged'] as const;
+export type HostEffect = (typeof HOST_EFFECTS)[number];
+
+const GOAL_EFFECTS: Readonly<Record<string, HostEffect>> = { switch: 'switched', boot: 'boot-default', test: 'activated', 'dry-activate': 'checked' };
+
+/** What a goal does on a host that did not run its toplevel already; undefined for a goal this does not know. */
+export function goalEffect(goal: string): HostEffect | undefined {
+  return Object.hasOwn(GOAL_EFFECTS, goal) ? GOAL_EFFECTS[goal] : undefined;
+}
 
 export interface HostEnd {
   readonly state: HostState;
   readonly generation: HostGeneration;
+  /** for a deployed host: what its goal did there */
+  readonly effect?: HostEffect | undefined;
+  /** the host had no system profile before this run: its "previous generation" is none */
+  readonly firstDeploy?: boolean | undefined;
   /** what the operator needs to know, e.g. "rolled back: health check failed" */
   readonly note?: string | undefined;
 }
@@ -25,7 +45,7 @@ export interface Span {
 
 export class RunRecorder {
   readonly stages = new Map<StageName, Span>();
-  readonly hosts = new Map<string, Span & { state: HostState; generation?: HostGeneration; note?: string | undefined }>();
+  readonly hosts = new Map<string, Span & Partial<Omit<HostEnd, 'state'>> & { state: HostState }>();
   readonly startedAt: number;
 
   constructor(private readonly now: () => number = Date.now) {

@@ -8,11 +8,12 @@
 import { InterruptedError, StageError } from '../errors.ts';
 import { describeFailure } from '../exec/describe.ts';
 import { type CommandResult, type Executor, outputTail, succeeded } from '../exec/types.ts';
+import { isOutputNoise, tailWithoutNoise } from '../nix/build-log.ts';
 import type { Goal } from '../nix/commands.ts';
 import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
 import type { HostPlan, PlannedCommand } from '../plan/types.ts';
 import { type Generation, parseGeneration, parseRollbackReport } from '../remote/scripts.ts';
-import type { HostEnd, RunRecorder } from '../report/timing.ts';
+import { goalEffect, type HostEffect, type HostEnd, type RunRecorder } from '../report/timing.ts';
 import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
 
 const CONFIRM_TOO_LATE = 3;
@@ -43,9 +44,11 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   const host = steps.name;
   const { executor, signal, recorder } = deps;
   let generationValues: PlaceholderValues = {};
+  // Known once the probe read the host: it had no system profile, so no previous generation.
+  let firstDeploy = false;
   const fill = (command: PlannedCommand) => fillCommand(command, { ...deployment.values, ...generationValues });
   const run = (command: PlannedCommand) => executor.run(fill(command), { signal });
-  const end = (result: HostEnd) => recorder.endHost(host, result);
+  const end = (result: HostEnd) => recorder.endHost(host, firstDeploy ? { ...result, firstDeploy } : result);
   const newToplevel = toplevelOf(deployment.values, host);
   const fail = (result: HostEnd, message: string): never => {
     end(result);
@@ -59,6 +62,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   if (!succeeded(probe)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot read its generation`, fill(steps.probe), probe));
   const previous = parseGeneration(probe.stdout);
   generationValues = previousGenerationValues(previous);
+  firstDeploy = previous.profileLink === '';
 
   let armed = false;
   if (steps.arm) {
@@ -67,14 +71,17 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
     armed = true;
   }
-  const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds);
+  const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
 
   say(`nixos-rebuild ${goal}`);
   const command = fill(steps.rebuild);
-  const rebuilt = await executor.run(command, { signal, onLine: (line) => say(line) });
+  const shownLive = (line: string) => {
+    if (!isOutputNoise(line)) say(line);
+  };
+  const rebuilt = await executor.run(command, { signal, onLine: shownLive });
   if (rebuilt.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
   if (!succeeded(rebuilt)) {
-    const why = describeFailure(`${host} failed`, command, rebuilt);
+    const why = describeFailure(`${host} failed`, command, rebuilt, tailWithoutNoise(rebuilt));
     return fail(await rollBack(armed, 'nixos-rebuild failed'), why);
   }
 
@@ -115,7 +122,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy over a new SSH connection`);
     }
   }
-  end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new' });
+  end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: effectOf(goal, previous, newToplevel) });
 
   async function rollBack(armed: boolean, reason: string): Promise<HostEnd> {
     if (goal === 'dry-activate') return { state: 'failed', generation: 'previous', note: `${reason}; dry-activate changes nothing` };
@@ -139,11 +146,28 @@ function rollbackEnd(host: string, reason: string, armed: boolean, result: Comma
     return { state: 'rolled-back', generation, note: `${reason}; rolled back by the magic-rollback watchdog on ${host} at ${at}, before the deploy's own rollback reached it` };
   }
   if (succeeded(result)) {
-    const unchanged = after.outcome === 'unchanged' ? ' (nothing had changed on the host)' : '';
-    return { state: 'rolled-back', generation, note: `rolled back: ${reason}${unchanged}` };
+    // The rollback restores the profile link the host had; a host that had none keeps the one this run made.
+    const keptProfile = previous.profileLink === '' && Boolean(after.profileLink);
+    const detail = keptProfile
+      ? `; first deploy: there was no system profile to go back to, so the profile stays ${after.profileLink} (${after.profilePath})`
+      : after.outcome === 'unchanged'
+        ? ' (nothing had changed on the host)'
+        : '';
+    return { state: 'rolled-back', generation, note: `rolled back: ${reason}${detail}` };
   }
-  const watchdog = armed ? watchdogReverts(host, confirmSeconds) : generation === 'unknown' ? 'its state is unknown' : `it is on its ${generation} generation`;
+  const watchdog = armed ? watchdogReverts(host, confirmSeconds, previous) : generation === 'unknown' ? 'its state is unknown' : `it is on its ${generation} generation`;
   return { state: 'failed', generation, note: `${reason}; rollback over SSH failed (${tail(result)}); ${watchdog}` };
+}
+
+/**
+ * What a goal that succeeded did on the host: `dry-activate` changes nothing
+ * whatever it found; a host whose running system and profile both were the
+ * new toplevel already is unchanged; otherwise what the goal does.
+ */
+function effectOf(goal: Goal, previous: Generation, newToplevel: string | undefined): HostEffect {
+  if (goal === 'dry-activate') return 'checked';
+  if (newToplevel !== undefined && previous.currentSystem === newToplevel && previous.profilePath === newToplevel) return 'unchanged';
+  return goalEffect(goal)!;
 }
 
 /** Which generation a host is on, from what the rollback read after it ran. */
@@ -154,8 +178,10 @@ function generationAfter(after: ReturnType<typeof parseRollbackReport>, previous
   return 'unknown';
 }
 
-function watchdogReverts(host: string, seconds: number): string {
-  return `the magic-rollback watchdog on ${host} reverts it within ${seconds} s of its activation`;
+function watchdogReverts(host: string, seconds: number, previous: Generation): string {
+  const reverts = `the magic-rollback watchdog on ${host} reverts it within ${seconds} s of its activation`;
+  // Like the deploy's rollback, the watchdog restores a profile link only if the host had one.
+  return previous.profileLink === '' ? `${reverts} (its running system: with no earlier system profile to go back to, a profile this run made stays)` : reverts;
 }
 
 function interrupted(end: (r: HostEnd) => void, host: string, generation: HostEnd['generation'], note?: string): never {

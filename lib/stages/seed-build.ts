@@ -2,8 +2,7 @@
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
-import { outputTail } from '../exec/types.ts';
-import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, parseBuildResults } from '../nix/build-log.ts';
+import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, isOutputNoise, parseBuildResults, tailWithoutNoise } from '../nix/build-log.ts';
 import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
 import { filled, type RunContext } from './context.ts';
@@ -24,7 +23,7 @@ export function seedBuildTask(): ListrTask<RunContext> {
           if (!event || stream === 'stdout') return;
           if (event.kind === 'build-start') task.output = `building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`;
           else if (event.kind === 'build-log') task.output = `${event.drvName}> ${event.line}`;
-          else task.output = event.text;
+          else if (!isOutputNoise(event.text)) task.output = event.text;
         },
       });
       // What Nix said it built where: the report's "built on" comes from here, never from the plan.
@@ -32,9 +31,9 @@ export function seedBuildTask(): ListrTask<RunContext> {
       // Nix names a remote build's machine by the URI its --builders entry starts with.
       const seedUri = seed.builderUri;
       const elsewhere = log.builds.filter((b) => !isBuiltOn(b.machine, seedUri));
-      // What the log said; if it said nothing (nix did not start), whatever came out that is not a log record.
+      // What the log said; if it said nothing (nix did not start), whatever came out that is neither a log record nor noise (the --json result).
       const told = log.failureLines();
-      const shown = told.length ? told : outputTail(result).filter((line) => !line.startsWith('@nix '));
+      const shown = told.length ? told : tailWithoutNoise(result);
       const hints = placementHints(log, elsewhere, plan.preflight.nixTrust.user);
       expectSuccess(`seed build on ${seed.host} failed`, build, result, hints, shown);
 

@@ -81,8 +81,8 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     const kernelBuilds = buildsOf('e2e-all').filter((b) => b.name === kernelName('e2e-all'));
     expect(kernelBuilds).toEqual([{ host: 'opi03', name: kernelName('e2e-all') }]);
 
-    const hosts: { name: string; state: string; toplevel: string }[] = run.json.report.hosts;
-    expect(hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'deployed'], ['opi03', 'deployed']]);
+    const hosts: { name: string; state: string; effect: string; toplevel: string }[] = run.json.report.hosts;
+    expect(hosts.map((h) => [h.name, h.state, h.effect])).toEqual([['opi01', 'deployed', 'switched'], ['opi02', 'deployed', 'switched'], ['opi03', 'deployed', 'switched']]);
     for (const host of hosts) {
       expect(systemProfile(host.name)).toBe(host.toplevel);
       expect(activations(host.name).at(-1)).toEqual({ goal: 'switch', toplevel: host.toplevel });
@@ -107,6 +107,10 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.json.report.builds).toEqual([]);
     expect(buildsOf('e2e-all')).toHaveLength(buildsBefore);
+    // Each host already ran this toplevel and had it as its profile: unchanged, not "new generation".
+    expect(run.json.report.hosts.map((h: { name: string; state: string; effect: string }) => [h.name, h.state, h.effect])).toEqual([
+      ['opi01', 'deployed', 'unchanged'], ['opi02', 'deployed', 'unchanged'], ['opi03', 'deployed', 'unchanged'],
+    ]);
     expect(cacheRequests().slice(before).filter((r) => r.path.startsWith('/nar/'))).toEqual([]);
     // Measured, not asserted: the second run's seed build against the first.
     const seed = run.json.report.stages.find((s: { name: string }) => s.name === 'seed-build');
@@ -118,11 +122,14 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     const switched = await runScript('deploy', ['opi02', '--json']);
     expect(switched.exitCode, switched.stderr).toBe(0);
     const a: string = switched.json.report.hosts[0].toplevel;
+    expect(switched.json.report.hosts[0]).toMatchObject({ state: 'deployed', generation: 'new', effect: 'switched' });
 
     await newGeneration('e2e-goal-b');
     const boot = await runScript('deploy', ['opi02', '--goal', 'boot', '--json']);
     expect(boot.exitCode, boot.stderr).toBe(0);
     const b: string = boot.json.report.hosts[0].toplevel;
+    // The boot default changed; the host runs a until it reboots.
+    expect(boot.json.report.hosts[0]).toMatchObject({ state: 'deployed', effect: 'boot-default' });
     expect(systemProfile('opi02')).toBe(b); // next boot
     expect(currentSystem('opi02')).toBe(a); // not activated
     expect(activations('opi02').at(-1)).toEqual({ goal: 'boot', toplevel: b });
@@ -131,6 +138,8 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     const test = await runScript('deploy', ['opi02', '--goal', 'test', '--json']);
     expect(test.exitCode, test.stderr).toBe(0);
     const c: string = test.json.report.hosts[0].toplevel;
+    // Runs c until it reboots; the boot default stays b.
+    expect(test.json.report.hosts[0]).toMatchObject({ state: 'deployed', effect: 'activated' });
     expect(currentSystem('opi02')).toBe(c); // activated
     expect(systemProfile('opi02')).toBe(b); // profile untouched
 
@@ -138,6 +147,8 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     const dry = await runScript('deploy', ['opi02', '--goal', 'dry-activate', '--json']);
     expect(dry.exitCode, dry.stderr).toBe(0);
     const d: string = dry.json.report.hosts[0].toplevel;
+    // Checked, nothing changed: still on what it had.
+    expect(dry.json.report.hosts[0]).toMatchObject({ state: 'deployed', generation: 'previous', effect: 'checked' });
     expect(activations('opi02').at(-1)).toEqual({ goal: 'dry-activate', toplevel: d });
     expect(currentSystem('opi02')).toBe(c);
     expect(systemProfile('opi02')).toBe(b);

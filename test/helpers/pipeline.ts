@@ -12,7 +12,7 @@ import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevel
 import type { DeployPlan, PlannedCommand } from '../../lib/plan/types.ts';
 import { sshDestination } from '../../lib/remote/host.ts';
 import { parseGeneration } from '../../lib/remote/scripts.ts';
-import type { RunResult } from '../../lib/run/run.ts';
+import type { RendererChoice, RunResult } from '../../lib/run/run.ts';
 import { runPlan } from '../../lib/run/run.ts';
 import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from './fixtures.ts';
 import { startTestCache } from './http-cache.ts';
@@ -43,6 +43,8 @@ export interface PipelineOptions {
   readonly plan?: Partial<PlanOptions>;
   readonly editInventory?: (json: any) => void;
   readonly signal?: AbortSignal;
+  /** listr2's renderer; default silent (`simple` prints what an operator's CI log shows) */
+  readonly renderer?: RendererChoice;
 }
 
 /** `responders` answer first; the fleet's usual answers fill in the rest. */
@@ -58,10 +60,29 @@ export async function runPipeline(responders: readonly Responder[], options: Pip
     });
     const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, ...options.plan });
     const executor = new RecordingExecutor([...responders, ...fleetResponders]);
-    const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: 'silent', runId: 'r1' });
+    const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: options.renderer ?? 'silent', runId: 'r1' });
     return { result, executor, plan, cacheRequests: [...cache.requests] };
   } finally {
     await cache.close();
+  }
+}
+
+/** runPipeline with listr2's plain renderer: the run, and everything it printed (stdout and stderr), as an operator's CI log shows it. */
+export async function runPipelinePrinted(responders: readonly Responder[], options: PipelineOptions = {}) {
+  const written: string[] = [];
+  const streams = [process.stdout, process.stderr] as const;
+  const writes = streams.map((stream) => stream.write);
+  for (const stream of streams) {
+    stream.write = ((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    }) as typeof stream.write;
+  }
+  try {
+    const run = await runPipeline(responders, { ...options, renderer: 'simple' });
+    return { ...run, output: written.join('') };
+  } finally {
+    streams.forEach((stream, i) => (stream.write = writes[i]!));
   }
 }
 

@@ -6,6 +6,7 @@ import {
   exactIntegers,
   ignoredRestrictedSetting,
   isBuiltOn,
+  isOutputNoise,
   parseBuildResults,
 } from '../../lib/nix/build-log.ts';
 import { fixture } from '../helpers/fixtures.ts';
@@ -162,5 +163,31 @@ describe('where a build ran', () => {
     expect(isBuiltOn('ssh://nix-builder@opi03.internal?remote-store=local', 'ssh://nix-builder@opi03.internal')).toBe(true);
     expect(isBuiltOn('ssh://nix-builder@opi01.internal', 'ssh://nix-builder@opi03.internal')).toBe(false);
     expect(isBuiltOn(undefined, 'ssh://nix-builder@opi03.internal')).toBe(false);
+  });
+});
+
+describe('noise in Nix\'s and nixos-rebuild\'s output', () => {
+  it('is "copying 0 paths", nix build\'s JSON result and ssh\'s pseudo-terminal notice; nothing else', () => {
+    expect(isOutputNoise('copying 0 paths')).toBe(true);
+    expect(isOutputNoise('copying 0 paths...')).toBe(true);
+    expect(isOutputNoise('\u001b[1mcopying 0 paths...\u001b[0m\r')).toBe(true);
+    expect(isOutputNoise('[{"drvPath":"/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv","outputs":{"out":"/nix/store/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn-fixture-toplevel"}}]')).toBe(true);
+    expect(isOutputNoise('Pseudo-terminal will not be allocated because stdin is not a terminal.\r')).toBe(true);
+    for (const kept of ['copying 1 paths', 'copying 10 paths...', "copying path '/nix/store/a-b' from 'http://hawk.internal:5000'...", 'building the system configuration...', '/nix/store/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn-fixture-toplevel', 'error: copying 0 paths failed']) {
+      expect(isOutputNoise(kept), kept).toBe(false);
+    }
+  });
+
+  it('is not kept by the recorder as a message a failure would show (a real Nix 2.8 log)', () => {
+    const recorder = new BuildLogRecorder();
+    const shown = fixture('nix-log/remote-build-fails-2.8.log')
+      .split('\n')
+      .map((line) => recorder.add(line))
+      .flatMap((event) => (event && event.kind !== 'build-log' && event.kind !== 'build-start' ? [event.text] : []));
+    // The parser still reports the activity (the seed build leaves it out of what it shows) …
+    expect(shown).toContain('copying 0 paths');
+    recorder.add('copying 0 paths...');
+    // … and the recorder keeps neither form for a failure's description.
+    expect(recorder.messages.some((m) => m.includes('copying 0 paths'))).toBe(false);
   });
 });

@@ -1,8 +1,13 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Comparison } from '../../lib/report/compare.ts';
+import { loadRun } from '../../lib/report/load.ts';
 import { renderHtml } from '../../lib/report/render/html.ts';
 import { renderMarkdown } from '../../lib/report/render/markdown.ts';
 import { renderReport } from '../../lib/report/render/text.ts';
+import { type HostEntry, type RunReport, writeReport } from '../../lib/report/report.ts';
 import { sampleReport } from '../helpers/sample-report.ts';
 
 const usual: Comparison = {
@@ -28,9 +33,9 @@ describe('markdown', () => {
         '| seed-build | 30.0s | 40.0s | success |',
         '| wait-for-cache | 1.0s | — | success |',
         '| deploy | 23.0s | — | success |',
-        '| ↳ opi01 | 13.0s | 12.0s | deployed (new generation) |',
-        '| ↳ opi02 | 11.0s | — | deployed (new generation) |',
-        '| ↳ opi03 | 10.0s | — | deployed (new generation) |',
+        '| ↳ opi01 | 13.0s | 12.0s | switched (new generation, boot default) |',
+        '| ↳ opi02 | 11.0s | — | switched (new generation, boot default) |',
+        '| ↳ opi03 | 10.0s | — | switched (new generation, boot default) |',
         '',
         '**total 1m00s — 120.0× faster than the 120 min baseline, 119 min saved; 14% faster than the median of the last 3 runs (1m10s)**',
       ].join('\n'),
@@ -42,7 +47,7 @@ describe('markdown', () => {
     const text = renderMarkdown(failed);
     expect(text).toContain('**total 1m00s — failed, not compared with the baseline**\n\nerror:\n\n````text\nopi02 failed:\n```\n  | error: boom\n````');
     const piped = renderMarkdown(sampleReport({ hosts: [{ name: 'a|b', state: 'deployed', generation: 'new' }] }));
-    expect(piped).toContain('| ↳ a\\|b | — | deployed (new generation) |');
+    expect(piped).toContain('| ↳ a\\|b | — | switched (new generation, boot default) |');
   });
 });
 
@@ -90,5 +95,87 @@ describe('HTML page', () => {
     const page = renderHtml(sampleReport({ hosts: [{ name: 'opi02', state: 'not-started', generation: 'previous' }] }));
     expect(page.match(/<rect class="bar/g)).toHaveLength(5);
     expect(page).toContain('— not-started</text>');
+  });
+});
+
+describe('each host\'s outcome says what its goal did there (table, markdown, HTML, stored JSON)', () => {
+  const host = (name: string, fields: Partial<HostEntry>): HostEntry => ({ name, state: 'deployed', generation: 'new', startMs: 40_000, durationMs: 10_000, ...fields });
+  const outcomes = (report: RunReport) => {
+    const lines = renderReport(report).split('\n');
+    return report.hosts.map((h) => lines.find((line) => line.startsWith(`  ${h.name} `))!.replace(/^ {2}\S+\s+\S+\s+/, ''));
+  };
+
+  it('one deployed host per goal, an unchanged one, and first deploys', () => {
+    const report = sampleReport({
+      hosts: [
+        host('a', { effect: 'switched' }),
+        host('b', { effect: 'boot-default' }),
+        host('c', { effect: 'activated' }),
+        host('d', { effect: 'checked', generation: 'previous' }),
+        host('e', { effect: 'unchanged' }),
+        host('f', { effect: 'switched', firstDeploy: true }),
+        host('g', { effect: 'checked', generation: 'previous', firstDeploy: true }),
+      ],
+    });
+    expect(outcomes(report)).toEqual([
+      'switched (new generation, boot default)',
+      'boot default set (runs the old one until reboot)',
+      'activated until reboot (boot default unchanged)',
+      'checked (nothing changed)',
+      'unchanged (already ran this toplevel)',
+      'switched (new generation, boot default; first deploy)',
+      'checked (nothing changed; first deploy)',
+    ]);
+    const markdown = renderMarkdown(report);
+    expect(markdown).toContain('| ↳ c | 10.0s | activated until reboot (boot default unchanged) |');
+    const html = renderHtml(report);
+    expect(html).toContain('<td>boot default set (runs the old one until reboot)</td>');
+    expect(html).toContain('<td>unchanged (already ran this toplevel)</td>');
+    expect(html).not.toContain('deployed (');
+  });
+
+  it('a host that had no profile says "first deploy", never a previous generation it did not have', () => {
+    const report = sampleReport({
+      outcome: 'failed',
+      hosts: [
+        host('a', { state: 'rolled-back', generation: 'previous', firstDeploy: true }),
+        host('b', { state: 'interrupted', generation: 'previous', firstDeploy: true }),
+        host('c', { state: 'rolled-back', generation: 'new', firstDeploy: true }),
+        host('d', { state: 'rolled-back', generation: 'previous' }),
+        host('e', { state: 'failed', generation: 'unknown' }),
+        { name: 'f', state: 'not-started', generation: 'previous' },
+      ],
+    });
+    expect(outcomes(report)).toEqual([
+      'rolled-back (first deploy)',
+      'interrupted (first deploy)',
+      'rolled-back (first deploy, new generation)',
+      'rolled-back (previous generation)',
+      'failed (unknown generation)',
+      'not-started (previous generation)',
+    ]);
+  });
+
+  it('reports written before effects were recorded say what their goal does', () => {
+    const old = (goal: string, generation: HostEntry['generation']) => outcomes(sampleReport({ goal, hosts: [{ name: 'a', state: 'deployed', generation, durationMs: 1000, startMs: 0 }] }))[0];
+    expect(old('dry-activate', 'previous')).toBe('checked (nothing changed)');
+    expect(old('test', 'new')).toBe('activated until reboot (boot default unchanged)');
+    expect(old('boot', 'new')).toBe('boot default set (runs the old one until reboot)');
+    expect(old('switch', 'new')).toBe('switched (new generation, boot default)');
+    // Before generations were recorded: only the state.
+    expect(outcomes(sampleReport({ goal: 'nonsense', hosts: [{ name: 'a', state: 'deployed' }] }))[0]).toBe('deployed');
+  });
+
+  it('the stored report keeps effect and firstDeploy, and a report without them still loads', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'runs-'));
+    const current = sampleReport({ hosts: [host('a', { effect: 'unchanged' }), host('b', { effect: 'switched', firstDeploy: true })] });
+    await writeReport(dir, current);
+    expect((await loadRun(dir)).hosts.map((h) => [h.effect, h.firstDeploy])).toEqual([['unchanged', undefined], ['switched', true]]);
+
+    const older = JSON.parse(JSON.stringify(sampleReport({ startedAt: '2025-01-01T00:00:00.000Z', goal: 'dry-activate', hosts: [{ name: 'a', state: 'deployed', generation: 'previous' }] })));
+    await writeFile(join(dir, `${older.id}.json`), JSON.stringify(older));
+    const loaded = await loadRun(dir, older.id);
+    expect(loaded.hosts[0]).toEqual({ name: 'a', state: 'deployed', generation: 'previous' });
+    expect(renderReport(loaded)).toMatch(/^ {2}a +— {2}checked \(nothing changed\)$/m);
   });
 });

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatDuration } from '../../lib/report/format.ts';
+import { formatDuration, formatUsual } from '../../lib/report/format.ts';
 import { renderReport } from '../../lib/report/render/text.ts';
 import { formatVerdict } from '../../lib/report/render/verdict.ts';
 import { buildReport, compareWithBaseline, writeReport } from '../../lib/report/report.ts';
@@ -24,12 +24,30 @@ describe('durations and the baseline verdict', () => {
     expect(formatDuration((62 * 60 + 5) * 1000)).toBe('1h02m');
   });
 
+  it('says a usual duration under a second in tenths, not as ~0s (the stage ETA\'s "usually ~…")', () => {
+    expect(formatUsual(900)).toBe('0.9s');
+    expect(formatUsual(940)).toBe('0.9s');
+    expect(formatUsual(20)).toBe('0.1s');
+    expect(formatUsual(40_000)).toBe('40s');
+    expect(formatUsual(40_900)).toBe('40s');
+    expect(formatUsual(65_000)).toBe('1m05s');
+  });
+
   it('compares with the 120-minute baseline', () => {
     const verdict = compareWithBaseline((43 * 60 + 12) * 1000, 120);
     expect(verdict.speedup).toBeCloseTo(2.78, 2);
     expect(verdict.savedMinutes).toBeCloseTo(76.8, 1);
     expect(formatVerdict(verdict)).toBe('total 43m12s — 2.8× faster than the 120 min baseline, 77 min saved');
     expect(formatVerdict(compareWithBaseline(150 * 60_000, 120))).toBe('total 2h30m — 1.3× slower than the 120 min baseline, 30 min lost');
+  });
+
+  it('says a baseline of fractional minutes (the lab\'s, scaled to seconds) and what was saved as durations', () => {
+    // The demo's lab: 3 opis × an 8 s kernel, one by one = 24 s = 0.4 min.
+    expect(formatVerdict(compareWithBaseline(15_900, 0.4))).toBe('total 15.9s — 1.5× faster than the 24.0s baseline, 8.1s saved');
+    // The test session's: 3 × 1 s; its fixed costs (ssh, evaluation) are real seconds.
+    expect(formatVerdict(compareWithBaseline(10_000, 3 / 60))).toBe('total 10.0s — 3.3× slower than the 3.0s baseline, 7.0s lost');
+    // The benchmark's: 3 × (40 + 1 + 1) s.
+    expect(formatVerdict(compareWithBaseline(45_900, 2.1))).toBe('total 45.9s — 2.7× faster than the 2m06s baseline, 1m20s saved');
   });
 });
 
@@ -41,7 +59,7 @@ describe('run report', () => {
   recorder.startStage('evaluate');
   recorder.endStage('evaluate', 'failed');
   recorder.startHost('opi03');
-  recorder.endHost('opi03', { state: 'deployed', generation: 'new' });
+  recorder.endHost('opi03', { state: 'deployed', generation: 'new', effect: 'switched' });
   const report = buildReport({
     recorder,
     outcome: 'failed',
@@ -64,7 +82,7 @@ describe('run report', () => {
     ]);
     expect(report.hosts).toEqual([
       { name: 'opi01', state: 'not-started', generation: 'previous', note: undefined, startMs: undefined, durationMs: undefined, toplevel: undefined },
-      { name: 'opi03', state: 'deployed', generation: 'new', note: undefined, startMs: 3000, durationMs: 7000, toplevel: undefined },
+      { name: 'opi03', state: 'deployed', generation: 'new', effect: 'switched', note: undefined, startMs: 3000, durationMs: 7000, toplevel: undefined },
     ]);
     expect(report.id).toBe('1970-01-01T00-00-00-000Z');
   });
@@ -79,7 +97,7 @@ describe('run report', () => {
       'wait-for-cache         —  not-started',
       'deploy                 —  not-started',
       '  opi01                —  not-started (previous generation)',
-      '  opi03             7.0s  deployed (new generation)',
+      '  opi03             7.0s  switched (new generation, boot default)',
       '',
       'preflight       █████                                              1.0s',
       'evaluate            ▓▓▓▓▓▓▓▓▓                                      2.0s failed',

@@ -4,9 +4,11 @@ import type { CommandSpec } from '../../lib/exec/types.ts';
 import { planDeploy, type PlanOptions } from '../../lib/plan/assemble.ts';
 import { fillCommand, PLACEHOLDER, previousGenerationValues } from '../../lib/plan/placeholders.ts';
 import type { PlannedCommand } from '../../lib/plan/types.ts';
+import { renderReport } from '../../lib/report/render/text.ts';
+import type { RunReport } from '../../lib/report/report.ts';
 import { DeployLock } from '../../lib/run/lock.ts';
-import { fleetInventory } from '../helpers/fixtures.ts';
-import { asRun, deployStepsRun, FLEET_HOSTS, fleetLock, runPipeline } from '../helpers/pipeline.ts';
+import { FIXTURE_TOPLEVEL, fleetInventory } from '../helpers/fixtures.ts';
+import { asRun, deployStepsRun, FLEET_HOSTS, fleetLock, runPipeline, runPipelinePrinted } from '../helpers/pipeline.ts';
 import { RecordingExecutor, remoteWords, type Responder, when } from '../helpers/recording-executor.ts';
 
 const hosts = FLEET_HOSTS;
@@ -231,6 +233,94 @@ describe('safe rollouts (recording executor)', () => {
     const build = executor.calls.find((c) => c.argv.includes('build'))!;
     expect(build).toEqual(asRun(pipeline, plan.seeds.find((s) => s.host === 'opi01')!.build));
     expect(build.argv).toContain('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
+  });
+});
+
+describe('what each goal did on each host, as the report says it', () => {
+  /** The report's outcome column for each host, as the terminal shows it. */
+  const outcomes = (report: RunReport) => {
+    const lines = renderReport(report).split('\n');
+    return Object.fromEntries(report.hosts.map((h) => [h.name, lines.find((line) => line.startsWith(`  ${h.name} `))!.replace(/^ {2}\S+\s+\S+\s+/, '')]));
+  };
+  /** What a target answers the generation probe with: profile link, profile path, running system. */
+  const probe = (host: string, link: string, profilePath: string, running: string) =>
+    when(['avalanche-probe', `deploy@${host}.internal`], { stdout: `${link}\n${profilePath}\n${running}\n` });
+
+  it.each([
+    ['switch', 'switched', 'new', 'switched (new generation, boot default)'],
+    ['boot', 'boot-default', 'new', 'boot default set (runs the old one until reboot)'],
+    ['test', 'activated', 'new', 'activated until reboot (boot default unchanged)'],
+    ['dry-activate', 'checked', 'previous', 'checked (nothing changed)'],
+  ] as const)('--goal %s: %s', async (goal, effect, generation, words) => {
+    const { result } = await run([], { goal });
+    expect(result.error).toBeUndefined();
+    const stored = JSON.parse(JSON.stringify(result.report)) as RunReport;
+    expect(stored.hosts.map((h) => [h.state, h.generation, h.effect, h.firstDeploy])).toEqual(hosts.map(() => ['deployed', generation, effect, undefined]));
+    expect(Object.values(outcomes(result.report))).toEqual(hosts.map(() => words));
+  });
+
+  it('a host that already ran the new toplevel, and had it as its profile, is unchanged (whatever the goal but dry-activate)', async () => {
+    const same = probe('opi02', 'system-5-link', FIXTURE_TOPLEVEL, FIXTURE_TOPLEVEL);
+    // Running it but not booting it, or the other way round, is not unchanged.
+    const runningOnly = probe('opi01', 'system-4-link', '/nix/store/old-system', FIXTURE_TOPLEVEL);
+    for (const goal of ['switch', 'boot', 'test'] as const) {
+      const { result } = await run([same, runningOnly], { goal });
+      expect(result.report.hosts.find((h) => h.name === 'opi02')!.effect).toBe('unchanged');
+      expect(outcomes(result.report).opi02).toBe('unchanged (already ran this toplevel)');
+      expect(result.report.hosts.find((h) => h.name === 'opi01')!.effect).not.toBe('unchanged');
+    }
+    const dry = await run([same], { goal: 'dry-activate' });
+    expect(outcomes(dry.result.report).opi02).toBe('checked (nothing changed)');
+  });
+
+  it('a host with no system profile yet is a first deploy, not one with a previous generation', async () => {
+    // readlink of a missing profile prints nothing; readlink -f prints the path itself.
+    const none = (host: string) => probe(host, '', '/nix/var/nix/profiles/system', '/nix/store/installer-system');
+    const { result } = await run([none('opi02')]);
+    expect(result.report.hosts.map((h) => [h.name, h.firstDeploy ?? false])).toEqual([['opi01', false], ['opi02', true], ['opi03', false]]);
+    expect(outcomes(result.report).opi02).toBe('switched (new generation, boot default; first deploy)');
+    expect(JSON.parse(JSON.stringify(result.report)).hosts[1]).toMatchObject({ name: 'opi02', state: 'deployed', effect: 'switched', firstDeploy: true });
+  });
+
+  it('a first deploy rolled back: "first deploy", and the note says the profile it made stays (there was none to go back to)', async () => {
+    const none = probe('opi01', '', '/nix/var/nix/profiles/system', '/nix/store/installer-system');
+    const failed = when(['--flake', '.#opi01'], { exitCode: 1, stderr: 'switch-to-configuration failed' });
+    // Activation failed before switching: nothing changed at all.
+    const untouched = await run([none, failed, when(['avalanche-rollback', 'deploy@opi01.internal'], { stdout: 'outcome=unchanged\nprofile-link=\nprofile-path=/nix/var/nix/profiles/system\ncurrent-system=/nix/store/installer-system\n' })]);
+    expect(untouched.result.report.hosts[0]).toMatchObject({ state: 'rolled-back', generation: 'previous', firstDeploy: true, note: 'rolled back: nixos-rebuild failed (nothing had changed on the host)' });
+    expect(outcomes(untouched.result.report).opi01).toBe('rolled-back (first deploy)');
+    // nixos-rebuild had set the profile: the rollback cannot take a profile link away that the host never had.
+    const kept = await run([none, failed, when(['avalanche-rollback', 'deploy@opi01.internal'], { stdout: `outcome=unchanged\nprofile-link=system-1-link\nprofile-path=${FIXTURE_TOPLEVEL}\ncurrent-system=/nix/store/installer-system\n` })]);
+    const opi01 = kept.result.report.hosts[0]!;
+    expect(opi01.note).toBe(`rolled back: nixos-rebuild failed; first deploy: there was no system profile to go back to, so the profile stays system-1-link (${FIXTURE_TOPLEVEL})`);
+    expect(outcomes(kept.result.report).opi01).toBe('rolled-back (first deploy, new generation)');
+  });
+});
+
+describe('what the operator sees of a host\'s nixos-rebuild (the plain renderer, as in CI)', () => {
+  const copyZero = 'copying 0 paths...';
+  const buildJson = `[{"drvPath":"/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv","outputs":{"out":"${FIXTURE_TOPLEVEL}"}}]`;
+  const noTty = 'Pseudo-terminal will not be allocated because stdin is not a terminal.\r';
+  const rebuildLines = ['building the system configuration...', copyZero, buildJson, `copying path '${FIXTURE_TOPLEVEL}' from 'http://hawk.internal:5000'...`, copyZero, noTty, noTty];
+
+  it('leaves out "copying 0 paths", nix build\'s JSON result and ssh\'s pseudo-terminal notice, keeps the rest', async () => {
+    const { result, output } = await runPipelinePrinted([when(['--flake', '.#opi02'], { lines: rebuildLines })]);
+    expect(result.error).toBeUndefined();
+    expect(output).toContain('opi02: building the system configuration...');
+    expect(output).toContain(`opi02: copying path '${FIXTURE_TOPLEVEL}' from 'http://hawk.internal:5000'...`);
+    expect(output).not.toContain('copying 0 paths');
+    expect(output).not.toContain('"drvPath"');
+    expect(output).not.toContain('Pseudo-terminal');
+  });
+
+  it('and out of a failure\'s output tail', async () => {
+    const stderr = [...rebuildLines, 'error: switch-to-configuration failed'].join('\n');
+    const { result } = await runPipelinePrinted([when(['--flake', '.#opi02'], { exitCode: 1, lines: rebuildLines, stderr, stdout: `${buildJson}\n` })]);
+    const message = result.error!.message;
+    expect(message).toMatch(/opi02 failed: nixos-rebuild exited with 1\n.*\n {2}\| building the system configuration\.\.\.\n {2}\| copying path .*\n {2}\| error: switch-to-configuration failed\n/);
+    expect(message).not.toContain('copying 0 paths');
+    expect(message).not.toContain('"drvPath"');
+    expect(message).not.toContain('Pseudo-terminal');
   });
 });
 

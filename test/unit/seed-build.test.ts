@@ -7,7 +7,7 @@ import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { StageError } from '../../lib/errors.ts';
 import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
-import { FIXTURE_DRV, FLEET_HOSTS, runPipeline } from '../helpers/pipeline.ts';
+import { FIXTURE_DRV, FLEET_HOSTS, runPipeline, runPipelinePrinted } from '../helpers/pipeline.ts';
 import { type ScriptedResponse, when } from '../helpers/recording-executor.ts';
 
 const KERNEL = '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv';
@@ -126,5 +126,27 @@ describe('seed build: when Nix said nothing in its log', () => {
   it('shows what came out that is not a log record', async () => {
     const { result } = await runPipeline([when(['build'], { exitCode: 127, stderr: 'sh: 1: nix: not found\n' })]);
     expect(result.error!.message.split('\n').at(-1)).toBe('  | sh: 1: nix: not found');
+  });
+});
+
+describe('seed build: what the operator sees leaves out Nix\'s noise', () => {
+  // Nix's copyPaths: an actCopyPaths (103) activity at lvlInfo, also when there is nothing to copy (as Nix 2.8 prints it).
+  const copying = (n: number) => `@nix {"action":"start","id":${900 + n},"level":3,"text":"copying ${n} paths","type":103}`;
+
+  it('no "copying 0 paths" in the live output; what was copied stays', async () => {
+    const lines = [start(newId(), KERNEL, OPI03), copying(0), copying(1), copying(0), 'copying 0 paths...'];
+    const { result, output } = await runPipelinePrinted([when(['build'], nixBuild(lines))]);
+    expect(result.error).toBeUndefined();
+    expect(output).toContain(`building linux-6.1-opi on ${OPI03}`);
+    expect(output).toContain('copying 1 paths');
+    expect(output).not.toContain('copying 0 paths');
+  });
+
+  it('a failure that left no log shows neither nix build\'s JSON result nor "copying 0 paths"', async () => {
+    const { result } = await runPipeline([when(['build'], { exitCode: 1, lines: [copying(0)], stderr: `${copying(0)}\ncopying 0 paths...\n`, stdout: `${BUILT}\n` })]);
+    const message = result.error!.message;
+    expect(message.split('\n')[0]).toBe('seed build on opi03 failed: nix exited with 1');
+    expect(message).not.toContain('"drvPath"');
+    expect(message).not.toContain('copying 0 paths');
   });
 });

@@ -2,6 +2,7 @@
 import type { Comparison } from '../compare.ts';
 import type { HostEntry, RunReport } from '../report.ts';
 import { formatDuration } from '../format.ts';
+import { goalEffect, type HostEffect } from '../timing.ts';
 
 export interface Column {
   readonly header: string;
@@ -50,12 +51,39 @@ export function reportTable(report: RunReport, comparison?: Comparison, hostPref
     ],
     rows: [
       ...report.stages.map((s) => [s.name, duration(s.durationMs), ...compared(comparison?.stageMs[s.name]), s.outcome]),
-      ...report.hosts.map((h) => [`${hostPrefix}${h.name}`, duration(h.durationMs), ...compared(comparison?.hostMs[h.name]), hostOutcome(h)]),
+      ...report.hosts.map((h) => [`${hostPrefix}${h.name}`, duration(h.durationMs), ...compared(comparison?.hostMs[h.name]), hostOutcome(h, report.goal)]),
     ],
   };
 }
 
-/** `deployed (new generation)`; reports written before generations were recorded say only the state. */
-function hostOutcome(host: HostEntry): string {
-  return host.generation ? `${host.state} (${host.generation} generation)` : host.state;
+/** What each goal's effect on a deployed host is, in words, and what the words in parentheses say. */
+const EFFECT_WORDS: Readonly<Record<HostEffect, readonly [string, string]>> = {
+  switched: ['switched', 'new generation, boot default'],
+  'boot-default': ['boot default set', 'runs the old one until reboot'],
+  activated: ['activated until reboot', 'boot default unchanged'],
+  checked: ['checked', 'nothing changed'],
+  unchanged: ['unchanged', 'already ran this toplevel'],
+};
+
+/**
+ * A host's outcome as the table says it. A deployed host: what its goal did
+ * there (`switched (new generation, boot default)`, `activated until reboot
+ * (boot default unchanged)`, …; reports written before effects were recorded:
+ * what the run's goal does). Any other: its state and the generation it is on
+ * (`rolled-back (previous generation)`), where a host that had no system
+ * profile before says `first deploy` instead of a previous generation it never
+ * had. Reports written before generations were recorded say only the state.
+ */
+function hostOutcome(host: HostEntry, goal: string): string {
+  const firstDeploy = host.firstDeploy === true;
+  if (host.state === 'deployed') {
+    const effect = host.effect ?? goalEffect(goal);
+    if (effect) {
+      const [done, detail] = EFFECT_WORDS[effect];
+      return `${done} (${detail}${firstDeploy ? '; first deploy' : ''})`;
+    }
+  }
+  if (!host.generation) return host.state;
+  if (firstDeploy) return `${host.state} (first deploy${host.generation === 'previous' ? '' : `, ${host.generation} generation`})`;
+  return `${host.state} (${host.generation} generation)`;
 }

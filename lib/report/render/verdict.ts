@@ -3,13 +3,19 @@ import type { Comparison } from '../compare.ts';
 import type { BaselineVerdict, RunReport } from '../report.ts';
 import { formatDuration } from '../format.ts';
 
-/** `total 43m12s — 2.8× faster than the 120 min baseline, 77 min saved` (or slower, min lost). */
+/**
+ * `total 43m12s — 2.8× faster than the 120 min baseline, 77 min saved` (or
+ * slower, min lost). A baseline of fractional minutes (the lab's, scaled to
+ * its seconds) and what was saved are said as durations: `1.5× faster than
+ * the 24.0s baseline, 8.1s saved`, not `0.4 min` and `0 min saved`.
+ */
 export function formatVerdict(v: BaselineVerdict): string {
   const total = `total ${formatDuration(v.totalMs)}`;
-  if (v.speedup >= 1) {
-    return `${total} — ${v.speedup.toFixed(1)}× faster than the ${v.baselineMinutes} min baseline, ${Math.round(v.savedMinutes)} min saved`;
-  }
-  return `${total} — ${(1 / v.speedup).toFixed(1)}× slower than the ${v.baselineMinutes} min baseline, ${Math.round(-v.savedMinutes)} min lost`;
+  const wholeMinutes = Number.isInteger(v.baselineMinutes) && v.baselineMinutes >= 1;
+  const amount = (minutes: number) => (wholeMinutes ? `${Math.round(minutes)} min` : formatDuration(minutes * 60_000));
+  const baseline = `the ${amount(v.baselineMinutes)} baseline`;
+  if (v.speedup >= 1) return `${total} — ${v.speedup.toFixed(1)}× faster than ${baseline}, ${amount(v.savedMinutes)} saved`;
+  return `${total} — ${(1 / v.speedup).toFixed(1)}× slower than ${baseline}, ${amount(-v.savedMinutes)} lost`;
 }
 
 /** How a total compares with another: `12% faster than …`, `about as fast as …`. */
