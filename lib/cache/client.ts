@@ -23,9 +23,24 @@ async function get(url: string, timeoutMs: number, signal?: AbortSignal): Promis
   }
 }
 
+/**
+ * The cache's base URL (`cache.url`, checked by the inventory schema), parsed
+ * by the URL class with its path ending in "/", so that the cache's files
+ * resolve beneath it: `http://hawk.internal:5000/harmonia` + `nix-cache-info`
+ * is `…/harmonia/nix-cache-info`, not `…/nix-cache-info`.
+ */
+function cacheBase(cacheUrl: string): URL {
+  const base = new URL(cacheUrl);
+  if (base.search || base.hash || base.href.includes('?') || base.href.includes('#')) {
+    throw new CacheRequestError(`cache URL ${cacheUrl} has a query or fragment; the cache's paths go beneath it`);
+  }
+  if (!base.pathname.endsWith('/')) base.pathname = `${base.pathname}/`;
+  return base;
+}
+
 /** Where a binary cache describes itself (StoreDir, Priority). */
 export function cacheInfoUrl(cacheUrl: string): string {
-  return `${cacheUrl}/nix-cache-info`;
+  return new URL('nix-cache-info', cacheBase(cacheUrl)).href;
 }
 
 export async function fetchCacheInfo(cacheUrl: string, timeoutMs: number, signal?: AbortSignal): Promise<CacheInfo> {
@@ -49,9 +64,27 @@ export function narInfoUrl(cacheUrl: string, storePath: string): string {
   return narInfoUrlForHash(cacheUrl, storePathHash(storePath));
 }
 
-/** {@link narInfoUrl} from the hash part alone (the plan writes a placeholder there). */
+/**
+ * What may name a narinfo: a store path's hash (32 characters of Nix's
+ * base-32), or a placeholder `{{name:host}}` the plan writes where the hash is
+ * known only at run time (lib/plan/placeholders.ts; filled with a hash).
+ */
+const NARINFO_HASH = /^(?:[0-9a-df-np-sv-z]{32}|\{\{[a-z-]+:[a-z0-9-]+\}\})$/;
+
+/**
+ * {@link narInfoUrl} from the hash part alone (the plan writes a placeholder
+ * there). The base is the URL class's (scheme, host, IPv6 brackets, port,
+ * path ending in "/"); the one path segment is appended to its serialisation
+ * rather than resolved with `new URL(segment, base)`, because the URL class
+ * percent-encodes `{` and `}` in a path, which would turn the plan's
+ * placeholder into `%7B%7B…%7D%7D` that the run no longer finds to fill. The
+ * segment is checked first to hold only characters a path carries as they are
+ * (no "/", "?", "#", "%" or "."), so for a real hash the result is exactly
+ * what the URL class resolves, and a filled placeholder is a hash.
+ */
 export function narInfoUrlForHash(cacheUrl: string, hash: string): string {
-  return `${cacheUrl}/${hash}.narinfo`;
+  if (!NARINFO_HASH.test(hash)) throw new CacheRequestError(`not a store path hash or a placeholder for one: ${hash}`);
+  return `${cacheBase(cacheUrl).href}${hash}.narinfo`;
 }
 
 /** GETs `url` (the narinfo of `storePath`, see {@link narInfoUrl}) and checks its signature against `trusted`. */

@@ -3,6 +3,7 @@
  * command line (names, addresses, users, attribute paths, flake references)
  * is restricted to characters that cannot be read as shell or Nix syntax.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 
 export const HOST_PLACEHOLDER = '<host>';
@@ -11,9 +12,83 @@ const hostName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a host name: lowercase letters, digits and "-", at most 63 characters');
 const userName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a POSIX user name');
-const address = z
-  .string()
-  .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:]+\]?)$/, 'must be a DNS name or an IP address');
+
+/**
+ * A machine's address, parsed once from hosts.json: a DNS name, an IPv4
+ * address, or an IPv6 address (written with or without brackets; `host` is
+ * always without). Each syntax that names the machine (ssh's destination, a
+ * Nix ssh:// store URI, nixos-rebuild's --target-host) is built from this
+ * value by its own function in lib/remote/host.ts, never by pasting the text.
+ */
+export const hostAddressSchema = z.object({ kind: z.enum(['name', 'ipv4', 'ipv6']), host: z.string() });
+export type HostAddress = z.infer<typeof hostAddressSchema>;
+
+const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const DNS_NAME = new RegExp(`^(?=.{1,253}\\.?$)${DNS_LABEL}(?:\\.${DNS_LABEL})*\\.?$`);
+
+/** `text` as a {@link HostAddress}, or why it is none. */
+export function parseHostAddress(text: string): HostAddress | { readonly problem: string } {
+  const bracketed = /^\[(.*)\]$/.exec(text);
+  const bare = bracketed ? bracketed[1]! : text;
+  if (bare.includes('%')) return { problem: `"${text}" has an IPv6 zone (%…), which ssh and Nix URIs write differently: use a host name` };
+  if (isIPv6(bare)) return { kind: 'ipv6', host: bare };
+  if (bracketed) return { problem: `brackets are for an IPv6 address only; "${bare}" is not one` };
+  if (isIPv4(text)) return { kind: 'ipv4', host: text };
+  // A name ending in a numeric label would be read as an IPv4 address by URL parsers (and is none here: 10.0.0.256, 010.0.0.1).
+  if (DNS_NAME.test(text) && !/(?:^|\.)[0-9]+\.?$/.test(text)) return { kind: 'name', host: text };
+  return { problem: `must be a DNS name or an IP address: "${text}" is neither` };
+}
+
+/** An address field: the text in hosts.json (`description` for editors), a {@link HostAddress} once parsed. */
+const addressField = (description: string) =>
+  z
+    .string()
+    .regex(/^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[?[0-9A-Fa-f:.]+(?:%[A-Za-z0-9]+)?\]?)$/, 'must be a DNS name or an IP address')
+    .meta({ description })
+    .transform((text, ctx): HostAddress => {
+      const parsed = parseHostAddress(text);
+      if ('problem' in parsed) {
+        ctx.issues.push({ code: 'custom', message: parsed.problem, input: text });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+const address = addressField('a DNS name, an IPv4 address, or an IPv6 address with or without brackets');
+
+/*
+ * A deploy target's address becomes nixos-rebuild's --target-host, and no
+ * IPv6 literal works there with every nixos-rebuild and Nix a coordinator may
+ * run:
+ * - nixos-rebuild hands the value to ssh and to nix-copy-closure alike: the
+ *   bash-era one runs `ssh $SSHOPTS "$targetHost"` and `nix-copy-closure --to
+ *   "$targetHost"` (nixpkgs pkgs/os-specific/linux/nixos-rebuild/nixos-rebuild.sh),
+ *   nixos-rebuild-ng the same (nix.py copy_closure, process.py run_wrapper)
+ *   until NixOS/nixpkgs#469709 (Dec 2025) taught its ssh calls to drop the
+ *   brackets; nix-copy-closure opens the store "ssh://" + that value
+ *   (NixOS/nix src/nix-copy-closure/nix-copy-closure.cc).
+ * - ssh takes a literal without brackets: OpenSSH 9.2's `ssh -G
+ *   'deploy@[fd00::13]'` says `hostname [fd00::13]` (Could not resolve hostname).
+ * - Nix's ssh:// store URI wants brackets: Nix 2.31 refuses the bare form
+ *   ("Cannot parse Nix store 'ssh://builder@2603:…'", NixOS/nix#13937: "specify
+ *   the IPv6 address as you'd always do in URLs inside square brackets"); later
+ *   versions take it again only through a back-compat shim (NixOS/nix#13940,
+ *   src/libstore/store-reference.cc).
+ * So `user@fd00::13` fails the copy with Nix 2.31, `user@[fd00::13]` fails every
+ * ssh call of the bash-era nixos-rebuild and of nixos-rebuild-ng before
+ * #469709: a target needs a host name. The coordinator may have an IPv6
+ * address: its ssh:// URI is built with brackets (lib/remote/host.ts
+ * nixSshStoreUri), which Nix has accepted since 2.4 (NixOS/nix#4319: brackets
+ * stripped before ssh; checked with Nix 2.8 here: `nix store ping --store
+ * 'ssh://nix-builder@[fd00::13]'` and a `--builders` entry both run `ssh
+ * nix-builder@fd00::13`), and this tool needs flakes, so Nix ≥ 2.4.
+ */
+const targetAddress = addressField('a DNS name or an IPv4 address (an IPv6 literal cannot be nixos-rebuild\'s --target-host)').refine(
+  (parsed) => parsed.kind !== 'ipv6',
+  'an IPv6 address cannot be a deploy target\'s address: nixos-rebuild passes --target-host both to ssh, which needs it without brackets, ' +
+    'and to nix-copy-closure as ssh://…, which needs brackets (Nix 2.31), so no spelling works with every nixos-rebuild and Nix; ' +
+    'give the host a name (DNS, or /etc/hosts on the machine that deploys) and use that',
+);
 const absolutePath = z.string().regex(/^\/[A-Za-z0-9._/@+-]*$/, 'must be an absolute path without spaces or shell characters');
 const system = z.string().regex(/^[a-z0-9_]+-[a-z0-9_]+$/, 'must be a Nix system such as aarch64-linux');
 const tag = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be a tag: lowercase letters, digits, "-" and "_"');
@@ -59,6 +134,30 @@ function keepsHostKeysChecked(options: readonly string[], ctx: z.RefinementCtx):
   });
 }
 
+/**
+ * The binary cache's base URL, parsed by the URL class and kept in its
+ * serialisation without trailing slashes (`http://hawk.internal:5000`,
+ * `http://[fd00::1]:5000`): lib/cache/client.ts resolves `nix-cache-info` and
+ * `<hash>.narinfo` beneath it. No query or fragment (a request path would land
+ * inside them) and no user or password (fetch refuses URLs with credentials).
+ */
+const cacheUrl = z
+  .url({ protocol: /^https?$/ })
+  .meta({ description: 'http(s) base URL of the binary cache, e.g. http://hawk.internal:5000; no query, fragment or credentials' })
+  .transform((text, ctx) => {
+    const url = new URL(text);
+    const problem = url.username || url.password
+      ? 'must not hold a user or password: fetch refuses URLs with credentials'
+      : /[?#]/.test(url.href)
+        ? 'must not have a query or fragment: the cache\'s paths (nix-cache-info, <hash>.narinfo) are resolved beneath it'
+        : undefined;
+    if (problem) {
+      ctx.issues.push({ code: 'custom', message: problem, input: text });
+      return z.NEVER;
+    }
+    return url.href.replace(/\/+$/, '');
+  });
+
 const builder = z.strictObject({
   user: userName.default('nix-builder'),
   sshKey: absolutePath.optional(),
@@ -85,7 +184,8 @@ const healthChecks = z.strictObject({
 });
 
 const host = z.strictObject({
-  address,
+  /** a DNS name or an IPv4 address (no IPv6 literal: see targetAddress) */
+  address: targetAddress,
   system,
   deployUser: userName.default('root'),
   sshKey: absolutePath.optional(),
@@ -105,7 +205,7 @@ export const inventorySchema = z.strictObject({
     local: z.boolean().default(false),
   }),
   cache: z.strictObject({
-    url: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+    url: cacheUrl,
     publicKey: cachePublicKey,
     gcRootDir: absolutePath.default('/nix/var/nix/gcroots/arm-cache'),
   }),

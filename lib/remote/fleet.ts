@@ -74,7 +74,7 @@ export function atPlace(place: CoordinatorPlace, argv: readonly string[]): strin
 export function isOnCoordinator(inventory: Inventory, hostname: string): boolean {
   const { local, name, address } = inventory.coordinator;
   const short = hostname.split('.')[0];
-  return local || hostname === address || short === name;
+  return local || hostname === address.host || short === name;
 }
 
 /**

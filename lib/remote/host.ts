@@ -5,11 +5,13 @@
  * syntax by its own function.
  */
 import { z } from 'zod';
+import { type HostAddress, hostAddressSchema } from '../inventory/schema.ts';
 import { shellQuote } from '../util/shell.ts';
 
 export const remoteHostSchema = z.object({
   user: z.string(),
-  address: z.string(),
+  /** parsed once by the inventory schema; each syntax below spells it its own way */
+  address: hostAddressSchema,
   /**
    * How steps that need root get it: `sudo -n` for a non-root user, as
    * nixos-rebuild's --sudo/--use-remote-sudo does for the activation (but
@@ -34,18 +36,44 @@ export const SUDO_HINT =
 /** A connection of its own, never multiplexed over an existing master (the confirmation must prove a new login works). */
 export const FRESH_CONNECTION = ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] as const;
 
-/** ssh's destination argument: `user@address`. */
+/** ssh's destination argument: `user@address`, an IPv6 address without brackets (ssh would take `[fd00::13]` for a host name). */
 export function sshDestination(host: RemoteHost): string {
-  return `${host.user}@${host.address}`;
+  return `${host.user}@${host.address.host}`;
 }
 
-/** The Nix store URI of the host's store over SSH (`nix copy --to`, a `--builders` entry). */
+/** The address as a URL's host: an IPv6 address in brackets (RFC 3986). */
+function urlHost(address: HostAddress): string {
+  return address.kind === 'ipv6' ? `[${address.host}]` : address.host;
+}
+
+/**
+ * The Nix store URI of the host's store over SSH (`nix copy --to`, a
+ * `--builders` entry): `ssh://user@host`, an IPv6 address in brackets, which
+ * Nix requires since 2.31 and has taken since 2.4, passing ssh the address
+ * without them (the evidence: lib/inventory/schema.ts, above targetAddress).
+ * Built by the URL class, which refuses a host it cannot carry.
+ */
 export function nixSshStoreUri(host: RemoteHost): string {
-  return `ssh://${sshDestination(host)}`;
+  // The URL class ignores a host it cannot take: start from one that never resolves (RFC 2606 .invalid) and check it was replaced.
+  const unset = 'unset.invalid';
+  const uri = new URL(`ssh://${unset}`);
+  uri.hostname = urlHost(host.address);
+  uri.username = host.user;
+  if (uri.hostname === unset || uri.username !== host.user) {
+    throw new Error(`cannot write ${host.user} at ${host.address.host} as an ssh:// store URI`);
+  }
+  return uri.href;
 }
 
-/** nixos-rebuild's `--target-host` value: it hands it to ssh and to `nix copy --to ssh://…` alike. */
+/**
+ * nixos-rebuild's `--target-host` value: it hands it to ssh and to
+ * nix-copy-closure (`ssh://` + the value) alike, so no IPv6 literal works
+ * there; the inventory schema refuses one for a target (with the evidence).
+ */
 export function targetHostArg(host: RemoteHost): string {
+  if (host.address.kind === 'ipv6') {
+    throw new Error(`--target-host cannot name the IPv6 address ${host.address.host} (ssh and nix-copy-closure spell it differently): use a host name`);
+  }
   return sshDestination(host);
 }
 

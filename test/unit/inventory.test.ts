@@ -78,6 +78,29 @@ describe('inventory', () => {
     ]);
   });
 
+  it('refuses an IPv6 literal as a deploy target, bracketed or not, naming the field and what to do', () => {
+    // nixos-rebuild hands --target-host to ssh (no brackets) and to nix-copy-closure's ssh:// URI (brackets): see lib/inventory/schema.ts.
+    const ipv6Target = /^hosts\.opi02\.address: an IPv6 address cannot be a deploy target's address: .*give the host a name/;
+    // Before: "[fd00::13]" passed and every ssh call failed with "Could not resolve hostname [fd00::13]".
+    expect(problems((json) => (json.hosts.opi02.address = '[fd00::13]'))).toEqual([expect.stringMatching(ipv6Target)]);
+    // Before: "fd00::13" passed and became ssh://nix-builder@fd00::13, which Nix 2.31 cannot parse.
+    expect(problems((json) => (json.hosts.opi02.address = 'fd00::13'))).toEqual([expect.stringMatching(ipv6Target)]);
+    expect(problems((json) => (json.hosts.opi02.address = '[cafe]'))).toEqual(['hosts.opi02.address: brackets are for an IPv6 address only; "cafe" is not one']);
+    expect(problems((json) => (json.coordinator.address = '10.0.0.256'))).toEqual(['coordinator.address: must be a DNS name or an IP address: "10.0.0.256" is neither']);
+    // The coordinator may have one: its ssh:// store URI is bracketed, its ssh destination not (test/unit/addresses.test.ts).
+    expect(fleetInventory((json) => (json.coordinator.address = '[fd00::1]')).coordinator.address).toEqual({ kind: 'ipv6', host: 'fd00::1' });
+  });
+
+  it('refuses a cache.url the cache\'s paths cannot be resolved beneath, or fetch cannot request', () => {
+    // Before: accepted, and the narinfo URL became http://hawk.internal:5000/?priority=30/<hash>.narinfo.
+    for (const url of ['http://hawk.internal:5000/?priority=30', 'http://hawk.internal:5000/#x']) {
+      expect(problems((json) => (json.cache.url = url))).toEqual([expect.stringMatching(/^cache\.url: must not have a query or fragment/)]);
+    }
+    expect(problems((json) => (json.cache.url = 'http://avl:secret@hawk.internal:5000'))).toEqual([
+      'cache.url: must not hold a user or password: fetch refuses URLs with credentials',
+    ]);
+  });
+
   it("refuses the plan's placeholder syntax in commands it will fill", () => {
     expect(problems((json) => (json.health = { commands: [['test', '-e', '{{previous-system}}']] }))).toEqual([
       "health.commands[0][2]: must not contain {{ (the plan's placeholder syntax)",
