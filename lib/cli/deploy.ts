@@ -25,7 +25,8 @@ import { type RendererChoice, type RunResult, runPlan } from '../run/run.ts';
 import { whyNotWritable } from '../util/writable.ts';
 import { type CliOptions, type Command, parseCliArgs, usage } from './args.ts';
 import { colours } from './colour.ts';
-import { errorJson, exitCodeOf, failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+import { exitCodeOf, failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+import { deployResultJson } from './schemas.ts';
 
 const ALLOW_UNSIGNED_WARNING =
   'WARNING: --allow-unsigned: waiting for the cache accepts narinfos that are unsigned or signed by another key than ' +
@@ -145,7 +146,7 @@ function chooseRenderer(json: boolean, io: Io): RendererChoice {
 function printResult(result: RunResult, json: boolean, comparison: ReturnType<typeof recentMedians>, io: Io): number {
   const exitCode = result.error ? exitCodeOf(result.error) : ExitCode.ok;
   if (json) {
-    io.stdout(JSON.stringify({ outcome: result.outcome, exitCode, reportPath: result.reportPath, ...errorJson(result.error), report: result.report }, null, 2));
+    io.stdout(deployResultJson(result, exitCode));
     return exitCode;
   }
   const chalk = colours(io);

@@ -3,6 +3,7 @@
  * Ctrl-C, and how an error that ends the command becomes text or JSON and an
  * exit code (lib/errors.ts ExitCode).
  */
+import { z } from 'zod';
 import { ExitCode, InterruptedError, isKnownError, StageError, UsageError } from '../errors.ts';
 import { createInterface } from 'node:readline/promises';
 import { colours } from './colour.ts';
@@ -107,25 +108,42 @@ export function wantsJson(argv: readonly string[]): boolean {
  * (default {@link reportError}) on stderr. Returns the exit code.
  */
 export function failure(error: unknown, json: boolean, io: Io, text: (error: unknown, io: Io) => void = reportError): number {
-  if (json) io.stdout(JSON.stringify({ outcome: 'error', exitCode: exitCodeOf(error), ...errorJson(error) }, null, 2));
+  if (json) io.stdout(JSON.stringify(errorOutputSchema.parse({ outcome: 'error', exitCode: exitCodeOf(error), error: errorFields(error) }), null, 2));
   else text(error, io);
   return exitCodeOf(error);
 }
+
+/** The `error` of a JSON answer: the error's class (`UsageError`, `InventoryError`, `StageError`, …), its message, and the hints a StageError carries. */
+export const errorSchema = z.object({ type: z.string(), message: z.string(), hints: z.array(z.string()).readonly() });
+
+/** What every command prints under --json when an error ends it (schemas/error.schema.json, made by lib/cli/schemas.ts). */
+export const errorOutputSchema = z
+  .object({ outcome: z.literal('error'), exitCode: z.number().int().min(0).max(255), error: errorSchema })
+  .meta({ title: 'avalanche-deploy --json: an error', description: 'What deploy.ts, deploy-all.ts and doctor.ts print on stdout under --json when an error ends the command; exitCode is the exit status.' });
 
 /** The exit code for an error: its own for the typed errors of lib/errors.ts, else 1. */
 export function exitCodeOf(error: unknown): number {
   return isKnownError(error) ? error.exitCode : ExitCode.stageFailed;
 }
 
-/** The `error` field of a JSON answer (none without an error); hints only a StageError has. */
-export function errorJson(error: unknown): { error?: { type: string; message: string; hints: readonly string[] } } {
-  if (!error) return {};
-  const e = error as Error;
-  return { error: { type: e.name, message: e.message, hints: e instanceof StageError ? e.hints : [] } };
+/** The `error` field of a JSON answer (none without an error); see {@link errorSchema}. */
+export function errorJson(error: unknown): { error?: z.infer<typeof errorSchema> } {
+  return error ? { error: errorFields(error) } : {};
 }
 
-/** An error as text on stderr, coloured as `io` allows; a bug's stack trace only for an unknown error. */
-export function reportError(error: unknown, io: Io): void {
+/** `error` as {@link errorSchema} says, also when something other than an Error was thrown. */
+function errorFields(error: unknown): z.infer<typeof errorSchema> {
+  if (!(error instanceof Error)) return { type: typeof error, message: String(error), hints: [] };
+  return { type: error.name, message: error.message, hints: error instanceof StageError ? error.hints : [] };
+}
+
+/**
+ * An error as text on stderr, coloured as `io` allows; a bug's stack trace
+ * only for an unknown error. `shown`: the failure was already shown where it
+ * happened (lib/cli/deploy.ts printResult): this names it instead of
+ * printing its message again; the hints follow either way.
+ */
+export function reportError(error: unknown, io: Io, shown?: string): void {
   const chalk = colours(io);
   if (error instanceof InterruptedError) {
     io.stderr(chalk.yellow('interrupted: hosts not yet started were left untouched (see the table above)'));
@@ -135,7 +153,7 @@ export function reportError(error: unknown, io: Io): void {
     io.stderr(chalk.red(`internal error (a bug in avalanche-deploy): ${(error as Error)?.stack ?? String(error)}`));
     return;
   }
-  io.stderr(chalk.red(`error: ${error.message}`));
+  io.stderr(chalk.red(`error: ${shown ?? error.message}`));
   if (error instanceof StageError) for (const hint of error.hints) io.stderr(chalk.yellow(`  hint: ${hint}`));
   if (error instanceof UsageError) io.stderr(chalk.dim('  (--help for usage)'));
 }

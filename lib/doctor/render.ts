@@ -1,5 +1,6 @@
 /** The doctor's results as text (✔/✖/⚠, what it tried, the hints) and as JSON. */
 import type { ChalkInstance } from 'chalk';
+import { z } from 'zod';
 import { countByStatus, healthy } from './run.ts';
 import type { CheckResult, CheckStatus } from './types.ts';
 
@@ -31,7 +32,39 @@ export function renderSummary(results: readonly CheckResult[], chalk: ChalkInsta
   return `doctor: ${parts.join(', ')} — ${verdict}`;
 }
 
-/** The --json answer: outcome, exit code, counts and every check's result. */
-export function resultsAsJson(results: readonly CheckResult[], exitCode: number): unknown {
-  return { outcome: healthy(results) ? 'healthy' : 'problems', exitCode, counts: countByStatus(results), checks: results };
+const STATUSES = ['pass', 'warn', 'fail', 'skip'] as const satisfies readonly CheckStatus[];
+const lines = z.array(z.string()).readonly();
+const count = z.number().int().min(0);
+
+/** One check's result in the JSON answer: what {@link CheckResult} is (checked below at compile time). */
+const checkResultSchema = z.object({
+  id: z.string(),
+  title: z.string(),
+  status: z.enum(STATUSES),
+  summary: z.string(),
+  tried: lines,
+  details: lines.default([]),
+  hints: lines.default([]),
+});
+
+/** `doctor --json` (schemas/doctor.schema.json, made by lib/cli/schemas.ts; errors are lib/cli/io.ts errorOutputSchema). */
+export const doctorOutputSchema = z
+  .object({
+    outcome: z.enum(['healthy', 'problems']),
+    exitCode: z.number().int().min(0).max(255),
+    counts: z.object({ pass: count, warn: count, fail: count, skip: count }),
+    checks: z.array(checkResultSchema),
+  })
+  .meta({ title: 'avalanche-deploy doctor --json', description: 'Every check in a fixed order; outcome "problems" (exit 1) when one failed, warnings allowed.' });
+export type DoctorOutput = z.infer<typeof doctorOutputSchema>;
+
+// The schema and the types the checks produce are the same shape, or this does not compile.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const resultMatches: Same<z.infer<typeof checkResultSchema>, CheckResult> = true;
+const countsMatch: Same<DoctorOutput['counts'], ReturnType<typeof countByStatus>> = true;
+void [resultMatches, countsMatch];
+
+/** The --json answer: outcome, exit code, counts and every check's result, made through {@link doctorOutputSchema}. */
+export function resultsAsJson(results: readonly CheckResult[], exitCode: number): DoctorOutput {
+  return doctorOutputSchema.parse({ outcome: healthy(results) ? 'healthy' : 'problems', exitCode, counts: countByStatus(results), checks: results });
 }

@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runDoctorCli } from '../../lib/cli/doctor.ts';
 import type { Io } from '../../lib/cli/io.ts';
-import { FIXTURE_KEY, fixture, fleetInventoryText } from '../helpers/fixtures.ts';
+import { FIXTURE_KEY, fixture, fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
 import { fleet, NEVER_DEPLOYED, NOW, onRemote } from '../helpers/doctor-fleet.ts';
 import { startTestCache, type TestCache } from '../helpers/http-cache.ts';
 import { RecordingExecutor, type Responder } from '../helpers/recording-executor.ts';
@@ -91,6 +93,21 @@ describe('doctor command line', () => {
       tried: [expect.stringContaining('avalanche-probe'), expect.stringMatching(/deploy@opi03\.internal -- 'sudo -n -- true'$/)],
       hints: [expect.stringMatching(/^No system profile yet/)],
     });
+  });
+
+  it('answers --json as schemas/doctor.schema.json says, healthy or not', async () => {
+    const validate = new Ajv2020({ strict: false }).compile(JSON.parse(readFileSync(join(repoRoot, 'schemas/doctor.schema.json'), 'utf8')));
+    const neverDeployed = onRemote('deploy@opi03.internal', 'sh -c', NEVER_DEPLOYED);
+    const denied = onRemote('nix-builder@opi02.internal', 'nix-store', { exitCode: 255, stderr: 'Permission denied (publickey).' });
+    for (const [responders, outcome, exitCode] of [[fleet(neverDeployed), 'healthy', 0], [fleet(denied), 'problems', 1]] as const) {
+      const { code, stdout } = await doctor(['--json', '--inventory', await inventoryFile()], responders);
+      expect(code).toBe(exitCode);
+      const parsed = JSON.parse(stdout);
+      expect(parsed).toMatchObject({ outcome, exitCode });
+      expect(validate(parsed), JSON.stringify(validate.errors)).toBe(true);
+      expect(Object.keys(parsed.checks[0])).toEqual(['id', 'title', 'status', 'summary', 'tried', 'details', 'hints']);
+      expect(validate({ ...parsed, checks: [{ ...parsed.checks[0], extra: 1 }] })).toBe(false);
+    }
   });
 
   it('lists the GC roots over SSH when not on the coordinator', async () => {
