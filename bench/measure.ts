@@ -12,7 +12,7 @@ import { selectHosts } from '../lib/inventory/select.ts';
 import { parseBuildResults } from '../lib/nix/build-log.ts';
 import { toplevelAttribute } from '../lib/nix/commands.ts';
 import { planDeploy } from '../lib/plan/assemble.ts';
-import { targetHost } from '../lib/remote/fleet.ts';
+import { builderHost, targetHost } from '../lib/remote/fleet.ts';
 import { remoteArgv, sshDestination, sshOptionArgs } from '../lib/remote/host.ts';
 import { analyseOverhead, asDeployReport, compactCommands, type DeployReport, median, type OverheadAnalysis } from './analysis.ts';
 import { BenchError, hostAddress, Interrupted, type Lab, must } from './lab.ts';
@@ -349,8 +349,7 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
     );
   } finally {
     if (extraSshOptions.length) {
-      const seed = inventory.hosts[plan.seeds[0]!.host]!;
-      await closeMasters(ctx, [`${seed.builder!.user}@${seed.address}`]);
+      await closeMasters(ctx, [sshDestination(builderHost(inventory, plan.seeds[0]!.host)!)]);
     }
   }
   const totalMs = build.durationMs;
