@@ -13,17 +13,18 @@ export type ColourLevel = 0 | 1 | 2 | 3;
  * 0 (none), 1 (16 colours), 2 (256) or 3 (truecolor).
  *
  * - `NO_COLOR`, when set and not empty (no-color.org) → 0, whatever else is
- *   set: the same precedence as listr2's colours (colorette), so the task
- *   list and the rest of the output agree.
+ *   set.
  * - else `FORCE_COLOR`, when set and not empty (force-color.org): `0`/`false`
  *   → 0, `2`/`3` → that level, any other value → 1, terminal or not.
  * - else not a terminal, or `TERM=dumb` → 0.
  * - else `COLORTERM=truecolor|24bit` → 3, a `TERM` with 256 in it → 2, else 1.
  *
- * listr2 9 colours through colorette, which decides once, when it is
- * imported, from process.env alone: NO_COLOR or FORCE_COLOR merely present
- * (even empty, even FORCE_COLOR=0) counts there. For the usual values
- * (NO_COLOR=1, FORCE_COLOR=1) both agree.
+ * The deploy's task list follows this decision too: the CLI hands
+ * {@link colours} to the run, which gives listr2 its palette and logger in
+ * that chalk (lib/run/renderer.ts). Left alone, listr2 would colour through
+ * colorette, which decides once, when it is imported, from process.env and
+ * file descriptor 1 alone, and counts NO_COLOR or FORCE_COLOR merely present
+ * (even empty, even FORCE_COLOR=0).
  */
 export function colourLevel(env: NodeJS.ProcessEnv, isTTY: boolean): ColourLevel {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return 0;

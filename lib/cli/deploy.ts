@@ -127,6 +127,7 @@ async function runWithSignals(plan: DeployPlan, options: CliOptions, executor: E
       executor,
       signal: controller.signal,
       renderer: chooseRenderer(options.json, io),
+      colours: colours(io),
       reportDir: options.reportDir,
       history,
       lock: { command: commandLine, forceUnlock: options.forceUnlock },
@@ -142,8 +143,14 @@ function chooseRenderer(json: boolean, io: Io): RendererChoice {
   return io.isTTY && !io.env.CI ? 'default' : 'simple';
 }
 
-/** The table, timeline and verdict (or the JSON result), the report's path, warnings, the error; returns the exit code. */
-function printResult(result: RunResult, json: boolean, comparison: ReturnType<typeof recentMedians>, io: Io): number {
+/**
+ * The table, timeline and verdict (or the JSON result), the warnings, then
+ * how the run ended and where its report is. A failure the task list has
+ * shown where it happened (on the row of the host or stage that failed,
+ * with its command, exit status and output) is named, not printed again;
+ * any other error (the lock, …) is printed in full. Returns the exit code.
+ */
+export function printResult(result: RunResult, json: boolean, comparison: ReturnType<typeof recentMedians>, io: Io): number {
   const exitCode = result.error ? exitCodeOf(result.error) : ExitCode.ok;
   if (json) {
     io.stdout(deployResultJson(result, exitCode));
@@ -151,8 +158,25 @@ function printResult(result: RunResult, json: boolean, comparison: ReturnType<ty
   }
   const chalk = colours(io);
   io.stdout(`\n${renderReport(result.report, { comparison })}`);
-  if (result.reportPath) io.stdout(chalk.dim(`report: ${result.reportPath}`));
   for (const warning of result.report.warnings ?? []) io.stderr(chalk.yellow.bold(`warning: ${warning}`));
-  if (result.error) reportError(result.error, io);
+  if (result.error) reportError(result.error, io, shownFailure(result.report));
+  if (result.reportPath) io.stdout(chalk.dim(`report: ${result.reportPath}`));
   return exitCode;
+}
+
+/**
+ * What a failed stage's failure is called at the end, when the task list
+ * showed it (a stage failed): the stage, the hosts that failed, the hosts
+ * never started. Undefined when no stage failed.
+ */
+function shownFailure(report: RunResult['report']): string | undefined {
+  const stage = report.stages.find((s) => s.outcome === 'failed');
+  if (!stage) return undefined;
+  const named = (states: readonly string[]) => report.hosts.filter((h) => states.includes(h.state)).map((h) => h.name);
+  const failed = named(['failed', 'rolled-back']);
+  const notStarted = stage.name === 'deploy' ? named(['not-started']) : [];
+  return [
+    `${stage.name.replace(/-/g, ' ')} failed${failed.length ? ` on ${failed.join(', ')}` : ''} (shown above)`,
+    ...(notStarted.length ? [`not started: ${notStarted.join(', ')}`] : []),
+  ].join('; ');
 }

@@ -6,7 +6,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Listr, PRESET_TIMESTAMP, type ListrRendererValue, type ListrTask } from 'listr2';
+import { Chalk, type ChalkInstance } from 'chalk';
+import { Listr, type ListrRendererValue, type ListrTask, ListrTaskEventType, ListrTaskState } from 'listr2';
 import { InterruptedError, StageError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { fillCommand } from '../plan/placeholders.ts';
@@ -21,16 +22,20 @@ import { deployTask } from '../stages/deploy.ts';
 import { evaluateTask } from '../stages/evaluate.ts';
 import { preflightTask } from '../stages/preflight.ts';
 import { seedBuildTask } from '../stages/seed-build.ts';
+import { ShownFailure } from '../stages/subtasks.ts';
 import { waitForCacheTask } from '../stages/wait-for-cache.ts';
 import { DeployLock } from './lock.ts';
+import { listrRendererOptions, type RendererChoice } from './renderer.ts';
 
-export type RendererChoice = 'default' | 'simple' | 'silent';
+export type { RendererChoice } from './renderer.ts';
 
 /** How to execute a plan (lib/exec/types.ts RunOptions is how to run one command). */
 export interface RunPlanOptions {
   readonly executor: Executor;
   readonly signal: AbortSignal;
   readonly renderer: RendererChoice;
+  /** how the task list is coloured (lib/cli/colour.ts decides); default: not at all */
+  readonly colours?: ChalkInstance | undefined;
   /** where the JSON report goes; undefined: not written (nor the history line) */
   readonly reportDir?: string | undefined;
   /** earlier runs, read once at the start: the stages' ETA */
@@ -53,6 +58,10 @@ export interface RunResult {
 /**
  * Wraps a stage so the recorder knows when it started, ended and how, and
  * its title shows the elapsed time and the ETA from recent runs (`usual`).
+ * A stage that returns its subtasks (lib/stages/subtasks.ts) ends when they
+ * have: at a last untitled step of theirs when it passes (before listr2
+ * marks it done, so its final title is what the renderer shows), when
+ * listr2 marks it failed otherwise.
  */
 function timed(name: StageName, stage: ListrTask<RunContext>, usual: Comparison | undefined): ListrTask<RunContext> {
   return {
@@ -60,14 +69,26 @@ function timed(name: StageName, stage: ListrTask<RunContext>, usual: Comparison 
     task: async (ctx, task) => {
       ctx.recorder.startStage(name);
       const progress = withProgressTitle(task, { etaMs: usual?.stageMs[name] });
-      try {
-        await (stage.task as (c: RunContext, t: typeof task) => Promise<void>)(ctx, progress.task);
-        ctx.recorder.endStage(name, 'success');
-      } catch (error) {
-        ctx.recorder.endStage(name, error instanceof InterruptedError || ctx.signal.aborted ? 'interrupted' : 'failed');
-        throw error;
-      } finally {
+      let ended = false;
+      const end = (outcome: 'success' | 'failed' | 'interrupted') => {
+        if (ended) return;
+        ended = true;
+        ctx.recorder.endStage(name, outcome);
         progress.stop();
+      };
+      const fail = (error?: unknown) => end(error instanceof InterruptedError || ctx.signal.aborted ? 'interrupted' : 'failed');
+      try {
+        const result: unknown = await (stage.task as (c: RunContext, t: typeof task) => unknown)(ctx, progress.task);
+        if (!(result instanceof Listr)) {
+          end('success');
+          return;
+        }
+        result.add({ task: () => end('success') });
+        task.task.on(ListrTaskEventType.STATE, (state) => state === ListrTaskState.FAILED && fail());
+        return result;
+      } catch (error) {
+        fail(error);
+        throw error;
       }
     },
   };
@@ -96,6 +117,7 @@ export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promis
     builds: [],
   };
   const renderer: ListrRendererValue = options.renderer;
+  const colours = options.colours ?? new Chalk({ level: 0 });
   const usual = recentMedians(options.history ?? [], plan);
   const listr = new Listr<RunContext, ListrRendererValue, ListrRendererValue>(
     [
@@ -111,8 +133,7 @@ export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promis
       exitOnError: true,
       registerSignalListeners: false,
       collectErrors: false,
-      // Timestamps for the plain renderer: CI logs are read after the fact.
-      rendererOptions: { collapseSubtasks: false, showErrorMessage: true, ...(renderer === 'simple' ? { timestamp: PRESET_TIMESTAMP } : {}) },
+      ...listrRendererOptions(options.renderer, colours),
     },
   );
 
@@ -131,7 +152,8 @@ export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promis
     }
     await listr.run();
   } catch (caught) {
-    error = options.signal.aborted ? new InterruptedError() : (caught as Error);
+    // A stage's failure its rows have shown travels through listr2 wrapped (lib/stages/subtasks.ts).
+    error = options.signal.aborted ? new InterruptedError() : caught instanceof ShownFailure ? caught.failure : (caught as Error);
   } finally {
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
     // Not abortable: after Ctrl-C too, no ssh master outlives the run.

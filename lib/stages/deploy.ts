@@ -3,57 +3,121 @@
  * Without --rolling the rest go at once (at most `concurrency` at a time);
  * with it, in health-checked waves that stop at the first failure unless
  * --keep-going. Hosts not started stay untouched.
+ *
+ * Every host is a row under the stage from the start, whatever its wave: a
+ * later wave's hosts wait for the wave before theirs to end (and say so),
+ * and are skipped, "not started", when a failure there stops the rollout.
+ * A running host's row shows its elapsed time, and below it what it is
+ * doing now (the step, or nixos-rebuild's latest line).
  */
 import type { ListrTask } from 'listr2';
 import pLimit from 'p-limit';
 import { InterruptedError, StageError } from '../errors.ts';
+import { withProgressTitle } from '../report/progress.ts';
 import type { RunContext } from './context.ts';
 import { deployHost } from './deploy-host.ts';
-import { runSubtasks } from './subtasks.ts';
+import { stageFailure, type SubtaskWrapper, subtaskList } from './subtasks.ts';
 
 export function deployTask(): ListrTask<RunContext> {
   return {
     title: 'deploy',
-    task: async (ctx, task) => {
+    task: (ctx, task) => {
       const { deploy, goal } = ctx.plan;
       const { host: seed, waves } = ctx.seed;
       task.title = `deploy (${goal}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
       const limit = pLimit(deploy.concurrency);
-      const failures: StageError[] = [];
-      for (const [index, wave] of waves.entries()) {
-        if (ctx.signal.aborted) throw new InterruptedError();
-        const label = `wave ${index + 1}/${waves.length}`;
-        try {
-          await runSubtasks(
-            task,
-            ctx,
-            wave.map((host) => ({
-              title: host === seed ? `${host} (seed, ${label})` : `${host} (${label})`,
-              run: (sub) => {
+      // Where the rollout stopped: the first wave whose failure stops the later ones.
+      let stoppedAfter: number | undefined;
+      const stops = (index: number) => (index === 0 && waves[0]!.includes(seed)) || (deploy.rolling && !deploy.keepGoing);
+      const rollout = new Waves(
+        waves.map((wave) => wave.length),
+        (index, failed) => {
+          if (failed && stoppedAfter === undefined && stops(index)) stoppedAfter = index;
+        },
+      );
+
+      const hosts = waves.flatMap((wave, index) =>
+        wave.map((host) => {
+          const label = `wave ${index + 1}/${waves.length}`;
+          return {
+            title: host === seed ? `${host} (seed, ${label})` : `${host} (${label})`,
+            run: async (sub: SubtaskWrapper) => {
+              let failed = false;
+              try {
+                if (index > 0) {
+                  sub.output = `${host}: waiting for wave ${index}/${waves.length} (${waves[index - 1]!.join(', ')})`;
+                  await rollout.ended(index - 1);
+                }
+                if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
+                if (stoppedAfter !== undefined) {
+                  sub.skip(`${host}: not started (wave ${stoppedAfter + 1} failed)`);
+                  return;
+                }
                 if (limit.activeCount >= limit.concurrency) sub.output = `${host}: waiting for a free slot`;
-                return limit(async () => {
+                await limit(async () => {
                   if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
-                  // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
-                  const deployment = { plan: deploy.hosts[host]!, goal, confirmTimeoutSeconds: deploy.confirmTimeoutSeconds, values: ctx.values };
-                  await deployHost(deployment, ctx, (line) => (sub.output = `${host}: ${line}`));
-                  sub.title = `${host}: ${goal} done`;
+                  const progress = withProgressTitle(sub);
+                  try {
+                    const deployment = { plan: deploy.hosts[host]!, goal, confirmTimeoutSeconds: deploy.confirmTimeoutSeconds, values: ctx.values };
+                    // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
+                    await deployHost(deployment, ctx, (line) => (sub.output = `${host}: ${line}`));
+                    progress.task.title = `${host}: ${goal} done`;
+                  } finally {
+                    progress.stop();
+                  }
                 });
-              },
-            })),
-          );
-        } catch (error) {
-          if (!(error instanceof StageError)) throw error;
-          failures.push(error);
-          const isSeedWave = index === 0 && wave.includes(seed);
-          const stop = isSeedWave || (deploy.rolling && !deploy.keepGoing);
-          if (stop) {
-            const left = waves.slice(index + 1).flat();
-            throw left.length ? new StageError(`${error.message}\nnot started: ${left.join(', ')}`, error.hints) : error;
-          }
-        }
-      }
-      if (failures.length) throw new StageError(failures.map((f) => f.message).join('\n'));
+              } catch (error) {
+                failed = true;
+                throw error;
+              } finally {
+                rollout.end(index, failed);
+              }
+            },
+          };
+        }),
+      );
+
+      return subtaskList(task, hosts, {
+        noun: 'hosts',
+        failure: (failures) => {
+          const error = stageFailure(failures);
+          if (!(error instanceof StageError) || stoppedAfter === undefined) return error;
+          const left = waves.slice(stoppedAfter + 1).flat();
+          return left.length ? new StageError(`${error.message}\nnot started: ${left.join(', ')}`, error.hints) : error;
+        },
+      });
     },
     rendererOptions: { outputBar: 3 },
   };
+}
+
+/** The waves' order: wave i + 1 starts once every host of wave i has ended and `onEnd` has judged it. */
+class Waves {
+  private readonly left: number[];
+  private readonly failed: boolean[];
+  private readonly release: (() => void)[] = [];
+  private readonly done: Promise<void>[];
+
+  constructor(
+    sizes: readonly number[],
+    private readonly onEnd: (index: number, failed: boolean) => void,
+  ) {
+    this.left = [...sizes];
+    this.failed = sizes.map(() => false);
+    this.done = sizes.map((_, i) => new Promise<void>((resolve) => (this.release[i] = resolve)));
+  }
+
+  /** Resolves when every host of wave `index` has ended. */
+  ended(index: number): Promise<void> {
+    return this.done[index]!;
+  }
+
+  /** A host of wave `index` ended; the last one's end judges the wave, then lets the next go. */
+  end(index: number, failed: boolean): void {
+    if (failed) this.failed[index] = true;
+    this.left[index]! -= 1;
+    if (this.left[index] !== 0) return;
+    this.onEnd(index, this.failed[index]!);
+    this.release[index]!();
+  }
 }

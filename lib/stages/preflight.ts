@@ -14,7 +14,7 @@ import { describeTool, REBUILD_NOT_FOUND_HINT } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
 import { SUDO_HINT } from '../remote/host.ts';
 import { expectSuccess } from './failure.ts';
-import { runSubtasks } from './subtasks.ts';
+import { subtaskList } from './subtasks.ts';
 
 /** ssh's own exit status when it cannot connect or authenticate (ssh(1)); the remote command's status otherwise. */
 const SSH_FAILED = 255;
@@ -24,7 +24,7 @@ const PLACEHOLDER_HINT =
 export function preflightTask(): ListrTask<RunContext> {
   return {
     title: 'preflight',
-    task: async (ctx, task) => {
+    task: (ctx, task) => {
       const { preflight, coordinator } = ctx.plan;
       const [seed, ...fallbacks] = ctx.plan.seeds;
       const sshHint = 'Check the address, the key and known_hosts: ssh with the same options must work by hand.';
@@ -32,7 +32,7 @@ export function preflightTask(): ListrTask<RunContext> {
         { host: seed!.host, role: 'builder' as const, command: seed!.check, escalates: false },
         ...preflight.targets.map((check) => ({ ...check, role: 'target' as const })),
       ];
-      await runSubtasks(task, ctx, [
+      return subtaskList(task, [
         ...sshChecks.map((check) => ({
           title: `${check.host} answers SSH as ${check.role}`,
           run: async (sub: { title: string }) => {

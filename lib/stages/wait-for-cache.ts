@@ -9,17 +9,16 @@ import { parsePublicKey } from '../cache/narinfo.ts';
 import { InterruptedError, StageError } from '../errors.ts';
 import type { RunContext } from './context.ts';
 import { fillText } from '../plan/placeholders.ts';
-import { runSubtasks } from './subtasks.ts';
+import { subtaskList } from './subtasks.ts';
 
 export function waitForCacheTask(): ListrTask<RunContext> {
   return {
     title: 'wait for cache',
-    task: async (ctx, task) => {
+    task: (ctx, task) => {
       const { waitForCache } = ctx.plan;
       const trusted = [parsePublicKey(waitForCache.publicKey)];
-      await runSubtasks(
+      return subtaskList(
         task,
-        ctx,
         waitForCache.narinfos.map(({ host, ...narinfo }) => ({
           title: `${host}: toplevel served by ${waitForCache.cacheUrl}`,
           run: async (sub) => {
@@ -51,6 +50,7 @@ export function waitForCacheTask(): ListrTask<RunContext> {
             sub.title = `${host}: served, signed by ${outcome.signature.keyName} (${outcome.attempts} poll${outcome.attempts > 1 ? 's' : ''})`;
           },
         })),
+        { noun: 'toplevels' },
       );
     },
   };

@@ -25,7 +25,7 @@ describe('colour from the environment (NO_COLOR, FORCE_COLOR, a terminal)', () =
     [{ FORCE_COLOR: '3' }, false, 3],
     [{ FORCE_COLOR: '0' }, true, 0],
     [{ FORCE_COLOR: 'false' }, true, 0],
-    [{ FORCE_COLOR: '1', NO_COLOR: '1' }, true, 0], // NO_COLOR wins, as in listr2's colorette
+    [{ FORCE_COLOR: '1', NO_COLOR: '1' }, true, 0], // NO_COLOR wins
   ] as const)('%o, terminal %s: level %d', (env, isTTY, level) => {
     expect(colourLevel(env, isTTY)).toBe(level);
     expect(colours({ env, isTTY }).level).toBe(level);
