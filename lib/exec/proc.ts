@@ -6,6 +6,7 @@
  * undefined or nothing, and callers fall back to what they did before.
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 
 export interface ProcStat {
   readonly pid: number;
@@ -81,6 +82,24 @@ export function listProcesses(): ProcStat[] {
 }
 
 /**
+ * {@link listProcesses} without blocking the event loop: a stopping run must
+ * still answer signals at once (tsx's parent process kills its child with
+ * SIGKILL when the child does not acknowledge a relayed SIGINT within 30 ms).
+ */
+export async function listProcessesAsync(): Promise<ProcStat[]> {
+  let names: string[];
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const stats = await Promise.all(
+    names.filter((name) => /^\d+$/.test(name)).map((name) => readFile(`/proc/${name}/stat`, 'utf8').then(parseProcStat, () => undefined)),
+  );
+  return stats.filter((stat): stat is ProcStat => stat !== undefined);
+}
+
+/**
  * The descendants of the given processes (children, their children, …), by
  * parent pid, in one snapshot of /proc: the roots themselves are not
  * included. A process whose parent has already exited has been re-parented
@@ -138,18 +157,17 @@ export function fdTarget(pid: number, fd: number): string | undefined {
  * from /proc/<pid>/fd of every process this user may read (others' are
  * skipped). This finds a command's descendants that detached and were
  * re-parented before anyone looked, as long as they still hold its output.
+ * Reads without blocking the event loop (see {@link listProcessesAsync}).
  */
-export function processesHolding(targets: ReadonlySet<string>, pids: readonly number[] = listProcesses().map((stat) => stat.pid)): number[] {
+export async function processesHoldingAsync(targets: ReadonlySet<string>, pids: readonly number[]): Promise<number[]> {
   if (targets.size === 0) return [];
-  const holders: number[] = [];
-  for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    if (fds.some((fd) => targets.has(fdTarget(pid, Number(fd)) ?? ''))) holders.push(pid);
-  }
-  return holders;
+  const holding = await Promise.all(
+    pids.map(async (pid) => {
+      const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+      const links = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+      return links.some((link) => targets.has(link)) ? pid : undefined;
+    }),
+  );
+  return holding.filter((pid): pid is number => pid !== undefined);
 }
+

@@ -7,7 +7,7 @@
  */
 import { $, type ProcessPromise } from 'zx';
 import { LineSplitter } from './line-splitter.ts';
-import { descendantsOf, fdTarget, isRunningState, listProcesses, processesHolding, readProcStat, type ProcStat } from './proc.ts';
+import { descendantsOf, fdTarget, isRunningState, listProcessesAsync, processesHoldingAsync, readProcStat, type ProcStat } from './proc.ts';
 import type { CommandLogEntry, CommandResult, CommandSpec, Executor, RunOptions } from './types.ts';
 
 /** From SIGTERM to SIGKILL. */
@@ -148,9 +148,10 @@ export async function killTree(pidOf: () => number | undefined, outputs: Readonl
   if (root === undefined) return;
   const own = readProcStat(process.pid);
   const known = new Map<number, ProcStat>();
-  const snapshot = () => {
-    const processes = listProcesses();
-    const holders = processesHolding(outputs, processes.map((stat) => stat.pid)).filter((pid) => pid !== process.pid);
+  // Read without blocking: signals (a relayed Ctrl-C) must still be answered while a run stops.
+  const snapshot = async () => {
+    const processes = await listProcessesAsync();
+    const holders = (await processesHoldingAsync(outputs, processes.map((stat) => stat.pid))).filter((pid) => pid !== process.pid);
     const alive = [...known.values()].filter(stillRunning).map((stat) => stat.pid);
     const roots = [root, ...holders, ...alive];
     const found = processes.filter((stat) => roots.includes(stat.pid));
@@ -176,7 +177,7 @@ export async function killTree(pidOf: () => number | undefined, outputs: Readonl
   };
   const allGone = () => ![...known.values()].some(stillRunning);
 
-  const haveProc = snapshot();
+  const haveProc = await snapshot();
   signalAll('SIGTERM', haveProc);
   if (!haveProc) {
     setTimeout(() => signalAll('SIGKILL', false), KILL_GRACE_MS).unref();
@@ -185,7 +186,7 @@ export async function killTree(pidOf: () => number | undefined, outputs: Readonl
   const deadline = Date.now() + KILL_GRACE_MS;
   while (!allGone()) {
     if (Date.now() >= deadline) {
-      snapshot();
+      await snapshot();
       signalAll('SIGKILL', true);
       return;
     }
