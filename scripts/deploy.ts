@@ -1,5 +1,7 @@
 #!/usr/bin/env -S npx tsx
 // Deploy the named hosts in stages. `--help` for options.
-import { runDeployCli } from '../lib/cli/deploy.ts';
+import { runInOwnProcess } from '../lib/cli/own-process.ts';
 
-process.exitCode = await runDeployCli('deploy', process.argv.slice(2));
+// In a process of its own: a wrapper's impatience with signals must not kill a deploy (lib/cli/own-process.ts).
+// Imported there only: the launcher stays small.
+process.exitCode = await runInOwnProcess(async () => (await import('../lib/cli/deploy.ts')).runDeployCli('deploy', process.argv.slice(2)));

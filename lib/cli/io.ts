@@ -58,9 +58,10 @@ export interface InterruptOptions {
  * The first SIGINT, SIGTERM or SIGHUP aborts `controller` (running commands
  * stop, no new host starts, the report is written); a later SIGINT or
  * SIGTERM, at least RELAYED_SIGNAL_MS after the first, exits at once (130).
- * SIGHUP (the terminal closed) never exits at once, and from then on output
- * that can no longer reach the terminal is dropped rather than crashing the
- * cleanup. Returns the function that removes the handlers.
+ * SIGHUP (the terminal closed) never exits at once. For the whole run,
+ * output that can no longer reach the terminal is dropped rather than
+ * crashing the cleanup (see {@link ignoreClosedOutput}). Returns the function
+ * that removes the handlers.
  */
 export function interruptOnSignals(controller: AbortController, io: Io, options: InterruptOptions = {}): () => void {
   const chalk = colours(io);
@@ -68,7 +69,6 @@ export function interruptOnSignals(controller: AbortController, io: Io, options:
   const stopping = options.stopping ?? 'stopping running commands, starting no new host';
   let firstAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (signal === 'SIGHUP') ignoreClosedOutput();
     if (firstAt !== undefined) {
       if (signal !== 'SIGHUP' && now() - firstAt >= RELAYED_SIGNAL_MS) process.exit(ExitCode.interrupted);
       return;
@@ -77,6 +77,7 @@ export function interruptOnSignals(controller: AbortController, io: Io, options:
     io.stderr(chalk.yellow(`\n${signal}: ${stopping} (Ctrl-C again to quit at once)`));
     controller.abort();
   };
+  ignoreClosedOutput();
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, onSignal);
   return () => {
@@ -84,11 +85,27 @@ export function interruptOnSignals(controller: AbortController, io: Io, options:
   };
 }
 
-/** After a hang-up, writes to the gone terminal fail (EIO, EPIPE): drop them, so the run still stops cleanly and writes its report. */
+/**
+ * Once the terminal is gone, writes to it fail (EIO after a hang-up, EPIPE):
+ * drop them, so the run still stops cleanly and writes its report. A
+ * hang-up comes not only from closing the terminal: when a wrapper that is
+ * the terminal's session leader exits at the first Ctrl-C (npm's `just`
+ * wrapper does), the kernel hangs the terminal up while the deploy is still
+ * stopping — and an unheard write error would end it on the spot.
+ */
 function ignoreClosedOutput(): void {
-  for (const stream of [process.stdout, process.stderr]) {
-    if (stream.listenerCount('error') === 0) stream.on('error', () => {});
-  }
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  // A TTY write can also fail where no stream 'error' listener is asked (listr2's renderer): only that kind of error is let go.
+  if (!process.listeners('uncaughtException').includes(dropTerminalWriteError)) process.on('uncaughtException', dropTerminalWriteError);
+}
+
+/** Lets a failed write to the gone terminal pass; anything else ends the process as an uncaught exception would. */
+function dropTerminalWriteError(error: Error): void {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (syscall === 'write' && (code === 'EIO' || code === 'EPIPE')) return;
+  // As Node does for an uncaught exception: the stack on stderr, exit 1.
+  process.stderr.write(`${error.stack ?? String(error)}\n`);
+  process.exit(ExitCode.stageFailed);
 }
 
 /**

@@ -1,0 +1,49 @@
+/**
+ * Runs a command in a process of its own, under a launcher that only waits.
+ *
+ * Why: users start the scripts through wrappers (`npx tsx scripts/…`, `just`,
+ * which runs tsx). tsx's CLI runs the script in a child process and, on
+ * SIGINT or SIGTERM, waits 30 ms for that child to acknowledge the signal
+ * from a JS handler (tsx dist/cli.mjs `relaySignalToChild`; dist/preflight.cjs
+ * sends the acknowledgement); if none comes it sends the signal again, waits
+ * 30 ms more and then SIGKILLs the child. A deploy's event loop is busy for
+ * longer than that at times (spawning a dozen ssh commands at once in
+ * preflight, drawing the task list), so one Ctrl-C could kill it outright: no
+ * report, the lock left behind, its commands orphaned. The process tsx watches
+ * is therefore this launcher, whose event loop is idle and acknowledges at
+ * once, and the command runs in its child: in the same process group, so a
+ * Ctrl-C at the terminal reaches it directly, with the terminal as its stdio.
+ * Signals that reach only the launcher (`kill -TERM <pid>`, a relay) are
+ * passed on; copies of one arriving within a second count as one there
+ * (lib/cli/io.ts interruptOnSignals).
+ */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+
+/** Set in the command's own process, so that it runs instead of launching again. */
+const IN_OWN_PROCESS = 'AVALANCHE_OWN_PROCESS';
+
+/**
+ * In the launcher: starts this same script (same Node, same loader flags,
+ * same arguments) as a child and resolves with its exit status (128 + signal
+ * number when a signal ended it). In the child: runs `command` and resolves
+ * with its exit code.
+ */
+export async function runInOwnProcess(command: () => Promise<number>): Promise<number> {
+  if (process.env[IN_OWN_PROCESS] === '1') return command();
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, [IN_OWN_PROCESS]: '1' },
+  });
+  const pass = (signal: NodeJS.Signals) => child.kill(signal);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, pass);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+    });
+  } finally {
+    for (const signal of signals) process.off(signal, pass);
+  }
+}
