@@ -38,6 +38,15 @@ function ok(result: { exitCode: number | null; stdout: string; stderr: string },
 }
 
 describe.skipIf(!lab)(`the lab${lab ? '' : ` (skipped: ${labSkipReason})`}`, () => {
+  it('is one per machine: while this run holds the lab lock, another up.sh or down.sh waits and gives up, leaving this lab alone', async () => {
+    for (const script of ['up.sh', 'down.sh']) {
+      const other = await executor.run({ argv: ['bash', join(repoRoot, 'test/lab', script)], env: { ...lab!.env, LAB_LOCK_HELD: '', LAB_LOCK_WAIT: '1' }, timeoutMs: 30_000 });
+      expect(other.exitCode, `${script}: ${other.stderr}`).not.toBe(0);
+      expect(other.stderr).toMatch(/the lab lock \/run\/avalanche-lab\.lock is (still held after 1 s|held by a running lab session)/);
+      expect((await inHost('opi01', ['true'])).exitCode, `${script} left the lab alone`).toBe(0);
+    }
+  });
+
   it.each(OPIS)('%s runs systemd (running), Nix 2.26 with the fleet\'s trusted users, sudo for deploy only', async (host) => {
     expect(ok(await inHost(host, ['systemctl', 'is-system-running']), 'is-system-running').trim()).toBe('running');
     expect(ok(await inHost(host, ['hostname']), 'hostname').trim()).toBe(host);

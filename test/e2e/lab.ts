@@ -104,6 +104,8 @@ export async function newGeneration(
     unitDies?: readonly string[];
     restartSshd?: readonly string[];
     activationSeconds?: number;
+    /** how long the kernel takes to build (default: the lab's) */
+    kernelSeconds?: number;
   } = {},
 ): Promise<void> {
   const argv = ['bash', join(repoRoot, 'test/lab/flake.sh'), '--generation', revision(label)];
@@ -111,7 +113,10 @@ export async function newGeneration(
   if (options.brokenUnit?.length) argv.push('--broken-unit', options.brokenUnit.join(' '));
   if (options.unitDies?.length) argv.push('--unit-dies', options.unitDies.join(' '));
   if (options.restartSshd?.length) argv.push('--restart-sshd', options.restartSshd.join(' '));
-  const extra: Record<string, string> = options.activationSeconds === undefined ? {} : { LAB_ACTIVATION_SECONDS: String(options.activationSeconds) };
+  const extra: Record<string, string> = {
+    ...(options.activationSeconds === undefined ? {} : { LAB_ACTIVATION_SECONDS: String(options.activationSeconds) }),
+    ...(options.kernelSeconds === undefined ? {} : { LAB_KERNEL_SECONDS: String(options.kernelSeconds) }),
+  };
   const result = await executor.run({ argv, env: { ...env(), ...extra }, timeoutMs: 30_000 });
   if (result.exitCode !== 0) throw new Error(`flake.sh failed: ${result.stderr}`);
 }
