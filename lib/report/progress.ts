@@ -3,14 +3,14 @@
  * elapsed time and, when earlier runs tell, the ETA —
  * `seed build on opi03 · 12s · ETA ~28s`; when it ends, `… · 40.2s`.
  */
-import { formatDuration, formatElapsed } from './format.ts';
+import { formatDuration, formatElapsed, formatUsual } from './format.ts';
 
 export function progressSuffix(elapsedMs: number, etaMs?: number): string {
   const elapsed = formatElapsed(elapsedMs);
   if (etaMs === undefined) return elapsed;
   const remainingMs = etaMs - elapsedMs;
   // Rounded up: "ETA ~0s" while still running would be a promise already broken.
-  return remainingMs > 0 ? `${elapsed} · ETA ~${formatElapsed(Math.ceil(remainingMs / 1000) * 1000)}` : `${elapsed} · usually ~${formatElapsed(etaMs)}`;
+  return remainingMs > 0 ? `${elapsed} · ETA ~${formatElapsed(Math.ceil(remainingMs / 1000) * 1000)}` : `${elapsed} · usually ~${formatUsual(etaMs)}`;
 }
 
 export interface ProgressOptions {

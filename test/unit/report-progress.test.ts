@@ -9,6 +9,10 @@ describe('progress suffix', () => {
     expect(progressSuffix(45_000, 40_000)).toBe('45s · usually ~40s');
     expect(progressSuffix(0, 125_000)).toBe('0s · ETA ~2m05s');
   });
+
+  it('says a usual duration under a second as such, not "usually ~0s"', () => {
+    expect(progressSuffix(950, 900)).toBe('0s · usually ~0.9s');
+  });
 });
 
 describe('stage title with a ticker (fake timers)', () => {
