@@ -2,8 +2,10 @@
 
 # Recipes do not echo their command lines (the scripts say what they do).
 set quiet
+# A failing script says why itself; just adds no line of its own (nothing but JSON under --json).
+set no-exit-message
 
-# Nix fleet recipes: deploy, deploy-all, dry-run, doctor
+# Nix fleet recipes: deploy, deploy-all, plan, doctor
 mod nix
 
 default:

@@ -26,12 +26,11 @@ export interface DoctorOptions {
 
 /** The doctor's --help text. */
 export function doctorUsage(): string {
-  return `Check the fleet the way the fleet document's Verification and Troubleshooting
-sections do by hand: the cache and its signing key, every builder and target over
+  return `Check the fleet the way an operator otherwise does by hand: the cache and its signing key, every builder and target over
 SSH, the GC roots on the cache host, that this machine cannot build the
 builders' systems itself, and which nixos-rebuild it has (bash-era or
 nixos-rebuild-ng, and the flags it accepts). Each check prints ✔/✖/⚠, what it tried and, when
-something is wrong, the document's hint.
+something is wrong, a hint.
 
 Usage: npx tsx scripts/doctor.ts [options]      (just nix doctor)
 

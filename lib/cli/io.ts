@@ -30,11 +30,18 @@ export const processIo: Io = {
   ask: process.stdin.isTTY && process.stderr.isTTY ? askOnTerminal : undefined,
 };
 
-/** `question [y/N] ` on stderr, one line from stdin: yes only for y or yes. */
+/**
+ * `question [y/N] ` on stderr, one line from stdin: yes only for y or yes.
+ * Ctrl-C or Ctrl-D at the question (the terminal is in raw mode: readline
+ * gets them as keys and aborts) is no.
+ */
 async function askOnTerminal(question: string): Promise<boolean> {
   const terminal = createInterface({ input: process.stdin, output: process.stderr });
   try {
     return /^y(es)?$/i.test((await terminal.question(`${question} [y/N] `)).trim());
+  } catch (error) {
+    if ((error as Error).name === 'AbortError') return false;
+    throw error;
   } finally {
     terminal.close();
   }
@@ -60,7 +67,7 @@ export interface InterruptOptions {
  * SIGTERM, at least RELAYED_SIGNAL_MS after the first, exits at once (130).
  * SIGHUP (the terminal closed) never exits at once. For the whole run,
  * output that can no longer reach the terminal is dropped rather than
- * crashing the cleanup (see {@link ignoreClosedOutput}). Returns the function
+ * crashing the cleanup (see {@link ignoreClosedOutput}), until the handlers are removed. Returns the function
  * that removes the handlers.
  */
 export function interruptOnSignals(controller: AbortController, io: Io, options: InterruptOptions = {}): () => void {
@@ -77,11 +84,12 @@ export function interruptOnSignals(controller: AbortController, io: Io, options:
     io.stderr(chalk.yellow(`\n${signal}: ${stopping} (Ctrl-C again to quit at once)`));
     controller.abort();
   };
-  ignoreClosedOutput();
+  const keepOutputErrors = ignoreClosedOutput();
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, onSignal);
   return () => {
     for (const signal of signals) process.off(signal, onSignal);
+    keepOutputErrors();
   };
 }
 
@@ -93,17 +101,28 @@ export function interruptOnSignals(controller: AbortController, io: Io, options:
  * wrapper does), the kernel hangs the terminal up while the deploy is still
  * stopping — and an unheard write error would end it on the spot.
  */
-function ignoreClosedOutput(): void {
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-  // A TTY write can also fail where no stream 'error' listener is asked (listr2's renderer): only that kind of error is let go.
-  if (!process.listeners('uncaughtException').includes(dropTerminalWriteError)) process.on('uncaughtException', dropTerminalWriteError);
+function ignoreClosedOutput(): () => void {
+  const onStreamError = (error: Error) => {
+    if (!isTerminalGone(error)) throw error;
+  };
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', onStreamError);
+  // A TTY write can also throw where no stream 'error' listener is asked (listr2's renderer): only that kind of error is let go.
+  process.on('uncaughtException', dropTerminalWriteError);
+  return () => {
+    for (const stream of [process.stdout, process.stderr]) stream.off('error', onStreamError);
+    process.off('uncaughtException', dropTerminalWriteError);
+  };
 }
 
-/** Lets a failed write to the gone terminal pass; anything else ends the process as an uncaught exception would. */
-function dropTerminalWriteError(error: Error): void {
+/** A write that failed because the terminal (or the pipe) is gone. */
+function isTerminalGone(error: Error): boolean {
   const { code, syscall } = error as NodeJS.ErrnoException;
-  if (syscall === 'write' && (code === 'EIO' || code === 'EPIPE')) return;
-  // As Node does for an uncaught exception: the stack on stderr, exit 1.
+  return syscall === 'write' && (code === 'EIO' || code === 'EPIPE');
+}
+
+/** Lets a failed write to the gone terminal pass; anything else ends the process as an uncaught exception would (stack on stderr, exit 1). */
+function dropTerminalWriteError(error: Error): void {
+  if (isTerminalGone(error)) return;
   process.stderr.write(`${error.stack ?? String(error)}\n`);
   process.exit(ExitCode.stageFailed);
 }

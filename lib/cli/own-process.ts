@@ -30,7 +30,11 @@ const IN_OWN_PROCESS = 'AVALANCHE_OWN_PROCESS';
  * with its exit code.
  */
 export async function runInOwnProcess(command: () => Promise<number>): Promise<number> {
-  if (process.env[IN_OWN_PROCESS] === '1') return command();
+  if (process.env[IN_OWN_PROCESS] === '1') {
+    // Not for what it runs: a script of this repo started from within (a hook, a health command) gets a launcher of its own.
+    delete process.env[IN_OWN_PROCESS];
+    return command();
+  }
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...process.env, [IN_OWN_PROCESS]: '1' },

@@ -47,4 +47,17 @@ describe('interrupts', () => {
     // Output to the closed terminal no longer crashes the cleanup.
     expect(process.stderr.listenerCount('error')).toBeGreaterThan(0);
   });
+
+  it('drops only write errors of a gone terminal, and only while the run lasts', () => {
+    const before = { uncaught: process.listenerCount('uncaughtException'), stderr: process.stderr.listenerCount('error') };
+    const { controller } = setUp();
+    expect(controller.signal.aborted).toBe(false);
+    expect(process.listenerCount('uncaughtException')).toBe(before.uncaught + 1);
+    const onError = process.stderr.listeners('error').at(-1) as (error: Error) => void;
+    expect(() => onError(Object.assign(new Error('write EIO'), { code: 'EIO', syscall: 'write' }))).not.toThrow();
+    expect(() => onError(Object.assign(new Error('write ENOSPC'), { code: 'ENOSPC', syscall: 'write' }))).toThrow('ENOSPC');
+    release!();
+    release = undefined;
+    expect({ uncaught: process.listenerCount('uncaughtException'), stderr: process.stderr.listenerCount('error') }).toEqual(before);
+  });
 });
