@@ -50,7 +50,8 @@ export async function runAndPrint(responders: readonly Responder[], options: { r
     });
     const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true });
     const executor = new RecordingExecutor([...responders, ...fleetResponders]);
-    const reportDir = await mkdtemp(join(tmpdir(), 'run-output-'));
+    // runs/ inside a directory of its own: the history line goes beside it (<report-dir>/../history.jsonl), not into /tmp.
+    const reportDir = join(await mkdtemp(join(tmpdir(), 'run-output-')), 'runs');
     const colours = options.colours ?? new Chalk({ level: 0 });
     const { value: result, printed } = await printedBy(() =>
       runPlan(plan, { executor, signal: new AbortController().signal, renderer: options.renderer ?? 'simple', colours, reportDir, runId: 'r1' }),
