@@ -5,7 +5,7 @@
  * Everything here is Linux-only (proc(5)); elsewhere the functions return
  * undefined or nothing, and callers fall back to what they did before.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 
 export interface ProcStat {
@@ -63,30 +63,11 @@ export function isRunningState(state: string): boolean {
 
 /**
  * Every process on the machine, from /proc (processes that exit while it is
- * read are skipped). Empty where there is no /proc.
+ * read are skipped); empty where there is no /proc. Read without blocking
+ * the event loop: a stopping run must still answer signals at once (tsx's
+ * CLI SIGKILLs a child that does not acknowledge a relayed SIGINT within 30 ms).
  */
-export function listProcesses(): ProcStat[] {
-  let names: string[];
-  try {
-    names = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  const stats: ProcStat[] = [];
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    const stat = readProcStat(Number(name));
-    if (stat) stats.push(stat);
-  }
-  return stats;
-}
-
-/**
- * {@link listProcesses} without blocking the event loop: a stopping run must
- * still answer signals at once (tsx's parent process kills its child with
- * SIGKILL when the child does not acknowledge a relayed SIGINT within 30 ms).
- */
-export async function listProcessesAsync(): Promise<ProcStat[]> {
+export async function listProcesses(): Promise<ProcStat[]> {
   let names: string[];
   try {
     names = await readdir('/proc');
@@ -107,7 +88,7 @@ export async function listProcessesAsync(): Promise<ProcStat[]> {
  * before killing anything. Descendants that called setsid(2) are found like
  * any other: the parent link does not change with the session.
  */
-export function descendantsOf(roots: readonly number[], processes: readonly ProcStat[] = listProcesses()): ProcStat[] {
+export function descendantsOf(roots: readonly number[], processes: readonly ProcStat[]): ProcStat[] {
   const children = new Map<number, ProcStat[]>();
   for (const stat of processes) {
     const siblings = children.get(stat.ppid);
@@ -157,7 +138,7 @@ export function fdTarget(pid: number, fd: number): string | undefined {
  * from /proc/<pid>/fd of every process this user may read (others' are
  * skipped). This finds a command's descendants that detached and were
  * re-parented before anyone looked, as long as they still hold its output.
- * Reads without blocking the event loop (see {@link listProcessesAsync}).
+ * Reads without blocking the event loop (see {@link listProcesses}).
  */
 export async function processesHoldingAsync(targets: ReadonlySet<string>, pids: readonly number[]): Promise<number[]> {
   if (targets.size === 0) return [];

@@ -7,7 +7,7 @@
  */
 import { $, type ProcessPromise } from 'zx';
 import { LineSplitter } from './line-splitter.ts';
-import { descendantsOf, fdTarget, isRunningState, listProcessesAsync, processesHoldingAsync, readProcStat, type ProcStat } from './proc.ts';
+import { descendantsOf, fdTarget, isRunningState, listProcesses, processesHoldingAsync, readProcStat, type ProcStat } from './proc.ts';
 import type { CommandLogEntry, CommandResult, CommandSpec, Executor, RunOptions } from './types.ts';
 
 /** From SIGTERM to SIGKILL. */
@@ -150,7 +150,7 @@ export async function killTree(pidOf: () => number | undefined, outputs: Readonl
   const known = new Map<number, ProcStat>();
   // Read without blocking: signals (a relayed Ctrl-C) must still be answered while a run stops.
   const snapshot = async () => {
-    const processes = await listProcessesAsync();
+    const processes = await listProcesses();
     const holders = (await processesHoldingAsync(outputs, processes.map((stat) => stat.pid))).filter((pid) => pid !== process.pid);
     const alive = [...known.values()].filter(stillRunning).map((stat) => stat.pid);
     const roots = [root, ...holders, ...alive];

@@ -80,8 +80,3 @@ export function fillCommand(command: PlannedCommand, values: PlaceholderValues):
     ...(command.env ? { env: Object.fromEntries(Object.entries(command.env).map(([k, v]) => [k, fillText(v, values)])) } : {}),
   };
 }
-
-/** Whether `text` still holds a placeholder (for tests and the dry-run). */
-export function hasPlaceholder(text: string): boolean {
-  return new RegExp(KNOWN.source).test(text);
-}

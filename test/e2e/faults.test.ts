@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { descendantsOf } from '../../lib/exec/proc.ts';
+import { descendantsOf, listProcesses } from '../../lib/exec/proc.ts';
 import {
   acceptedLogins,
   activated,
@@ -175,7 +175,7 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     // A nixos-rebuild of this run: a descendant of the deploy we started (never one left by another test).
     const rebuilding = async () =>
-      descendantsOf([child.pid!]).some((p) => {
+      descendantsOf([child.pid!], await listProcesses()).some((p) => {
         try {
           return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').join(' ').includes('nixos-rebuild switch');
         } catch {
