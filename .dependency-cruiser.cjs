@@ -12,7 +12,7 @@ const layers = [
   ['lib/nix/', 'lib/cache/'],
   ['lib/plan/'],
   ['lib/report/'],
-  ['lib/stages/', 'lib/doctor/'],
+  ['lib/stages/', 'lib/doctor/', 'lib/ops/'],
   ['lib/run/'],
   ['lib/cli/'],
   ['scripts/', 'bench/'],

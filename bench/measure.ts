@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Executor } from '../lib/exec/types.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
-import { selectHosts } from '../lib/inventory/select.ts';
+import { resolveSelection } from '../lib/inventory/select.ts';
 import { parseBuildResults } from '../lib/nix/build-log.ts';
 import { toplevelAttribute } from '../lib/nix/commands.ts';
 import { planDeploy } from '../lib/plan/assemble.ts';
@@ -314,7 +314,7 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
   const { lab, executor, signal } = ctx;
   await lab.generation(generation, kernelSeconds);
   const inventory = await loadInventory(lab.inventoryPath);
-  const plan = planDeploy(inventory, selectHosts(inventory, { kind: 'all' }), { goal: 'switch', onCoordinator: true });
+  const plan = planDeploy(inventory, resolveSelection(inventory, { on: [], exclude: [] }), { goal: 'switch', onCoordinator: true });
   ctx.progress(`dissection: seed build with Nix's activity log (kernel ${kernelSeconds} s${extraSshOptions.length ? ', ssh multiplexed' : ''})`);
   const activities = new Map<number, NixActivity>();
   const seedBuild = plan.seeds[0]!.build;

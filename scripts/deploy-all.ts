@@ -1,5 +1,5 @@
 #!/usr/bin/env -S npx tsx
-// Deploy every host of the inventory (or those with --tag) in stages. `--help` for options.
+// Deploy every host of the inventory (or those --on selects) in stages. `--help` for options.
 import { runInOwnProcess } from '../lib/cli/own-process.ts';
 
 // In a process of its own: a wrapper's impatience with signals must not kill a deploy (lib/cli/own-process.ts).

@@ -1,14 +1,16 @@
 /** Command-line options shared by scripts/deploy.ts and scripts/deploy-all.ts. */
 import { UsageError } from '../errors.ts';
 import { parseStrict } from './parse.ts';
+import type { HostSelector } from '../inventory/select.ts';
 import { GOALS, type Goal } from '../nix/commands.ts';
+import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
 export type Command = 'deploy' | 'deploy-all';
 
 export interface CliOptions {
   readonly command: Command;
-  readonly hosts: readonly string[];
-  readonly tags: readonly string[];
+  /** the hosts named (positional names and @tags, --on, --tag) and left out (--exclude) */
+  readonly selector: HostSelector;
   readonly inventory: string;
   readonly flake?: string | undefined;
   readonly goal: Goal;
@@ -33,12 +35,12 @@ export interface CliOptions {
 export function usage(command: Command): string {
   const synopsis =
     command === 'deploy'
-      ? 'npx tsx scripts/deploy.ts <host…> [options]      (just nix deploy <host…>)'
-      : 'npx tsx scripts/deploy-all.ts [--tag <tag>…] [options]';
+      ? 'npx tsx scripts/deploy.ts <host|@tag|glob…> [options]      (just nix deploy opi03, just nix deploy @k3s)'
+      : 'npx tsx scripts/deploy-all.ts [--on <selector>…] [--exclude <selector>…] [options]';
   const what =
     command === 'deploy'
-      ? 'Deploy the named hosts of the inventory in stages.'
-      : 'Deploy every host of the inventory (or those with a tag) in stages.';
+      ? 'Deploy the named hosts of the inventory in stages (positional selectors, or --on).'
+      : 'Deploy every host of the inventory (or those --on selects) in stages.';
   return `${what}
 Builds each toplevel once on a seed builder, waits until the binary cache serves it
 signed, then runs nixos-rebuild on every host so targets pull from the cache.
@@ -51,7 +53,8 @@ Options:
   --goal <goal>        switch | boot | test | dry-activate (default switch)
   --seed <host>        builder for the seed build (default: the inventory's "seed")
   --concurrency <n>    hosts deployed at once after the seed (default: all)
-${command === 'deploy-all' ? '  --tag <tag>          only hosts with this tag (repeatable)\n' : ''}  --rolling            deploy in waves (--batch-size, default 1) with health checks
+${SELECTION_HELP}
+${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' : ''}  --rolling            deploy in waves (--batch-size, default 1) with health checks
                        between them; the first failure stops the rollout
   --batch-size <n>     hosts per wave with --rolling (default 1)
   --keep-going         with --rolling: deploy the remaining waves after a failure, fail at the end
@@ -81,6 +84,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     seed: { type: 'string' },
     concurrency: { type: 'string' },
     tag: { type: 'string', multiple: true, default: [] },
+    ...SELECTION_OPTIONS,
     rolling: { type: 'boolean', default: false },
     'batch-size': { type: 'string' },
     'keep-going': { type: 'boolean', default: false },
@@ -97,9 +101,11 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   });
   const help = values.help ?? false;
   if (!help) {
-    if (command === 'deploy' && positionals.length === 0) throw new UsageError('name at least one host, e.g. opi03 (or use deploy-all)');
+    if (command === 'deploy' && positionals.length === 0 && (values.on ?? []).length === 0) {
+      throw new UsageError('name at least one host, e.g. opi03, @k3s or --on \'opi0*\' (or use deploy-all)');
+    }
     if (command === 'deploy-all' && positionals.length > 0) {
-      throw new UsageError(`deploy-all takes no host names (got ${positionals.join(' ')}); use --tag, or deploy.ts <host…>`);
+      throw new UsageError(`deploy-all takes no host names (got ${positionals.join(' ')}); use --on, or deploy.ts <host…>`);
     }
     if (command === 'deploy' && (values.tag ?? []).length > 0) throw new UsageError('--tag belongs to deploy-all');
   }
@@ -112,8 +118,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   if (values['keep-going'] && !values.rolling) throw new UsageError('--keep-going goes with --rolling');
   return {
     command,
-    hosts: positionals,
-    tags: values.tag ?? [],
+    selector: selectorFrom(values, [...positionals, ...(values.tag ?? []).map((tag) => `@${tag}`)]),
     inventory: values.inventory ?? 'hosts.json',
     flake: values.flake,
     goal: goal as Goal,
@@ -135,7 +140,8 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   };
 }
 
-function positiveInteger(flag: string, value: string | undefined): number | undefined {
+/** `value` as a whole number ≥ 1 (undefined when absent); UsageError naming `flag` otherwise. */
+export function positiveInteger(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a whole number ≥ 1 (got '${value}')`);

@@ -11,7 +11,7 @@ import type { Executor } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { flakeRef } from '../inventory/schema.ts';
-import { selectHosts } from '../inventory/select.ts';
+import { resolveSelection } from '../inventory/select.ts';
 import { probeRebuildTool } from '../nix/nixos-rebuild.ts';
 import { localNixSystem } from '../nix/system.ts';
 import { planDeploy } from '../plan/assemble.ts';
@@ -47,7 +47,7 @@ export async function runDeployCli(command: Command, argv: readonly string[], io
       return ExitCode.ok;
     }
     const executor = new ZxExecutor();
-    const plan = await makePlan(command, options, executor);
+    const plan = await makePlan(options, executor);
     if (options.dryRun) {
       io.stdout(json ? dryRunJson(plan) : renderPlan(plan));
       return ExitCode.ok;
@@ -65,12 +65,12 @@ export async function runDeployCli(command: Command, argv: readonly string[], io
 }
 
 /** Loads and selects, probes the nixos-rebuild that will run here (its flags depend on it, also for --dry-run), and plans. */
-async function makePlan(command: Command, options: CliOptions, executor: Executor): Promise<DeployPlan> {
+async function makePlan(options: CliOptions, executor: Executor): Promise<DeployPlan> {
   if (options.flake !== undefined && !flakeRef.safeParse(options.flake).success) {
     throw new UsageError(`--flake '${options.flake}': must be a flake reference without "#", spaces or shell characters`);
   }
   const inventory = await loadInventory(options.inventory);
-  const hosts = selectHosts(inventory, command === 'deploy' ? { kind: 'names', names: options.hosts } : { kind: 'all', tags: options.tags });
+  const hosts = resolveSelection(inventory, options.selector);
   const rebuildTool = await probeRebuildTool(executor, inventory.nixosRebuild.command, inventory.timeouts.connectSeconds * 1000);
   return planDeploy(inventory, hosts, {
     goal: options.goal,

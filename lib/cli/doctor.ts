@@ -13,13 +13,17 @@ import { ExitCode, InterruptedError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
+import { type HostSelector, resolveSelection } from '../inventory/select.ts';
 import { isOnCoordinator } from '../remote/fleet.ts';
 import { colours } from './colour.ts';
 import { failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
+import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
 export interface DoctorOptions {
   readonly inventory: string;
+  /** whose builder and target checks run (positional names and @tags, --on, --exclude); the fleet-wide checks always run */
+  readonly selector: HostSelector;
   readonly json: boolean;
   readonly help: boolean;
 }
@@ -32,25 +36,29 @@ builders' systems itself, and which nixos-rebuild it has (bash-era or
 nixos-rebuild-ng, and the flags it accepts). Each check prints ✔/✖/⚠, what it tried and, when
 something is wrong, a hint.
 
-Usage: npx tsx scripts/doctor.ts [options]      (just nix doctor)
+Usage: npx tsx scripts/doctor.ts [<host|@tag|glob…>] [options]      (just nix doctor)
 
 Options:
   --inventory <path>   inventory file (default ./hosts.json)
+${SELECTION_HELP}
+                       (the builder and target checks of those hosts; the cache, GC-root
+                       and local checks always run)
   --json               machine-readable results on stdout
   -h, --help           this help
 
 Exit codes: 0 no check failed (warnings allowed), 1 a check failed, 2 usage or inventory error.`;
 }
 
-/** The doctor's options; throws UsageError for an unknown flag or any positional argument. */
+/** The doctor's options; throws UsageError for an unknown flag. Positional arguments are host selectors, as --on. */
 export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
   const options = {
-    inventory: { type: 'string', default: 'hosts.json' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  } as const;
-  const { values } = parseStrict(argv, options, false);
-  return { inventory: values.inventory ?? 'hosts.json', json: values.json ?? false, help: values.help ?? false };
+    inventory: { type: 'string' as const, default: 'hosts.json' },
+    json: { type: 'boolean' as const, default: false },
+    help: { type: 'boolean' as const, short: 'h', default: false },
+    ...SELECTION_OPTIONS,
+  };
+  const { values, positionals } = parseStrict(argv, options);
+  return { inventory: values.inventory ?? 'hosts.json', selector: selectorFrom(values, positionals), json: values.json ?? false, help: values.help ?? false };
 }
 
 /** What a test puts in place of the real machine: the executor, this host's name and the clock (ms since the epoch). */
@@ -76,6 +84,7 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
       return ExitCode.ok;
     }
     const inventory = await loadInventory(options.inventory);
+    const hosts = resolveSelection(inventory, options.selector);
     const controller = new AbortController();
     const release = interruptOnSignals(controller, io, { stopping: 'stopping the running checks' });
     const env = {
@@ -86,7 +95,7 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
     };
     let results;
     try {
-      results = await runChecks(doctorChecks(inventory), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
+      results = await runChecks(doctorChecks(inventory, hosts), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
         if (!json) io.stdout(renderResult(result, chalk));
       });
     } finally {

@@ -1,8 +1,17 @@
-/** Which hosts a run deploys, and which host builds for them. */
+/** Which hosts a command acts on (`--on`, `--exclude`), and which host builds for them. */
+import picomatch from 'picomatch';
 import { UsageError } from '../errors.ts';
 import type { HostName, Inventory } from './schema.ts';
 
-export type HostSelection = { kind: 'names'; names: readonly string[] } | { kind: 'all'; tags?: readonly string[] };
+/**
+ * Which hosts a command acts on, as the operator wrote it (colmena's `--on`):
+ * each string is a comma list of host names, `@tag`s and globs (`opi0*`,
+ * `opi0?`, `opi0[12]`; no braces); `on` is their union (empty: every host), minus `exclude`.
+ */
+export interface HostSelector {
+  readonly on: readonly string[];
+  readonly exclude: readonly string[];
+}
 
 export function knownHosts(inventory: Inventory): string {
   return Object.keys(inventory.hosts).join(', ');
@@ -14,20 +23,56 @@ export function assertKnownHost(inventory: Inventory, name: string): void {
   }
 }
 
-export function selectHosts(inventory: Inventory, selection: HostSelection): HostName[] {
-  if (selection.kind === 'names') {
-    if (selection.names.length === 0) throw new UsageError('name at least one host to deploy');
-    selection.names.forEach((name) => assertKnownHost(inventory, name));
-    return [...new Set(selection.names)];
+/** The hosts and the tags of the inventory, for an error message. */
+function known(inventory: Inventory): string {
+  const tags = [...new Set(Object.values(inventory.hosts).flatMap((h) => h.tags))].sort().map((t) => `@${t}`);
+  return `known: ${knownHosts(inventory)}; tags: ${tags.join(', ') || '(none)'}`;
+}
+
+// `*`, `?` and `[…]`; no braces: their commas would be read as the list's.
+const GLOB_CHARACTERS = /[*?[\]]/;
+
+/** The hosts one selector item names: `@tag`, a glob, or a host name. Throws UsageError when it names none. */
+function hostsOf(inventory: Inventory, item: string, excluding: boolean): HostName[] {
+  const names = Object.keys(inventory.hosts);
+  let matched: HostName[];
+  if (item.startsWith('@')) {
+    const tag = item.slice(1);
+    matched = names.filter((name) => inventory.hosts[name]!.tags.includes(tag));
+  } else if (GLOB_CHARACTERS.test(item)) {
+    // picomatch: the same globs as a shell's (no dot or slash rules matter for host names).
+    const isMatch = picomatch(item, { nocase: false, dot: true });
+    matched = names.filter((name) => isMatch(name));
+  } else {
+    matched = Object.hasOwn(inventory.hosts, item) ? [item] : [];
   }
-  const all = Object.entries(inventory.hosts);
-  const tags = selection.tags ?? [];
-  const chosen = tags.length ? all.filter(([, host]) => tags.some((t) => host.tags.includes(t))) : all;
-  if (chosen.length === 0) {
-    const known = [...new Set(all.flatMap(([, h]) => h.tags))].sort().join(', ') || '(none)';
-    throw new UsageError(`no host has tag ${tags.map((t) => `'${t}'`).join(' or ')}; known tags: ${known}`);
+  if (matched.length === 0) {
+    const what = !item.startsWith('@') && !GLOB_CHARACTERS.test(item) ? `unknown host '${item}'` : `'${item}' matches no host`;
+    throw new UsageError(`${excluding ? '--exclude: ' : ''}${what}; ${known(inventory)}`);
   }
-  return chosen.map(([name]) => name);
+  return matched;
+}
+
+function itemsOf(selectors: readonly string[]): string[] {
+  return selectors.flatMap((s) => s.split(',')).map((item) => item.trim()).filter((item) => item !== '');
+}
+
+/**
+ * The hosts `selector` names, in inventory order. Throws UsageError (exit 2)
+ * when an item of `on` or `exclude` matches no host (a typo in an exclusion
+ * must not deploy the host it meant to spare), naming the known hosts and
+ * tags, or when nothing is left.
+ */
+export function resolveSelection(inventory: Inventory, selector: HostSelector): HostName[] {
+  const on = itemsOf(selector.on);
+  const chosen = new Set(on.length === 0 ? Object.keys(inventory.hosts) : on.flatMap((item) => hostsOf(inventory, item, false)));
+  for (const item of itemsOf(selector.exclude)) for (const name of hostsOf(inventory, item, true)) chosen.delete(name);
+  const hosts = Object.keys(inventory.hosts).filter((name) => chosen.has(name));
+  if (hosts.length === 0) {
+    const what = [...selector.on.map((s) => `'${s}'`), ...selector.exclude.map((s) => `--exclude '${s}'`)].join(' ');
+    throw new UsageError(`${what} selects no host; ${known(inventory)}`);
+  }
+  return hosts;
 }
 
 /**

@@ -18,13 +18,16 @@ describe('command line', () => {
   it('prints help with exit 0', async () => {
     const { code, stdout } = await cli('deploy', ['--help']);
     expect(code).toBe(0);
-    expect(stdout).toContain('Usage: npx tsx scripts/deploy.ts <host…> [options]');
+    expect(stdout).toContain('Usage: npx tsx scripts/deploy.ts <host|@tag|glob…> [options]');
     expect(stdout).toContain('--dry-run');
-    expect((await cli('deploy-all', ['-h'])).stdout).toContain('--tag <tag>');
+    expect(stdout).toContain('--on <selector>');
+    expect(stdout).toContain('--exclude <selector>');
+    expect((await cli('deploy-all', ['-h'])).stdout).toContain('--tag <tag>          the same as --on @<tag>');
   });
 
   it('exits 2 with a clear message for usage errors', async () => {
-    expect(await cli('deploy', ['opi04'])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown host 'opi04'; known: opi01, opi02, opi03") });
+    expect(await cli('deploy', ['opi04'])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown host 'opi04'; known: opi01, opi02, opi03; tags: @k3s, @opi") });
+    expect(await cli('deploy-all', ['--exclude', 'opi0*'])).toMatchObject({ code: 2, stderr: expect.stringContaining("--exclude 'opi0*' selects no host") });
     expect(await cli('deploy', [])).toMatchObject({ code: 2, stderr: expect.stringContaining('name at least one host') });
     expect(await cli('deploy', ['--goal', 'reboot', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--goal must be one of switch, boot, test, dry-activate') });
     expect(await cli('deploy', ['--concurrency', '0', 'opi01'])).toMatchObject({ code: 2 });
@@ -66,6 +69,21 @@ describe('command line', () => {
     expect(stdout).toContain('nixos-rebuild switch --flake');
   });
 
+  it('deploys what the selectors name: positional names and @tags, --on, globs, --exclude, --tag', async () => {
+    const planned = async (command: 'deploy' | 'deploy-all', args: string[]) => {
+      const { code, stdout, stderr } = await cli(command, ['--dry-run', '--json', ...args]);
+      expect(code, stderr).toBe(0);
+      return JSON.parse(stdout).plan.hosts as string[];
+    };
+    expect(await planned('deploy', ['opi03'])).toEqual(['opi03']);
+    expect(await planned('deploy', ['@k3s', '--exclude', 'opi02'])).toEqual(['opi01', 'opi03']);
+    expect(await planned('deploy', ['--on', 'opi0[12]'])).toEqual(['opi01', 'opi02']);
+    expect(await planned('deploy', ['--on', 'opi03', '--on', 'opi01'])).toEqual(['opi01', 'opi03']);
+    expect(await planned('deploy-all', [])).toEqual(['opi01', 'opi02', 'opi03']);
+    expect(await planned('deploy-all', ['--on', 'opi0*', '--exclude', 'opi01,opi03'])).toEqual(['opi02']);
+    expect(await planned('deploy-all', ['--tag', 'k3s', '--exclude', 'opi03'])).toEqual(['opi01', 'opi02']);
+  });
+
   it('prints the plan as JSON with --dry-run --json', async () => {
     const { code, stdout } = await cli('deploy-all', ['--dry-run', '--json', '--goal', 'boot', '--concurrency', '1']);
     expect(code).toBe(0);
@@ -78,7 +96,7 @@ describe('command line', () => {
   it('reports errors as JSON with --json', async () => {
     const { code, stdout } = await cli('deploy', ['--json', 'opi09']);
     expect(code).toBe(2);
-    expect(JSON.parse(stdout)).toMatchObject({ outcome: 'error', exitCode: 2, error: { type: 'UsageError', message: "unknown host 'opi09'; known: opi01, opi02, opi03" } });
+    expect(JSON.parse(stdout)).toMatchObject({ outcome: 'error', exitCode: 2, error: { type: 'UsageError', message: "unknown host 'opi09'; known: opi01, opi02, opi03; tags: @k3s, @opi" } });
   });
 
   it('answers a usage error under --json with a JSON error object on stdout only, wherever --json is', async () => {

@@ -41,14 +41,15 @@ describe('doctor command line', () => {
   it('prints help with exit 0 and runs nothing', async () => {
     const { code, stdout, executor } = await doctor(['--help']);
     expect(code).toBe(0);
-    expect(stdout).toContain('Usage: npx tsx scripts/doctor.ts [options]      (just nix doctor)');
+    expect(stdout).toContain('Usage: npx tsx scripts/doctor.ts [<host|@tag|glob…>] [options]      (just nix doctor)');
+    expect(stdout).toContain('--on <selector>');
     expect(executor.calls).toEqual([]);
   });
 
   it('exits 2 for usage and inventory errors, without a stack trace', async () => {
     const unknown = await doctor(['--frobnicate']);
     expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--frobnicate'") });
-    expect((await doctor(['opi01'])).code).toBe(2);
+    expect(await doctor(['--inventory', await inventoryFile(), 'opi07'])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown host 'opi07'; known: opi01, opi02, opi03") });
     const missing = await doctor(['--inventory', '/nonexistent/hosts.json']);
     expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining('inventory not found: /nonexistent/hosts.json') });
     const bad = await doctor(['--inventory', await inventoryFile((json) => (json.cache.gcRootDir = 'relative/dir'))]);
@@ -68,6 +69,18 @@ describe('doctor command line', () => {
     expect(stdout).toContain(`✔ cache ${cache!.url} answers: StoreDir: /nix/store, Priority: 30\n    GET ${cache!.url}/nix-cache-info`);
     expect(stdout).toContain('    $ find /nix/var/nix/gcroots/arm-cache -maxdepth 1');
     expect(stdout).toMatch(/doctor: 11 passed, 0 failed, 0 warned — healthy$/);
+  });
+
+  it('checks the builders and targets --on selects (positional selectors too), and the fleet-wide checks', async () => {
+    const titles = (stdout: string) => stdout.split('\n').filter((line) => /^[✔✖⚠↓] /.test(line));
+    const onOne = await doctor(['--inventory', await inventoryFile(), '--on', 'opi0*', '--exclude', 'opi01,opi03']);
+    expect(onOne.code).toBe(0);
+    expect(titles(onOne.stdout)).toHaveLength(7);
+    expect(onOne.stdout).toContain('opi02');
+    expect(onOne.stdout).not.toMatch(/opi0[13]/);
+    expect(onOne.executor.calls.some((call) => call.argv.join(' ').includes('opi01.internal'))).toBe(false);
+    const positional = await doctor(['--inventory', await inventoryFile(), 'opi02']);
+    expect(titles(positional.stdout)).toEqual(titles(onOne.stdout));
   });
 
   it('exits 1 naming the problem and the document\'s hint', async () => {
@@ -120,7 +133,7 @@ describe('doctor command line', () => {
   });
 
   it('answers a usage error under --json with a JSON error object on stdout only, as the deploy does', async () => {
-    for (const args of [['--json', '--frobnicate'], ['--frobnicate', '--json'], ['--json', 'opi01']]) {
+    for (const args of [['--json', '--frobnicate'], ['--frobnicate', '--json'], ['--json', '--on', 'opi07']]) {
       const { code, stdout, stderr } = await doctor(args);
       expect(code).toBe(2);
       expect(stderr).toBe('');

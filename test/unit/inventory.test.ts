@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InventoryError, UsageError } from '../../lib/errors.ts';
 import { loadInventory, parseInventory } from '../../lib/inventory/load.ts';
-import { chooseSeed, selectHosts } from '../../lib/inventory/select.ts';
+import { chooseSeed, resolveSelection } from '../../lib/inventory/select.ts';
 import { fleetInventory, fleetInventoryText } from '../helpers/fixtures.ts';
 
 function problems(edit: (json: any) => void): string[] {
@@ -128,20 +128,39 @@ describe('inventory', () => {
 describe('host selection', () => {
   const inventory = fleetInventory((json) => (json.hosts.opi01.tags = ['opi', 'canary']));
 
-  it('names unknown hosts with the known ones', () => {
-    expect(() => selectHosts(inventory, { kind: 'names', names: ['opi04'] })).toThrow(
-      new UsageError("unknown host 'opi04'; known: opi01, opi02, opi03"),
-    );
+  const select = (on: string[], exclude: string[] = []) => resolveSelection(inventory, { on, exclude });
+  const known = 'known: opi01, opi02, opi03; tags: @canary, @k3s, @opi';
+
+  it('selects every host when nothing is named, in inventory order', () => {
+    expect(select([])).toEqual(['opi01', 'opi02', 'opi03']);
   });
 
-  it('keeps the order given and drops repeats', () => {
-    expect(selectHosts(inventory, { kind: 'names', names: ['opi02', 'opi01', 'opi02'] })).toEqual(['opi02', 'opi01']);
+  it('takes names, @tags, globs and comma lists, repeatable, as a union in inventory order', () => {
+    expect(select(['opi02', 'opi01', 'opi02'])).toEqual(['opi01', 'opi02']);
+    expect(select(['@canary'])).toEqual(['opi01']);
+    expect(select(['opi0*'])).toEqual(['opi01', 'opi02', 'opi03']);
+    expect(select(['opi0[23]'])).toEqual(['opi02', 'opi03']);
+    expect(select(['opi0?'])).toEqual(['opi01', 'opi02', 'opi03']);
+    expect(select(['opi03,@canary'])).toEqual(['opi01', 'opi03']);
+    expect(select(['opi03', '@canary'])).toEqual(['opi01', 'opi03']);
   });
 
-  it('selects all hosts, or those with a tag', () => {
-    expect(selectHosts(inventory, { kind: 'all' })).toEqual(['opi01', 'opi02', 'opi03']);
-    expect(selectHosts(inventory, { kind: 'all', tags: ['canary'] })).toEqual(['opi01']);
-    expect(() => selectHosts(inventory, { kind: 'all', tags: ['gpu'] })).toThrow("no host has tag 'gpu'; known tags: canary, k3s, opi");
+  it('leaves out what --exclude names, with the same syntax', () => {
+    expect(select(['opi0*'], ['opi02'])).toEqual(['opi01', 'opi03']);
+    expect(select([], ['@canary'])).toEqual(['opi02', 'opi03']);
+    expect(select(['@k3s'], ['opi01,opi03'])).toEqual(['opi02']);
+  });
+
+  it('refuses a selector item that matches nothing, naming the known hosts and tags', () => {
+    expect(() => select(['opi04'])).toThrow(new UsageError(`unknown host 'opi04'; ${known}`));
+    expect(() => select(['opi01,@gpu'])).toThrow(new UsageError(`'@gpu' matches no host; ${known}`));
+    expect(() => select(['web*'])).toThrow(new UsageError(`'web*' matches no host; ${known}`));
+    // A typo in an exclusion must not deploy the host it meant to spare.
+    expect(() => select(['opi0*'], ['opi2'])).toThrow(new UsageError(`--exclude: unknown host 'opi2'; ${known}`));
+  });
+
+  it('refuses a selection that leaves nothing', () => {
+    expect(() => select(['opi01'], ['@canary'])).toThrow(new UsageError(`'opi01' --exclude '@canary' selects no host; ${known}`));
   });
 
   it('prefers --seed, then the inventory seed, then a selected builder', () => {

@@ -1,5 +1,10 @@
-/** Every check, in the order they are reported: the cache, the builders, the targets, the cache host, this machine (its Nix, its nixos-rebuild). */
-import type { Inventory } from '../../inventory/schema.ts';
+/**
+ * Every check, in the order they are reported: the cache, the builders, the
+ * targets, the cache host, this machine (its Nix, its nixos-rebuild). The
+ * builder and target checks are those of `hosts` (default: every host); the
+ * others are about the fleet as a whole.
+ */
+import type { HostName, Inventory } from '../../inventory/schema.ts';
 import type { Check } from '../types.ts';
 import { builderCheck } from './builders.ts';
 import { cacheAnswersCheck, cacheKeyCheck } from './cache.ts';
@@ -8,8 +13,7 @@ import { localBuildCheck } from './local-build.ts';
 import { nixosRebuildCheck } from './nixos-rebuild.ts';
 import { targetCheck } from './targets.ts';
 
-export function doctorChecks(inventory: Inventory): Check[] {
-  const hosts = Object.keys(inventory.hosts);
+export function doctorChecks(inventory: Inventory, hosts: readonly HostName[] = Object.keys(inventory.hosts)): Check[] {
   return [
     cacheAnswersCheck(inventory),
     cacheKeyCheck(inventory),
