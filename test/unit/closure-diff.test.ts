@@ -1,0 +1,226 @@
+/**
+ * The closure diff: its parsers on what real Nix 2.8 and 2.26 printed in the
+ * lab (test/fixtures/diff-closures/), on the later renderSize format (from
+ * Nix's source), its one-line summary, and the script itself run under sh
+ * with stand-ins for nix and nix-store.
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  CLOSURE_DIFF,
+  type ClosureDiff,
+  closureDiffArgv,
+  closureDiffLocalArgv,
+  formatBytes,
+  hostClosureDiffSchema,
+  type PackageDiff,
+  parseClosureDiffOutput,
+  parseDiffClosures,
+  summarizeClosureDiff,
+} from '../../lib/nix/closure-diff.ts';
+import type { RemoteHost } from '../../lib/remote/host.ts';
+import { fixture } from '../helpers/fixtures.ts';
+
+const run = promisify(execFile);
+
+const DC1 = '/nix/store/khlwx1j4sa205k1ra519i9480nfz56zl-nixos-system-opi01-25.05.lab-dc1';
+const DC2 = '/nix/store/5na2yf1pdjdrzhbnzyl8ly2adx28ah8c-nixos-system-opi01-25.05.lab-dc2';
+
+/** What both Nix versions listed between the lab's generations dc1 and dc2 (see the fixtures' README). */
+const LAB_PACKAGES: PackageDiff[] = [
+  { name: 'lab-data', change: 'resized', before: [], after: [], sizeDeltaBytes: 49_152 },
+  { name: 'lab-lib', change: 'changed', before: ['1.0', '1.1'], after: ['2.0'] },
+  { name: 'lab-new', change: 'added', before: [], after: ['0.1'], sizeDeltaBytes: 20_582 },
+  { name: 'lab-old', change: 'removed', before: ['0.9'], after: [], sizeDeltaBytes: -12_390 },
+  { name: 'lab-tools', change: 'changed', before: ['2.1'], after: ['2.2'], sizeDeltaBytes: 24_576 },
+  { name: 'linux', change: 'changed', before: ['6.1.1'], after: ['6.1.2'] },
+  { name: 'nixos-system-opi01', change: 'changed', before: ['25.05.lab-dc1'], after: ['25.05.lab-dc2'] },
+];
+
+const LAB_DIFF: ClosureDiff = {
+  kind: 'diff',
+  before: DC1,
+  after: DC2,
+  packages: LAB_PACKAGES,
+  closureBytes: { before: 62_488, after: 142_976 },
+  sizeDeltaBytes: 80_488,
+};
+
+describe('parseClosureDiffOutput on what the lab printed', () => {
+  it.each(['nix-2.26.out', 'nix-2.8.out'])('%s: every package, its versions and size, and the exact closure sizes', (name) => {
+    const diff = parseClosureDiffOutput(fixture(`diff-closures/${name}`));
+    expect(diff).toEqual(LAB_DIFF);
+    expect(hostClosureDiffSchema.parse(diff)).toEqual(diff);
+  });
+
+  it('a first deploy: the new closure only', () => {
+    expect(parseClosureDiffOutput(fixture('diff-closures/first-deploy-2.26.out'))).toEqual({ kind: 'first-deploy', after: DC2, closureBytes: { after: 142_976 } });
+  });
+
+  it('the same system: no packages, no size change', () => {
+    const diff = parseClosureDiffOutput(fixture('diff-closures/unchanged-2.26.out'));
+    expect(diff).toEqual({ kind: 'diff', before: DC2, after: DC2, packages: [], closureBytes: { before: 142_976, after: 142_976 }, sizeDeltaBytes: 0 });
+    expect(summarizeClosureDiff(diff)).toBe('no package changes, +0 B');
+  });
+
+  it('refuses output that is not the script\'s, or sizes that are not numbers', () => {
+    expect(() => parseClosureDiffOutput('linux: 6.1.1 → 6.1.2\n')).toThrow(/not a closure diff/);
+    const good = fixture('diff-closures/nix-2.26.out');
+    expect(() => parseClosureDiffOutput(good.replace('closure-bytes-before=62488', 'closure-bytes-before='))).toThrow(/closure-bytes-before is "", not a number of bytes/);
+    expect(() => parseClosureDiffOutput(good.replace('diff-closures:\n', ''))).toThrow(/no "diff-closures:" line/);
+  });
+});
+
+describe('parseDiffClosures', () => {
+  it('strips the colour escapes Nix writes even into a pipe', () => {
+    expect(parseDiffClosures('lab-old: 0.9 → ∅, \x1b[32;1m-12.1 KiB\x1b[0m\n')).toEqual([
+      { name: 'lab-old', change: 'removed', before: ['0.9'], after: [], sizeDeltaBytes: -12_390 },
+    ]);
+  });
+
+  it('reads later Nix\'s sizes (renderSize: no +, larger units) and its ε for a path without a version', () => {
+    const later = ['linux: 6.1.1 → 6.1.2, \x1b[31;1m1.2 MiB\x1b[0m', 'firmware: 2.3 GiB', 'dbus: -16.0 KiB', 'hello-script: ε → ∅', 'glibc: 2.39-52 → 2.40-36, 10.5 KiB', ''].join('\n');
+    expect(parseDiffClosures(later)).toEqual([
+      { name: 'linux', change: 'changed', before: ['6.1.1'], after: ['6.1.2'], sizeDeltaBytes: 1_258_291 },
+      { name: 'firmware', change: 'resized', before: [], after: [], sizeDeltaBytes: 2_469_606_195 },
+      { name: 'dbus', change: 'resized', before: [], after: [], sizeDeltaBytes: -16_384 },
+      { name: 'hello-script', change: 'removed', before: [''], after: [] },
+      { name: 'glibc', change: 'changed', before: ['2.39-52'], after: ['2.40-36'], sizeDeltaBytes: 10_752 },
+    ]);
+  });
+
+  it('nothing listed is no packages', () => {
+    expect(parseDiffClosures('')).toEqual([]);
+  });
+
+  it.each(['warning: something', 'linux 6.1.1 → 6.1.2', 'linux: 6.1.1, 6.1.2', 'linux: +12 parsecs'])('throws on a line it cannot read: %s', (line) => {
+    expect(() => parseDiffClosures(`${line}\n`)).toThrow(/cannot read this line of nix store diff-closures/);
+  });
+});
+
+describe('summarizeClosureDiff', () => {
+  it('counts each kind of change, names the kernel\'s, and gives the closure\'s size change', () => {
+    expect(summarizeClosureDiff(LAB_DIFF)).toBe('4 changed (linux 6.1.1 → 6.1.2), 1 added, 1 removed, 1 resized, +78.6 KiB');
+  });
+
+  it('without a kernel change it names the first change that is not the system itself', () => {
+    const packages = LAB_PACKAGES.filter((p) => p.name !== 'linux' && p.name !== 'lab-lib');
+    expect(summarizeClosureDiff({ ...LAB_DIFF, packages, sizeDeltaBytes: -1_300_000 })).toBe('2 changed (lab-tools 2.1 → 2.2), 1 added, 1 removed, 1 resized, -1.2 MiB');
+    const onlySystem = LAB_PACKAGES.filter((p) => p.name.startsWith('nixos-system-'));
+    expect(summarizeClosureDiff({ ...LAB_DIFF, packages: onlySystem, sizeDeltaBytes: 312 })).toBe('1 changed (nixos-system-opi01 25.05.lab-dc1 → 25.05.lab-dc2), +312 B');
+  });
+
+  it('a first deploy says so, with the new closure\'s size', () => {
+    expect(summarizeClosureDiff({ kind: 'first-deploy', after: DC2, closureBytes: { after: 142_976 } })).toBe('first deploy, 139.6 KiB');
+  });
+});
+
+describe('formatBytes', () => {
+  it.each([
+    [0, {}, '0 B'],
+    [1023, {}, '1023 B'],
+    [1024, {}, '1.0 KiB'],
+    [80_488, { signed: true }, '+78.6 KiB'],
+    [-12_390, { signed: true }, '-12.1 KiB'],
+    [1_258_291, {}, '1.2 MiB'],
+    [5 * 1024 ** 3, {}, '5.0 GiB'],
+  ] as const)('%d → %s', (bytes, options, text) => {
+    expect(formatBytes(bytes, options)).toBe(text);
+  });
+});
+
+describe('closureDiffArgv', () => {
+  const target: RemoteHost = { user: 'deploy', address: { kind: 'name', host: 'opi01' }, escalation: 'sudo', sshOptions: ['-o', 'BatchMode=yes'] };
+
+  it('runs the constant script over ssh as the deploy user (no sudo), the paths as positional arguments', () => {
+    const argv = closureDiffArgv(target, { current: '{{previous-system}}', toplevel: '{{toplevel:opi01}}' });
+    expect(argv.slice(0, 5)).toEqual(['ssh', '-o', 'BatchMode=yes', 'deploy@opi01', '--']);
+    expect(argv).toHaveLength(6);
+    expect(argv[5]).not.toContain('sudo');
+    expect(argv[5]).toMatch(/^sh -c '.*' avalanche-closure-diff '\{\{previous-system\}\}' '\{\{toplevel:opi01\}\}'$/s);
+  });
+
+  it('a first deploy passes an empty current system', () => {
+    expect(closureDiffLocalArgv({ current: '', toplevel: DC2 })).toEqual(['sh', '-c', CLOSURE_DIFF, 'avalanche-closure-diff', '', DC2]);
+    expect(closureDiffArgv(target, { current: '', toplevel: DC2 })[5]).toMatch(/ avalanche-closure-diff '' \/nix\/store\/\S+-dc2$/);
+  });
+});
+
+describe('the closure-diff script under sh', () => {
+  let dir: string;
+  let calls: string;
+
+  /** Stand-ins: nix-store --realise succeeds for paths listed in `valid`; nix path-info -S and store diff-closures print what Nix printed in the lab. */
+  function stubs(valid: readonly string[]): void {
+    const diffClosures = fixture('diff-closures/nix-2.26.out').split('diff-closures:\n')[1]!;
+    writeFileSync(join(dir, 'diff-closures.out'), diffClosures);
+    const sizes: Record<string, number> = { [DC1]: 62_488, [DC2]: 142_976 };
+    writeFileSync(
+      join(dir, 'nix-store'),
+      `#!/bin/sh\necho "nix-store $*" >>"${calls}"\ncase " ${valid.join(' ')} " in *" $3 "*) echo "$3"; exit 0 ;; esac\necho "error: path '$3' is required, but there is no substituter that can build it" >&2\nexit 1\n`,
+    );
+    writeFileSync(
+      join(dir, 'nix'),
+      `#!/bin/sh\necho "nix $*" >>"${calls}"\nshift 2\ncase "$1 $2" in\n` +
+        `  "path-info -S") case "$3" in ${Object.entries(sizes).map(([p, n]) => `${p}) printf '%s\\t%11d\\n' "$3" ${n} ;;`).join(' ')} *) exit 1 ;; esac ;;\n` +
+        `  "store diff-closures") cat "${join(dir, 'diff-closures.out')}" ;;\n  *) exit 2 ;;\nesac\n`,
+    );
+    chmodSync(join(dir, 'nix-store'), 0o755);
+    chmodSync(join(dir, 'nix'), 0o755);
+  }
+
+  const script = (current: string, toplevel: string) => {
+    const [sh, ...args] = closureDiffLocalArgv({ current, toplevel });
+    return run(sh!, args, { env: { PATH: `${dir}:/usr/bin:/bin` } }).then(
+      (r) => ({ exitCode: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ exitCode: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'avalanche-closure-diff-'));
+    calls = join(dir, 'calls');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('realises both systems, then prints the sizes and the diff in the lab\'s very format', async () => {
+    stubs([DC1, DC2]);
+    const result = await script(DC1, DC2);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
+      `nix-store --realise --no-gc-warning ${DC2}`,
+      `nix-store --realise --no-gc-warning ${DC1}`,
+      `nix --extra-experimental-features nix-command path-info -S ${DC2}`,
+      `nix --extra-experimental-features nix-command path-info -S ${DC1}`,
+      `nix --extra-experimental-features nix-command store diff-closures ${DC1} ${DC2}`,
+    ]);
+  });
+
+  it('a first deploy: the new closure\'s size only, nothing compared', async () => {
+    stubs([DC2]);
+    const result = await script('', DC2);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe(fixture('diff-closures/first-deploy-2.26.out'));
+    expect(readFileSync(calls, 'utf8')).not.toContain('diff-closures');
+  });
+
+  it('exits 3, saying why, when the new toplevel can be neither found nor substituted', async () => {
+    stubs([DC1]);
+    const result = await script(DC1, DC2);
+    expect(result.exitCode).toBe(3);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(`closure-diff: cannot get the new toplevel ${DC2} here: it is neither in this host's store nor served by its substituters`);
+  });
+
+  it('exits 4 when the current system cannot be had (comparing on another machine than the target)', async () => {
+    stubs([DC2]);
+    const result = await script(DC1, DC2);
+    expect(result.exitCode).toBe(4);
+    expect(result.stderr).toContain(`closure-diff: cannot get the current system ${DC1} here`);
+  });
+});
