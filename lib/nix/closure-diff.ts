@@ -14,9 +14,9 @@
  *   at least 8 KiB, sorted by name: `<name>: <removed> → <added>[, <size>]`
  *   or `<name>: <size>`, where a version list is `1.0, 1.1` (sorted), `∅`
  *   when empty, `ε` for an empty version;
- * - the size is `%+.1f KiB` in 2.8 and 2.26 (`+48.0 KiB`), and `%.1f <unit>iB`
- *   in later Nix (renderSize: `48.0 KiB`, `1.2 MiB`, no `+`), wrapped in ANSI
- *   colour escapes (red growth, green shrink) even when stdout is a pipe
+ * - the size is `%+.1f KiB` in 2.8 and 2.26 (`+48.0 KiB`, also `+5182.5 KiB`),
+ *   and `%.1f <unit>iB` in Nix's current source (renderSize: `48.0 KiB`,
+ *   `1.2 MiB`, no `+`); either wrapped in ANSI colour escapes (red growth, green shrink) even when stdout is a pipe
  *   (NO_COLOR does not stop them): {@link parseDiffClosures} strips them.
  * - `nix path-info -S <path>` prints `<path>\t<closure size in bytes>` (the
  *   sum of the closure's NAR sizes, as diff-closures adds them), in 2.8 and

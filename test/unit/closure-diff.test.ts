@@ -93,6 +93,16 @@ describe('parseDiffClosures', () => {
     ]);
   });
 
+  it('reads a kernel with its modules output, several versions a side, and large deltas in KiB (the 2.x format)', () => {
+    const fleet = ['firmware: 20250101 → 20250201, +2577.9 KiB', 'etc-hosts: ∅ → ε', 'linux: 6.1.1, 6.1.1-modules → 6.1.2, 6.1.2-modules, -434.2 KiB', 'source: +28.6 KiB'].join('\n');
+    expect(parseDiffClosures(fleet)).toEqual([
+      { name: 'firmware', change: 'changed', before: ['20250101'], after: ['20250201'], sizeDeltaBytes: 2_639_770 },
+      { name: 'etc-hosts', change: 'added', before: [], after: [''] },
+      { name: 'linux', change: 'changed', before: ['6.1.1', '6.1.1-modules'], after: ['6.1.2', '6.1.2-modules'], sizeDeltaBytes: -444_621 },
+      { name: 'source', change: 'resized', before: [], after: [], sizeDeltaBytes: 29_286 },
+    ]);
+  });
+
   it('nothing listed is no packages', () => {
     expect(parseDiffClosures('')).toEqual([]);
   });
