@@ -1,11 +1,14 @@
-/** Command-line options shared by scripts/deploy.ts and scripts/deploy-all.ts. */
+/** Command-line options shared by scripts/deploy.ts, scripts/deploy-all.ts and scripts/rollback.ts (a rollback runs the deploy's own steps). */
 import { UsageError } from '../errors.ts';
 import { parseStrict } from './parse.ts';
 import type { HostSelector } from '../inventory/select.ts';
 import { GOALS, type Goal } from '../nix/commands.ts';
 import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
-export type Command = 'deploy' | 'deploy-all';
+export type Command = 'deploy' | 'deploy-all' | 'rollback';
+
+/** What a rollback goes back to, as asked: the previous generation, --to <n>, or --run <id>. */
+export type RollbackRequest = { readonly kind: 'previous' } | { readonly kind: 'generation'; readonly number: number } | { readonly kind: 'run'; readonly id: string };
 
 export interface CliOptions {
   readonly command: Command;
@@ -30,9 +33,12 @@ export interface CliOptions {
   readonly json: boolean;
   readonly reportDir: string;
   readonly help: boolean;
+  /** rollback only */
+  readonly rollbackTo?: RollbackRequest | undefined;
 }
 
 export function usage(command: Command): string {
+  if (command === 'rollback') return rollbackUsage();
   const synopsis =
     command === 'deploy'
       ? 'npx tsx scripts/deploy.ts <host|@tag|glob…> [options]      (just nix deploy opi03, just nix deploy @k3s)'
@@ -76,6 +82,43 @@ ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' 
 Exit codes: 0 deployed, 1 a stage failed, 2 usage or inventory error, 130 interrupted.`;
 }
 
+function rollbackUsage(): string {
+  return `Switch hosts back to a generation they have: the previous one (as nixos-rebuild
+--rollback), generation <n> (--to), or what a recorded run found on each host it changed
+(--run). The deploy's own steps run around the switch: the deploy lock, preflight of the
+targets, the magic-rollback watchdog, activation as root (sudo -n), health checks,
+confirmation over a new connection, a rollback of the rollback when it fails, the report
+and the history. Nothing is evaluated or built.
+
+Usage: npx tsx scripts/rollback.ts <host|@tag|glob…> [--to <n>] [options]   (just nix rollback opi03)
+       npx tsx scripts/rollback.ts --run <id> [options]        (every host run <id> changed)
+
+Options:
+  --inventory <path>   inventory file (default ./hosts.json)
+${SELECTION_HELP}
+                       (with --run: only those of the run's hosts)
+  --to <n>             go to system generation <n> (see: just nix generations)
+  --run <id>           revert every host run <id> changed (a unique prefix of its id, or
+                       "latest"; its report in --report-dir) to the system it ran before
+  --goal <goal>        switch | boot | test (default switch)
+  --concurrency <n>    hosts switched at once (default all)
+  --rolling            in waves (--batch-size, default 1) with health checks between them
+  --batch-size <n>     hosts per wave with --rolling (default 1)
+  --keep-going         with --rolling: go on after a failed wave, fail at the end
+  --confirm-timeout <s>  magic rollback: a host reverts unless confirmed within this many
+                       seconds after its activation (default as for deploy)
+  --no-magic-rollback  do not arm the watchdog on the targets
+  --no-rollback        leave a host whose switch or health checks failed as it is
+  --force-unlock       remove the deploy lock of a dead run first
+  --dry-run            print every step with the exact commands; run nothing
+  -y, --yes            do not ask before switching more than one host back
+  --json               machine-readable result on stdout
+  --report-dir <dir>   where run reports go and --run looks (default .deploy/runs)
+  -h, --help           this help
+
+Exit codes: 0 rolled back, 1 a stage failed, 2 usage or inventory error, 130 interrupted.`;
+}
+
 export function parseCliArgs(command: Command, argv: readonly string[]): CliOptions {
   const { values, positionals } = parseStrict(argv, {
     inventory: { type: 'string', default: 'hosts.json' },
@@ -98,8 +141,19 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     json: { type: 'boolean', default: false },
     'report-dir': { type: 'string', default: '.deploy/runs' },
     help: { type: 'boolean', short: 'h', default: false },
+    to: { type: 'string' },
+    run: { type: 'string' },
   });
   const help = values.help ?? false;
+  const rollbackTo = command === 'rollback' ? rollbackRequest(values, positionals) : undefined;
+  if (command !== 'rollback') {
+    for (const flag of ['to', 'run'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} belongs to rollback`);
+  } else {
+    for (const flag of ['flake', 'seed', 'allow-unsigned', 'tag'] as const) {
+      const value = values[flag];
+      if (value !== undefined && value !== false && !(Array.isArray(value) && value.length === 0)) throw new UsageError(`--${flag}: a rollback builds nothing (it switches to a generation the host has)`);
+    }
+  }
   if (!help) {
     if (command === 'deploy' && positionals.length === 0 && (values.on ?? []).length === 0) {
       throw new UsageError('name at least one host, e.g. opi03, @k3s or --on \'opi0*\' (or use deploy-all)');
@@ -110,7 +164,8 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     if (command === 'deploy' && (values.tag ?? []).length > 0) throw new UsageError('--tag belongs to deploy-all');
   }
   const goal = values.goal ?? 'switch';
-  if (!(GOALS as readonly string[]).includes(goal)) throw new UsageError(`--goal must be one of ${GOALS.join(', ')} (got '${goal}')`);
+  const goals: readonly string[] = command === 'rollback' ? ROLLBACK_GOALS : GOALS;
+  if (!goals.includes(goal)) throw new UsageError(`--goal must be one of ${goals.join(', ')} (got '${goal}')`);
   const concurrency = positiveInteger('--concurrency', values.concurrency);
   const batchSize = positiveInteger('--batch-size', values['batch-size']);
   const confirmTimeoutSeconds = positiveInteger('--confirm-timeout', values['confirm-timeout']);
@@ -137,7 +192,26 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     json: values.json ?? false,
     reportDir: values['report-dir'] ?? '.deploy/runs',
     help,
+    rollbackTo,
   };
+}
+
+/** A rollback switches to a generation: dry-activate has nothing to check there. */
+const ROLLBACK_GOALS = ['switch', 'boot', 'test'] as const;
+
+function rollbackRequest(values: { readonly to?: string | undefined; readonly run?: string | undefined; readonly on?: readonly string[] | undefined; readonly help?: boolean | undefined }, positionals: readonly string[]): RollbackRequest {
+  if (values.to !== undefined && values.run !== undefined) throw new UsageError('--to and --run: give one (--run goes back to what that run found on each host)');
+  if (values.run !== undefined) {
+    if (!/^[A-Za-z0-9:._-]+$/.test(values.run)) throw new UsageError(`--run '${values.run}': a run id (or a unique prefix of one, or "latest")`);
+    return { kind: 'run', id: values.run };
+  }
+  if (!values.help && positionals.length === 0 && (values.on ?? []).length === 0) {
+    throw new UsageError("name the hosts to roll back, e.g. opi03, @k3s or --on 'opi0*' (or --run <id> for a whole run)");
+  }
+  if (values.to === undefined) return { kind: 'previous' };
+  const number = Number(values.to);
+  if (!Number.isInteger(number) || number < 1) throw new UsageError(`--to must be a generation number ≥ 1 (got '${values.to}')`);
+  return { kind: 'generation', number };
 }
 
 /** `value` as a whole number ≥ 1 (undefined when absent); UsageError naming `flag` otherwise. */

@@ -16,7 +16,7 @@ import { probeRebuildTool } from '../nix/nixos-rebuild.ts';
 import { localNixSystem } from '../nix/system.ts';
 import { planDeploy } from '../plan/assemble.ts';
 import { dryRunJson, renderPlan } from '../plan/render.ts';
-import type { DeployPlan } from '../plan/types.ts';
+import type { DeployPlan, RollbackPlan, RunnablePlan } from '../plan/types.ts';
 import { isOnCoordinator } from '../remote/fleet.ts';
 import { recentMedians } from '../report/compare.ts';
 import { type HistoryEntry, historyPathFor, readHistory } from '../report/history.ts';
@@ -26,6 +26,7 @@ import { whyNotWritable } from '../util/writable.ts';
 import { type CliOptions, type Command, parseCliArgs, usage } from './args.ts';
 import { colours } from './colour.ts';
 import { exitCodeOf, failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+import { makeRollbackPlan } from './rollback.ts';
 import { deployResultJson } from './schemas.ts';
 
 const ALLOW_UNSIGNED_WARNING =
@@ -47,7 +48,7 @@ export async function runDeployCli(command: Command, argv: readonly string[], io
       return ExitCode.ok;
     }
     const executor = new ZxExecutor();
-    const plan = await makePlan(options, executor);
+    const plan = options.command === 'rollback' ? await makeRollback(options) : await makePlan(options, executor);
     if (options.dryRun) {
       io.stdout(json ? dryRunJson(plan) : renderPlan(plan));
       return ExitCode.ok;
@@ -62,6 +63,12 @@ export async function runDeployCli(command: Command, argv: readonly string[], io
   } catch (error) {
     return failure(error, json, io);
   }
+}
+
+/** A rollback's plan: nothing to probe here, it runs no nixos-rebuild. */
+async function makeRollback(options: CliOptions): Promise<RollbackPlan> {
+  const inventory = await loadInventory(options.inventory);
+  return makeRollbackPlan(options, inventory, isOnCoordinator(inventory, hostname()));
 }
 
 /** Loads and selects, probes the nixos-rebuild that will run here (its flags depend on it, also for --dry-run), and plans. */
@@ -95,9 +102,13 @@ async function makePlan(options: CliOptions, executor: Executor): Promise<Deploy
  * seen what it will do; --yes, --json, CI, or no one to ask (stdin or
  * stderr not a terminal) skip the question.
  */
-async function confirmed(command: Command, plan: DeployPlan, options: CliOptions, io: Io): Promise<boolean> {
+async function confirmed(command: Command, plan: RunnablePlan, options: CliOptions, io: Io): Promise<boolean> {
   if (options.yes || options.json || io.env.CI || !io.ask || plan.hosts.length <= 1) return true;
   const { goal, hosts, deploy } = plan;
+  if (plan.operation === 'rollback') {
+    const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time`;
+    return io.ask(`${command}: switch ${hosts.length} hosts back (${goal}: ${hosts.join(', ')}), ${how}. Roll back?`);
+  }
   const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time after the seed`;
   return io.ask(`${command}: ${goal} ${hosts.length} hosts (${hosts.join(', ')}), seed ${plan.seeds[0]!.host}, ${how}. Deploy?`);
 }
@@ -119,7 +130,7 @@ async function readyToRun(options: CliOptions, io: Io): Promise<HistoryEntry[]> 
 }
 
 /** Runs the plan with the lock, the first interrupt stopping it gracefully. */
-async function runWithSignals(plan: DeployPlan, options: CliOptions, executor: Executor, history: readonly HistoryEntry[], io: Io, commandLine: string): Promise<RunResult> {
+async function runWithSignals(plan: RunnablePlan, options: CliOptions, executor: Executor, history: readonly HistoryEntry[], io: Io, commandLine: string): Promise<RunResult> {
   const controller = new AbortController();
   const release = interruptOnSignals(controller, io);
   try {

@@ -25,7 +25,7 @@ import {
 import { trustProbeCommands } from '../nix/trust.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
-import { atPlace, builderHost, coordinatorHost, coordinatorPlace, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { atPlace, builderHost, type CoordinatorPlace, coordinatorHost, coordinatorPlace, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { armArgs, CONFIRM, generationProbeArgv, ROLLBACK } from '../remote/scripts.ts';
 import { PLACEHOLDER } from './placeholders.ts';
@@ -75,8 +75,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const shortMs = shortCommandTimeoutMs(inventory);
   const coordinator = coordinatorPlace(inventory, options.onCoordinator);
   const coordinatorEnv = sshEnv(coordinatorHost(inventory));
-  const reuse = options.reuseConnections ?? true;
-  const targets = Object.fromEntries(hosts.map((host) => [host, targetHost(inventory, host, reuse ? PLACEHOLDER.sshControlDir : undefined)]));
+  const targets = planTargets(inventory, hosts, options.reuseConnections ?? true);
 
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
@@ -97,37 +96,23 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   });
 
   const goal = options.goal;
-  const magicRollback = (options.magicRollback ?? true) && ACTIVATING_GOALS.includes(goal);
-  const rollback = options.rollback ?? true;
-  const confirmTimeoutSeconds = options.confirmTimeoutSeconds ?? defaultConfirmSeconds(inventory);
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
   const { flags, problems } = planRebuildFlags(inventory, hosts, rebuildTool, options.localSystem ?? inventory.coordinator.system);
   const { gcRootDir } = inventory.cache;
   const roots = hosts.map((host) => ({ host, storePath: PLACEHOLDER.toplevel(host), root: posix.join(gcRootDir, PLACEHOLDER.toplevelName(host)) }));
   const localUser = options.localUser ?? userInfo().username;
   const onCoordinator = (argv: readonly string[]): PlannedCommand => ({ argv: atPlace(coordinator, argv), timeoutMs: shortMs });
-  const lockCommand = (script: string, args: readonly string[]) => onCoordinator(['sh', '-c', script, 'avalanche-lock', inventory.paths.lock, ...args]);
 
   return {
+    operation: 'deploy',
     goal,
     flake,
     hosts: [...hosts],
     coordinator: { name: inventory.coordinator.name, place: coordinator },
     baselineMinutes: inventory.baselineMinutes,
-    lock: {
-      path: inventory.paths.lock,
-      acquire: lockCommand(ACQUIRE_LOCK, [PLACEHOLDER.lockHolder]),
-      release: lockCommand(RELEASE_LOCK, [PLACEHOLDER.lockHolderId]),
-      remove: lockCommand(REMOVE_LOCK, []),
-      maxAgeMs: (t.buildMinutes + t.deployMinutes + 60) * MINUTE,
-    },
+    lock: planLock(inventory, coordinator),
     preflight: {
-      // A non-root deploy user must get root without a password (sudo -n), as every root step will.
-      targets: hosts.map((host) => ({
-        host,
-        command: { argv: remoteArgv(targets[host]!, ['true'], { asRoot: true }), timeoutMs: shortMs },
-        escalates: targets[host]!.escalation === 'sudo',
-      })),
+      targets: planTargetChecks(hosts, targets, shortMs),
       nixTrust: { user: localUser, ...trustProbeCommands(localUser, t.connectSeconds * 1000) },
       rebuild: { tool: rebuildTool, problems: [...problems] },
       gcRootDir,
@@ -151,27 +136,82 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       requestTimeoutMs: t.connectSeconds * 1000,
       allowUnsigned: options.allowUnsigned ?? false,
     },
-    deploy: {
+    deploy: planDeployStage(inventory, hosts, targets, {
+      ...options,
       concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(1, hosts.filter((h) => h !== preferredSeed).length)),
-      rolling,
-      keepGoing: options.keepGoing ?? false,
-      rollback,
-      magicRollback,
-      confirmTimeoutSeconds,
-      hosts: Object.fromEntries(
-        hosts.map((host) => [
-          host,
-          planHost(inventory, host, targets[host]!, { goal, flake, flags: flags[host]!, magicRollback, rollback, confirmTimeoutSeconds, reuse, shortMs }),
-        ]),
-      ),
-    },
+      activate: (host, target) => ({
+        argv: nixosRebuildArgv(inventory.nixosRebuild.command, flake, host, target, goal, flags[host]!),
+        env: sshEnv(target),
+        timeoutMs: t.deployMinutes * MINUTE,
+      }),
+    }),
+  };
+}
+
+/** The fleet's deploy lock on the coordinator: every run that changes hosts holds it. */
+export function planLock(inventory: Inventory, coordinator: CoordinatorPlace): DeployPlan['lock'] {
+  const t = inventory.timeouts;
+  const lockCommand = (script: string, args: readonly string[]): PlannedCommand => ({
+    argv: atPlace(coordinator, ['sh', '-c', script, 'avalanche-lock', inventory.paths.lock, ...args]),
+    timeoutMs: shortCommandTimeoutMs(inventory),
+  });
+  return {
+    path: inventory.paths.lock,
+    acquire: lockCommand(ACQUIRE_LOCK, [PLACEHOLDER.lockHolder]),
+    release: lockCommand(RELEASE_LOCK, [PLACEHOLDER.lockHolderId]),
+    remove: lockCommand(REMOVE_LOCK, []),
+    maxAgeMs: (t.buildMinutes + t.deployMinutes + 60) * MINUTE,
+  };
+}
+
+/** A non-root deploy user must get root without a password (sudo -n), as every root step will: checked before anything changes. */
+export function planTargetChecks(hosts: readonly HostName[], targets: Readonly<Record<HostName, RemoteHost>>, shortMs: number): DeployPlan['preflight']['targets'] {
+  return hosts.map((host) => ({
+    host,
+    command: { argv: remoteArgv(targets[host]!, ['true'], { asRoot: true }), timeoutMs: shortMs },
+    escalates: targets[host]!.escalation === 'sudo',
+  }));
+}
+
+/** Each target as its deploy user, reusing one connection per target for the run unless `reuse` is false. */
+export function planTargets(inventory: Inventory, hosts: readonly HostName[], reuse: boolean): Record<HostName, RemoteHost> {
+  return Object.fromEntries(hosts.map((host) => [host, targetHost(inventory, host, reuse ? PLACEHOLDER.sshControlDir : undefined)]));
+}
+
+/** How the deploy stage runs: pace and safety choices, and the command that activates a host's new generation. */
+export interface DeployStageOptions {
+  readonly goal: Goal;
+  readonly concurrency: number;
+  readonly rolling?: boolean | undefined;
+  readonly keepGoing?: boolean | undefined;
+  readonly magicRollback?: boolean | undefined;
+  readonly rollback?: boolean | undefined;
+  readonly confirmTimeoutSeconds?: number | undefined;
+  readonly reuseConnections?: boolean | undefined;
+  /** nixos-rebuild for a deploy; the switch to an existing generation for a rollback */
+  readonly activate: (host: HostName, target: RemoteHost) => PlannedCommand;
+}
+
+/** The deploy stage: every host's steps around `activate` (probe, watchdog, health checks, confirmation, rollback). */
+export function planDeployStage(inventory: Inventory, hosts: readonly HostName[], targets: Readonly<Record<HostName, RemoteHost>>, o: DeployStageOptions): DeployPlan['deploy'] {
+  const magicRollback = (o.magicRollback ?? true) && ACTIVATING_GOALS.includes(o.goal);
+  const rollback = o.rollback ?? true;
+  const confirmTimeoutSeconds = o.confirmTimeoutSeconds ?? defaultConfirmSeconds(inventory);
+  const context = { goal: o.goal, magicRollback, rollback, confirmTimeoutSeconds, reuse: o.reuseConnections ?? true, shortMs: shortCommandTimeoutMs(inventory) };
+  return {
+    concurrency: o.concurrency,
+    rolling: o.rolling ?? false,
+    keepGoing: o.keepGoing ?? false,
+    rollback,
+    magicRollback,
+    confirmTimeoutSeconds,
+    hosts: Object.fromEntries(hosts.map((host) => [host, planHost(inventory, host, targets[host]!, { ...context, activate: o.activate(host, targets[host]!) })])),
   };
 }
 
 interface HostPlanContext {
   readonly goal: Goal;
-  readonly flake: string;
-  readonly flags: RebuildFlags;
+  readonly activate: PlannedCommand;
   readonly magicRollback: boolean;
   readonly rollback: boolean;
   readonly confirmTimeoutSeconds: number;
@@ -199,11 +239,7 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     target,
     probe: { argv: generationProbeArgv(target, inventory.paths), timeoutMs: c.shortMs },
     ...(c.magicRollback ? { arm: asRoot(armArgs([...previous, String(c.confirmTimeoutSeconds), armSeconds]), c.shortMs) } : {}),
-    rebuild: {
-      argv: nixosRebuildArgv(inventory.nixosRebuild.command, c.flake, host, target, c.goal, c.flags),
-      env: sshEnv(target),
-      timeoutMs: deployMs,
-    },
+    rebuild: c.activate,
     ...(activates ? { health: planHealth(inventory, host, target) } : {}),
     // Over a new connection: a path that only a multiplexed master still holds cannot confirm.
     ...(c.magicRollback ? { confirm: asRoot(['sh', '-c', CONFIRM, 'avalanche-confirm', canary, marker, profile, currentSystem], c.shortMs, FRESH_CONNECTION) } : {}),
@@ -269,7 +305,8 @@ export function defaultConfirmSeconds(inventory: Inventory): number {
   return Math.max(30, Math.ceil(settleSeconds + (retries + 1) * (timeoutSeconds + intervalSeconds) + 10));
 }
 
-function chunk<T>(items: readonly T[], size: number): T[][] {
+/** `items` in consecutive groups of `size` (the last may be smaller): a rollout's waves. */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
   for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
   return chunks;

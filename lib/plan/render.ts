@@ -9,26 +9,78 @@ import { commandLine } from '../exec/describe.ts';
 import { describeTool, rebuildHelpArgv } from '../nix/nixos-rebuild.ts';
 import { sshDestination } from '../remote/host.ts';
 import { PLACEHOLDER } from './placeholders.ts';
-import { type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand } from './types.ts';
+import { type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand, type RollbackPlan, type RollbackTarget, type RunnablePlan } from './types.ts';
 
 const cmd = (c: Pick<PlannedCommand, 'argv' | 'env'>, indent = '    ') => `${indent}$ ${commandLine(c)}`;
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
-export function renderPlan(plan: DeployPlan): string {
-  const { preflight, deploy, waitForCache } = plan;
-  const [seed, ...fallbacks] = plan.seeds;
-  const where = plan.coordinator.place.kind === 'local' ? `on the coordinator ${plan.coordinator.name}` : `${plan.coordinator.name} over SSH as ${sshDestination(plan.coordinator.place.host)}`;
-  const tool = preflight.rebuild.tool;
-  const lines = [
-    `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, seed ${seed!.host} (${where})`,
-    `placeholders, filled at run time: ${PLACEHOLDER.toplevel('host')} ${PLACEHOLDER.toplevelName('host')} ${PLACEHOLDER.toplevelHash('host')} (the evaluated toplevel, its base name and hash), ${PLACEHOLDER.previousProfileLink} ${PLACEHOLDER.previousSystem} (what the host ran before), ${PLACEHOLDER.runId} ${PLACEHOLDER.sshControlDir} ${PLACEHOLDER.lockHolder} ${PLACEHOLDER.lockHolderId} (this run's)`,
-    '',
+export function renderPlan(plan: RunnablePlan): string {
+  return plan.operation === 'rollback' ? renderRollbackPlan(plan) : renderDeployPlan(plan);
+}
+
+/** Where the coordinator's commands run, in words. */
+function coordinatorWhere(plan: RunnablePlan): string {
+  return plan.coordinator.place.kind === 'local' ? `on the coordinator ${plan.coordinator.name}` : `${plan.coordinator.name} over SSH as ${sshDestination(plan.coordinator.place.host)}`;
+}
+
+/** The deploy lock's three commands. */
+function renderLock(plan: RunnablePlan): string[] {
+  return [
     `first: take the deploy lock ${plan.lock.path} on ${plan.coordinator.name}`,
     cmd(plan.lock.acquire),
     '    released at the end:',
     cmd(plan.lock.release),
     '    with --force-unlock, removed first:',
     cmd(plan.lock.remove),
+  ];
+}
+
+/** The deploy stage's pace, waves and every host's steps. */
+function renderDeployStage(plan: RunnablePlan, heading: string, waves: readonly (readonly string[])[]): string[] {
+  const { deploy } = plan;
+  return [
+    heading,
+    ...(deploy.rolling ? [`  rolling: waves of ${deploy.concurrency}; ${deploy.keepGoing ? 'keep going after a failure' : 'the first failure stops the rollout'}`] : []),
+    ...waves.map((wave, i) => `  wave ${i + 1}: ${wave.join(', ')}`),
+    ...plan.hosts.flatMap((host) => renderHost(deploy.hosts[host]!, deploy, plan.operation === 'rollback' ? 'switch to the chosen generation' : 'nixos-rebuild')),
+  ];
+}
+
+function describeTarget(to: RollbackTarget): string {
+  if (to.kind === 'previous') return 'the generation before the profile\'s (as nixos-rebuild --rollback)';
+  if (to.kind === 'generation') return `generation ${to.number}`;
+  return `the newest generation of ${to.toplevel} (what run ${to.run} found there)`;
+}
+
+function renderRollbackPlan(plan: RollbackPlan): string {
+  return [
+    `plan: roll back ${plan.hosts.join(', ')} (${plan.goal}), the lock ${coordinatorWhere(plan)}; nothing is evaluated or built`,
+    `placeholders, filled at run time: ${PLACEHOLDER.toplevel('host')} (the toplevel of the generation chosen on the host), ${PLACEHOLDER.previousProfileLink} ${PLACEHOLDER.previousSystem} (what the host ran before), ${PLACEHOLDER.runId} ${PLACEHOLDER.sshControlDir} ${PLACEHOLDER.lockHolder} ${PLACEHOLDER.lockHolderId} (this run's)`,
+    '',
+    ...renderLock(plan),
+    '1. preflight',
+    '    every target logs in and becomes root as the root steps will',
+    ...plan.preflight.targets.map((check) => cmd(check.command)),
+    '2. resolve: read each host\'s generations and choose the one it goes back to',
+    ...plan.hosts.flatMap((host) => {
+      const { list, to } = plan.resolve.hosts[host]!;
+      return [`  ${host}: ${describeTarget(to)}`, cmd(list)];
+    }),
+    ...renderDeployStage(plan, `3. switch (${plan.goal}; at most ${plan.deploy.concurrency} at a time)`, plan.waves),
+    '4. report (per stage and host)',
+  ].join('\n');
+}
+
+function renderDeployPlan(plan: DeployPlan): string {
+  const { preflight, deploy, waitForCache } = plan;
+  const [seed, ...fallbacks] = plan.seeds;
+  const where = coordinatorWhere(plan);
+  const tool = preflight.rebuild.tool;
+  const lines = [
+    `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, seed ${seed!.host} (${where})`,
+    `placeholders, filled at run time: ${PLACEHOLDER.toplevel('host')} ${PLACEHOLDER.toplevelName('host')} ${PLACEHOLDER.toplevelHash('host')} (the evaluated toplevel, its base name and hash), ${PLACEHOLDER.previousProfileLink} ${PLACEHOLDER.previousSystem} (what the host ran before), ${PLACEHOLDER.runId} ${PLACEHOLDER.sshControlDir} ${PLACEHOLDER.lockHolder} ${PLACEHOLDER.lockHolderId} (this run's)`,
+    '',
+    ...renderLock(plan),
     '1. preflight',
     `    nixos-rebuild on this machine (read from ${commandLine({ argv: rebuildHelpArgv(tool.command) })} when planning — the one command --dry-run runs): ${describeTool(tool)}${tool.error ? ` (${tool.error})` : ''}${tool.found ? '' : ' — preflight will fail'}`,
     ...preflight.rebuild.problems.map((problem) => `    ✖ ${problem} — preflight will fail`),
@@ -57,22 +109,19 @@ export function renderPlan(plan: DeployPlan): string {
     ...plan.pin.commands.map((c) => cmd(c)),
     `4. wait for cache (every ≤ ${seconds(waitForCache.pollMaxMs)}, at most ${seconds(waitForCache.timeoutMs)}; signed by ${waitForCache.publicKey.split(':')[0]}${waitForCache.allowUnsigned ? '; --allow-unsigned: unsigned or untrusted narinfos ACCEPTED' : ''})`,
     ...waitForCache.narinfos.map((n) => `    GET ${n.url}`),
-    `5. deploy (${plan.goal}; ${seed!.waves.length > 1 ? 'the seed first, then ' : ''}at most ${deploy.concurrency} at a time)`,
-    ...(deploy.rolling ? [`  rolling: waves of ${deploy.concurrency}; ${deploy.keepGoing ? 'keep going after a failure' : 'the first failure stops the rollout'}`] : []),
-    ...seed!.waves.map((wave, i) => `  wave ${i + 1}: ${wave.join(', ')}`),
-    ...plan.hosts.flatMap((host) => renderHost(deploy.hosts[host]!, deploy)),
+    ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${seed!.waves.length > 1 ? 'the seed first, then ' : ''}at most ${deploy.concurrency} at a time)`, seed!.waves),
     `6. report (per stage and host, against the ${plan.baselineMinutes} min baseline)`,
   ];
   return lines.join('\n');
 }
 
-function renderHost(host: HostPlan, deploy: DeployPlan['deploy']): string[] {
+function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: string): string[] {
   const step = (what: string, command: PlannedCommand | undefined) => (command ? [`    ${what}`, cmd(command, '      ')] : []);
   return [
     `  ${host.name}:`,
     ...step('read its generation', host.probe),
     ...step(`arm the magic-rollback watchdog (reverts unless confirmed within ${deploy.confirmTimeoutSeconds} s of the activation)`, host.arm),
-    ...step('nixos-rebuild', host.rebuild),
+    ...step(activation, host.rebuild),
     ...(host.health
       ? [
           `    health checks (each tried ${host.health.retries + 1}×, ${seconds(host.health.intervalMs)} apart; then held for ${seconds(host.health.settleMs)})`,
@@ -87,6 +136,6 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy']): string[] {
 }
 
 /** What `--dry-run --json` prints: the plan, checked against its published schema. */
-export function dryRunJson(plan: DeployPlan): string {
+export function dryRunJson(plan: RunnablePlan): string {
   return JSON.stringify(dryRunOutputSchema.parse({ dryRun: true, plan }), null, 2);
 }

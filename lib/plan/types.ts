@@ -12,8 +12,18 @@ import { GOALS } from '../nix/commands.ts';
 import { rebuildToolSchema } from '../nix/nixos-rebuild.ts';
 import { remoteHostSchema } from '../remote/host.ts';
 
-export const STAGES = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'] as const;
+export const STAGES = ['preflight', 'resolve', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'] as const;
 export type StageName = (typeof STAGES)[number];
+
+/** What a run does: build and deploy new toplevels, or switch hosts back to toplevels they have. */
+export const OPERATIONS = ['deploy', 'rollback'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+/** Each operation's stages, in order (`report` is the run's own, after them). */
+export const OPERATION_STAGES: Readonly<Record<Operation, readonly StageName[]>> = {
+  deploy: ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'],
+  rollback: ['preflight', 'resolve', 'deploy', 'report'],
+};
 
 export const plannedCommandSchema = z.object({
   /** argv[0] is the program; each element reaches it as one argument (placeholders `{{…}}` filled at run time) */
@@ -82,24 +92,40 @@ export const seedPlanSchema = z.object({
 });
 export type SeedPlan = z.infer<typeof seedPlanSchema>;
 
+/** The fleet's deploy lock on the coordinator, held by deploys and rollbacks alike; `{{lock-holder}}` and `{{lock-holder-id}}` are this run's (lib/run/lock.ts). */
+const lockPlanSchema = z.object({
+  path: z.string(),
+  acquire: plannedCommandSchema,
+  release: plannedCommandSchema,
+  remove: plannedCommandSchema,
+  /** a lock older than this is stale whoever holds it */
+  maxAgeMs: z.number(),
+});
+
+/** Every target logs in and becomes root as every root step will (`sudo -n -- true` for a non-root user). */
+const targetChecksSchema = z.array(z.object({ host: z.string(), command: plannedCommandSchema, escalates: z.boolean() }));
+
+/** The deploy stage: each host's steps (activation wrapped in the safety steps), and how they are paced. */
+const deployStageSchema = z.object({
+  concurrency: z.number(),
+  rolling: z.boolean(),
+  keepGoing: z.boolean(),
+  rollback: z.boolean(),
+  magicRollback: z.boolean(),
+  confirmTimeoutSeconds: z.number(),
+  hosts: z.record(z.string(), hostPlanSchema),
+});
+
 export const deployPlanSchema = z.object({
+  operation: z.literal('deploy'),
   goal: z.enum(GOALS),
   flake: z.string(),
   hosts: z.array(z.string()),
   coordinator: z.object({ name: z.string(), place }),
   baselineMinutes: z.number(),
-  /** the deploy lock on the coordinator; `{{lock-holder}}` and `{{lock-holder-id}}` are this run's (lib/run/lock.ts) */
-  lock: z.object({
-    path: z.string(),
-    acquire: plannedCommandSchema,
-    release: plannedCommandSchema,
-    remove: plannedCommandSchema,
-    /** a lock older than this is stale whoever holds it */
-    maxAgeMs: z.number(),
-  }),
+  lock: lockPlanSchema,
   preflight: z.object({
-    /** every target: logs in and becomes root as every root step will (`sudo -n -- true` for a non-root user) */
-    targets: z.array(z.object({ host: z.string(), command: plannedCommandSchema, escalates: z.boolean() })),
+    targets: targetChecksSchema,
     /** whether this machine's Nix trusts `user` (else its daemon ignores --builders): asked in order until one answer tells */
     nixTrust: z.object({
       user: z.string(),
@@ -136,17 +162,53 @@ export const deployPlanSchema = z.object({
     requestTimeoutMs: z.number(),
     allowUnsigned: z.boolean(),
   }),
-  deploy: z.object({
-    concurrency: z.number(),
-    rolling: z.boolean(),
-    keepGoing: z.boolean(),
-    rollback: z.boolean(),
-    magicRollback: z.boolean(),
-    confirmTimeoutSeconds: z.number(),
-    hosts: z.record(z.string(), hostPlanSchema),
-  }),
+  deploy: deployStageSchema,
 });
 export type DeployPlan = z.infer<typeof deployPlanSchema>;
 
+/** Which generation a rollback switches a host to, decided on the host by the resolve stage. */
+export const rollbackTargetSchema = z.discriminatedUnion('kind', [
+  /** the highest-numbered generation below the profile's (nixos-rebuild --rollback) */
+  z.object({ kind: z.literal('previous') }),
+  /** generation `number` of the system profile (--to) */
+  z.object({ kind: z.literal('generation'), number: z.number().int().nonnegative() }),
+  /** the newest generation whose toplevel is this store path: what run `run` found on the host (--run) */
+  z.object({ kind: z.literal('toplevel'), toplevel: z.string(), run: z.string() }),
+]);
+export type RollbackTarget = z.infer<typeof rollbackTargetSchema>;
+
+/**
+ * A rollback: the deploy's own safety steps (lock, preflight of the targets,
+ * watchdog, activation as root, health checks, confirmation, rollback of the
+ * rollback, report) around a switch to a generation the host already has.
+ * No evaluation, build or cache: the resolve stage reads each host's
+ * generations and fills `{{toplevel:<host>}}` with the one to go back to.
+ */
+export const rollbackPlanSchema = z.object({
+  operation: z.literal('rollback'),
+  goal: z.enum(['switch', 'boot', 'test']),
+  hosts: z.array(z.string()),
+  coordinator: z.object({ name: z.string(), place }),
+  lock: lockPlanSchema,
+  preflight: z.object({ targets: targetChecksSchema }),
+  resolve: z.object({
+    hosts: z.record(
+      z.string(),
+      z.object({
+        /** lists the host's system generations (lib/remote/generations.ts), as its deploy user */
+        list: plannedCommandSchema,
+        to: rollbackTargetSchema,
+      }),
+    ),
+  }),
+  /** the order the hosts go in: one wave, or waves of the batch size with --rolling */
+  waves: z.array(z.array(z.string())),
+  deploy: deployStageSchema,
+});
+export type RollbackPlan = z.infer<typeof rollbackPlanSchema>;
+
+/** A plan a run executes (lib/run/run.ts). */
+export type RunnablePlan = DeployPlan | RollbackPlan;
+
 /** What `--dry-run --json` prints. */
-export const dryRunOutputSchema = z.object({ dryRun: z.literal(true), plan: deployPlanSchema });
+export const dryRunOutputSchema = z.object({ dryRun: z.literal(true), plan: z.discriminatedUnion('operation', [deployPlanSchema, rollbackPlanSchema]) });

@@ -85,7 +85,7 @@ export const hostGenerationsSchema = z.object({
 export type HostGenerations = z.infer<typeof hostGenerationsSchema>;
 
 /** `system-5-link` (or a path ending so) → 5; undefined for a link not named `<profileBase>-<N>-link`. */
-function linkNumber(link: string, profileBase: string | undefined): number | undefined {
+export function linkNumber(link: string, profileBase?: string | undefined): number | undefined {
   const name = link.slice(link.lastIndexOf('/') + 1);
   const match = /^(.+)-(\d+)-link$/.exec(name);
   if (!match || (profileBase !== undefined && match[1] !== profileBase)) return undefined;

@@ -18,6 +18,8 @@ export interface Comparison {
 }
 
 export interface RunShape {
+  /** absent: a deploy */
+  readonly operation?: string | undefined;
   readonly hosts: readonly string[];
   readonly goal: string;
 }
@@ -30,8 +32,9 @@ export function median(values: readonly number[]): number | undefined {
 }
 
 /**
- * Successful runs of the same hosts and goal, oldest first: a one-host deploy
- * or a dry-activate says nothing about how long deploying three hosts takes.
+ * Successful runs of the same operation, hosts and goal, oldest first: a
+ * one-host deploy, a dry-activate or a rollback says nothing about how long
+ * deploying three hosts takes.
  * `before` (an ISO time) keeps a stored run from being compared with itself or later runs.
  */
 export function comparableRuns(history: readonly HistoryEntry[], shape: RunShape, before?: string): HistoryEntry[] {
@@ -39,6 +42,7 @@ export function comparableRuns(history: readonly HistoryEntry[], shape: RunShape
   return history.filter(
     (run) =>
       run.outcome === 'success' &&
+      (run.operation ?? 'deploy') === (shape.operation ?? 'deploy') &&
       run.goal === shape.goal &&
       [...run.hosts].sort().join(' ') === hosts &&
       (before === undefined || run.startedAt < before),

@@ -6,20 +6,25 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../inventory/load.ts';
+import { OPERATIONS } from '../plan/types.ts';
 import { type RunReport, runOutcomeSchema } from './report.ts';
 
 export const historyEntrySchema = z.object({
   id: z.string(),
   startedAt: z.string(),
   outcome: runOutcomeSchema,
+  /** absent in lines written before rollbacks: a deploy */
+  operation: z.enum(OPERATIONS).optional(),
   goal: z.string(),
-  seed: z.string(),
+  /** a deploy's seed; absent for a rollback */
+  seed: z.string().optional(),
   hosts: z.array(z.string()),
   totalMs: z.number(),
   /** durations of the stages and hosts that ended, whatever their outcome */
   stageMs: z.record(z.string(), z.number()),
   hostMs: z.record(z.string(), z.number()),
-  verdict: z.object({ baselineMinutes: z.number(), speedup: z.number().nullable(), savedMinutes: z.number() }),
+  /** a deploy's verdict against the baseline; absent for a rollback */
+  verdict: z.object({ baselineMinutes: z.number(), speedup: z.number().nullable(), savedMinutes: z.number() }).optional(),
 });
 export type HistoryEntry = z.infer<typeof historyEntrySchema>;
 
@@ -31,19 +36,22 @@ export function historyPathFor(reportDir: string): string {
 export function summarizeRun(report: RunReport): HistoryEntry {
   const durations = (items: readonly { name: string; durationMs?: number | undefined }[]) =>
     Object.fromEntries(items.flatMap((item) => (item.durationMs === undefined ? [] : [[item.name, item.durationMs]])));
-  const { speedup, savedMinutes, baselineMinutes } = report.verdict;
+  const verdict = report.verdict;
   return {
     id: report.id,
     startedAt: report.startedAt,
     outcome: report.outcome,
+    operation: report.operation ?? 'deploy',
     goal: report.goal,
-    seed: report.seed,
+    ...(report.seed === undefined ? {} : { seed: report.seed }),
     hosts: report.hosts.map((h) => h.name),
     totalMs: report.totalMs,
     stageMs: durations(report.stages),
     hostMs: durations(report.hosts),
     // speedup is infinite for a 0 ms run, which JSON cannot hold
-    verdict: { baselineMinutes, speedup: Number.isFinite(speedup) ? round(speedup, 2) : null, savedMinutes: round(savedMinutes, 1) },
+    ...(verdict
+      ? { verdict: { baselineMinutes: verdict.baselineMinutes, speedup: Number.isFinite(verdict.speedup) ? round(verdict.speedup, 2) : null, savedMinutes: round(verdict.savedMinutes, 1) } }
+      : {}),
   };
 }
 

@@ -12,7 +12,7 @@ export class ReportNotFoundError extends Error {
 
 // The run report's one schema, but for the verdict: JSON turns an infinite speed-up into null,
 // and the verdict is derived again from its baseline anyway (loadRun).
-const storedReportSchema = runReportSchema.extend({ verdict: z.object({ baselineMinutes: z.number() }) });
+const storedReportSchema = runReportSchema.extend({ verdict: z.object({ baselineMinutes: z.number() }).optional() });
 
 /** Run ids in the directory, oldest first (ids are ISO times). */
 export async function listRunIds(reportDir: string): Promise<string[]> {
@@ -45,7 +45,8 @@ export async function loadRun(reportDir: string, id?: string): Promise<RunReport
     throw new ReportNotFoundError(`${path} is not a run report: ${formatPath(issue.path)}: ${issue.message}`);
   }
   const report = parsed.data;
-  return { ...report, verdict: compareWithBaseline(report.totalMs, report.verdict.baselineMinutes) };
+  const { verdict, ...rest } = report;
+  return verdict ? { ...rest, verdict: compareWithBaseline(report.totalMs, verdict.baselineMinutes) } : rest;
 }
 
 function resolveId(ids: readonly string[], id: string, reportDir: string): string {

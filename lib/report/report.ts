@@ -7,7 +7,8 @@
  */
 import { z } from 'zod';
 import type { CommandLogEntry } from '../exec/types.ts';
-import { STAGES } from '../plan/types.ts';
+import { hostClosureDiffSchema } from '../nix/closure-diff.ts';
+import { OPERATION_STAGES, OPERATIONS, STAGES } from '../plan/types.ts';
 import { writeJsonAtomically } from '../util/atomic-json.ts';
 import { HOST_EFFECTS, HOST_GENERATIONS, HOST_STATES, OUTCOMES, type RunRecorder, spanDuration } from './timing.ts';
 
@@ -54,9 +55,20 @@ export const hostEntrySchema = z.object({
   effect: z.enum(HOST_EFFECTS).optional(),
   /** true when the host had no system profile before the run (so no previous generation) */
   firstDeploy: z.boolean().optional(),
+  /** what the host ran before the run (its running system) and its profile's generation then: what `rollback --run` goes back to */
+  previousToplevel: z.string().optional(),
+  previousGeneration: z.number().int().nonnegative().optional(),
   note: z.string().optional(),
   ...span,
   toplevel: z.string().optional(),
+  /**
+   * What the new toplevel changes against the system the host ran, found
+   * before activation (lib/nix/closure-diff.ts): packages added, removed and
+   * changed, and the closure sizes; `kind: 'first-deploy'` when the host ran
+   * no system to compare with (as `firstDeploy`: it had none). Absent when
+   * no diff was asked for or it could not be made.
+   */
+  diff: hostClosureDiffSchema.optional(),
 });
 export type HostEntry = Readonly<z.infer<typeof hostEntrySchema>>;
 
@@ -74,14 +86,18 @@ const commandLogEntrySchema: z.ZodType<CommandLogEntry> = z.object({
 export const runReportSchema = z.object({
   id: z.string(),
   outcome: runOutcomeSchema,
+  /** absent in reports written before rollbacks: a deploy */
+  operation: z.enum(OPERATIONS).optional(),
   goal: z.string(),
-  seed: z.string(),
+  /** a deploy's seed builder (a rollback builds nothing) */
+  seed: z.string().optional(),
   /** why another builder than the preferred seed built */
   seedFailover: z.string().optional(),
-  flake: z.string(),
+  flake: z.string().optional(),
   startedAt: z.string(),
   totalMs: z.number(),
-  verdict: baselineVerdictSchema,
+  /** a deploy against the one-by-one baseline; absent for a rollback */
+  verdict: baselineVerdictSchema.optional(),
   stages: z.array(stageEntrySchema).readonly(),
   hosts: z.array(hostEntrySchema).readonly(),
   builds: z.array(buildRecordSchema).readonly(),
@@ -107,11 +123,12 @@ export function compareWithBaseline(totalMs: number, baselineMinutes: number): B
 
 /** What a run hands over for its report: the report's own fields, the recorder for the times, and what the verdict and hosts are made from. */
 export interface ReportInput
-  extends Pick<RunReport, 'outcome' | 'goal' | 'seed' | 'seedFailover' | 'flake' | 'builds' | 'commands' | 'error' | 'pinnedRoots' | 'warnings'> {
+  extends Pick<RunReport, 'outcome' | 'operation' | 'goal' | 'seed' | 'seedFailover' | 'flake' | 'builds' | 'commands' | 'error' | 'pinnedRoots' | 'warnings'> {
   readonly recorder: RunRecorder;
   /** the selected hosts' names, in the report's order */
   readonly hosts: readonly string[];
-  readonly baselineMinutes: number;
+  /** a deploy's one-by-one baseline; absent: no verdict (a rollback) */
+  readonly baselineMinutes?: number | undefined;
   /** each host's built toplevel, by host name */
   readonly toplevels?: Readonly<Record<string, string>> | undefined;
 }
@@ -125,14 +142,15 @@ export function buildReport(input: ReportInput): RunReport {
   return {
     id: startedAt.replace(/[:.]/g, '-'),
     outcome: input.outcome,
+    operation: input.operation ?? 'deploy',
     goal: input.goal,
     seed: input.seed,
     seedFailover: input.seedFailover,
     flake: input.flake,
     startedAt,
     totalMs,
-    verdict: compareWithBaseline(totalMs, input.baselineMinutes),
-    stages: STAGES.filter((name) => name !== 'report').map((name) => {
+    ...(input.baselineMinutes === undefined ? {} : { verdict: compareWithBaseline(totalMs, input.baselineMinutes) }),
+    stages: OPERATION_STAGES[input.operation ?? 'deploy'].filter((name) => name !== 'report').map((name) => {
       const span = recorder.stages.get(name);
       return { name, outcome: span?.outcome ?? 'not-started', startMs: offset(span), durationMs: spanDuration(span) };
     }),
@@ -145,6 +163,8 @@ export function buildReport(input: ReportInput): RunReport {
         generation: span?.generation ?? 'previous',
         effect: span?.effect,
         firstDeploy: span?.firstDeploy,
+        previousToplevel: span?.previousToplevel,
+        previousGeneration: span?.previousGeneration,
         note: span?.note,
         startMs: offset(span),
         durationMs: spanDuration(span),

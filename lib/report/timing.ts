@@ -33,6 +33,9 @@ export interface HostEnd {
   readonly effect?: HostEffect | undefined;
   /** the host had no system profile before this run: its "previous generation" is none */
   readonly firstDeploy?: boolean | undefined;
+  /** what it ran before this run, and its profile's generation number then */
+  readonly previousToplevel?: string | undefined;
+  readonly previousGeneration?: number | undefined;
   /** what the operator needs to know, e.g. "rolled back: health check failed" */
   readonly note?: string | undefined;
 }

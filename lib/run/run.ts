@@ -11,7 +11,8 @@ import { Listr, type ListrRendererValue, type ListrTask, ListrTaskEventType, Lis
 import { InterruptedError, StageError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { fillCommand } from '../plan/placeholders.ts';
-import type { DeployPlan, StageName } from '../plan/types.ts';
+import { toplevelOf } from '../plan/placeholders.ts';
+import { OPERATION_STAGES, type RunnablePlan, type StageName } from '../plan/types.ts';
 import { type Comparison, recentMedians } from '../report/compare.ts';
 import { appendHistory, type HistoryEntry, historyPathFor, summarizeRun } from '../report/history.ts';
 import { withProgressTitle } from '../report/progress.ts';
@@ -20,7 +21,8 @@ import { RunRecorder } from '../report/timing.ts';
 import type { RunContext } from '../stages/context.ts';
 import { deployTask } from '../stages/deploy.ts';
 import { evaluateTask } from '../stages/evaluate.ts';
-import { preflightTask } from '../stages/preflight.ts';
+import { preflightTask, targetsPreflightTask } from '../stages/preflight.ts';
+import { resolveTask } from '../stages/resolve.ts';
 import { seedBuildTask } from '../stages/seed-build.ts';
 import { ShownFailure } from '../stages/subtasks.ts';
 import { waitForCacheTask } from '../stages/wait-for-cache.ts';
@@ -94,6 +96,12 @@ function timed(name: StageName, stage: ListrTask<RunContext>, usual: Comparison 
   };
 }
 
+/** The stage tasks of each operation (lib/plan/types.ts OPERATION_STAGES says which run, in which order). */
+const STAGE_TASKS: Readonly<Record<RunnablePlan['operation'], Partial<Record<StageName, () => ListrTask<RunContext>>>>> = {
+  deploy: { preflight: preflightTask, evaluate: evaluateTask, 'seed-build': seedBuildTask, 'wait-for-cache': waitForCacheTask, deploy: deployTask },
+  rollback: { preflight: targetsPreflightTask, resolve: resolveTask, deploy: deployTask },
+};
+
 /**
  * Runs the plan's stages, taking the lock first when asked, and writes the
  * report (and its history line) whatever happened. The run's own values for
@@ -101,7 +109,7 @@ function timed(name: StageName, stage: ListrTask<RunContext>, usual: Comparison 
  * (0700, removed at the end) for the ssh control sockets. Never throws for a
  * failed stage: the result carries the error.
  */
-export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promise<RunResult> {
+export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Promise<RunResult> {
   const recorder = new RunRecorder();
   const runId = options.runId ?? `${Date.now().toString(36)}-${process.pid}`;
   // mkdtemp: 0700 and never an existing directory, so no one else's socket is used.
@@ -109,7 +117,7 @@ export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promis
   const sshControlDir = await mkdtemp(join(/\s/.test(tmpdir()) ? '/tmp' : tmpdir(), 'avalanche-ssh-'));
   const ctx: RunContext = {
     plan,
-    seed: plan.seeds[0]!,
+    ...(plan.operation === 'deploy' ? { seed: plan.seeds[0]!, waves: plan.seeds[0]!.waves } : { waves: plan.waves }),
     values: { 'run-id': runId, 'ssh-control-dir': sshControlDir },
     executor: options.executor,
     signal: options.signal,
@@ -120,13 +128,7 @@ export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promis
   const colours = options.colours ?? new Chalk({ level: 0 });
   const usual = recentMedians(options.history ?? [], plan);
   const listr = new Listr<RunContext, ListrRendererValue, ListrRendererValue>(
-    [
-      timed('preflight', preflightTask(), usual),
-      timed('evaluate', evaluateTask(), usual),
-      timed('seed-build', seedBuildTask(), usual),
-      timed('wait-for-cache', waitForCacheTask(), usual),
-      timed('deploy', deployTask(), usual),
-    ],
+    OPERATION_STAGES[plan.operation].filter((name) => name !== 'report').map((name) => timed(name, STAGE_TASKS[plan.operation][name]!(), usual)),
     {
       ctx,
       renderer,
@@ -167,13 +169,12 @@ export async function runPlan(plan: DeployPlan, options: RunPlanOptions): Promis
   const report = buildReport({
     recorder,
     outcome,
+    operation: plan.operation,
     goal: plan.goal,
-    seed: ctx.seed.host,
+    ...(plan.operation === 'deploy' ? { seed: ctx.seed?.host ?? '', flake: plan.flake, baselineMinutes: plan.baselineMinutes } : {}),
     seedFailover: ctx.seedFailover,
-    flake: plan.flake,
     hosts: plan.hosts,
-    baselineMinutes: plan.baselineMinutes,
-    toplevels: ctx.toplevels && Object.fromEntries(Object.entries(ctx.toplevels).map(([h, t]) => [h, t.outPath])),
+    toplevels: Object.fromEntries(plan.hosts.flatMap((h) => (toplevelOf(ctx.values, h) ? [[h, toplevelOf(ctx.values, h)!]] : []))),
     builds: ctx.builds,
     commands: options.executor.log,
     error: error?.message,

@@ -2,7 +2,7 @@
 import type { Executor } from '../exec/types.ts';
 import type { BuildRecord } from '../nix/build-log.ts';
 import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
-import type { DeployPlan, PlannedCommand, SeedPlan } from '../plan/types.ts';
+import type { DeployPlan, PlannedCommand, RunnablePlan, SeedPlan } from '../plan/types.ts';
 import type { PinnedRoot } from '../report/report.ts';
 import type { RunRecorder } from '../report/timing.ts';
 
@@ -13,9 +13,11 @@ export interface Toplevel {
 
 export interface RunContext {
   /** the whole plan, made before the run; the stages execute it and never plan again */
-  readonly plan: DeployPlan;
-  /** the seed that builds: the plan's first unless preflight failed over to the next that answers */
-  seed: SeedPlan;
+  readonly plan: RunnablePlan;
+  /** a deploy's seed that builds: the plan's first unless preflight failed over to the next that answers; none for a rollback */
+  seed?: SeedPlan;
+  /** the deploy stage's waves: the seed's (which change with it), or the rollback plan's */
+  waves: readonly (readonly string[])[];
   /** why the seed changed, for the report */
   seedFailover?: string;
   /** what the run knows for the plan's placeholders: its id and ssh control directory, then the evaluated toplevels */
@@ -23,6 +25,7 @@ export interface RunContext {
   readonly executor: Executor;
   readonly signal: AbortSignal;
   readonly recorder: RunRecorder;
+  /** a deploy's evaluated toplevels (derivation and output paths); the placeholders hold every run's output paths */
   toplevels?: Record<string, Toplevel>;
   builds: BuildRecord[];
   /** GC roots made on the cache host after the seed build */
@@ -34,4 +37,10 @@ export interface RunContext {
 /** A planned command as it runs now: its placeholders filled with what the run knows (plus `extra`). */
 export function filled(ctx: Pick<RunContext, 'values'>, command: PlannedCommand, extra: PlaceholderValues = {}): PlannedCommand {
   return fillCommand(command, { ...ctx.values, ...extra });
+}
+
+/** A deploy's plan and seed, for the stages only a deploy has; throws inside a run of another operation (a bug). */
+export function deployRun(ctx: RunContext): { readonly plan: DeployPlan; readonly seed: SeedPlan } {
+  if (ctx.plan.operation !== 'deploy' || !ctx.seed) throw new Error(`a deploy stage in a ${ctx.plan.operation} run`);
+  return { plan: ctx.plan, seed: ctx.seed };
 }

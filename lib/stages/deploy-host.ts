@@ -12,6 +12,7 @@ import { isOutputNoise, tailWithoutNoise } from '../nix/build-log.ts';
 import type { Goal } from '../nix/commands.ts';
 import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
 import type { HostPlan, PlannedCommand } from '../plan/types.ts';
+import { linkNumber } from '../remote/generations.ts';
 import { type Generation, parseGeneration, parseRollbackReport } from '../remote/scripts.ts';
 import { goalEffect, type HostEffect, type HostEnd, type RunRecorder } from '../report/timing.ts';
 import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
@@ -25,6 +26,8 @@ export interface HostDeployment {
   readonly confirmTimeoutSeconds: number;
   /** the run id, the ssh control directory, the toplevels */
   readonly values: PlaceholderValues;
+  /** what the activation step is called in what the host's row says and its failure: `nixos-rebuild`, `switch back` */
+  readonly activation?: string | undefined;
 }
 
 /** What it runs with. */
@@ -46,9 +49,11 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   let generationValues: PlaceholderValues = {};
   // Known once the probe read the host: it had no system profile, so no previous generation.
   let firstDeploy = false;
+  // What it ran before, for the report (and `rollback --run`, which goes back to it).
+  let before: Pick<HostEnd, 'previousToplevel' | 'previousGeneration'> = {};
   const fill = (command: PlannedCommand) => fillCommand(command, { ...deployment.values, ...generationValues });
   const run = (command: PlannedCommand) => executor.run(fill(command), { signal });
-  const end = (result: HostEnd) => recorder.endHost(host, firstDeploy ? { ...result, firstDeploy } : result);
+  const end = (result: HostEnd) => recorder.endHost(host, { ...result, ...before, ...(firstDeploy ? { firstDeploy } : {}) });
   const newToplevel = toplevelOf(deployment.values, host);
   const fail = (result: HostEnd, message: string): never => {
     end(result);
@@ -63,6 +68,10 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   const previous = parseGeneration(probe.stdout);
   generationValues = previousGenerationValues(previous);
   firstDeploy = previous.profileLink === '';
+  before = {
+    ...(previous.currentSystem ? { previousToplevel: previous.currentSystem } : {}),
+    ...(linkNumber(previous.profileLink) === undefined ? {} : { previousGeneration: linkNumber(previous.profileLink) }),
+  };
 
   let armed = false;
   if (steps.arm) {
@@ -73,7 +82,8 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   }
   const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
 
-  say(`nixos-rebuild ${goal}`);
+  const activation = deployment.activation ?? 'nixos-rebuild';
+  say(`${activation} ${goal}`);
   const command = fill(steps.rebuild);
   const shownLive = (line: string) => {
     if (!isOutputNoise(line)) say(line);
@@ -82,7 +92,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   if (rebuilt.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
   if (!succeeded(rebuilt)) {
     const why = describeFailure(`${host} failed`, command, rebuilt, tailWithoutNoise(rebuilt));
-    return fail(await rollBack(armed, 'nixos-rebuild failed'), why);
+    return fail(await rollBack(armed, `${activation} failed`), why);
   }
 
   if (steps.health) {

@@ -23,12 +23,15 @@ export function deployTask(): ListrTask<RunContext> {
     title: 'deploy',
     task: (ctx, task) => {
       const { deploy, goal } = ctx.plan;
-      const { host: seed, waves } = ctx.seed;
-      task.title = `deploy (${goal}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
+      // A deploy's seed goes first, alone, when it is a target: its wave's failure stops the rest.
+      const seed = ctx.seed?.host;
+      const { waves } = ctx;
+      const rollback = ctx.plan.operation === 'rollback';
+      task.title = `${rollback ? 'switch back' : 'deploy'} (${goal}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
       const limit = pLimit(deploy.concurrency);
       // Where the rollout stopped: the first wave whose failure stops the later ones.
       let stoppedAfter: number | undefined;
-      const stops = (index: number) => (index === 0 && waves[0]!.includes(seed)) || (deploy.rolling && !deploy.keepGoing);
+      const stops = (index: number) => (index === 0 && seed !== undefined && waves[0]!.includes(seed)) || (deploy.rolling && !deploy.keepGoing);
       const rollout = new Waves(
         waves.map((wave) => wave.length),
         (index, failed) => {
@@ -58,7 +61,7 @@ export function deployTask(): ListrTask<RunContext> {
                   if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
                   const progress = withProgressTitle(sub);
                   try {
-                    const deployment = { plan: deploy.hosts[host]!, goal, confirmTimeoutSeconds: deploy.confirmTimeoutSeconds, values: ctx.values };
+                    const deployment = { plan: deploy.hosts[host]!, goal, confirmTimeoutSeconds: deploy.confirmTimeoutSeconds, values: ctx.values, activation: rollback ? 'switch back' : 'nixos-rebuild' };
                     // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
                     await deployHost(deployment, ctx, (line) => (sub.output = `${host}: ${line}`));
                     progress.task.title = `${host}: ${goal} done`;

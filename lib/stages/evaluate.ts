@@ -1,7 +1,7 @@
 /** Stage 2: every selected host's toplevel, in one `nix eval`. */
 import type { ListrTask } from 'listr2';
 import { StageError } from '../errors.ts';
-import { filled, type RunContext, type Toplevel } from './context.ts';
+import { deployRun, filled, type RunContext, type Toplevel } from './context.ts';
 import { toplevelValues } from '../plan/placeholders.ts';
 import { expectSuccess } from './failure.ts';
 
@@ -27,16 +27,17 @@ export function evaluateTask(): ListrTask<RunContext> {
   return {
     title: 'evaluate',
     task: async (ctx, task) => {
-      const command = filled(ctx, ctx.plan.evaluate);
+      const { plan } = deployRun(ctx);
+      const command = filled(ctx, plan.evaluate);
       const result = await ctx.executor.run(command, {
         signal: ctx.signal,
         onLine: (line, stream) => stream === 'stderr' && (task.output = line),
       });
       expectSuccess('evaluation failed', command, result);
-      ctx.toplevels = parseEvaluation(result.stdout, ctx.plan.hosts);
+      ctx.toplevels = parseEvaluation(result.stdout, plan.hosts);
       // From here on, the plan's {{toplevel:…}} placeholders have their values.
       Object.assign(ctx.values, toplevelValues(Object.fromEntries(Object.entries(ctx.toplevels).map(([host, t]) => [host, t.outPath]))));
-      task.title = `evaluate: ${ctx.plan.hosts.length} toplevel${ctx.plan.hosts.length > 1 ? 's' : ''} in one nix eval`;
+      task.title = `evaluate: ${plan.hosts.length} toplevel${plan.hosts.length > 1 ? 's' : ''} in one nix eval`;
     },
   };
 }

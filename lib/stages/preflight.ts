@@ -3,10 +3,10 @@ import type { ListrTask } from 'listr2';
 import { fetchCacheInfo } from '../cache/client.ts';
 import { cacheUnreachableHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
-import { filled, type RunContext } from './context.ts';
+import { deployRun, filled, type RunContext } from './context.ts';
 import { describeFailure } from '../exec/describe.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
-import type { SeedPlan } from '../plan/types.ts';
+import type { DeployPlan, SeedPlan } from '../plan/types.ts';
 import { newestLiveRoots, parseRootListing } from '../cache/gc-roots.ts';
 import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
@@ -21,39 +21,62 @@ const SSH_FAILED = 255;
 const PLACEHOLDER_HINT =
   "Put the cache's public key there: the contents of /var/lib/harmonia/cache-pub-key.pem on the cache host (the same line as in every machine's trusted-public-keys).";
 
+const SSH_HINT = 'Check the address, the key and known_hosts: ssh with the same options must work by hand.';
+
+type TargetCheck = DeployPlan['preflight']['targets'][number];
+
+/** A target answers SSH as its deploy user and, for a non-root one, becomes root with `sudo -n` (as every root step will). */
+function targetCheckTask(ctx: RunContext, check: TargetCheck) {
+  return {
+    title: `${check.host} answers SSH as target`,
+    run: async () => {
+      const command = filled(ctx, check.command);
+      const result = await ctx.executor.run(command, { signal: ctx.signal });
+      // ssh itself fails with 255; any other failure of `sudo -n -- true` is sudo refusing (whatever its wording: sudo, sudo-rs).
+      if (check.escalates && !succeeded(result) && !result.aborted && !result.timedOut && result.exitCode !== SSH_FAILED) {
+        throw new StageError(describeFailure(`${check.host}: the deploy user cannot become root with sudo -n (no password prompt)`, command, result), [SUDO_HINT]);
+      }
+      expectSuccess(`${check.host} (target) does not answer SSH`, command, result, [SSH_HINT]);
+    },
+  };
+}
+
+/** A rollback's preflight: every target answers and can become root; nothing is built, so nothing else is asked. */
+export function targetsPreflightTask(): ListrTask<RunContext> {
+  return {
+    title: 'preflight',
+    task: (ctx, task) => subtaskList(task, ctx.plan.preflight.targets.map((check) => targetCheckTask(ctx, check))),
+  };
+}
+
+/** A deploy's preflight: the seed (or the first builder that answers), the targets, this machine's Nix and nixos-rebuild, the GC roots and the cache. */
 export function preflightTask(): ListrTask<RunContext> {
   return {
     title: 'preflight',
     task: (ctx, task) => {
-      const { preflight, coordinator } = ctx.plan;
-      const [seed, ...fallbacks] = ctx.plan.seeds;
-      const sshHint = 'Check the address, the key and known_hosts: ssh with the same options must work by hand.';
-      const sshChecks = [
-        { host: seed!.host, role: 'builder' as const, command: seed!.check, escalates: false },
-        ...preflight.targets.map((check) => ({ ...check, role: 'target' as const })),
-      ];
+      const { plan } = deployRun(ctx);
+      const { preflight, coordinator } = plan;
+      const [seed, ...fallbacks] = plan.seeds;
       return subtaskList(task, [
-        ...sshChecks.map((check) => ({
-          title: `${check.host} answers SSH as ${check.role}`,
+        {
+          title: `${seed!.host} answers SSH as builder`,
           run: async (sub: { title: string }) => {
-            const command = filled(ctx, check.command);
+            const command = filled(ctx, seed!.check);
             const result = await ctx.executor.run(command, { signal: ctx.signal });
-            if (check.role === 'builder' && !succeeded(result) && !result.aborted) {
+            if (!succeeded(result) && !result.aborted) {
               const fallback = await firstAnswering(ctx, fallbacks);
               if (fallback) {
-                ctx.seedFailover = `seed ${check.host} did not answer (${outputTail(result, 1)[0] ?? `exit ${result.exitCode}`}); ${fallback.host} builds instead`;
+                ctx.seedFailover = `seed ${seed!.host} did not answer (${outputTail(result, 1)[0] ?? `exit ${result.exitCode}`}); ${fallback.host} builds instead`;
                 ctx.seed = fallback;
-                sub.title = `${check.host} does not answer: ${fallback.host} is the seed`;
+                ctx.waves = fallback.waves;
+                sub.title = `${seed!.host} does not answer: ${fallback.host} is the seed`;
                 return;
               }
             }
-            // ssh itself fails with 255; any other failure of `sudo -n -- true` is sudo refusing (whatever its wording: sudo, sudo-rs).
-            if (check.role === 'target' && check.escalates && !succeeded(result) && !result.aborted && !result.timedOut && result.exitCode !== SSH_FAILED) {
-              throw new StageError(describeFailure(`${check.host}: the deploy user cannot become root with sudo -n (no password prompt)`, command, result), [SUDO_HINT]);
-            }
-            expectSuccess(`${check.host} (${check.role}) does not answer SSH`, command, result, [sshHint]);
+            expectSuccess(`${seed!.host} (builder) does not answer SSH`, command, result, [SSH_HINT]);
           },
-        })),
+        },
+        ...preflight.targets.map((check) => targetCheckTask(ctx, check)),
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
           run: async (sub) => {
@@ -61,7 +84,7 @@ export function preflightTask(): ListrTask<RunContext> {
             const trust = await probeNixTrust(ctx.executor, preflight.requestTimeoutMs, { signal: ctx.signal, user, commands });
             if (trust.trusted === false) {
               throw new StageError(
-                `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on ${ctx.seed.host} (${trust.how})`,
+                `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on ${deployRun(ctx).seed.host} (${trust.how})`,
                 [`Add ${trust.user} to trusted-users in this machine's nix.conf (NixOS: nix.settings.trusted-users), or run the deploy as a user that is.`],
               );
             }
@@ -100,7 +123,7 @@ export function preflightTask(): ListrTask<RunContext> {
             const check = await checkCacheKey(preflight.cacheUrl, publicKey, newest.map((r) => r.target), preflight.requestTimeoutMs, ctx.signal);
             if (check.kind === 'mismatch') {
               const what = `${check.message} — the cache serves ${check.storePath} with ${check.sigs.map((sig) => `Sig: ${sig}`).join(', ') || 'no signature'}; cache.publicKey is ${publicKey}`;
-              if (!ctx.plan.waitForCache.allowUnsigned) throw new StageError(what, [check.hint]);
+              if (!plan.waitForCache.allowUnsigned) throw new StageError(what, [check.hint]);
               (ctx.warnings ??= []).push(`${what} — accepted because of --allow-unsigned`);
             }
             const why = !listed ? `could not list the GC roots on ${coordinator.name} (${outputTail(listing, 1)[0] ?? `exit ${listing.exitCode}`})` : check.kind === 'unchecked' ? check.why : '';

@@ -5,14 +5,14 @@ import { StageError } from '../errors.ts';
 import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, isOutputNoise, parseBuildResults, tailWithoutNoise } from '../nix/build-log.ts';
 import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
-import { filled, type RunContext } from './context.ts';
+import { deployRun, filled, type RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
 
 export function seedBuildTask(): ListrTask<RunContext> {
   return {
     title: 'seed build',
     task: async (ctx, task) => {
-      const { plan, seed } = ctx;
+      const { plan, seed } = deployRun(ctx);
       task.title = `seed build on ${seed.host}`;
       const log = new BuildLogRecorder();
       const build = filled(ctx, seed.build);

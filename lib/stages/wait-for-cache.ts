@@ -7,7 +7,7 @@ import { waitForNarInfo } from '../cache/client.ts';
 import { cacheUnreachableHints, pathMissingHints, signatureProblem } from '../cache/hints.ts';
 import { parsePublicKey } from '../cache/narinfo.ts';
 import { InterruptedError, StageError } from '../errors.ts';
-import type { RunContext } from './context.ts';
+import { deployRun, type RunContext } from './context.ts';
 import { fillText } from '../plan/placeholders.ts';
 import { subtaskList } from './subtasks.ts';
 
@@ -15,7 +15,7 @@ export function waitForCacheTask(): ListrTask<RunContext> {
   return {
     title: 'wait for cache',
     task: (ctx, task) => {
-      const { waitForCache } = ctx.plan;
+      const { waitForCache } = deployRun(ctx).plan;
       const trusted = [parsePublicKey(waitForCache.publicKey)];
       return subtaskList(
         task,

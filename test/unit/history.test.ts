@@ -30,6 +30,7 @@ describe('history file', () => {
       id: '2026-01-02T03-04-05-000Z',
       startedAt: '2026-01-02T03:04:05.000Z',
       outcome: 'success',
+      operation: 'deploy',
       goal: 'switch',
       seed: 'opi03',
       hosts: ['opi01', 'opi02', 'opi03'],
@@ -39,7 +40,7 @@ describe('history file', () => {
       verdict: { baselineMinutes: 120, speedup: 120, savedMinutes: 119 },
     });
     // A 0 ms run has an infinite speed-up, which JSON cannot hold.
-    expect(summarizeRun(sampleReport({ totalMs: 0 })).verdict.speedup).toBeNull();
+    expect(summarizeRun(sampleReport({ totalMs: 0 })).verdict?.speedup).toBeNull();
   });
 
   it('appends runs and reads them back, oldest first; no file is an empty history', async () => {

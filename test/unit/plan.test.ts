@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planDeploy } from '../../lib/plan/assemble.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
-import { STAGES } from '../../lib/plan/types.ts';
+import { OPERATION_STAGES } from '../../lib/plan/types.ts';
 import { isOnCoordinator } from '../../lib/remote/fleet.ts';
 import { parseRebuildHelp } from '../../lib/nix/nixos-rebuild.ts';
 import { fixture, fleetInventory } from '../helpers/fixtures.ts';
@@ -134,7 +134,7 @@ describe('planning a deploy of the fleet', () => {
     const text = renderPlan(plan);
     const headings = text.split('\n').filter((line) => /^\d\. /.test(line)).map((line) => line.split(' ')[1]);
     expect(headings).toEqual(['preflight', 'evaluate', 'seed', 'wait', 'deploy', 'report']);
-    expect(STAGES).toHaveLength(6);
+    expect(OPERATION_STAGES.deploy).toHaveLength(6);
     expect(text).toContain(
       "      $ NIX_SSHOPTS='" + TARGET_SSHOPTS + "' nixos-rebuild switch --flake '.#opi02' --target-host deploy@opi02.internal --use-substitutes --sudo --no-reexec",
     );

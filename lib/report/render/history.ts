@@ -24,7 +24,7 @@ export function renderHistory(history: readonly HistoryEntry[], markdown: boolea
     run.goal,
     run.hosts.length > 3 ? `${run.hosts.length} hosts` : run.hosts.join(','),
     formatDuration(run.totalMs),
-    run.outcome === 'success' && run.verdict.speedup !== null ? `${run.verdict.speedup.toFixed(1)}×` : '—',
+    run.outcome === 'success' && run.verdict && run.verdict.speedup !== null ? `${run.verdict.speedup.toFixed(1)}×` : '—',
   ]);
   const latest = history.at(-1)!;
   const usual = recentMedians(history, latest);

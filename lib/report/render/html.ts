@@ -6,9 +6,10 @@
 import type { Comparison } from '../compare.ts';
 import type { RunReport } from '../report.ts';
 import { formatDuration } from '../format.ts';
+import { closureDiffHtml } from './closure-diff.ts';
 import { reportTable } from './table.ts';
 import { axisTicks, formatTick, type TimelineRow, timelineRows, timelineSpanMs } from './timeline.ts';
-import { renderVerdict } from './verdict.ts';
+import { renderVerdict, runSubject } from './verdict.ts';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -29,7 +30,7 @@ export function renderHtml(report: RunReport, comparison?: Comparison): string {
 <body>
 <main>
 <h1>avalanche-deploy run <code>${escapeHtml(report.id)}</code> <span class="badge ${report.outcome}">${escapeHtml(report.outcome)}</span></h1>
-<p class="meta">${escapeHtml(report.goal)} of ${escapeHtml(hosts)} · seed ${escapeHtml(report.seed)} · flake <code>${escapeHtml(report.flake)}</code> · started ${escapeHtml(report.startedAt)}</p>
+<p class="meta">${escapeHtml(runSubject(report))}${report.flake ? ` · flake <code>${escapeHtml(report.flake)}</code>` : ''} · started ${escapeHtml(report.startedAt)}</p>
 <p class="verdict ${report.outcome}">${escapeHtml(renderVerdict(report, comparison))}</p>
 ${report.error ? `<pre class="error">${escapeHtml(report.error)}</pre>\n` : ''}<h2>Timeline</h2>
 ${timelineSvg(report)}
@@ -43,7 +44,7 @@ ${table.rows
   .join('\n')}
 </tbody>
 </table>
-${buildsSection(report)}${commandsSection(report)}</main>
+${closureDiffHtml(report, escapeHtml)}${buildsSection(report)}${commandsSection(report)}</main>
 </body>
 </html>
 `;
@@ -153,4 +154,7 @@ details { margin-top: 28px; }
 summary { cursor: pointer; font-weight: 600; }
 table.commands td { vertical-align: top; }
 table.commands code { word-break: break-all; }
+.diff-host { margin: 8px 0; }
+table.diff tr.added td:nth-child(2) { color: var(--ok); }
+table.diff tr.removed td:nth-child(2) { color: var(--failed); }
 `;

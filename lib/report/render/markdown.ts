@@ -1,21 +1,24 @@
-/** GitHub-flavoured markdown of a run, e.g. for `$GITHUB_STEP_SUMMARY`: the table and the verdict. */
+/** GitHub-flavoured markdown of a run, e.g. for `$GITHUB_STEP_SUMMARY`: the table, the verdict and the hosts' closure changes. */
 import type { Comparison } from '../compare.ts';
 import type { RunReport } from '../report.ts';
+import { closureDiffMarkdown } from './closure-diff.ts';
 import { markdownTable, reportTable } from './table.ts';
-import { renderVerdict } from './verdict.ts';
+import { renderVerdict, runSubject } from './verdict.ts';
 
 export function renderMarkdown(report: RunReport, comparison?: Comparison): string {
   const table = reportTable(report, comparison, '↳ ');
   const lines = [
     `### avalanche-deploy run \`${report.id}\`: ${report.outcome}`,
     '',
-    `${report.goal} of ${report.hosts.map((h) => h.name).join(', ')} (seed ${report.seed}), started ${report.startedAt}`,
+    `${runSubject(report)}, started ${report.startedAt}`,
     '',
     ...markdownTable(table.columns, table.rows),
     '',
     `**${renderVerdict(report, comparison)}**`,
   ];
   if (report.error) lines.push('', 'error:', '', ...codeBlock(report.error));
+  const changes = closureDiffMarkdown(report);
+  if (changes.length) lines.push('', ...changes);
   return lines.join('\n');
 }
 

@@ -1,9 +1,10 @@
 /** A run as a terminal shows it: after a deploy, and in scripts/report.ts. */
 import type { Comparison } from '../compare.ts';
 import type { RunReport } from '../report.ts';
+import { closureDiffText } from './closure-diff.ts';
 import { reportTable, textTable } from './table.ts';
 import { renderTimeline } from './timeline.ts';
-import { renderVerdict } from './verdict.ts';
+import { renderVerdict, runSubject } from './verdict.ts';
 
 export interface RenderOptions {
   readonly comparison?: Comparison | undefined;
@@ -11,14 +12,21 @@ export interface RenderOptions {
   readonly width?: number | undefined;
 }
 
-/** The table, the timeline and the verdict: what a terminal shows after a run. */
+/** The table, the hosts' closure changes (when diffed), the timeline and the verdict: what a terminal shows after a run. */
 export function renderReport(report: RunReport, options: RenderOptions = {}): string {
   const table = reportTable(report, options.comparison);
-  return [...textTable(table.columns, table.rows), '', renderTimeline(report, options.width), '', renderVerdict(report, options.comparison)].join('\n');
+  const changes = closureDiffText(report);
+  return [
+    ...textTable(table.columns, table.rows),
+    ...(changes.length ? ['', ...changes] : []),
+    '',
+    renderTimeline(report, options.width),
+    '',
+    renderVerdict(report, options.comparison),
+  ].join('\n');
 }
 
-/** One line saying which run this is: `run <id>: success — switch of a, b (seed a), started <ISO time>`. */
+/** One line saying which run this is: `run <id>: success — switch of a, b (seed a), started <ISO time>` (lib/report/render/verdict.ts runSubject). */
 export function describeRun(report: RunReport): string {
-  const hosts = report.hosts.map((h) => h.name).join(', ');
-  return `run ${report.id}: ${report.outcome} — ${report.goal} of ${hosts} (seed ${report.seed}), started ${report.startedAt}`;
+  return `run ${report.id}: ${report.outcome} — ${runSubject(report)}, started ${report.startedAt}`;
 }

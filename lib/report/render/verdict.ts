@@ -26,10 +26,17 @@ export function formatRelative(totalMs: number, otherMs: number, other: string):
   return percent > 0 ? `${percent}% faster than ${reference}` : `${-percent}% slower than ${reference}`;
 }
 
+/** What the run did, to whom: `switch of opi01, opi02 (seed opi03)`, `rollback (switch) of opi01`. */
+export function runSubject(report: RunReport): string {
+  const hosts = report.hosts.map((h) => h.name).join(', ');
+  return report.operation === 'rollback' ? `rollback (${report.goal}) of ${hosts}` : `${report.goal} of ${hosts} (seed ${report.seed ?? '?'})`;
+}
+
 /** The baseline verdict, plus how the run compares with recent runs (or another run). */
 export function renderVerdict(report: RunReport, comparison?: Comparison): string {
   // A run that did not finish deployed nothing comparable with the baseline.
-  if (report.outcome !== 'success') return `total ${formatDuration(report.totalMs)} — ${report.outcome}, not compared with the baseline`;
-  const verdict = formatVerdict(report.verdict);
+  if (report.outcome !== 'success') return `total ${formatDuration(report.totalMs)} — ${report.outcome}${report.verdict ? ', not compared with the baseline' : ''}`;
+  // A rollback builds nothing: no baseline to compare with.
+  const verdict = report.verdict ? formatVerdict(report.verdict) : `total ${formatDuration(report.totalMs)}`;
   return comparison ? `${verdict}; ${formatRelative(report.totalMs, comparison.totalMs, comparison.label)}` : verdict;
 }

@@ -1,0 +1,68 @@
+/**
+ * The planner of a rollback (lib/plan/types.ts RollbackPlan): the deploy's
+ * lock, target preflight and deploy stage (lib/plan/assemble.ts), with the
+ * switch to a generation the host has in place of nixos-rebuild. Pure: it
+ * runs nothing.
+ */
+import type { HostName, Inventory } from '../inventory/schema.ts';
+import { coordinatorPlace, shortCommandTimeoutMs } from '../remote/fleet.ts';
+import { generationsArgv } from '../remote/generations.ts';
+import { remoteArgv } from '../remote/host.ts';
+import { SWITCH_TO_GENERATION } from '../remote/scripts.ts';
+import { chunk, planDeployStage, planLock, planTargetChecks, planTargets } from './assemble.ts';
+import { PLACEHOLDER } from './placeholders.ts';
+import type { RollbackPlan, RollbackTarget } from './types.ts';
+
+export interface RollbackPlanOptions {
+  /** where each host goes back to; by host, default `{ kind: 'previous' }` */
+  readonly to: (host: HostName) => RollbackTarget;
+  readonly goal?: RollbackPlan['goal'] | undefined;
+  readonly onCoordinator: boolean;
+  readonly concurrency?: number | undefined;
+  readonly rolling?: boolean | undefined;
+  readonly batchSize?: number | undefined;
+  readonly keepGoing?: boolean | undefined;
+  readonly magicRollback?: boolean | undefined;
+  readonly rollback?: boolean | undefined;
+  readonly confirmTimeoutSeconds?: number | undefined;
+  readonly reuseConnections?: boolean | undefined;
+}
+
+/**
+ * The whole rollback plan for `hosts`: one wave (at most `concurrency` at a
+ * time, default all), or waves of `batchSize` with `rolling`. The activation
+ * runs lib/remote/scripts.ts SWITCH_TO_GENERATION as root with the toplevel
+ * the resolve stage chose (`{{toplevel:<host>}}`).
+ */
+export function planRollback(inventory: Inventory, hosts: readonly HostName[], options: RollbackPlanOptions): RollbackPlan {
+  const goal = options.goal ?? 'switch';
+  const shortMs = shortCommandTimeoutMs(inventory);
+  const targets = planTargets(inventory, hosts, options.reuseConnections ?? true);
+  const coordinator = coordinatorPlace(inventory, options.onCoordinator);
+  const rolling = options.rolling ?? false;
+  const batchSize = Math.max(1, options.batchSize ?? 1);
+  const waves = rolling ? chunk(hosts, batchSize) : [[...hosts]];
+  return {
+    operation: 'rollback',
+    goal,
+    hosts: [...hosts],
+    coordinator: { name: inventory.coordinator.name, place: coordinator },
+    lock: planLock(inventory, coordinator),
+    preflight: { targets: planTargetChecks(hosts, targets, shortMs) },
+    resolve: {
+      hosts: Object.fromEntries(
+        hosts.map((host) => [host, { list: { argv: generationsArgv(targets[host]!, inventory.paths), timeoutMs: shortMs }, to: options.to(host) }]),
+      ),
+    },
+    waves,
+    deploy: planDeployStage(inventory, hosts, targets, {
+      ...options,
+      goal,
+      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? hosts.length),
+      activate: (host, target) => ({
+        argv: remoteArgv(target, ['sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', inventory.paths.profile, PLACEHOLDER.toplevel(host), goal], { asRoot: true }),
+        timeoutMs: inventory.timeouts.deployMinutes * 60_000,
+      }),
+    }),
+  };
+}
