@@ -30,6 +30,12 @@ export interface CliOptions {
   readonly dryRun: boolean;
   /** do not ask before deploying more than one host */
   readonly yes: boolean;
+  /** each host's closure diff before activation (--no-diff: false); with --dry-run, build and compare, activate nothing */
+  readonly diff: boolean;
+  /** with --dry-run: --diff was given (build, fetch and compare) */
+  readonly dryRunDiff: boolean;
+  /** show each host's diff and ask before activating it */
+  readonly interactive: boolean;
   readonly json: boolean;
   readonly reportDir: string;
   readonly help: boolean;
@@ -73,6 +79,11 @@ ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' 
   --allow-unsigned     accept a cache narinfo that is unsigned or signed by an untrusted
                        key (warned about loudly, recorded in the report)
   --dry-run            print every stage with the exact commands; run nothing
+  --diff               with --dry-run: also build, fetch onto each target and show what
+                       it would change (nix store diff-closures); activates nothing
+  --no-diff            skip the closure diff each host otherwise gets before activation
+  --interactive        show each host's closure diff and ask before activating it
+                       (a terminal only; never under CI or --json)
   -y, --yes            do not ask before deploying more than one host (asked only on a
                        terminal, never under CI or --json)
   --json               machine-readable result on stdout
@@ -111,6 +122,9 @@ ${SELECTION_HELP}
   --no-rollback        leave a host whose switch or health checks failed as it is
   --force-unlock       remove the deploy lock of a dead run first
   --dry-run            print every step with the exact commands; run nothing
+  --diff               with --dry-run: also show what each switch would change
+  --no-diff            skip the closure diff each host otherwise gets before the switch
+  --interactive        show each host's closure diff and ask before switching it
   -y, --yes            do not ask before switching more than one host back
   --json               machine-readable result on stdout
   --report-dir <dir>   where run reports go and --run looks (default .deploy/runs)
@@ -143,7 +157,15 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     help: { type: 'boolean', short: 'h', default: false },
     to: { type: 'string' },
     run: { type: 'string' },
+    diff: { type: 'boolean', default: false },
+    'no-diff': { type: 'boolean', default: false },
+    interactive: { type: 'boolean', default: false },
   });
+  if (values.diff && values['no-diff']) throw new UsageError('--diff and --no-diff: give one');
+  if (values.diff && !values['dry-run']) throw new UsageError('--diff goes with --dry-run (a deploy shows each host\'s closure diff anyway; --no-diff skips it)');
+  if (values.interactive && (values['dry-run'] || values['no-diff'] || values.json)) {
+    throw new UsageError('--interactive shows each host\'s closure diff and asks on the terminal: not with --dry-run, --no-diff or --json');
+  }
   const help = values.help ?? false;
   const rollbackTo = command === 'rollback' ? rollbackRequest(values, positionals) : undefined;
   if (command !== 'rollback') {
@@ -189,6 +211,9 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     allowUnsigned: values['allow-unsigned'] ?? false,
     dryRun: values['dry-run'] ?? false,
     yes: values.yes ?? false,
+    diff: !(values['no-diff'] ?? false),
+    dryRunDiff: values.diff ?? false,
+    interactive: values.interactive ?? false,
     json: values.json ?? false,
     reportDir: values['report-dir'] ?? '.deploy/runs',
     help,

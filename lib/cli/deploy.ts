@@ -20,8 +20,9 @@ import type { DeployPlan, RollbackPlan, RunnablePlan } from '../plan/types.ts';
 import { isOnCoordinator } from '../remote/fleet.ts';
 import { recentMedians } from '../report/compare.ts';
 import { type HistoryEntry, historyPathFor, readHistory } from '../report/history.ts';
+import { closureDiffText, hostClosureDiffText } from '../report/render/closure-diff.ts';
 import { renderReport } from '../report/render/text.ts';
-import { type RendererChoice, type RunResult, runPlan } from '../run/run.ts';
+import { type RendererChoice, type RunPlanOptions, type RunResult, runPlan } from '../run/run.ts';
 import { whyNotWritable } from '../util/writable.ts';
 import { type CliOptions, type Command, parseCliArgs, usage } from './args.ts';
 import { colours } from './colour.ts';
@@ -49,9 +50,13 @@ export async function runDeployCli(command: Command, argv: readonly string[], io
     }
     const executor = new ZxExecutor();
     const plan = options.command === 'rollback' ? await makeRollback(options) : await makePlan(options, executor);
-    if (options.dryRun) {
+    if (options.dryRun && !options.dryRunDiff) {
       io.stdout(json ? dryRunJson(plan) : renderPlan(plan));
       return ExitCode.ok;
+    }
+    if (options.dryRunDiff) return await dryRunWithDiff(plan, options, executor, io, `${command} ${argv.join(' ')}`);
+    if (options.interactive && (!io.ask || io.env.CI)) {
+      throw new UsageError('--interactive asks on the terminal: stdin and stderr must be one, and CI unset');
     }
     if (!(await confirmed(command, plan, options, io))) {
       io.stderr('not deployed: not confirmed (--yes skips the question)');
@@ -63,6 +68,45 @@ export async function runDeployCli(command: Command, argv: readonly string[], io
   } catch (error) {
     return failure(error, json, io);
   }
+}
+
+/**
+ * --dry-run --diff: the plan, then the run up to each host's closure diff
+ * (built, pinned, served, fetched onto the targets: nothing activated),
+ * then the diffs. Holds the deploy lock (it builds and pins); writes no
+ * report or history (it deployed nothing). Exit 0, or 1 when a stage failed.
+ */
+async function dryRunWithDiff(plan: RunnablePlan, options: CliOptions, executor: Executor, io: Io, commandLine: string): Promise<number> {
+  if (!options.json) io.stdout(`${renderPlan(plan)}\n\n--diff: building and comparing; nothing is activated`);
+  const result = await runWithSignals(plan, { ...options, reportDir: undefined }, executor, [], io, commandLine);
+  const exitCode = result.error ? exitCodeOf(result.error) : ExitCode.ok;
+  if (options.json) {
+    const diffs = Object.fromEntries(result.report.hosts.flatMap((h) => (h.diff ? [[h.name, h.diff]] : [])));
+    if (result.error) return failure(result.error, true, io);
+    io.stdout(dryRunJson(plan, diffs));
+    return exitCode;
+  }
+  const changes = closureDiffText(result.report);
+  io.stdout(`\n${changes.length ? changes.join('\n') : 'no closure diff was made'}`);
+  for (const host of result.report.hosts) if (!host.diff && host.note) io.stdout(`  ${host.name}: ${host.note}`);
+  if (result.error) reportError(result.error, io, shownFailure(result.report));
+  return exitCode;
+}
+
+/**
+ * --interactive: before each host's activation, its closure diff and the
+ * question, one host at a time (hosts deploying in parallel wait their turn).
+ */
+function askBeforeActivating(io: Io, goal: string): NonNullable<RunPlanOptions['confirmActivation']> {
+  let turn: Promise<unknown> = Promise.resolve();
+  return (host, diff, why) => {
+    const answer = turn.then(async () => {
+      io.stderr(diff ? hostClosureDiffText(host, diff).join('\n') : `  ${host}: no closure diff (${why ?? 'unknown'})`);
+      return (await io.ask?.(`Activate ${host} (${goal})?`)) ?? false;
+    });
+    turn = answer.catch(() => undefined);
+    return answer;
+  };
 }
 
 /** A rollback's plan: nothing to probe here, it runs no nixos-rebuild. */
@@ -130,14 +174,16 @@ async function readyToRun(options: CliOptions, io: Io): Promise<HistoryEntry[]> 
 }
 
 /** Runs the plan with the lock, the first interrupt stopping it gracefully. */
-async function runWithSignals(plan: RunnablePlan, options: CliOptions, executor: Executor, history: readonly HistoryEntry[], io: Io, commandLine: string): Promise<RunResult> {
+async function runWithSignals(plan: RunnablePlan, options: Pick<CliOptions, 'json' | 'forceUnlock' | 'interactive'> & { readonly reportDir: string | undefined }, executor: Executor, history: readonly HistoryEntry[], io: Io, commandLine: string): Promise<RunResult> {
   const controller = new AbortController();
   const release = interruptOnSignals(controller, io);
   try {
     return await runPlan(plan, {
       executor,
       signal: controller.signal,
-      renderer: chooseRenderer(options.json, io),
+      // The live view would redraw over the --interactive question: plain lines then.
+      renderer: options.interactive && !options.json ? 'simple' : chooseRenderer(options.json, io),
+      confirmActivation: options.interactive ? askBeforeActivating(io, plan.goal) : undefined,
       colours: colours(io),
       reportDir: options.reportDir,
       history,

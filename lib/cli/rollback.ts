@@ -29,6 +29,9 @@ export async function makeRollbackPlan(options: CliOptions, inventory: Inventory
     magicRollback: options.magicRollback,
     rollback: options.rollback,
     confirmTimeoutSeconds: options.confirmTimeoutSeconds,
+    diff: options.diff,
+    interactive: options.interactive,
+    diffOnly: options.dryRunDiff,
   };
   if (request.kind !== 'run') {
     const hosts = resolveSelection(inventory, options.selector);

@@ -22,6 +22,7 @@ import {
   seedBuildArgv,
   sshEnv,
 } from '../nix/commands.ts';
+import { closureDiffArgv } from '../nix/closure-diff.ts';
 import { trustProbeCommands } from '../nix/trust.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
@@ -58,6 +59,10 @@ export interface PlanOptions {
   readonly localSystem?: string | undefined;
   /** the user the deploy runs as here (whose trust in Nix matters); default: this process's */
   readonly localUser?: string | undefined;
+  /** each host's closure diff before activation (default true); --interactive and diffOnly imply it */
+  readonly diff?: boolean | undefined;
+  readonly interactive?: boolean | undefined;
+  readonly diffOnly?: boolean | undefined;
 }
 
 const MINUTE = 60_000;
@@ -190,6 +195,12 @@ export interface DeployStageOptions {
   readonly reuseConnections?: boolean | undefined;
   /** nixos-rebuild for a deploy; the switch to an existing generation for a rollback */
   readonly activate: (host: HostName, target: RemoteHost) => PlannedCommand;
+  /** show each host's closure diff before activating it (default true) */
+  readonly diff?: boolean | undefined;
+  /** ask before activating each host (implies the diff) */
+  readonly interactive?: boolean | undefined;
+  /** stop after each host's diff, activating nothing (implies the diff) */
+  readonly diffOnly?: boolean | undefined;
 }
 
 /** The deploy stage: every host's steps around `activate` (probe, watchdog, health checks, confirmation, rollback). */
@@ -197,8 +208,13 @@ export function planDeployStage(inventory: Inventory, hosts: readonly HostName[]
   const magicRollback = (o.magicRollback ?? true) && ACTIVATING_GOALS.includes(o.goal);
   const rollback = o.rollback ?? true;
   const confirmTimeoutSeconds = o.confirmTimeoutSeconds ?? defaultConfirmSeconds(inventory);
-  const context = { goal: o.goal, magicRollback, rollback, confirmTimeoutSeconds, reuse: o.reuseConnections ?? true, shortMs: shortCommandTimeoutMs(inventory) };
+  const diffOnly = o.diffOnly ?? false;
+  const interactive = o.interactive ?? false;
+  const diff = (o.diff ?? true) || diffOnly || interactive;
+  const context = { goal: o.goal, magicRollback, rollback, confirmTimeoutSeconds, reuse: o.reuseConnections ?? true, shortMs: shortCommandTimeoutMs(inventory), diff };
   return {
+    interactive,
+    diffOnly,
     concurrency: o.concurrency,
     rolling: o.rolling ?? false,
     keepGoing: o.keepGoing ?? false,
@@ -217,6 +233,7 @@ interface HostPlanContext {
   readonly confirmTimeoutSeconds: number;
   readonly reuse: boolean;
   readonly shortMs: number;
+  readonly diff: boolean;
 }
 
 /** One target's steps (lib/remote/scripts.ts holds the scripts; every value reaches them as an argument). */
@@ -238,6 +255,8 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     system: inventory.hosts[host]!.system,
     target,
     probe: { argv: generationProbeArgv(target, inventory.paths), timeoutMs: c.shortMs },
+    // Bounded like the activation: it may download the new closure (which the activation then finds in place).
+    ...(c.diff ? { diff: { argv: closureDiffArgv(target, { current: PLACEHOLDER.previousSystem, toplevel: PLACEHOLDER.toplevel(host) }), timeoutMs: deployMs } } : {}),
     ...(c.magicRollback ? { arm: asRoot(armArgs([...previous, String(c.confirmTimeoutSeconds), armSeconds]), c.shortMs) } : {}),
     rebuild: c.activate,
     ...(activates ? { health: planHealth(inventory, host, target) } : {}),

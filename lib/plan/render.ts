@@ -6,6 +6,7 @@
 import { cacheInfoUrl } from '../cache/client.ts';
 import { isPlaceholderKey } from '../cache/hints.ts';
 import { commandLine } from '../exec/describe.ts';
+import type { HostClosureDiff } from '../nix/closure-diff.ts';
 import { describeTool, rebuildHelpArgv } from '../nix/nixos-rebuild.ts';
 import { sshDestination } from '../remote/host.ts';
 import { PLACEHOLDER } from './placeholders.ts';
@@ -120,6 +121,7 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
   return [
     `  ${host.name}:`,
     ...step('read its generation', host.probe),
+    ...step(`compare its closure with what it runs (nix store diff-closures)${deploy.diffOnly ? ' — and stop: nothing is activated' : deploy.interactive ? ', show it and ask before activating' : ''}`, host.diff),
     ...step(`arm the magic-rollback watchdog (reverts unless confirmed within ${deploy.confirmTimeoutSeconds} s of the activation)`, host.arm),
     ...step(activation, host.rebuild),
     ...(host.health
@@ -136,6 +138,6 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
 }
 
 /** What `--dry-run --json` prints: the plan, checked against its published schema. */
-export function dryRunJson(plan: RunnablePlan): string {
-  return JSON.stringify(dryRunOutputSchema.parse({ dryRun: true, plan }), null, 2);
+export function dryRunJson(plan: RunnablePlan, diffs?: Readonly<Record<string, HostClosureDiff>>): string {
+  return JSON.stringify(dryRunOutputSchema.parse({ dryRun: true, plan, ...(diffs ? { diffs } : {}) }), null, 2);
 }

@@ -26,6 +26,11 @@ export interface RollbackPlanOptions {
   readonly rollback?: boolean | undefined;
   readonly confirmTimeoutSeconds?: number | undefined;
   readonly reuseConnections?: boolean | undefined;
+  /** each host's closure diff before the switch (default true); --interactive implies it */
+  readonly diff?: boolean | undefined;
+  readonly interactive?: boolean | undefined;
+  /** stop after each host's diff, switching nothing (--dry-run --diff) */
+  readonly diffOnly?: boolean | undefined;
 }
 
 /**

@@ -8,6 +8,7 @@
  * JSON Schema is generated from these zod schemas (schemas/dry-run.schema.json).
  */
 import { z } from 'zod';
+import { hostClosureDiffSchema } from '../nix/closure-diff.ts';
 import { GOALS } from '../nix/commands.ts';
 import { rebuildToolSchema } from '../nix/nixos-rebuild.ts';
 import { remoteHostSchema } from '../remote/host.ts';
@@ -66,6 +67,12 @@ export const hostPlanSchema = z.object({
   target: remoteHostSchema,
   /** prints the profile link, its store path and the running system (lib/remote/scripts.ts PROBE_GENERATION) */
   probe: plannedCommandSchema,
+  /**
+   * what the new toplevel changes against the system the probe read
+   * (lib/nix/closure-diff.ts CLOSURE_DIFF, on the target as its deploy user,
+   * fetching the new toplevel from its substituters): before activation
+   */
+  diff: plannedCommandSchema.optional(),
   /** arms the magic-rollback watchdog with the generation the probe read */
   arm: plannedCommandSchema.optional(),
   rebuild: plannedCommandSchema,
@@ -107,6 +114,10 @@ const targetChecksSchema = z.array(z.object({ host: z.string(), command: planned
 
 /** The deploy stage: each host's steps (activation wrapped in the safety steps), and how they are paced. */
 const deployStageSchema = z.object({
+  /** ask before activating each host, showing its closure diff (--interactive) */
+  interactive: z.boolean(),
+  /** stop each host after its closure diff: nothing is activated (--dry-run --diff) */
+  diffOnly: z.boolean(),
   concurrency: z.number(),
   rolling: z.boolean(),
   keepGoing: z.boolean(),
@@ -211,4 +222,9 @@ export type RollbackPlan = z.infer<typeof rollbackPlanSchema>;
 export type RunnablePlan = DeployPlan | RollbackPlan;
 
 /** What `--dry-run --json` prints. */
-export const dryRunOutputSchema = z.object({ dryRun: z.literal(true), plan: z.discriminatedUnion('operation', [deployPlanSchema, rollbackPlanSchema]) });
+export const dryRunOutputSchema = z.object({
+  dryRun: z.literal(true),
+  plan: z.discriminatedUnion('operation', [deployPlanSchema, rollbackPlanSchema]),
+  /** with --diff: each host's closure diff, made after building and fetching (nothing activated) */
+  diffs: z.record(z.string(), hostClosureDiffSchema).optional(),
+});

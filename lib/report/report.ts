@@ -165,6 +165,7 @@ export function buildReport(input: ReportInput): RunReport {
         firstDeploy: span?.firstDeploy,
         previousToplevel: span?.previousToplevel,
         previousGeneration: span?.previousGeneration,
+        diff: span?.diff,
         note: span?.note,
         startMs: offset(span),
         durationMs: spanDuration(span),

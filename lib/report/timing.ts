@@ -1,7 +1,9 @@
 /** Records when each stage and host started and ended; the report's raw data. */
+import type { HostClosureDiff } from '../nix/closure-diff.ts';
 import type { StageName } from '../plan/types.ts';
 
 // The vocabulary as values too: the run report's schema (report.ts) is made from these lists.
+
 export const OUTCOMES = ['success', 'failed', 'skipped', 'interrupted'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 export const HOST_STATES = ['deployed', 'failed', 'rolled-back', 'not-started', 'interrupted'] as const;
@@ -36,6 +38,8 @@ export interface HostEnd {
   /** what it ran before this run, and its profile's generation number then */
   readonly previousToplevel?: string | undefined;
   readonly previousGeneration?: number | undefined;
+  /** what its new toplevel changes against what it ran, found before activation */
+  readonly diff?: HostClosureDiff | undefined;
   /** what the operator needs to know, e.g. "rolled back: health check failed" */
   readonly note?: string | undefined;
 }

@@ -46,6 +46,8 @@ export interface RunPlanOptions {
   readonly lock?: { readonly command: string; readonly forceUnlock: boolean } | undefined;
   /** told things the operator must know that are not errors (lock taken over, …) */
   readonly notice?: ((text: string) => void) | undefined;
+  /** --interactive: asked before each host's activation, with its closure diff */
+  readonly confirmActivation?: RunContext['confirmActivation'];
   /** names this run's canaries on the targets (`{{run-id}}`); default: time and pid */
   readonly runId?: string | undefined;
 }
@@ -122,6 +124,7 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
     executor: options.executor,
     signal: options.signal,
     recorder,
+    confirmActivation: options.confirmActivation,
     builds: [],
   };
   const renderer: ListrRendererValue = options.renderer;

@@ -5,6 +5,7 @@ import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
 import type { DeployPlan, PlannedCommand, RunnablePlan, SeedPlan } from '../plan/types.ts';
 import type { PinnedRoot } from '../report/report.ts';
 import type { RunRecorder } from '../report/timing.ts';
+import type { HostDeps } from './deploy-host.ts';
 
 export interface Toplevel {
   readonly drvPath: string;
@@ -30,6 +31,8 @@ export interface RunContext {
   builds: BuildRecord[];
   /** GC roots made on the cache host after the seed build */
   pinnedRoots?: PinnedRoot[];
+  /** --interactive: asks before each host's activation (lib/stages/deploy-host.ts HostDeps) */
+  readonly confirmActivation?: HostDeps['confirmActivation'];
   /** what was accepted against the defaults (--allow-unsigned), for the output and the report */
   warnings?: string[];
 }

@@ -9,6 +9,7 @@ import { InterruptedError, StageError } from '../errors.ts';
 import { describeFailure } from '../exec/describe.ts';
 import { type CommandResult, type Executor, outputTail, succeeded } from '../exec/types.ts';
 import { isOutputNoise, tailWithoutNoise } from '../nix/build-log.ts';
+import { type HostClosureDiff, parseClosureDiffOutput, summarizeClosureDiff } from '../nix/closure-diff.ts';
 import type { Goal } from '../nix/commands.ts';
 import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
 import type { HostPlan, PlannedCommand } from '../plan/types.ts';
@@ -28,6 +29,8 @@ export interface HostDeployment {
   readonly values: PlaceholderValues;
   /** what the activation step is called in what the host's row says and its failure: `nixos-rebuild`, `switch back` */
   readonly activation?: string | undefined;
+  /** stop after the closure diff (--dry-run --diff) */
+  readonly diffOnly?: boolean | undefined;
 }
 
 /** What it runs with. */
@@ -35,6 +38,8 @@ export interface HostDeps {
   readonly executor: Executor;
   readonly signal: AbortSignal;
   readonly recorder: RunRecorder;
+  /** --interactive: asked before activating a host, with its closure diff (undefined when it could not be made); false leaves the host untouched */
+  readonly confirmActivation?: ((host: string, diff: HostClosureDiff | undefined, why: string | undefined) => Promise<boolean>) | undefined;
 }
 
 /**
@@ -50,7 +55,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   // Known once the probe read the host: it had no system profile, so no previous generation.
   let firstDeploy = false;
   // What it ran before, for the report (and `rollback --run`, which goes back to it).
-  let before: Pick<HostEnd, 'previousToplevel' | 'previousGeneration'> = {};
+  let before: Pick<HostEnd, 'previousToplevel' | 'previousGeneration' | 'diff'> = {};
   const fill = (command: PlannedCommand) => fillCommand(command, { ...deployment.values, ...generationValues });
   const run = (command: PlannedCommand) => executor.run(fill(command), { signal });
   const end = (result: HostEnd) => recorder.endHost(host, { ...result, ...before, ...(firstDeploy ? { firstDeploy } : {}) });
@@ -72,6 +77,22 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     ...(previous.currentSystem ? { previousToplevel: previous.currentSystem } : {}),
     ...(linkNumber(previous.profileLink) === undefined ? {} : { previousGeneration: linkNumber(previous.profileLink) }),
   };
+
+  if (steps.diff) {
+    say('comparing closures (nix store diff-closures)');
+    const compared = await diffClosures(run, steps.diff);
+    if (compared === 'aborted') return interrupted(end, host, 'previous');
+    if (compared.diff) before = { ...before, diff: compared.diff };
+    say(compared.diff ? `closure: ${summarizeClosureDiff(compared.diff)}` : `no closure diff: ${compared.why}`);
+    if (deployment.diffOnly) {
+      end({ state: 'not-started', generation: 'previous', note: compared.diff ? 'dry run: compared, not activated' : `dry run: no closure diff (${compared.why})` });
+      return;
+    }
+    if (deps.confirmActivation && !(await deps.confirmActivation(host, compared.diff, compared.why))) {
+      end({ state: 'not-started', generation: 'previous', note: 'not activated: declined at the --interactive question' });
+      return;
+    }
+  }
 
   let armed = false;
   if (steps.arm) {
@@ -143,6 +164,21 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     // Not abortable: a half-done rollback is worse than a finished one.
     const result = await executor.run(fill(steps.rollback));
     return rollbackEnd(host, reason, armed, result, previous, newToplevel, deployment.confirmTimeoutSeconds);
+  }
+}
+
+/**
+ * Runs the closure diff; a failure is not the host's (nixos-rebuild copies
+ * what the target could not fetch): it says why there is no diff instead.
+ */
+async function diffClosures(run: (command: PlannedCommand) => Promise<CommandResult>, command: PlannedCommand): Promise<{ diff?: HostClosureDiff; why?: string } | 'aborted'> {
+  const result = await run(command);
+  if (result.aborted) return 'aborted';
+  if (!succeeded(result)) return { why: outputTail({ stderr: result.stderr, stdout: '' }, 1)[0] ?? `exit ${result.exitCode}` };
+  try {
+    return { diff: parseClosureDiffOutput(result.stdout) };
+  } catch (error) {
+    return { why: (error as Error).message };
   }
 }
 

@@ -13,6 +13,7 @@
 import type { ListrTask } from 'listr2';
 import pLimit from 'p-limit';
 import { InterruptedError, StageError } from '../errors.ts';
+import { summarizeClosureDiff } from '../nix/closure-diff.ts';
 import { withProgressTitle } from '../report/progress.ts';
 import type { RunContext } from './context.ts';
 import { deployHost } from './deploy-host.ts';
@@ -61,10 +62,19 @@ export function deployTask(): ListrTask<RunContext> {
                   if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
                   const progress = withProgressTitle(sub);
                   try {
-                    const deployment = { plan: deploy.hosts[host]!, goal, confirmTimeoutSeconds: deploy.confirmTimeoutSeconds, values: ctx.values, activation: rollback ? 'switch back' : 'nixos-rebuild' };
+                    const deployment = {
+                      plan: deploy.hosts[host]!,
+                      goal,
+                      confirmTimeoutSeconds: deploy.confirmTimeoutSeconds,
+                      values: ctx.values,
+                      activation: rollback ? 'switch back' : 'nixos-rebuild',
+                      diffOnly: deploy.diffOnly,
+                    };
                     // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
                     await deployHost(deployment, ctx, (line) => (sub.output = `${host}: ${line}`));
-                    progress.task.title = `${host}: ${goal} done`;
+                    const ended = ctx.recorder.hosts.get(host);
+                    const changes = ended?.diff ? ` — ${summarizeClosureDiff(ended.diff)}` : '';
+                    progress.task.title = ended?.state === 'not-started' ? `${host}: not activated (${ended.note ?? ''})${changes}` : `${host}: ${goal} done${changes}`;
                   } finally {
                     progress.stop();
                   }

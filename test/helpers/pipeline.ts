@@ -12,7 +12,7 @@ import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevel
 import type { DeployPlan, PlannedCommand } from '../../lib/plan/types.ts';
 import { sshDestination } from '../../lib/remote/host.ts';
 import { parseGeneration } from '../../lib/remote/scripts.ts';
-import type { RendererChoice, RunResult } from '../../lib/run/run.ts';
+import type { RendererChoice, RunPlanOptions, RunResult } from '../../lib/run/run.ts';
 import { runPlan } from '../../lib/run/run.ts';
 import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from './fixtures.ts';
 import { startTestCache } from './http-cache.ts';
@@ -33,6 +33,8 @@ export const fleetResponders: readonly Responder[] = [
   })),
   // What each target ran before: its profile link, the profile's path, the running system.
   when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),
+  // What the new toplevel changes against /nix/store/old-system, as lib/nix/closure-diff.ts CLOSURE_DIFF prints it.
+  when(['avalanche-closure-diff'], { stdout: 'format=avalanche-closure-diff-1\ncurrent-system=/nix/store/old-system\ntoplevel=' + FIXTURE_TOPLEVEL + '\nclosure-bytes-after=2048\nclosure-bytes-before=1024\ndiff-closures:\nlinux: 6.1.1 → 6.1.2\n' }),
   // The rollback restores system-4 and reads the generation again.
   when(['avalanche-rollback'], { stdout: 'outcome=restored\nprofile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/old-system\n' }),
 ];
@@ -45,6 +47,8 @@ export interface PipelineOptions {
   readonly signal?: AbortSignal;
   /** listr2's renderer; default silent (`simple` prints what an operator's CI log shows) */
   readonly renderer?: RendererChoice;
+  /** --interactive's question */
+  readonly confirmActivation?: RunPlanOptions['confirmActivation'];
 }
 
 /** `responders` answer first; the fleet's usual answers fill in the rest. */
@@ -60,7 +64,7 @@ export async function runPipeline(responders: readonly Responder[], options: Pip
     });
     const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, ...options.plan });
     const executor = new RecordingExecutor([...responders, ...fleetResponders]);
-    const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: options.renderer ?? 'silent', runId: 'r1' });
+    const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: options.renderer ?? 'silent', runId: 'r1', confirmActivation: options.confirmActivation });
     return { result, executor, plan, cacheRequests: [...cache.requests] };
   } finally {
     await cache.close();
@@ -156,7 +160,7 @@ export function deployStepsRun(run: RecordedRun): string[] {
     const generation = probed < 0 ? {} : previousGenerationValues(parseGeneration(executor.results[probed]!.stdout));
     const fill = (command: PlannedCommand | undefined) => (command ? asRunWith(command, { ...values, ...generation }) : undefined);
     const checks = (host.health?.checks ?? []).flatMap((check) => (check.kind === 'command' ? [[`health: ${check.name}`, check.command] as const] : []));
-    const steps = ([['probe', host.probe], ['arm', host.arm], ['rebuild', host.rebuild], ...checks, ['confirm', host.confirm], ['rollback', host.rollback]] as const)
+    const steps = ([['probe', host.probe], ['diff', host.diff], ['arm', host.arm], ['rebuild', host.rebuild], ...checks, ['confirm', host.confirm], ['rollback', host.rollback]] as const)
       .map(([step, command]) => [step, fill(command)] as const);
     const notSteps = [plan.preflight.targets.find((t) => t.host === host.name)?.command, host.closeConnection].map(fill);
     return { name: host.name, login: sshDestination(host.target), steps, notSteps };

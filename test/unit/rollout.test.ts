@@ -123,7 +123,7 @@ describe('safe rollouts (recording executor)', () => {
   it('probes, arms, rebuilds, confirms each host', async () => {
     const { result, steps } = await run([]);
     expect(result.error).toBeUndefined();
-    expect(steps.filter((s) => s.startsWith('opi03'))).toEqual(['opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm']);
+    expect(steps.filter((s) => s.startsWith('opi03'))).toEqual(['opi03 probe', 'opi03 diff', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm']);
     expect(result.report.hosts.every((h) => h.state === 'deployed' && h.generation === 'new')).toBe(true);
   });
 
@@ -132,8 +132,8 @@ describe('safe rollouts (recording executor)', () => {
       rolling: true,
     });
     expect(steps).toEqual([
-      'opi03 probe', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm',
-      'opi01 probe', 'opi01 arm', 'opi01 rebuild', 'opi01 rollback',
+      'opi03 probe', 'opi03 diff', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm',
+      'opi01 probe', 'opi01 diff', 'opi01 arm', 'opi01 rebuild', 'opi01 rollback',
     ]);
     expect(result.error!.message).toContain('not started: opi02');
     expect(result.report.hosts.map((h) => [h.name, h.state, h.generation])).toEqual([
@@ -155,7 +155,7 @@ describe('safe rollouts (recording executor)', () => {
       json.hosts.opi02.health = { commands: [['test', '-e', '/run/booted-fine']] };
     });
     const booted = 'opi02 health: command: test -e /run/booted-fine';
-    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 arm', 'opi02 rebuild', 'opi02 health: ssh answers', booted, booted, 'opi02 rollback']);
+    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 diff', 'opi02 arm', 'opi02 rebuild', 'opi02 health: ssh answers', booted, booted, 'opi02 rollback']);
     expect(result.error!.message).toContain('opi02: health check failed after 2 attempt(s): command: test -e /run/booted-fine');
     expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: 'rolled back: health check failed' });
   });

@@ -40,17 +40,19 @@ export function closureDiffRows(diff: ClosureDiff): string[][] {
   );
 }
 
+/** One host's line and its packages' table (indented), as the terminal shows them: in the report, and before --interactive asks. */
+export function hostClosureDiffText(host: string, diff: HostClosureDiff): string[] {
+  return [
+    `  ${host}: ${describeClosureDiff(diff)}`,
+    ...(diff.kind === 'diff' && diff.packages.length > 0 ? textTable(COLUMNS, closureDiffRows(diff)).map((line) => `    ${line}`) : []),
+  ];
+}
+
 /** The terminal's section: `closure changes`, then per host its line and its packages' table, indented. */
 export function closureDiffText(report: RunReport): string[] {
   const diffs = hostDiffs(report);
   if (diffs.length === 0) return [];
-  return [
-    'closure changes:',
-    ...diffs.flatMap(({ host, diff }) => [
-      `  ${host}: ${describeClosureDiff(diff)}`,
-      ...(diff.kind === 'diff' && diff.packages.length > 0 ? textTable(COLUMNS, closureDiffRows(diff)).map((line) => `    ${line}`) : []),
-    ]),
-  ];
+  return ['closure changes:', ...diffs.flatMap(({ host, diff }) => hostClosureDiffText(host, diff))];
 }
 
 /** For HTML inside markdown (a <summary>): only what could open a tag or an entity. */

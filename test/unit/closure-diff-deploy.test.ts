@@ -1,0 +1,85 @@
+/**
+ * Each host's closure diff in the deploy (issue 13 #4): planned before the
+ * watchdog and the activation, recorded in the report, shown on the host's
+ * row; --dry-run --diff stops there; --interactive asks with it; a diff that
+ * cannot be made never stops a deploy.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runDeployCli } from '../../lib/cli/deploy.ts';
+import type { Io } from '../../lib/cli/io.ts';
+import { renderPlan } from '../../lib/plan/render.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
+import { deployStepsRun, planFleet, runPipeline } from '../helpers/pipeline.ts';
+import { when } from '../helpers/recording-executor.ts';
+
+describe('closure diff in the deploy', () => {
+  it('is planned for every host, after the probe, on the target as the deploy user, unless --no-diff', () => {
+    const plan = planFleet();
+    for (const host of plan.hosts) {
+      const diff = plan.deploy.hosts[host]!.diff!;
+      expect(diff.argv.at(-1)).toContain(`avalanche-closure-diff '{{previous-system}}' '{{toplevel:${host}}}'`);
+      expect(diff.argv.at(-3)).toBe(`deploy@${host}.internal`);
+      expect(diff.argv.join(' ')).not.toContain('sudo');
+    }
+    expect(renderPlan(plan)).toContain('compare its closure with what it runs (nix store diff-closures)');
+    expect(Object.values(planFleet({ diff: false }).deploy.hosts).every((h) => h.diff === undefined)).toBe(true);
+    // --interactive and --dry-run --diff need it, whatever --no-diff says.
+    expect(planFleet({ diff: false, interactive: true }).deploy.hosts.opi01!.diff).toBeDefined();
+    expect(renderPlan(planFleet({ diffOnly: true }))).toContain('and stop: nothing is activated');
+  });
+
+  it('runs before the watchdog and the activation, and lands in the report and on the row', async () => {
+    const run = await runPipeline([]);
+    expect(run.result.outcome).toBe('success');
+    expect(deployStepsRun(run).filter((s) => s.startsWith('opi01'))).toEqual(['opi01 probe', 'opi01 diff', 'opi01 arm', 'opi01 rebuild', 'opi01 health: ssh answers', 'opi01 confirm']);
+    const opi01 = run.result.report.hosts.find((h) => h.name === 'opi01')!;
+    expect(opi01.diff).toMatchObject({ kind: 'diff', sizeDeltaBytes: 1024, packages: [{ name: 'linux', change: 'changed', before: ['6.1.1'], after: ['6.1.2'] }] });
+  });
+
+  it('a diff that cannot be made says why and the deploy goes on', async () => {
+    const run = await runPipeline([when(['avalanche-closure-diff', 'deploy@opi02.internal'], { exitCode: 3, stderr: 'closure-diff: cannot get the new toplevel here' })]);
+    expect(run.result.outcome).toBe('success');
+    const opi02 = run.result.report.hosts.find((h) => h.name === 'opi02')!;
+    expect(opi02).toMatchObject({ state: 'deployed' });
+    expect(opi02.diff).toBeUndefined();
+  });
+
+  it('diffOnly (--dry-run --diff) activates nothing: no watchdog, no nixos-rebuild', async () => {
+    const run = await runPipeline([], { plan: { diffOnly: true } });
+    expect(run.result.outcome).toBe('success');
+    const steps = deployStepsRun(run);
+    expect(steps.some((s) => / (arm|rebuild|confirm)$/.test(s))).toBe(false);
+    expect(steps.filter((s) => s.endsWith(' diff'))).toHaveLength(3);
+    for (const host of run.result.report.hosts) expect(host).toMatchObject({ state: 'not-started', generation: 'previous', note: 'dry run: compared, not activated' });
+  });
+
+  it('--interactive asks with each host\'s diff; no leaves that host untouched', async () => {
+    const asked: string[] = [];
+    const run = await runPipeline([], {
+      plan: { interactive: true },
+      confirmActivation: async (host, diff) => {
+        asked.push(`${host} ${diff?.kind}`);
+        return host !== 'opi02';
+      },
+    });
+    expect(asked.sort()).toEqual(['opi01 diff', 'opi02 diff', 'opi03 diff']);
+    const steps = deployStepsRun(run);
+    expect(steps.filter((s) => s.startsWith('opi02'))).toEqual(['opi02 probe', 'opi02 diff']);
+    expect(steps).toContain('opi01 rebuild');
+    expect(run.result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'not-started', note: 'not activated: declined at the --interactive question' });
+  });
+
+  it('refuses what cannot work, with exit 2', async () => {
+    const cli = async (args: string[], io: Partial<Io> = {}) => {
+      const err: string[] = [];
+      const code = await runDeployCli('deploy', ['--inventory', join(repoRoot, 'hosts.json'), ...args], { stdout: () => {}, stderr: (t) => err.push(t), isTTY: false, env: {}, ...io });
+      return { code, stderr: err.join('\n') };
+    };
+    expect(await cli(['opi01', '--diff'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--diff goes with --dry-run') });
+    expect(await cli(['opi01', '--diff', '--no-diff', '--dry-run'])).toMatchObject({ code: 2 });
+    expect(await cli(['opi01', '--interactive', '--json'])).toMatchObject({ code: 2 });
+    expect(await cli(['opi01', '--interactive'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--interactive asks on the terminal') });
+    expect(await cli(['opi01', '--interactive'], { ask: async () => true, env: { CI: 'true' } })).toMatchObject({ code: 2 });
+  });
+});
