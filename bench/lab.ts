@@ -131,22 +131,25 @@ export class Lab {
     return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
   }
 
-  /** `<host> <derivation name>` per finished build (the lab's builds.log). */
-  builds(): { host: string; name: string }[] {
+  /** `<host> <derivation name> <generation>` per finished build (the lab's builds.log). */
+  builds(): { host: string; name: string; generation: string }[] {
     return this.lines('builds.log').map((line) => {
-      const [host = '', name = ''] = line.split(' ');
-      return { host, name };
+      const [host = '', name = '', generation = ''] = line.split(' ');
+      return { host, name, generation };
     });
   }
 
+  /** Where the generation's kernel (`linux-<version>`) was built. */
   kernelBuilds(generation: string): string[] {
     return this.builds()
-      .filter((b) => b.name === `linux-6.1-opi-${generation}`)
+      .filter((b) => b.generation === generation && b.name.startsWith('linux-'))
       .map((b) => b.host);
   }
 
   toplevelBuilds(generation: string): { host: string; name: string }[] {
-    return this.builds().filter((b) => b.name.startsWith('nixos-system-') && b.name.endsWith(`-${generation}`));
+    return this.builds()
+      .filter((b) => b.generation === generation && b.name.startsWith('nixos-system-'))
+      .map(({ host, name }) => ({ host, name }));
   }
 
   cacheRequests(): { client: string; method: string; path: string; status: string }[] {

@@ -104,7 +104,7 @@ export async function measureSequential(ctx: Context, generation: string): Promi
       check(
         'sequential: the kernel was built once on every opi',
         sameHosts(kernelBuiltOn, lab.hosts),
-        `builds.log: linux-6.1-opi-${generation} built ${kernelBuiltOn.length}× (on ${kernelBuiltOn.join(', ') || 'nothing'}); expected once on each of ${lab.hosts.join(', ')}`,
+        `builds.log: generation ${generation}'s kernel built ${kernelBuiltOn.length}× (on ${kernelBuiltOn.join(', ') || 'nothing'}); expected once on each of ${lab.hosts.join(', ')}`,
       ),
       ...hosts.map((h) =>
         check(`sequential: ${h.host} runs its new system`, lab.currentSystem(h.host) === h.toplevel, `current-system → ${lab.currentSystem(h.host) ?? 'nothing'}`),

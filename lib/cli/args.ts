@@ -167,7 +167,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     throw new UsageError('--interactive shows each host\'s closure diff and asks on the terminal: not with --dry-run, --no-diff or --json');
   }
   const help = values.help ?? false;
-  const rollbackTo = command === 'rollback' ? rollbackRequest(values, positionals) : undefined;
+  const rollbackTo = command === 'rollback' && !help ? rollbackRequest(values, positionals) : undefined;
   if (command !== 'rollback') {
     for (const flag of ['to', 'run'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} belongs to rollback`);
   } else {
@@ -234,15 +234,16 @@ function rollbackRequest(values: { readonly to?: string | undefined; readonly ru
     throw new UsageError("name the hosts to roll back, e.g. opi03, @k3s or --on 'opi0*' (or --run <id> for a whole run)");
   }
   if (values.to === undefined) return { kind: 'previous' };
-  const number = Number(values.to);
-  if (!Number.isInteger(number) || number < 1) throw new UsageError(`--to must be a generation number ≥ 1 (got '${values.to}')`);
+  const number = /^\d+$/.test(values.to) ? Number(values.to) : Number.NaN;
+  if (!Number.isSafeInteger(number) || number < 1) throw new UsageError(`--to must be a generation number ≥ 1 (got '${values.to}')`);
   return { kind: 'generation', number };
 }
 
 /** `value` as a whole number ≥ 1 (undefined when absent); UsageError naming `flag` otherwise. */
 export function positiveInteger(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a whole number ≥ 1 (got '${value}')`);
+  // Digits only: Number() would also take 0x3, 1e1 and ' 2'.
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a whole number ≥ 1 (got '${value}')`);
   return n;
 }

@@ -65,7 +65,7 @@ export function planRollback(inventory: Inventory, hosts: readonly HostName[], o
       goal,
       concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? hosts.length),
       activate: (host, target) => ({
-        argv: remoteArgv(target, ['sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', inventory.paths.profile, PLACEHOLDER.toplevel(host), goal], { asRoot: true }),
+        argv: remoteArgv(target, ['sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', inventory.paths.profile, PLACEHOLDER.generation(host), PLACEHOLDER.toplevel(host), goal], { asRoot: true }),
         timeoutMs: inventory.timeouts.deployMinutes * 60_000,
       }),
     }),

@@ -22,34 +22,29 @@ export function generationProbeArgv(target: RemoteHost, paths: { readonly profil
 export const ACTIVATION_UNIT = 'nixos-rebuild-switch-to-configuration.service';
 
 /**
- * Switches the host to a generation it has (a rollback's activation): finds
- * the newest `<profile>-<N>-link` whose toplevel is the given store path,
+ * Switches the host to a generation it has (a rollback's activation): checks
+ * that `<profile>-<N>-link` still resolves to the toplevel the rollback chose,
  * points the profile at it (for switch and boot, as `nix-env
  * --switch-generation` does: the link is relative, made beside and renamed
  * over), then runs the toplevel's `switch-to-configuration <goal>` as
  * nixos-rebuild-ng does on systemd: a transient unit named
  * {@link ACTIVATION_UNIT}, waited for, so that it finishes although the SSH
  * session drops and the watchdog knows when it ended; elsewhere directly.
- * Exit 4, before changing anything, when no generation has that toplevel or
- * it has no switch-to-configuration; else the activation's status.
- * Args: profile toplevel goal.
+ * Exit 4, before changing anything, when that generation is gone or is
+ * another system now, or the toplevel has no switch-to-configuration; else
+ * the activation's status.
+ * Args: profile generation-number toplevel goal.
  */
 export const SWITCH_TO_GENERATION = `
-profile=$1 toplevel=$2 goal=$3
-dir=$(dirname "$profile") base=$(basename "$profile")
-best=
-for link in "$dir/$base"-*-link; do
-  [ -L "$link" ] || continue
-  n=\${link#"$dir/$base"-}; n=\${n%-link}
-  case $n in ''|*[!0-9]*) continue ;; esac
-  [ "$(readlink -f "$link" 2>/dev/null)" = "$toplevel" ] || continue
-  if [ -z "$best" ] || [ "$n" -gt "$best" ]; then best=$n; fi
-done
-if [ -z "$best" ]; then echo "no generation of $profile is $toplevel (deleted or garbage-collected?)" >&2; exit 4; fi
+profile=$1 number=$2 toplevel=$3 goal=$4
+link="$(basename "$profile")-$number-link"
+if [ "$(readlink -f "$(dirname "$profile")/$link" 2>/dev/null)" != "$toplevel" ]; then
+  echo "generation $number of $profile is not $toplevel any more (deleted, or made again?)" >&2; exit 4
+fi
 if [ ! -x "$toplevel/bin/switch-to-configuration" ]; then echo "$toplevel has no bin/switch-to-configuration: not a NixOS system" >&2; exit 4; fi
-echo "generation $best: $toplevel"
+echo "generation $number: $toplevel"
 if [ "$goal" != test ]; then
-  ln -sfn "$base-$best-link" "$profile.avalanche-tmp" && mv -T "$profile.avalanche-tmp" "$profile" || exit 1
+  ln -sfn "$link" "$profile.avalanche-tmp" && mv -T "$profile.avalanche-tmp" "$profile" || exit 1
 fi
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
   exec systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe --quiet --service-type=exec \\

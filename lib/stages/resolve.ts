@@ -36,7 +36,7 @@ export function resolveTask(): ListrTask<RunContext> {
               throw new StageError(`${host}: ${(error as Error).message}`);
             }
             const chosen = chooseGeneration(host, generations, to);
-            Object.assign(ctx.values, toplevelValues({ [host]: chosen.toplevel }));
+            Object.assign(ctx.values, toplevelValues({ [host]: chosen.toplevel }), { [`generation:${host}`]: String(chosen.number) });
             sub.title = `${host}: generation ${generations.profileGeneration ?? '?'} → ${chosen.number} (${chosen.toplevel})`;
           },
         })),

@@ -15,16 +15,16 @@ import {
   currentSystem,
   hostAddress,
   inventoryPath,
+  kernelName,
   lab,
   labSkipReason,
   newGeneration,
-  revision,
   runScript,
   systemProfile,
+  toplevelName,
 } from './lab.ts';
 
 const GC_ROOTS = '/nix/var/nix/gcroots/arm-cache';
-const kernelName = (label: string) => `linux-6.1-opi-${revision(label)}`;
 const hashOf = (storePath: string) => basename(storePath).slice(0, 32);
 
 function pinned(storePath: string): boolean {
@@ -48,7 +48,7 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     expect(built).toEqual(
       expect.arrayContaining([
         { host: 'opi03', name: kernelName('e2e-one') },
-        { host: 'opi03', name: `nixos-system-opi03-${revision('e2e-one')}` },
+        { host: 'opi03', name: toplevelName('opi03', 'e2e-one') },
       ]),
     );
     expect(built.every((b) => b.host === 'opi03')).toBe(true);

@@ -18,12 +18,12 @@ import {
   hostPath,
   inventoriesDir,
   inventoryCopy,
+  kernelName,
   lab,
   labEnv,
   labPath,
   labSkipReason,
   newGeneration,
-  revision,
   runScript,
   scriptArgv,
   systemProfile,
@@ -43,7 +43,7 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
       expect(run.exitCode, run.stderr).toBe(0);
       expect(run.json.report.seed).toBe('opi01');
       expect(run.json.report.seedFailover).toMatch(/^seed opi03 did not answer .*; opi01 builds instead$/);
-      expect(buildsOf('f1').filter((b) => b.name.startsWith('linux'))).toEqual([{ host: 'opi01', name: `linux-6.1-opi-${revision('f1')}` }]);
+      expect(buildsOf('f1').filter((b) => b.name.startsWith('linux'))).toEqual([{ host: 'opi01', name: kernelName('f1') }]);
       expect(states(run.json.report)).toEqual([['opi01', 'deployed', 'new'], ['opi02', 'deployed', 'new']]);
     } finally {
       await fault('sshd-up', 'opi03');

@@ -106,9 +106,15 @@ export async function newGeneration(
     activationSeconds?: number;
     /** how long the kernel takes to build (default: the lab's) */
     kernelSeconds?: number;
+    /** the kernel's version (default: flake.sh's, {@link kernelName}) */
+    kernelVersion?: string;
+    /** extra packages in every toplevel's closure, `NAME-VERSION[:KIB]` (flake.sh --packages) */
+    packages?: readonly string[];
   } = {},
 ): Promise<void> {
   const argv = ['bash', join(repoRoot, 'test/lab/flake.sh'), '--generation', revision(label)];
+  if (options.kernelVersion) argv.push('--kernel-version', options.kernelVersion);
+  if (options.packages?.length) argv.push('--packages', options.packages.join(' '));
   if (options.failActivation?.length) argv.push('--fail-activation', options.failActivation.join(' '));
   if (options.brokenUnit?.length) argv.push('--broken-unit', options.brokenUnit.join(' '));
   if (options.unitDies?.length) argv.push('--unit-dies', options.unitDies.join(' '));
@@ -148,12 +154,17 @@ function lines(path: string): string[] {
   return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
 }
 
+/** builds.log's lines: `<host> <derivation name> <generation>`. */
+function buildLines(): { host: string; name: string; generation: string }[] {
+  return lines(labPath('shared/builds.log')).map((line) => {
+    const [host, name, generation] = line.split(' ');
+    return { host: host!, name: name!, generation: generation ?? '' };
+  });
+}
+
 /** `<host> <derivation name>` for every build the lab ever ran (whichever host built it). */
 export function builds(): { host: string; name: string }[] {
-  return lines(labPath('shared/builds.log')).map((line) => {
-    const [host, name] = line.split(' ');
-    return { host: host!, name: name! };
-  });
+  return buildLines().map(({ host, name }) => ({ host, name }));
 }
 
 /**
@@ -165,9 +176,21 @@ export function revision(label: string): string {
   return `${label}.${coordinator()}`;
 }
 
-/** Builds of this project's revision `label`. */
+/** Builds of this project's revision `label` (builds.log's generation column). */
 export function buildsOf(label: string): { host: string; name: string }[] {
-  return builds().filter((b) => b.name.endsWith(`-${revision(label)}`));
+  return buildLines()
+    .filter((b) => b.generation === revision(label))
+    .map(({ host, name }) => ({ host, name }));
+}
+
+/** The kernel's derivation name in revision `label` when flake.sh chose its version: `linux-6.1.<generation>`. */
+export function kernelName(label: string): string {
+  return `linux-6.1.${revision(label)}`;
+}
+
+/** A host's toplevel name in revision `label`: `nixos-system-<host>-25.05.lab-<generation>` (as NixOS's, ending in its version). */
+export function toplevelName(host: string, label: string): string {
+  return `nixos-system-${host}-25.05.lab-${revision(label)}`;
 }
 
 /** Whether `host` ever activated this project's revision `label`. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # flake.sh — write the lab fleet's flake to $LAB_DIR/flake/flake.nix.
 #
-#   flake.sh [--generation G] [--fail-activation "opi02 opi03"] [--broken-unit HOSTS]
+#   flake.sh [--generation G] [--kernel-version V] [--packages "NAME-VERSION[:KIB] ..."]
+#            [--fail-activation "opi02 opi03"] [--broken-unit HOSTS]
 #            [--unit-dies HOSTS] [--restart-sshd HOSTS]
 #
 # The flake has no inputs (nothing to fetch: the lab is offline) and exposes,
@@ -13,6 +14,12 @@
 # A toplevel holds etc/systemd/system/lab-app.service (a long-running service),
 # nixos-version and bin/switch-to-configuration, which acts on the host's systemd the way
 # NixOS's does for what a deploy observes (see switchScript below).
+# Names carry versions as nixpkgs' do, so `nix store diff-closures` between two
+# generations has something to show: the kernel linux-<V> (--kernel-version;
+# default 6.1.<generation>), the toplevel nixos-system-<host>-25.05.lab-<generation>,
+# and small text packages in its closure (no build): lab-app-1.0 always, plus
+# --packages NAME-VERSION[:KIB] (default size 1 KiB), e.g. "lab-tools-2.1:24"
+# in one generation and "lab-tools-2.2:24" in the next.
 # Host lists (space-separated) for faults:
 #   --fail-activation  switch-to-configuration records the attempt, changes nothing, exits 1
 #   --broken-unit      lab-app.service fails at once: the unit is failed, the system
@@ -27,11 +34,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/common.sh"
 
 usage() {
-  echo "usage: flake.sh [--generation G] [--fail-activation \"opiNN ...\"] [--broken-unit HOSTS] [--unit-dies HOSTS] [--restart-sshd HOSTS]" >&2
+  echo "usage: flake.sh [--generation G] [--kernel-version V] [--packages \"NAME-VERSION[:KIB] ...\"] [--fail-activation \"opiNN ...\"] [--broken-unit HOSTS] [--unit-dies HOSTS] [--restart-sshd HOSTS]" >&2
   exit 2
 }
 
 generation=1
+kernel_version=""
+packages=""
 fail_activation=""
 broken_unit=""
 unit_dies=""
@@ -40,6 +49,10 @@ while (($#)); do
   case "$1" in
     --generation) (($# >= 2)) || usage; generation=$2; shift 2 ;;
     --generation=*) generation=${1#*=}; shift ;;
+    --kernel-version) (($# >= 2)) || usage; kernel_version=$2; shift 2 ;;
+    --kernel-version=*) kernel_version=${1#*=}; shift ;;
+    --packages) (($# >= 2)) || usage; packages=$2; shift 2 ;;
+    --packages=*) packages=${1#*=}; shift ;;
     --fail-activation) (($# >= 2)) || usage; fail_activation=$2; shift 2 ;;
     --fail-activation=*) fail_activation=${1#*=}; shift ;;
     --broken-unit) (($# >= 2)) || usage; broken_unit=$2; shift 2 ;;
@@ -58,6 +71,19 @@ lab_check_seconds
 # The generation ends up in store path names: keep to Nix's name characters.
 [[ "$generation" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] ||
   lab_die "--generation '$generation': use letters, digits and . _ + - only"
+# A version Nix splits off the name as nixpkgs' are (DrvName: the name ends at
+# the first '-' followed by a non-letter): it starts with a digit.
+kernel_version=${kernel_version:-6.1.$generation}
+[[ "$kernel_version" =~ ^[0-9][A-Za-z0-9._+-]*$ ]] ||
+  lab_die "--kernel-version '$kernel_version': start with a digit; letters, digits and . _ + - only"
+# --packages: NAME-VERSION[:KIB] words -> Nix attrsets { name = "..."; kib = N; }.
+nix_packages="["
+for p in lab-app-1.0 $packages; do
+  [[ "$p" =~ ^([A-Za-z][A-Za-z0-9_+]*(-[A-Za-z][A-Za-z0-9_+]*)*-[0-9][A-Za-z0-9._+-]*)(:([0-9]+))?$ ]] ||
+    lab_die "--packages: '$p' is not NAME-VERSION[:KIB] (a version starting with a digit, a size in whole KiB)"
+  nix_packages+=" { name = \"${BASH_REMATCH[1]}\"; kib = ${BASH_REMATCH[4]:-1}; }"
+done
+nix_packages+=" ]"
 for opt in fail_activation broken_unit unit_dies restart_sshd; do
   for h in ${!opt}; do
     [[ " $LAB_HOSTS " == *" $h "* ]] || lab_die "--${opt//_/-}: '$h' is not in LAB_HOSTS ($LAB_HOSTS)"
@@ -94,6 +120,9 @@ cat >"$tmp" <<'NIX'
     let
       system = "aarch64-linux"; # written out: builtins.currentSystem is impure
       generation = "@GENERATION@";
+      kernelVersion = "@KERNEL_VERSION@";
+      # What nixos-version says, and the toplevel's version (as NixOS's system.nixos.label).
+      nixosVersion = "25.05.lab-${generation}";
       labDir = "@LAB_DIR@";
       labId = "@LAB_ID@";
       hosts = @HOSTS@;
@@ -106,19 +135,29 @@ cat >"$tmp" <<'NIX'
       # The shared slow "kernel": built once (on whichever opi the coordinator
       # delegates to), then served from the cache. builds.log (in the directory
       # every lab host shares) is deliberate impurity (sandbox = false) so tests
-      # can count where and how often it was built.
+      # can count where and how often it was built: "<hostname> <name> <generation>".
+      # The generation is an input, so every generation builds a new kernel,
+      # whatever its version says.
       kernel = derivation {
-        name = "linux-6.1-opi-${generation}";
-        inherit system labDir labId;
+        name = "linux-${kernelVersion}";
+        inherit system labDir labId generation;
         builder = "/bin/sh";
         args = [ "-c" ''
           set -e
           /bin/sleep @KERNEL_SECONDS@
           /bin/mkdir -p "$out"
           /bin/hostname > "$out/built-on"
-          echo "$(/bin/hostname) $name" >> "$labDir/shared/builds.log"
+          echo "$(/bin/hostname) $name $generation" >> "$labDir/shared/builds.log"
         '' ];
       };
+
+      # Packages in every toplevel's closure: text files in the store, written
+      # at evaluation (builtins.toFile), so nothing more is built. KIB KiB of
+      # filler, so a package added, removed or resized moves the closure size
+      # past diff-closures' 8 KiB threshold when asked to.
+      kibBlock = builtins.substring 0 1024 (builtins.concatStringsSep "" (builtins.genList (_: "lab package filler ") 64));
+      kibOfFiller = kib: builtins.concatStringsSep "" (builtins.genList (_: kibBlock) kib);
+      packages = map (p: builtins.toFile p.name "${p.name}\n${kibOfFiller p.kib}") @PACKAGES@;
 
       # The system's one service. @out@ is the toplevel's own path.
       appUnit = host: ''
@@ -147,7 +186,8 @@ cat >"$tmp" <<'NIX'
       # Each goal is recorded in /var/lib/lab/activations.log as
       # "<epoch> <goal> <toplevel>". lab-boot (not a NixOS goal) is what the
       # template's lab-activate-on-boot.service runs at boot for the system
-      # profile, as NixOS's stage 2 activates the booted generation: not recorded.
+      # profile, as NixOS's stage 2 activates the booted generation and links
+      # /run/booted-system to it: not recorded.
       switchScript = host: ''
         #!/bin/sh
         # Lab switch-to-configuration for ${host} (avalanche-deploy test/lab/flake.sh)
@@ -165,7 +205,7 @@ cat >"$tmp" <<'NIX'
         }
         case "$goal" in
           switch|boot|test|dry-activate) ;;
-          lab-boot) activate; /bin/systemctl --no-block restart lab-app.service; exit 0 ;;
+          lab-boot) activate; /bin/ln -sfn @out@ /run/booted-system; /bin/systemctl --no-block restart lab-app.service; exit 0 ;;
           *) echo "usage: switch-to-configuration [switch|boot|test|dry-activate]" >&2; exit 1 ;;
         esac
         /bin/sleep @ACTIVATION_SECONDS@
@@ -186,8 +226,8 @@ cat >"$tmp" <<'NIX'
       '';
 
       toplevel = host: derivation {
-        name = "nixos-system-${host}-${generation}";
-        inherit system labDir labId host kernel;
+        name = "nixos-system-${host}-${nixosVersion}";
+        inherit system labDir labId host kernel generation nixosVersion packages;
         switchScript = switchScript host;
         appUnit = appUnit host;
         builder = "/bin/sh";
@@ -195,14 +235,16 @@ cat >"$tmp" <<'NIX'
           set -e
           /bin/sleep @HOST_SECONDS@
           /bin/mkdir -p "$out/bin" "$out/etc/systemd/system"
+          /bin/mkdir -p "$out/sw"
           /bin/ln -s "$kernel" "$out/kernel"
+          for p in $packages; do /bin/ln -s "$p" "$out/sw/''${p#/nix/store/}"; done
           echo "$host" > "$out/host"
           # As in every NixOS toplevel (recent nixos-rebuild-ng refuses one without it).
-          echo "25.05.lab-$generation" > "$out/nixos-version"
+          echo "$nixosVersion" > "$out/nixos-version"
           printf '%s' "$switchScript" | /bin/sed "s|@out@|$out|g" > "$out/bin/switch-to-configuration"
           /bin/chmod 0555 "$out/bin/switch-to-configuration"
           printf '%s' "$appUnit" | /bin/sed "s|@out@|$out|g" > "$out/etc/systemd/system/lab-app.service"
-          echo "$(/bin/hostname) $name" >> "$labDir/shared/builds.log"
+          echo "$(/bin/hostname) $name $generation" >> "$labDir/shared/builds.log"
         '' ];
       };
     in {
@@ -218,6 +260,8 @@ cat >"$tmp" <<'NIX'
 NIX
 sed -i \
   -e "s|@GENERATION@|$generation|g" \
+  -e "s|@KERNEL_VERSION@|$kernel_version|g" \
+  -e "s|@PACKAGES@|$nix_packages|g" \
   -e "s|@LAB_DIR@|$LAB_DIR|g" \
   -e "s|@LAB_ID@|$lab_id|g" \
   -e "s|@HOSTS@|$(nix_list "$LAB_HOSTS")|g" \
@@ -237,6 +281,8 @@ mv -f "$tmp" "$flake_dir/flake.nix"
 # What the flake was generated with, for tests and humans (not read by Nix).
 cat >"$flake_dir/lab-flake.env" <<EOF
 LAB_FLAKE_GENERATION=$generation
+LAB_FLAKE_KERNEL_VERSION=$kernel_version
+LAB_FLAKE_PACKAGES="$packages"
 LAB_FLAKE_FAIL_ACTIVATION="$fail_activation"
 LAB_FLAKE_BROKEN_UNIT="$broken_unit"
 LAB_FLAKE_UNIT_DIES="$unit_dies"

@@ -101,12 +101,12 @@ describe('planning a rollback of the fleet (non-root deploy user)', () => {
     for (const host of FLEET_HOSTS) {
       const { rebuild } = plan.deploy.hosts[host]!;
       expect(rebuild.argv.at(-3)).toBe(`deploy@${host}.internal`);
-      expect(remoteWords(rebuild.argv)).toEqual(['sudo', '-n', '--', 'sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', PROFILE, `{{toplevel:${host}}}`, 'switch']);
+      expect(remoteWords(rebuild.argv)).toEqual(['sudo', '-n', '--', 'sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', PROFILE, `{{generation:${host}}}`, `{{toplevel:${host}}}`, 'switch']);
       expect(rebuild.env).toBeUndefined();
       expect(rebuild.timeoutMs).toBe(60 * 60_000);
     }
     const test = planFleetRollback({ goal: 'test' });
-    expect(remoteWords(test.deploy.hosts.opi02!.rebuild.argv).slice(-3)).toEqual([PROFILE, '{{toplevel:opi02}}', 'test']);
+    expect(remoteWords(test.deploy.hosts.opi02!.rebuild.argv).slice(-4)).toEqual([PROFILE, '{{generation:opi02}}', '{{toplevel:opi02}}', 'test']);
   });
 
   it('wraps the switch in the deploy\'s own steps: the same probe, watchdog, health checks, confirmation, rollback and lock', () => {
@@ -436,8 +436,8 @@ describe('a rollback run through its stages', () => {
     expect(result.outcome).toBe('success');
     const switches = executor.calls.filter((call) => call.argv.at(-1)?.split(' ').includes('avalanche-switch'));
     expect(switches).toHaveLength(1);
-    expect(remoteWords(switches[0]!.argv)).toEqual(['sudo', '-n', '--', 'sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', PROFILE, B, 'switch']);
-    expect(isCommand(switches[0]!, asRun(run, plan.deploy.hosts.opi01!.rebuild))).toBe(true);
+    expect(remoteWords(switches[0]!.argv)).toEqual(['sudo', '-n', '--', 'sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', PROFILE, '11', B, 'switch']);
+    expect(isCommand(switches[0]!, fillCommand(plan.deploy.hosts.opi01!.rebuild, { ...runValues(run), 'generation:opi01': '11' }))).toBe(true);
     // In order: the login with sudo, the listing, then the host's steps around the switch.
     const order = ['sudo -n -- true', 'avalanche-generations', 'avalanche-probe', 'avalanche-arm', 'avalanche-switch', 'avalanche-confirm'];
     const at = order.map((word) => executor.calls.findIndex((call) => call.argv.at(-1) === word || call.argv.at(-1)!.split(' ').includes(word)));
