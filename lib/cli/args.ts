@@ -221,6 +221,28 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   };
 }
 
+/**
+ * The choices a deploy and a rollback plan alike take from the command line:
+ * pace, safety steps, the closure diff. One mapping, so that no flag is
+ * parsed and then forgotten by one of the planners (lib/plan/assemble.ts
+ * PlanOptions, lib/plan/rollback.ts RollbackPlanOptions).
+ */
+export function deployStageChoices(options: CliOptions) {
+  return {
+    concurrency: options.concurrency,
+    rolling: options.rolling,
+    batchSize: options.batchSize,
+    keepGoing: options.keepGoing,
+    magicRollback: options.magicRollback,
+    rollback: options.rollback,
+    confirmTimeoutSeconds: options.confirmTimeoutSeconds,
+    diff: options.diff,
+    interactive: options.interactive,
+    // --dry-run --diff: build and compare, activate nothing.
+    diffOnly: options.dryRun && options.dryRunDiff,
+  };
+}
+
 /** A rollback switches to a generation: dry-activate has nothing to check there. */
 const ROLLBACK_GOALS = ['switch', 'boot', 'test'] as const;
 

@@ -24,7 +24,7 @@ import { closureDiffText, hostClosureDiffText } from '../report/render/closure-d
 import { renderReport } from '../report/render/text.ts';
 import { type RendererChoice, type RunPlanOptions, type RunResult, runPlan } from '../run/run.ts';
 import { whyNotWritable } from '../util/writable.ts';
-import { type CliOptions, type Command, parseCliArgs, usage } from './args.ts';
+import { type CliOptions, type Command, deployStageChoices, parseCliArgs, usage } from './args.ts';
 import { colours } from './colour.ts';
 import { exitCodeOf, failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { makeRollbackPlan } from './rollback.ts';
@@ -127,15 +127,9 @@ async function makePlan(options: CliOptions, executor: Executor): Promise<Deploy
     goal: options.goal,
     flake: options.flake,
     seed: options.seed,
-    concurrency: options.concurrency,
+    ...deployStageChoices(options),
     onCoordinator: isOnCoordinator(inventory, hostname()),
     allowUnsigned: options.allowUnsigned,
-    rolling: options.rolling,
-    batchSize: options.batchSize,
-    keepGoing: options.keepGoing,
-    magicRollback: options.magicRollback,
-    rollback: options.rollback,
-    confirmTimeoutSeconds: options.confirmTimeoutSeconds,
     rebuildTool,
     localSystem: localNixSystem(),
   });

@@ -9,7 +9,7 @@ import { planRollback } from '../plan/rollback.ts';
 import type { RollbackPlan, RollbackTarget } from '../plan/types.ts';
 import { loadRun } from '../report/load.ts';
 import type { HostEntry, RunReport } from '../report/report.ts';
-import type { CliOptions } from './args.ts';
+import { type CliOptions, deployStageChoices } from './args.ts';
 
 /**
  * The rollback plan the options ask for. With --run, the hosts are those
@@ -19,20 +19,7 @@ import type { CliOptions } from './args.ts';
  */
 export async function makeRollbackPlan(options: CliOptions, inventory: Inventory, onCoordinator: boolean): Promise<RollbackPlan> {
   const request = options.rollbackTo ?? { kind: 'previous' };
-  const paced = {
-    goal: options.goal === 'dry-activate' ? undefined : options.goal,
-    onCoordinator,
-    concurrency: options.concurrency,
-    rolling: options.rolling,
-    batchSize: options.batchSize,
-    keepGoing: options.keepGoing,
-    magicRollback: options.magicRollback,
-    rollback: options.rollback,
-    confirmTimeoutSeconds: options.confirmTimeoutSeconds,
-    diff: options.diff,
-    interactive: options.interactive,
-    diffOnly: options.dryRunDiff,
-  };
+  const paced = { goal: options.goal === 'dry-activate' ? undefined : options.goal, onCoordinator, ...deployStageChoices(options) };
   if (request.kind !== 'run') {
     const hosts = resolveSelection(inventory, options.selector);
     const to: RollbackTarget = request.kind === 'generation' ? { kind: 'generation', number: request.number } : { kind: 'previous' };

@@ -6,11 +6,13 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { deployStageChoices, parseCliArgs } from '../../lib/cli/args.ts';
 import { runDeployCli } from '../../lib/cli/deploy.ts';
 import type { Io } from '../../lib/cli/io.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
-import { repoRoot } from '../helpers/fixtures.ts';
-import { deployStepsRun, planFleet, runPipeline } from '../helpers/pipeline.ts';
+import { planRollback } from '../../lib/plan/rollback.ts';
+import { fleetInventory, repoRoot } from '../helpers/fixtures.ts';
+import { deployStepsRun, FLEET_HOSTS, planFleet, runPipeline } from '../helpers/pipeline.ts';
 import { when } from '../helpers/recording-executor.ts';
 
 describe('closure diff in the deploy', () => {
@@ -68,6 +70,21 @@ describe('closure diff in the deploy', () => {
     expect(steps.filter((s) => s.startsWith('opi02'))).toEqual(['opi02 probe', 'opi02 diff']);
     expect(steps).toContain('opi01 rebuild');
     expect(run.result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'not-started', note: 'not activated: declined at the --interactive question' });
+  });
+
+  it('the command line\'s --dry-run --diff, --no-diff and --interactive reach both planners', () => {
+    const choices = (command: 'deploy-all' | 'rollback', args: string[]) => deployStageChoices(parseCliArgs(command, args));
+    const deployPlan = (args: string[]) => planFleet(choices('deploy-all', args)).deploy;
+    const rollbackPlan = (args: string[]) => planRollback(fleetInventory(), FLEET_HOSTS, { onCoordinator: true, to: () => ({ kind: 'previous' }), ...choices('rollback', ['@opi', ...args]) }).deploy;
+    for (const plan of [deployPlan, rollbackPlan]) {
+      expect(plan(['--dry-run', '--diff'])).toMatchObject({ diffOnly: true, interactive: false });
+      expect(plan(['--dry-run'])).toMatchObject({ diffOnly: false });
+      expect(plan([])).toMatchObject({ diffOnly: false, interactive: false });
+      expect(plan([]).hosts.opi01!.diff).toBeDefined();
+      expect(plan(['--no-diff']).hosts.opi01!.diff).toBeUndefined();
+      expect(plan(['--interactive'])).toMatchObject({ interactive: true });
+      expect(plan(['--rolling', '--batch-size', '2', '--keep-going', '--no-rollback'])).toMatchObject({ rolling: true, concurrency: 2, keepGoing: true, rollback: false });
+    }
   });
 
   it('refuses what cannot work, with exit 2', async () => {
