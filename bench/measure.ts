@@ -195,7 +195,7 @@ export async function measureStaged(
     else if (r.path.startsWith('/nar/')) entry.nar++;
   }
 
-  const seed = report.seed;
+  const seed = report.seed ?? '';
   const checks: Check[] = [
     check(`${options.label}: deploy-all succeeded`, result.exitCode === 0 && report.outcome === 'success', `exit ${result.exitCode}, outcome ${report.outcome}${parsed.error?.message ? `: ${parsed.error.message.split('\n')[0]}` : ''}`),
   ];

@@ -7,7 +7,9 @@
  * - schemas/dry-run.schema.json: `--dry-run --json` (lib/plan/render.ts dryRunJson);
  * - schemas/deploy-result.schema.json: `--json` after a run ({@link deployResultJson});
  * - schemas/error.schema.json: `--json` when an error ends a command (lib/cli/io.ts failure);
- * - schemas/doctor.schema.json: `doctor --json` (lib/doctor/render.ts resultsAsJson).
+ * - schemas/doctor.schema.json: `doctor --json` (lib/doctor/render.ts resultsAsJson);
+ * - schemas/exec.schema.json: `exec --json` (lib/cli/exec.ts execOutputSchema);
+ * - schemas/generations.schema.json: `generations --json` (lib/cli/generations.ts generationsJsonSchema).
  */
 import { z } from 'zod';
 import { doctorOutputSchema } from '../doctor/render.ts';
@@ -15,6 +17,8 @@ import { inventoryJsonSchema } from '../inventory/schema.ts';
 import { dryRunOutputSchema } from '../plan/types.ts';
 import { runOutcomeSchema, runReportSchema } from '../report/report.ts';
 import type { RunResult } from '../run/run.ts';
+import { execOutputSchema } from './exec.ts';
+import { generationsJsonSchema } from './generations.ts';
 import { errorJson, errorOutputSchema, errorSchema } from './io.ts';
 
 /** What deploy.ts and deploy-all.ts print under --json after a run, whatever its outcome. */
@@ -49,4 +53,6 @@ export const JSON_SCHEMAS: readonly { readonly path: string; readonly schema: ()
   { path: 'schemas/deploy-result.schema.json', schema: output(deployResultSchema) },
   { path: 'schemas/error.schema.json', schema: output(errorOutputSchema) },
   { path: 'schemas/doctor.schema.json', schema: output(doctorOutputSchema) },
+  { path: 'schemas/generations.schema.json', schema: output(generationsJsonSchema) },
+  { path: 'schemas/exec.schema.json', schema: output(execOutputSchema) },
 ];
