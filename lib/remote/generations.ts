@@ -43,7 +43,8 @@ echo "booted-system=$(resolved "$3")"
 for link in "$dir/$base"-*-link; do
   [ -L "$link" ] || continue
   n=\${link#"$dir/$base"-}; n=\${n%-link}
-  case $n in ''|*[!0-9]*) continue ;; esac
+  [ -n "$n" ] || continue
+  case $n in *[!0-9]*) continue ;; esac
   echo "generation=$n $(stat -c %Y "$link" 2>/dev/null) $(readlink -f "$link" 2>/dev/null)"
 done
 `;

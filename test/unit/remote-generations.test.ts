@@ -153,10 +153,11 @@ describe('the generation listing script on a host', () => {
     symlinkSync('system-2-link', profile);
     symlinkSync(next, current);
     symlinkSync(old, booted);
-    // not generations: other profiles' links, a temporary link, a file
+    // not generations: other profiles' links, a temporary link, a link without a number, a file
     symlinkSync(old, join(dir, 'profiles/system-profiles-1-link'));
     symlinkSync(old, join(dir, 'profiles/other-3-link'));
     symlinkSync(old, join(dir, 'profiles/system-4-link.tmp'));
+    symlinkSync(old, join(dir, 'profiles/system--link'));
     writeFileSync(join(dir, 'profiles/system-5-link'), 'not a link');
     const listed = await list();
     expect(listed).toEqual({
