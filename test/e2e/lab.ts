@@ -64,13 +64,13 @@ export function coordinatorArgv(argv: readonly string[]): string[] {
   return ['bash', join(repoRoot, 'test/lab/as-coordinator.sh'), coordinator(), '--', ...argv];
 }
 
-export function scriptArgv(script: 'deploy' | 'deploy-all', args: readonly string[], inventory = inventoryPath()): string[] {
+export function scriptArgv(script: 'deploy' | 'deploy-all' | 'rollback', args: readonly string[], inventory = inventoryPath()): string[] {
   return coordinatorArgv([join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts', `${script}.ts`), '--inventory', inventory, '--report-dir', reportDir(), ...args]);
 }
 
 /** Runs scripts/<script>.ts as a user would on the coordinator, against the lab inventory (or another one). */
 export async function runScript(
-  script: 'deploy' | 'deploy-all',
+  script: 'deploy' | 'deploy-all' | 'rollback',
   args: readonly string[],
   options: { inventory?: string } = {},
 ): Promise<CommandResult & { json: any }> {
