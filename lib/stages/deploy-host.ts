@@ -104,7 +104,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
 
   const activation = deployment.activation ?? 'nixos-rebuild';
-  say(`${activation} ${goal}`);
+  say(activation === 'nixos-rebuild' ? `nixos-rebuild ${goal}` : `${activation} (${goal})`);
   const command = fill(steps.rebuild);
   const shownLive = (line: string) => {
     if (!isOutputNoise(line)) say(line);

@@ -28,7 +28,8 @@ export function deployTask(): ListrTask<RunContext> {
       const seed = ctx.seed?.host;
       const { waves } = ctx;
       const rollback = ctx.plan.operation === 'rollback';
-      task.title = `${rollback ? 'switch back' : 'deploy'} (${goal}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
+      const what = deploy.diffOnly ? 'compare closures, activate nothing (--dry-run --diff)' : `${rollback ? 'switch back' : 'deploy'} (${goal}`;
+      task.title = deploy.diffOnly ? what : `${what}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
       const limit = pLimit(deploy.concurrency);
       // Where the rollout stopped: the first wave whose failure stops the later ones.
       let stoppedAfter: number | undefined;
@@ -67,7 +68,7 @@ export function deployTask(): ListrTask<RunContext> {
                       goal,
                       confirmTimeoutSeconds: deploy.confirmTimeoutSeconds,
                       values: ctx.values,
-                      activation: rollback ? 'switch back' : 'nixos-rebuild',
+                      activation: rollback ? 'switch to the chosen generation' : 'nixos-rebuild',
                       diffOnly: deploy.diffOnly,
                     };
                     // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
 import { shellQuote } from '../../lib/util/shell.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
-import { coordinatorArgv, inventoryPath, lab, labEnv, labSkipReason, newGeneration, reportDir, until } from './lab.ts';
+import { activated, coordinatorArgv, currentSystem, inventoryPath, lab, labEnv, labSkipReason, newGeneration, reportDir, until } from './lab.ts';
 
 const executor = new ZxExecutor();
 const socket = `avalanche-terminal-${process.pid}`;
@@ -155,5 +155,30 @@ describe.skipIf(!lab)(`the live view in a terminal${lab ? '' : ` (skipped: ${lab
     // The end: which host failed, and the report.
     expect(all).toMatch(/^error: deploy failed on opi03 \(shown above\)$/m);
     expect(await screen(run.session)).toMatch(/^report: .*\.json$/m);
+  });
+  it('--interactive: each host\'s closure diff, then the question; no leaves that host as it was, yes activates the other', async () => {
+    await newGeneration('terminal-ask', { kernelVersion: '6.1.77' });
+    const before = { opi01: currentSystem('opi01'), opi02: currentSystem('opi02') };
+    const run = await inTerminal('interactive', 'deploy', ['opi01', 'opi02', '--interactive', '--yes', '--concurrency', '1']);
+    const asked = async () => {
+      let asking = '';
+      await until('a question', async () => /Activate (opi0[12]) \(switch\)\? \[y\/N\] *$/m.test((asking = await screen(run.session))), 120_000);
+      return asking;
+    };
+    const first = await asked();
+    // The diff is shown before the question: the kernel's change on this host.
+    expect(first).toMatch(/opi0[12]: \d+ changed \(linux [^ ]+ → 6\.1\.77\)/);
+    const firstHost = /Activate (opi0[12])/.exec(first.split('\n').reverse().find((l) => l.includes('Activate'))!)![1]!;
+    await tmux('send-keys', '-t', run.session, 'n', 'Enter');
+    const second = await asked();
+    const secondHost = firstHost === 'opi01' ? 'opi02' : 'opi01';
+    expect(second.split('\n').reverse().find((l) => l.includes('Activate'))).toContain(`Activate ${secondHost}`);
+    await tmux('send-keys', '-t', run.session, 'y', 'Enter');
+    expect(await run.exited()).toBe(0);
+    expect(currentSystem(firstHost)).toBe(before[firstHost as 'opi01']);
+    expect(currentSystem(secondHost)).not.toBe(before[secondHost as 'opi01']);
+    expect(activated(secondHost, 'terminal-ask')).toBe(true);
+    expect(activated(firstHost, 'terminal-ask')).toBe(false);
+    expect(await everything(run.session)).toContain('not activated: declined at the --interactive question');
   });
 });

@@ -28,6 +28,7 @@ import { fleetInventory, repoRoot } from '../helpers/fixtures.ts';
 import { asRun, FLEET_HOSTS, fleetResponders, isCommand, runValues } from '../helpers/pipeline.ts';
 import { RecordingExecutor, remoteWords, type Responder, when } from '../helpers/recording-executor.ts';
 import { sampleReport } from '../helpers/sample-report.ts';
+import { describeRun, renderReport } from '../../lib/report/render/text.ts';
 
 const PROFILE = '/nix/var/nix/profiles/system';
 const A = '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-nixos-system-opi01-24.11';
@@ -481,7 +482,7 @@ describe('a rollback run through its stages', () => {
     expect(executor.calls.filter((call) => isCommand(call, rollback))).toHaveLength(1);
     expect(callsOf(executor, 'avalanche-confirm')).toEqual([]);
     expect(result.report.hosts[0]).toMatchObject({ name: 'opi01', state: 'rolled-back', generation: 'previous', previousToplevel: C, previousGeneration: 12 });
-    expect(result.report.hosts[0]!.note).toContain('switch back failed');
+    expect(result.report.hosts[0]!.note).toContain('switch to the chosen generation failed');
     expect(result.report.stages.map((s) => [s.name, s.outcome])).toEqual([
       ['preflight', 'success'],
       ['resolve', 'success'],
@@ -516,5 +517,17 @@ describe('a rollback run through its stages', () => {
     expect(callsOf(executor, 'avalanche-switch')).toEqual([]);
     const garbled = await runRollback([when(['avalanche-generations'], { stdout: 'hello\n' })]);
     expect(garbled.result.error!.message).toContain('opi01: not a generation listing');
+  });
+});
+
+describe('a rollback\'s report, as the terminal shows it', () => {
+  it('says what was rolled back and where each host went, with no baseline verdict', () => {
+    const { verdict: _verdict, seed: _seed, flake: _flake, ...deploy } = sampleReport();
+    const text = renderReport({ ...deploy, operation: 'rollback', stages: deploy.stages.filter((s) => s.name === 'preflight' || s.name === 'deploy') });
+    expect(text).toContain('switched back (to the chosen generation, boot default)');
+    expect(text).not.toContain('new generation');
+    expect(text).not.toContain('baseline');
+    expect(text).toMatch(/^total \d/m);
+    expect(describeRun({ ...deploy, operation: 'rollback' })).toContain('rollback (switch) of opi01, opi02, opi03');
   });
 });

@@ -51,7 +51,7 @@ export function reportTable(report: RunReport, comparison?: Comparison, hostPref
     ],
     rows: [
       ...report.stages.map((s) => [s.name, duration(s.durationMs), ...compared(comparison?.stageMs[s.name]), s.outcome]),
-      ...report.hosts.map((h) => [`${hostPrefix}${h.name}`, duration(h.durationMs), ...compared(comparison?.hostMs[h.name]), hostOutcome(h, report.goal)]),
+      ...report.hosts.map((h) => [`${hostPrefix}${h.name}`, duration(h.durationMs), ...compared(comparison?.hostMs[h.name]), hostOutcome(h, report.goal, report.operation)]),
     ],
   };
 }
@@ -65,6 +65,14 @@ const EFFECT_WORDS: Readonly<Record<HostEffect, readonly [string, string]>> = {
   unchanged: ['unchanged', 'already ran this toplevel'],
 };
 
+/** The same for a rollback, whose "new" generation is the older one it went back to. */
+const ROLLBACK_EFFECT_WORDS: Readonly<Record<HostEffect, readonly [string, string]>> = {
+  ...EFFECT_WORDS,
+  switched: ['switched back', 'to the chosen generation, boot default'],
+  'boot-default': ['boot default set back', 'runs the newer one until reboot'],
+  activated: ['activated the chosen generation until reboot', 'boot default unchanged'],
+};
+
 /**
  * A host's outcome as the table says it. A deployed host: what its goal did
  * there (`switched (new generation, boot default)`, `activated until reboot
@@ -74,12 +82,12 @@ const EFFECT_WORDS: Readonly<Record<HostEffect, readonly [string, string]>> = {
  * profile before says `first deploy` instead of a previous generation it never
  * had. Reports written before generations were recorded say only the state.
  */
-function hostOutcome(host: HostEntry, goal: string): string {
+function hostOutcome(host: HostEntry, goal: string, operation: RunReport['operation']): string {
   const firstDeploy = host.firstDeploy === true;
   if (host.state === 'deployed') {
     const effect = host.effect ?? goalEffect(goal);
     if (effect) {
-      const [done, detail] = EFFECT_WORDS[effect];
+      const [done, detail] = operation === 'rollback' ? ROLLBACK_EFFECT_WORDS[effect] : EFFECT_WORDS[effect];
       return `${done} (${detail}${firstDeploy ? '; first deploy' : ''})`;
     }
   }
