@@ -2,6 +2,7 @@
 import { UsageError } from '../errors.ts';
 import { parseStrict } from './parse.ts';
 import type { HostSelector } from '../inventory/select.ts';
+import type { DeployStageChoices } from '../plan/assemble.ts';
 import { GOALS, type Goal } from '../nix/commands.ts';
 import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
@@ -225,10 +226,11 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
  * The choices a deploy and a rollback plan alike take from the command line:
  * pace, safety steps, the closure diff. One mapping, so that no flag is
  * parsed and then forgotten by one of the planners (lib/plan/assemble.ts
- * PlanOptions, lib/plan/rollback.ts RollbackPlanOptions).
+ * PlanOptions, lib/plan/rollback.ts RollbackPlanOptions): a choice added
+ * there and not here does not compile.
  */
-export function deployStageChoices(options: CliOptions) {
-  return {
+export function deployStageChoices(options: CliOptions): DeployStageChoices {
+  const choices = {
     concurrency: options.concurrency,
     rolling: options.rolling,
     batchSize: options.batchSize,
@@ -240,7 +242,8 @@ export function deployStageChoices(options: CliOptions) {
     interactive: options.interactive,
     // --dry-run --diff: build and compare, activate nothing.
     diffOnly: options.dryRun && options.dryRunDiff,
-  };
+  } satisfies Record<Exclude<keyof DeployStageChoices, 'reuseConnections'>, unknown>;
+  return choices;
 }
 
 /** A rollback switches to a generation: dry-activate has nothing to check there. */

@@ -32,18 +32,14 @@ import { armArgs, CONFIRM, generationProbeArgv, ROLLBACK } from '../remote/scrip
 import { PLACEHOLDER } from './placeholders.ts';
 import type { DeployPlan, HealthCheckPlan, HealthPlan, HostPlan, PlannedCommand, SeedPlan } from './types.ts';
 
-export interface PlanOptions {
-  readonly goal: Goal;
-  readonly flake?: string | undefined;
-  readonly seed?: string | undefined;
-  /** parallel deploys after the seed; undefined: all at once */
+/** The deploy stage's pace and safety choices, the same for a deploy and a rollback (lib/cli/args.ts deployStageChoices fills them). */
+export interface DeployStageChoices {
+  /** hosts activated at once (a deploy: after the seed); undefined: all at once */
   readonly concurrency?: number | undefined;
-  /** whether this process runs on the coordinator (the cache host) */
-  readonly onCoordinator: boolean;
-  /** deploy in waves of batchSize, health-checked, stopping at the first failure */
+  /** in waves of batchSize, health-checked, stopping at the first failure */
   readonly rolling?: boolean | undefined;
   readonly batchSize?: number | undefined;
-  /** deploy the remaining hosts after a failure, and fail at the end */
+  /** go on with the remaining waves after a failure, and fail at the end */
   readonly keepGoing?: boolean | undefined;
   readonly magicRollback?: boolean | undefined;
   readonly confirmTimeoutSeconds?: number | undefined;
@@ -51,6 +47,20 @@ export interface PlanOptions {
   readonly rollback?: boolean | undefined;
   /** one ssh master per target for the run, its socket in the run's `{{ssh-control-dir}}` (default true) */
   readonly reuseConnections?: boolean | undefined;
+  /** each host's closure diff before activation (default true); interactive and diffOnly imply it */
+  readonly diff?: boolean | undefined;
+  /** ask before activating each host, showing its diff */
+  readonly interactive?: boolean | undefined;
+  /** stop after each host's diff, activating nothing (--dry-run --diff) */
+  readonly diffOnly?: boolean | undefined;
+}
+
+export interface PlanOptions extends DeployStageChoices {
+  readonly goal: Goal;
+  readonly flake?: string | undefined;
+  readonly seed?: string | undefined;
+  /** whether this process runs on the coordinator (the cache host) */
+  readonly onCoordinator: boolean;
   /** accept narinfos that are unsigned or signed by an untrusted key (loudly) */
   readonly allowUnsigned?: boolean | undefined;
   /** the configured nixos-rebuild as probed on this machine; default: not probed (flavour unknown) */
@@ -59,10 +69,6 @@ export interface PlanOptions {
   readonly localSystem?: string | undefined;
   /** the user the deploy runs as here (whose trust in Nix matters); default: this process's */
   readonly localUser?: string | undefined;
-  /** each host's closure diff before activation (default true); --interactive and diffOnly imply it */
-  readonly diff?: boolean | undefined;
-  readonly interactive?: boolean | undefined;
-  readonly diffOnly?: boolean | undefined;
 }
 
 const MINUTE = 60_000;
@@ -184,23 +190,12 @@ export function planTargets(inventory: Inventory, hosts: readonly HostName[], re
 }
 
 /** How the deploy stage runs: pace and safety choices, and the command that activates a host's new generation. */
-export interface DeployStageOptions {
+export interface DeployStageOptions extends Omit<DeployStageChoices, 'concurrency' | 'batchSize'> {
   readonly goal: Goal;
+  /** hosts activated at once, decided (rolling: the batch size) */
   readonly concurrency: number;
-  readonly rolling?: boolean | undefined;
-  readonly keepGoing?: boolean | undefined;
-  readonly magicRollback?: boolean | undefined;
-  readonly rollback?: boolean | undefined;
-  readonly confirmTimeoutSeconds?: number | undefined;
-  readonly reuseConnections?: boolean | undefined;
   /** nixos-rebuild for a deploy; the switch to an existing generation for a rollback */
   readonly activate: (host: HostName, target: RemoteHost) => PlannedCommand;
-  /** show each host's closure diff before activating it (default true) */
-  readonly diff?: boolean | undefined;
-  /** ask before activating each host (implies the diff) */
-  readonly interactive?: boolean | undefined;
-  /** stop after each host's diff, activating nothing (implies the diff) */
-  readonly diffOnly?: boolean | undefined;
 }
 
 /** The deploy stage: every host's steps around `activate` (probe, watchdog, health checks, confirmation, rollback). */

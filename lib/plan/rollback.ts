@@ -9,28 +9,15 @@ import { coordinatorPlace, shortCommandTimeoutMs } from '../remote/fleet.ts';
 import { generationsArgv } from '../remote/generations.ts';
 import { remoteArgv } from '../remote/host.ts';
 import { SWITCH_TO_GENERATION } from '../remote/scripts.ts';
-import { chunk, planDeployStage, planLock, planTargetChecks, planTargets } from './assemble.ts';
+import { chunk, type DeployStageChoices, planDeployStage, planLock, planTargetChecks, planTargets } from './assemble.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import type { RollbackPlan, RollbackTarget } from './types.ts';
 
-export interface RollbackPlanOptions {
-  /** where each host goes back to; by host, default `{ kind: 'previous' }` */
+export interface RollbackPlanOptions extends DeployStageChoices {
+  /** where each host goes back to, by host */
   readonly to: (host: HostName) => RollbackTarget;
   readonly goal?: RollbackPlan['goal'] | undefined;
   readonly onCoordinator: boolean;
-  readonly concurrency?: number | undefined;
-  readonly rolling?: boolean | undefined;
-  readonly batchSize?: number | undefined;
-  readonly keepGoing?: boolean | undefined;
-  readonly magicRollback?: boolean | undefined;
-  readonly rollback?: boolean | undefined;
-  readonly confirmTimeoutSeconds?: number | undefined;
-  readonly reuseConnections?: boolean | undefined;
-  /** each host's closure diff before the switch (default true); --interactive implies it */
-  readonly diff?: boolean | undefined;
-  readonly interactive?: boolean | undefined;
-  /** stop after each host's diff, switching nothing (--dry-run --diff) */
-  readonly diffOnly?: boolean | undefined;
 }
 
 /**
