@@ -6,8 +6,20 @@ import { defineConfig } from 'vitest/config';
  * files run one after another, and the two projects one after the other
  * (sequence.groupOrder), never at the same time.
  */
-/** What the operator's terminal does (signals through wrappers, the live view) does not depend on the coordinator: tested on hawk. */
-const HAWK_ONLY = ['test/e2e/interrupts.test.ts', 'test/e2e/terminal.test.ts'];
+/**
+ * Tested on hawk only, as they do not depend on which coordinator runs them:
+ * the operator's terminal (signals through wrappers, the live view), and the
+ * fleet operations that talk to the targets alone (their SSH from calypso is
+ * what every deploy from calypso proves; a rollback runs no nixos-rebuild).
+ */
+const HAWK_ONLY = [
+  'test/e2e/interrupts.test.ts',
+  'test/e2e/terminal.test.ts',
+  'test/e2e/generations.test.ts',
+  'test/e2e/exec.test.ts',
+  'test/e2e/rollback.test.ts',
+  'test/e2e/closure-diff.test.ts',
+];
 
 const lab = (coordinator: 'hawk' | 'calypso', groupOrder: number) => ({
   test: {
