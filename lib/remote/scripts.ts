@@ -6,11 +6,17 @@
  */
 import { type RemoteHost, remoteArgv } from './host.ts';
 
-/** Prints the profile's link (e.g. system-5-link), the path it resolves to, and the running system. */
+/**
+ * Prints the profile's link (e.g. system-5-link), the path it resolves to,
+ * and the running system; an empty line for what does not exist (GNU
+ * `readlink -f` prints a missing last component as it is: a host never
+ * deployed would seem to run "/run/current-system").
+ */
 export const PROBE_GENERATION = `
+resolved() { [ -e "$1" ] && readlink -f "$1" 2>/dev/null; }
 readlink "$1" 2>/dev/null || echo
-readlink -f "$1" 2>/dev/null || echo
-readlink -f "$2" 2>/dev/null || echo
+resolved "$1" || echo
+resolved "$2" || echo
 `;
 
 /** Reads what `target` runs (PROBE_GENERATION over ssh, as its deploy user): the deploy's first step on a host, and the doctor's target check. */

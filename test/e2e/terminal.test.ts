@@ -124,7 +124,8 @@ describe.skipIf(!lab)(`the live view in a terminal${lab ? '' : ` (skipped: ${lab
     expect(all).not.toMatch(SPINNER);
     expect(all.match(/^✔ deploy \(switch\) · [\d.]+s$/gm)).toHaveLength(1);
     for (const host of HOSTS) {
-      expect(all.match(new RegExp(`^ {2}✔ ${host}: switch done · [\\d.]+s$`, 'gm')), all).toHaveLength(1);
+      // Its final line says what the switch changed: the closure diff (a first deploy on a fresh lab, the kernel's change after others).
+      expect(all.match(new RegExp(`^ {2}✔ ${host}: switch done — (first deploy, [\\d.]+ \\S+|\\d+ changed \\(linux \\S+ → \\S+\\)[^·]*) · [\\d.]+s$`, 'gm')), all).toHaveLength(1);
       expect(all.match(new RegExp(`^ {2}✔ ${host} answers SSH as target$`, 'gm')), all).toHaveLength(1);
     }
     expect(all.match(/^stage \/ host/gm)).toHaveLength(1);

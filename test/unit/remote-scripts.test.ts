@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CONFIRM, parseRollbackReport, ROLLBACK } from '../../lib/remote/scripts.ts';
+import { CONFIRM, parseGeneration, parseRollbackReport, PROBE_GENERATION, ROLLBACK, SWITCH_TO_GENERATION } from '../../lib/remote/scripts.ts';
 
 const run = promisify(execFile);
 
@@ -116,5 +116,54 @@ describe('the pin-directory check on the cache host', () => {
     writeFileSync(join(dir, 'file'), '');
     const blocked = writableDirArgv(join(dir, 'file/arm-cache'));
     await expect(run(blocked[0]!, blocked.slice(1))).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining(`cannot create links in ${join(dir, 'file/arm-cache')} as `) });
+  });
+});
+
+describe('the generation probe on a target', () => {
+  const probe = async () => parseGeneration((await run('sh', ['-c', PROBE_GENERATION, 'avalanche-probe', paths.profile, paths.current])).stdout);
+
+  it('reads the profile link, its system and the running one', async () => {
+    symlinkSync('system-5-link', paths.profile);
+    symlinkSync(paths.next, paths.current);
+    expect(await probe()).toEqual({ profileLink: 'system-5-link', profilePath: paths.next, currentSystem: paths.next });
+  });
+
+  it('a host never deployed (no profile, no running system) reads as empty, not as the paths asked about', async () => {
+    expect(await probe()).toEqual({ profileLink: '', profilePath: '', currentSystem: '' });
+  });
+});
+
+describe('the switch to a generation (a rollback\'s activation) on a target', () => {
+  const switchTo = (number: string, toplevel: string, goal = 'switch') =>
+    run('sh', ['-c', SWITCH_TO_GENERATION, 'avalanche-switch', paths.profile, number, toplevel, goal]).then(
+      (r) => ({ exitCode: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ exitCode: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+  const calls = () => (existsSync(paths.calls) ? readFileSync(paths.calls, 'utf8').trim().split('\n') : []);
+
+  beforeEach(() => symlinkSync('system-5-link', paths.profile));
+
+  it('points the profile at that generation (a relative link, as nix-env does) and activates its system with the goal', async () => {
+    const result = await switchTo('4', paths.old);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(readlinkSync(paths.profile)).toBe('system-4-link');
+    expect(calls()).toEqual(['system-old switch']);
+    expect(readlinkSync(paths.current)).toBe(paths.old);
+  });
+
+  it('test: activates without touching the boot default', async () => {
+    expect((await switchTo('4', paths.old, 'test')).exitCode).toBe(0);
+    expect(readlinkSync(paths.profile)).toBe('system-5-link');
+    expect(calls()).toEqual(['system-old test']);
+  });
+
+  it('refuses (exit 4) and changes nothing when the generation is gone or is another system now', async () => {
+    for (const [number, toplevel] of [['4', paths.next], ['9', paths.old]] as const) {
+      const result = await switchTo(number, toplevel);
+      expect(result.exitCode).toBe(4);
+      expect(result.stderr).toContain(`generation ${number} of ${paths.profile} is not ${toplevel} any more`);
+    }
+    expect(readlinkSync(paths.profile)).toBe('system-5-link');
+    expect(calls()).toEqual([]);
   });
 });
