@@ -196,7 +196,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   if (values['keep-going'] && !values.rolling) throw new UsageError('--keep-going goes with --rolling');
   return {
     command,
-    selector: selectorFrom(values, [...positionals, ...(values.tag ?? []).map((tag) => `@${tag}`)]),
+    selector: selectorFrom(values, [...positionals, ...(values.tag ?? []).map((tag) => (tag.startsWith('@') ? tag : `@${tag}`))]),
     inventory: values.inventory ?? 'hosts.json',
     flake: values.flake,
     goal: goal as Goal,

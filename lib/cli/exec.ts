@@ -91,7 +91,18 @@ function splitAtCommand(argv: readonly string[]): { flags: string[]; command: st
   const { tokens } = parseArgs({ args: [...argv], options: EXEC_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   const start = tokens.find((token) => token.kind === 'positional' || token.kind === 'option-terminator');
   if (!start) return { flags: [...argv], command: [] };
-  return { flags: argv.slice(0, start.index), command: argv.slice(start.kind === 'option-terminator' ? start.index + 1 : start.index) };
+  const command = argv.slice(start.kind === 'option-terminator' ? start.index + 1 : start.index);
+  if (start.kind === 'positional') {
+    // `exec --on @k3s systemctl restart k3s --dry-run` must not restart k3s: without `--`, one of exec's own options
+    // after the command is a mistake far likelier than an argument meant for it.
+    // Up to a `--` of the command's own: what follows that is the command's, surely.
+    const beforeItsTerminator = command.includes('--') ? command.slice(0, command.indexOf('--')) : command;
+    const own = beforeItsTerminator.find((word) => Object.hasOwn(EXEC_OPTIONS, word.replace(/^--/, '').replace(/=.*$/, '')) && word.startsWith('--'));
+    if (own) {
+      throw new UsageError(`${own.replace(/=.*$/, '')} after the command would reach it, not exec: put exec's options before the command; to pass it to the command, end exec's options with -- (through just: -- --)`);
+    }
+  }
+  return { flags: argv.slice(0, start.index), command };
 }
 
 /**
@@ -168,7 +179,7 @@ export function hostStatus(result: ExecHostResult, plan: Pick<ExecPlan, 'timeout
     case 'timed-out':
       return `${result.exitCode === null ? '' : `exit ${result.exitCode}: `}timed out after ${plan.timeoutSeconds} s`;
     case 'unreachable':
-      return `exit ${SSH_FAILED_STATUS}: ssh could not connect or log in, or the connection failed`;
+      return `exit ${SSH_FAILED_STATUS}: ssh failed (no connection or login, or it dropped), or the command exited 255`;
     default:
       return result.exitCode === null ? 'ended by a signal' : `exit ${result.exitCode}`;
   }

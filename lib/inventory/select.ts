@@ -36,12 +36,13 @@ const GLOB_CHARACTERS = /[*?[\]]/;
 function hostsOf(inventory: Inventory, item: string, excluding: boolean): HostName[] {
   const names = Object.keys(inventory.hosts);
   let matched: HostName[];
+  if (item.startsWith('!')) throw new UsageError(`'${item}': a leading ! does not negate here; leave hosts out with --exclude`);
   if (item.startsWith('@')) {
     const tag = item.slice(1);
     matched = names.filter((name) => inventory.hosts[name]!.tags.includes(tag));
   } else if (GLOB_CHARACTERS.test(item)) {
-    // picomatch: the same globs as a shell's (no dot or slash rules matter for host names).
-    const isMatch = picomatch(item, { nocase: false, dot: true });
+    // picomatch: a shell's `*`, `?` and `[…]` (posix: `[!1]` as a shell reads it); no extglobs; a leading `!` (its negation) is refused above.
+    const isMatch = picomatch(item, { nocase: false, dot: true, noextglob: true, posix: true });
     matched = names.filter((name) => isMatch(name));
   } else {
     matched = Object.hasOwn(inventory.hosts, item) ? [item] : [];
@@ -53,8 +54,17 @@ function hostsOf(inventory: Inventory, item: string, excluding: boolean): HostNa
   return matched;
 }
 
-function itemsOf(selectors: readonly string[]): string[] {
-  return selectors.flatMap((s) => s.split(',')).map((item) => item.trim()).filter((item) => item !== '');
+/**
+ * A selector's comma-separated items. Throws UsageError for a selector with
+ * none (`--on ''`, `--on ,`: an empty variable in a script), which would
+ * otherwise read as "no selector", that is every host.
+ */
+function itemsOf(selectors: readonly string[], flag: string): string[] {
+  return selectors.flatMap((selector) => {
+    const items = selector.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    if (items.length === 0) throw new UsageError(`${flag} '${selector}': an empty selector names no host (every host is --on '*')`);
+    return items;
+  });
 }
 
 /**
@@ -64,13 +74,13 @@ function itemsOf(selectors: readonly string[]): string[] {
  * tags, or when nothing is left.
  */
 export function resolveSelection(inventory: Inventory, selector: HostSelector): HostName[] {
-  const on = itemsOf(selector.on);
+  const on = itemsOf(selector.on, '--on');
   const chosen = new Set(on.length === 0 ? Object.keys(inventory.hosts) : on.flatMap((item) => hostsOf(inventory, item, false)));
-  for (const item of itemsOf(selector.exclude)) for (const name of hostsOf(inventory, item, true)) chosen.delete(name);
+  for (const item of itemsOf(selector.exclude, '--exclude')) for (const name of hostsOf(inventory, item, true)) chosen.delete(name);
   const hosts = Object.keys(inventory.hosts).filter((name) => chosen.has(name));
   if (hosts.length === 0) {
-    const what = [...selector.on.map((s) => `'${s}'`), ...selector.exclude.map((s) => `--exclude '${s}'`)].join(' ');
-    throw new UsageError(`${what} selects no host; ${known(inventory)}`);
+    const from = selector.on.length ? selector.on.map((s) => `'${s}'`).join(' ') : 'every host';
+    throw new UsageError(`nothing left: ${selector.exclude.map((s) => `--exclude '${s}'`).join(' ')} removes ${from}; ${known(inventory)}`);
   }
   return hosts;
 }

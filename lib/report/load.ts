@@ -1,6 +1,6 @@
 /** Finds and reads stored run reports (`<reportDir>/<id>.json`). */
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatPath } from '../inventory/load.ts';
 import { compareWithBaseline, type RunReport, runReportSchema } from './report.ts';
@@ -30,7 +30,10 @@ export async function listRunIds(reportDir: string): Promise<string[]> {
 /** `id` may be a unique prefix (`2026-11-25T14`); `undefined` means the latest run. */
 export async function loadRun(reportDir: string, id?: string): Promise<RunReport> {
   const ids = await listRunIds(reportDir);
-  if (ids.length === 0) throw new ReportNotFoundError(`no run reports in ${reportDir} yet (a deploy writes one per run)`);
+  if (ids.length === 0) {
+    const missing = await stat(reportDir).then(() => false, () => true);
+    throw new ReportNotFoundError(missing ? `no run reports: ${resolve(reportDir)} does not exist` : `no run reports in ${reportDir} yet (a deploy writes one per run)`);
+  }
   const resolved = id === undefined ? ids.at(-1)! : resolveId(ids, id, reportDir);
   const path = join(reportDir, `${resolved}.json`);
   let json: unknown;

@@ -97,7 +97,7 @@ describe.skipIf(!lab)(`exec in the lab${lab ? '' : ` (skipped: ${labSkipReason})
     expect(byHost.opi01!.stderr).toMatch(/ssh: connect to host 10\.213\.77\.9 port 22: (No route to host|Connection timed out)/);
     for (const host of labHosts().slice(1)) expect(byHost[host]!.outcome, host).toBe('succeeded');
     const text = await exec(['--on', 'opi01', '--', 'true'], inventory);
-    expect(text.stdout).toContain('── opi01 (exit 255: ssh could not connect or log in, or the connection failed,');
+    expect(text.stdout).toContain('── opi01 (exit 255: ssh failed (no connection or login, or it dropped), or the command exited 255,');
   });
 
   it('--timeout stops the command on the host itself (timeout exits 124), not only the ssh here', async () => {

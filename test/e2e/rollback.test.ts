@@ -37,9 +37,13 @@ async function deployAll(label: string, options: Parameters<typeof newGeneration
 }
 
 describe.skipIf(!lab)(`rollback${lab ? '' : ` (skipped: ${labSkipReason})`}`, () => {
+  // Two fleet revisions deployed, shared by the scenarios (in order: each starts where the last ended).
+  let first: Awaited<ReturnType<typeof deployAll>>;
+  let second: Awaited<ReturnType<typeof deployAll>>;
+
   it('goes back one generation: profile and running system, health-checked, confirmed, reported; no new generation', async () => {
-    const first = await deployAll('rb1');
-    const second = await deployAll('rb2');
+    first = await deployAll('rb1');
+    second = await deployAll('rb2');
     const [old, now] = [toplevels(first), toplevels(second)];
     const before = generationLinks('opi01');
     expect(systemProfile('opi01')).toBe(now.opi01);
@@ -79,8 +83,7 @@ describe.skipIf(!lab)(`rollback${lab ? '' : ` (skipped: ${labSkipReason})`}`, ()
   });
 
   it('--run <id> reverts every host that run changed to what it found there', async () => {
-    const first = await deployAll('rb3');
-    const second = await deployAll('rb4');
+    // The second deploy changed every host (opi01 went back and forward again above).
     const run = await runScript('rollback', ['--run', second.id, '--json']);
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.json.report.hosts.map((h: HostRow) => [h.name, h.state, h.toplevel])).toEqual(OPIS.map((h) => [h, 'deployed', toplevels(first)[h]]));
@@ -94,7 +97,9 @@ describe.skipIf(!lab)(`rollback${lab ? '' : ` (skipped: ${labSkipReason})`}`, ()
   });
 
   it('a rollback whose switch fails is rolled back itself and reported like a deploy; a missing generation fails before any host changes', async () => {
-    const good = await deployAll('rb5');
+    // Where the hosts are now (after the scenarios above): opi02 runs the first revision, the others the second.
+    const running = Object.fromEntries(OPIS.map((h) => [h, currentSystem(h)!]));
+    expect(running).toEqual({ opi01: second.hosts[0]!.toplevel, opi02: first.hosts[1]!.toplevel, opi03: second.hosts[2]!.toplevel });
     // A revision whose activation fails on opi02: the deploy rolls it back, but its generation link stays.
     await newGeneration('rb6', { failActivation: ['opi02'] });
     const failed = await runScript('deploy', ['opi02', '--json']);
@@ -108,14 +113,14 @@ describe.skipIf(!lab)(`rollback${lab ? '' : ` (skipped: ${labSkipReason})`}`, ()
     expect(run.exitCode).toBe(1);
     expect(row(run.json.report, 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous' });
     expect(run.stdout + run.stderr).not.toMatch(/\n\s+at /);
-    expect({ profile: systemProfile('opi02'), current: currentSystem('opi02') }).toEqual({ profile: good.hosts[1]!.toplevel, current: good.hosts[1]!.toplevel });
+    expect({ profile: systemProfile('opi02'), current: currentSystem('opi02') }).toEqual({ profile: running.opi02, current: running.opi02 });
     expect(profileLink('opi02')).toBe(linkBefore);
 
     const missing = await runScript('rollback', ['@opi', '--to', '9999', '--json']);
     expect(missing.exitCode).toBe(1);
     expect(missing.json.error.message).toMatch(/has no generation 9999 \(generations: \d/);
     expect(missing.json.report.stages.find((s: { name: string }) => s.name === 'deploy').outcome).toBe('not-started');
-    for (const host of OPIS) expect(currentSystem(host)).toBe(toplevels(good)[host]);
+    for (const host of OPIS) expect(currentSystem(host)).toBe(running[host]);
   });
 
   it('--dry-run prints the exact commands and changes nothing; selectors pick what they say', async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { hostStatus, runExecCli } from '../../lib/cli/exec.ts';
+import { hostStatus, parseExecArgs, runExecCli } from '../../lib/cli/exec.ts';
 import type { Io } from '../../lib/cli/io.ts';
 import type { CommandResult, CommandSpec, Executor, RunOptions } from '../../lib/exec/types.ts';
 import { hostOutcome, runExec } from '../../lib/ops/exec.ts';
@@ -102,7 +102,7 @@ describe('exec run', () => {
     expect(status({ exitCode: null })).toBe('ended by a signal');
     expect(status({ outcome: 'timed-out', exitCode: 124 })).toBe('exit 124: timed out after 2 s');
     expect(status({ outcome: 'timed-out', exitCode: null })).toBe('timed out after 2 s');
-    expect(status({ outcome: 'unreachable', exitCode: 255 })).toBe('exit 255: ssh could not connect or log in, or the connection failed');
+    expect(status({ outcome: 'unreachable', exitCode: 255 })).toBe('exit 255: ssh failed (no connection or login, or it dropped), or the command exited 255');
     expect(status({ outcome: 'interrupted', exitCode: null })).toBe('interrupted');
     expect(status({ outcome: 'interrupted', exitCode: null, started: false })).toBe('not started (interrupted)');
   });
@@ -251,7 +251,7 @@ describe('exec command line', () => {
       when(['deploy@opi03.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi03.internal port 22: Connection refused\n' }),
     ]);
     expect(code).toBe(1);
-    expect(stdout).toContain('── opi03 (exit 255: ssh could not connect or log in, or the connection failed, 0.0 s) ──\n! ssh: connect to host opi03.internal port 22: Connection refused');
+    expect(stdout).toContain('── opi03 (exit 255: ssh failed (no connection or login, or it dropped), or the command exited 255, 0.0 s) ──\n! ssh: connect to host opi03.internal port 22: Connection refused');
     expect(stdout).toContain('── opi01 (exit 0, 0.0 s) ──\n(no output)');
     expect(stdout).toMatch(/exec: 2 hosts, 1 succeeded, 1 unreachable \(opi03\) in/);
   });
@@ -305,5 +305,15 @@ describe('exec command line', () => {
     expect(coloured.stdout).toMatch(/\u001b\[35mopi02\u001b\[39m/);
     const plain = await exec(['--on', '@k3s', '--', 'true'], oneFails, { FORCE_COLOR: '1', NO_COLOR: '1' });
     expect(plain.stdout).not.toMatch(/\u001b\[/);
+  });
+});
+
+describe('exec\'s options after the command', () => {
+  it('are refused without --, not passed to the command (exec --on @k3s systemctl restart k3s --dry-run must not restart it)', () => {
+    expect(() => parseExecArgs(['--on', 'opi01', 'uptime', '--dry-run'])).toThrow(/^--dry-run after the command would reach it, not exec/);
+    expect(() => parseExecArgs(['id', '--on', 'opi01'])).toThrow(/^--on after the command would reach it/);
+    expect(() => parseExecArgs(['--on', 'opi01', 'x', '--timeout=3'])).toThrow(/^--timeout after the command/);
+    expect(parseExecArgs(['--on', 'opi01', '--', 'uptime', '--dry-run']).argv).toEqual(['uptime', '--dry-run']);
+    expect(parseExecArgs(['--on', 'opi01', 'grep', '--count', 'x']).argv).toEqual(['grep', '--count', 'x']);
   });
 });

@@ -160,7 +160,21 @@ describe('host selection', () => {
   });
 
   it('refuses a selection that leaves nothing', () => {
-    expect(() => select(['opi01'], ['@canary'])).toThrow(new UsageError(`'opi01' --exclude '@canary' selects no host; ${known}`));
+    expect(() => select(['opi01'], ['@canary'])).toThrow(new UsageError(`nothing left: --exclude '@canary' removes 'opi01'; ${known}`));
+  });
+
+  it('refuses an empty selector (an empty variable in a script), which would otherwise mean every host', () => {
+    for (const empty of ['', ' ', ',', ' , ']) {
+      expect(() => select([empty])).toThrow(new UsageError(`--on '${empty}': an empty selector names no host (every host is --on '*')`));
+      expect(() => select(['opi01'], [empty])).toThrow(/^--exclude '.*': an empty selector names no host/);
+    }
+    expect(() => select(['opi01', ''])).toThrow(UsageError);
+  });
+
+  it('takes a shell\'s globs, [!…] included; a leading ! is refused, not a negation', () => {
+    expect(() => select(['!opi01'])).toThrow("'!opi01': a leading ! does not negate here; leave hosts out with --exclude");
+    expect(() => select(['[!o]*'])).toThrow(/'\[!o\]\*' matches no host/);
+    expect(select(['opi0[!1]'])).toEqual(['opi02', 'opi03']);
   });
 
   it('prefers --seed, then the inventory seed, then a selected builder', () => {

@@ -110,7 +110,7 @@ describe('scripts/report.ts', () => {
       [['2026-01-02', '--report-dir', runs], `run id '2026-01-02' is ambiguous: ${first.id}, ${second.id}`],
       [['--compare', 'nope', '--report-dir', runs], `no run 'nope' in ${runs}`],
       [['--report-dir', join(empty, 'runs')], `no run reports in ${join(empty, 'runs')} yet`],
-      [['--report-dir', join(empty, 'absent')], `no run reports in ${join(empty, 'absent')} yet`],
+      [['--report-dir', join(empty, 'absent')], `no run reports: ${join(empty, 'absent')} does not exist`],
       [['--history', '--report-dir', join(empty, 'runs')], `no runs in ${join(empty, 'history.jsonl')} yet`],
       [['--frobnicate'], "Unknown option '--frobnicate'"],
       [['a', 'b'], 'one run id at most (got a b)'],

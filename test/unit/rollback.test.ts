@@ -368,12 +368,30 @@ describe('rollback command line', () => {
       expect(plan.hosts).toEqual(['opi01', 'opi03']);
       expect(plan.resolve.hosts.opi01!.to).toEqual({ kind: 'toplevel', toplevel: A, run: changed.id });
       expect(plan.resolve.hosts.opi03!.to).toEqual({ kind: 'toplevel', toplevel: C, run: changed.id });
-      // A unique prefix of the id is the run; `latest` is the newest report.
+      // A unique prefix of the id is the run.
       expect((await plannedRollback(['--report-dir', dir, '--run', '2026-01-02'])).hosts).toEqual(['opi01', 'opi03']);
       expect((await plannedRollback(['--report-dir', dir, '--run', changed.id, '--exclude', 'opi03'])).hosts).toEqual(['opi01']);
       expect((await plannedRollback(['--report-dir', dir, '--run', changed.id, 'opi03'])).hosts).toEqual(['opi03']);
-      const nothing = await cli('rollback', ['--dry-run', '--report-dir', dir, '--run', 'latest']);
-      expect(nothing).toMatchObject({ code: 2, stderr: expect.stringContaining(`run ${later.id} changed no host`) });
+      // `latest` is the newest run that changed a host: a later one that changed none (stopped by the lock, say) is skipped.
+      expect((await plannedRollback(['--report-dir', dir, '--run', 'latest'])).resolve.hosts.opi01!.to).toEqual({ kind: 'toplevel', toplevel: A, run: changed.id });
+      const nothing = await cli('rollback', ['--dry-run', '--report-dir', await reportDir(later), '--run', 'latest']);
+      expect(nothing).toMatchObject({ code: 2, stderr: expect.stringContaining(`no run in`) });
+      expect(nothing.stderr).toContain(`changed a host (the latest, ${later.id}, changed none)`);
+      // A selection first: a host it leaves out needs no recorded previous system.
+      const nothingSelected = await cli('rollback', ['--dry-run', '--report-dir', dir, '--run', changed.id, '--on', 'opi02']);
+      expect(nothingSelected).toMatchObject({ code: 2, stderr: expect.stringContaining(`none of the hosts it changed (opi01, opi03) is selected`) });
+    });
+
+    it('a first deploy the selection leaves out does not stop the rest of the run from going back', async () => {
+      const withFirst = runOf(
+        [{ name: 'opi01', state: 'deployed', generation: 'new', effect: 'switched', firstDeploy: true }, deployed('opi03', 'switched', C)],
+        { startedAt: '2026-01-04T00:00:00.000Z' },
+      );
+      const dir = await reportDir(withFirst);
+      const refused = await cli('rollback', ['--dry-run', '--report-dir', dir, '--run', withFirst.id]);
+      expect(refused).toMatchObject({ code: 2, stderr: expect.stringContaining('no system to go back to for opi01 (a first deploy: it had no system before); --exclude them') });
+      expect((await plannedRollback(['--report-dir', dir, '--run', withFirst.id, '--exclude', 'opi01'])).hosts).toEqual(['opi03']);
+      expect((await plannedRollback(['--report-dir', dir, '--run', withFirst.id, '--on', 'opi03'])).hosts).toEqual(['opi03']);
     });
 
     it('exits 2 for a run it cannot find, naming the latest runs', async () => {
