@@ -26,7 +26,7 @@ import { type RendererChoice, type RunPlanOptions, type RunResult, runPlan } fro
 import { whyNotWritable } from '../util/writable.ts';
 import { type CliOptions, type Command, deployStageChoices, parseCliArgs, usage } from './args.ts';
 import { colours } from './colour.ts';
-import { exitCodeOf, failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+import { exitCodeOf, failure, interruptible, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { makeRollbackPlan } from './rollback.ts';
 import { deployResultJson } from './schemas.ts';
 
@@ -169,12 +169,10 @@ async function readyToRun(options: CliOptions, io: Io): Promise<HistoryEntry[]> 
 
 /** Runs the plan with the lock, the first interrupt stopping it gracefully. */
 async function runWithSignals(plan: RunnablePlan, options: Pick<CliOptions, 'json' | 'forceUnlock' | 'interactive'> & { readonly reportDir: string | undefined }, executor: Executor, history: readonly HistoryEntry[], io: Io, commandLine: string): Promise<RunResult> {
-  const controller = new AbortController();
-  const release = interruptOnSignals(controller, io);
-  try {
-    return await runPlan(plan, {
+  return interruptible(io, {}, (signal) =>
+    runPlan(plan, {
       executor,
-      signal: controller.signal,
+      signal,
       // The live view would redraw over the --interactive question: plain lines then.
       renderer: options.interactive && !options.json ? 'simple' : chooseRenderer(options.json, io),
       confirmActivation: options.interactive ? askBeforeActivating(io, plan.goal) : undefined,
@@ -183,10 +181,8 @@ async function runWithSignals(plan: RunnablePlan, options: Pick<CliOptions, 'jso
       history,
       lock: { command: commandLine, forceUnlock: options.forceUnlock },
       notice: (text) => io.stderr(colours(io).yellow(text)),
-    });
-  } finally {
-    release();
-  }
+    }),
+  );
 }
 
 function chooseRenderer(json: boolean, io: Io): RendererChoice {

@@ -16,7 +16,7 @@ import { loadInventory } from '../inventory/load.ts';
 import { type HostSelector, resolveSelection } from '../inventory/select.ts';
 import { isOnCoordinator } from '../remote/fleet.ts';
 import { colours } from './colour.ts';
-import { failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+import { failure, interruptible, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
 import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
@@ -85,22 +85,12 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
     }
     const inventory = await loadInventory(options.inventory);
     const hosts = resolveSelection(inventory, options.selector);
-    const controller = new AbortController();
-    const release = interruptOnSignals(controller, io, { stopping: 'stopping the running checks' });
-    const env = {
-      inventory,
-      executor: deps.executor ?? new ZxExecutor(),
-      onCoordinator: isOnCoordinator(inventory, deps.hostname ?? hostname()),
-      signal: controller.signal,
-    };
-    let results;
-    try {
-      results = await runChecks(doctorChecks(inventory, hosts), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
+    const results = await interruptible(io, { stopping: 'stopping the running checks' }, (signal) => {
+      const env = { inventory, executor: deps.executor ?? new ZxExecutor(), onCoordinator: isOnCoordinator(inventory, deps.hostname ?? hostname()), signal };
+      return runChecks(doctorChecks(inventory, hosts), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
         if (!json) io.stdout(renderResult(result, chalk));
       });
-    } finally {
-      release();
-    }
+    });
     const exitCode = healthy(results) ? ExitCode.ok : ExitCode.stageFailed;
     io.stdout(json ? JSON.stringify(resultsAsJson(results, exitCode), null, 2) : `\n${renderSummary(results, chalk)}`);
     return exitCode;

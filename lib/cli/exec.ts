@@ -20,7 +20,7 @@ import { EXEC_DEFAULT_CONCURRENCY, EXEC_DEFAULT_TIMEOUT_SECONDS, type ExecPlan, 
 import { SUDO_HINT } from '../remote/host.ts';
 import { positiveInteger } from './args.ts';
 import { colours } from './colour.ts';
-import { failure, interruptOnSignals, type Io, processIo, wantsJson } from './io.ts';
+import { failure, interruptible, type Io, processIo, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
 import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
@@ -258,24 +258,21 @@ export async function runExecCli(argv: readonly string[], io: Io = processIo, de
       return ExitCode.ok;
     }
     const labels = hostLabels(plan, chalk, true);
-    const controller = new AbortController();
-    const release = interruptOnSignals(controller, io, { stopping: 'stopping the ssh sessions (what they started on the hosts runs on until it ends or reaches --timeout), starting no new host' });
     const startedAt = now();
-    let results: ExecHostResult[];
-    try {
-      results = await runExec(plan, {
+    let interrupted = false;
+    const stopping = 'stopping the ssh sessions (what they started on the hosts runs on until it ends or reaches --timeout), starting no new host';
+    const results = await interruptible(io, { stopping }, (signal) => {
+      signal.addEventListener('abort', () => (interrupted = true));
+      return runExec(plan, {
         executor: deps.executor ?? new ZxExecutor(),
-        signal: controller.signal,
+        signal,
         onLine: json ? undefined : (host, line, stream) => io.stdout(liveLine(labels.get(host)!, line, stream, chalk)),
         onHostEnd: json
           ? undefined
           : (result) => io.stdout(chalk.dim(`${labels.get(result.host)!} ${result.outcome === 'succeeded' ? '✔' : '✖'} ${hostStatus(result, plan)}, ${seconds(result.durationMs)}`)),
       });
-    } finally {
-      release();
-    }
+    });
     const durationMs = now() - startedAt;
-    const interrupted = controller.signal.aborted;
     const exitCode = interrupted ? ExitCode.interrupted : allSucceeded(results) ? ExitCode.ok : ExitCode.stageFailed;
     if (json) {
       const outcome = interrupted ? 'interrupted' : exitCode === ExitCode.ok ? 'succeeded' : 'failed';

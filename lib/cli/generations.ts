@@ -18,7 +18,7 @@ import { sshDestination } from '../remote/host.ts';
 import { textTable } from '../report/render/table.ts';
 import { positiveInteger } from './args.ts';
 import { colours } from './colour.ts';
-import { failure, interruptOnSignals, type Io, processIo, reportError, wantsJson } from './io.ts';
+import { failure, interruptible, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
 import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
@@ -177,14 +177,9 @@ export async function runGenerationsCli(argv: readonly string[], io: Io = proces
         printed += 1;
       }
     };
-    const controller = new AbortController();
-    const release = interruptOnSignals(controller, io, { stopping: 'stopping the listing' });
-    let results: HostGenerationsResult[];
-    try {
-      results = await runGenerations(plan, { executor: deps.executor ?? new ZxExecutor(), signal: controller.signal, onResult: print });
-    } finally {
-      release();
-    }
+    const results = await interruptible(io, { stopping: 'stopping the listing' }, (signal) =>
+      runGenerations(plan, { executor: deps.executor ?? new ZxExecutor(), signal, onResult: print }),
+    );
     io.stdout(json ? JSON.stringify(generationsOutputSchema.parse({ hosts: results }), null, 2) : renderSummary(results, chalk));
     return allAnswered(results) ? ExitCode.ok : ExitCode.stageFailed;
   } catch (error) {

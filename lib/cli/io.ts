@@ -70,6 +70,21 @@ export interface InterruptOptions {
  * crashing the cleanup (see {@link ignoreClosedOutput}), until the handlers are removed. Returns the function
  * that removes the handlers.
  */
+/**
+ * Runs `work` with {@link interruptOnSignals} for its whole length: the
+ * signal it gets is aborted by the first interrupt; the handlers are removed
+ * when it ends, however it ends.
+ */
+export async function interruptible<T>(io: Io, options: InterruptOptions, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const release = interruptOnSignals(controller, io, options);
+  try {
+    return await work(controller.signal);
+  } finally {
+    release();
+  }
+}
+
 export function interruptOnSignals(controller: AbortController, io: Io, options: InterruptOptions = {}): () => void {
   const chalk = colours(io);
   const now = options.now ?? Date.now;
