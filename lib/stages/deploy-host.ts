@@ -27,7 +27,7 @@ export interface HostDeployment {
   readonly confirmTimeoutSeconds: number;
   /** the run id, the ssh control directory, the toplevels */
   readonly values: PlaceholderValues;
-  /** what the activation step is called in what the host's row says and its failure: `nixos-rebuild`, `switch back` */
+  /** what the activation step is called in what the host's row says and its failure: `nixos-rebuild`, `switch to the chosen generation` */
   readonly activation?: string | undefined;
   /** stop after the closure diff (--dry-run --diff) */
   readonly diffOnly?: boolean | undefined;
@@ -54,7 +54,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   let generationValues: PlaceholderValues = {};
   // Known once the probe read the host: it had no system profile, so no previous generation.
   let firstDeploy = false;
-  // What it ran before, for the report (and `rollback --run`, which goes back to it).
+  // What it ran before (for the report, and `rollback --run`, which goes back to it), and what the new system changes.
   let before: Pick<HostEnd, 'previousToplevel' | 'previousGeneration' | 'diff'> = {};
   const fill = (command: PlannedCommand) => fillCommand(command, { ...deployment.values, ...generationValues });
   const run = (command: PlannedCommand) => executor.run(fill(command), { signal });
@@ -73,9 +73,10 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   const previous = parseGeneration(probe.stdout);
   generationValues = previousGenerationValues(previous);
   firstDeploy = previous.profileLink === '';
+  const previousGeneration = linkNumber(previous.profileLink);
   before = {
     ...(previous.currentSystem ? { previousToplevel: previous.currentSystem } : {}),
-    ...(linkNumber(previous.profileLink) === undefined ? {} : { previousGeneration: linkNumber(previous.profileLink) }),
+    ...(previousGeneration === undefined ? {} : { previousGeneration }),
   };
 
   if (steps.diff) {
