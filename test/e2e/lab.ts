@@ -49,6 +49,17 @@ export function inventoryPath(): string {
   return labPath(coordinator() === 'hawk' ? 'hosts.json' : 'hosts-calypso.json');
 }
 
+/**
+ * The whole lab fleet's inventory for a coordinator (default: the current one):
+ * $LAB_DIR/hosts-fleet.json (on hawk) or hosts-fleet-calypso.json (on calypso,
+ * visible there at the same path): the opis (aarch64-linux) plus `calypso`, an
+ * x86_64-linux target (deploy user, the deploy key, no builder, tags x86,
+ * coordinator, lab). On calypso, calypso is the machine the orchestrator runs on.
+ */
+export function fleetInventoryPath(on: Coordinator = coordinator()): string {
+  return labPath(on === 'hawk' ? 'hosts-fleet.json' : 'hosts-fleet-calypso.json');
+}
+
 /** Where the coordinator's runs keep their reports (writable by its avl, visible at the same path there). */
 export function reportDir(): string {
   return coordinator() === 'hawk' ? labPath('runs/hawk') : labPath('shared/calypso/runs');
@@ -110,11 +121,19 @@ export async function newGeneration(
     kernelVersion?: string;
     /** extra packages in every toplevel's closure, `NAME-VERSION[:KIB]` (flake.sh --packages) */
     packages?: readonly string[];
+    /**
+     * hosts with a kernel of their own version (flake.sh --board-kernel), e.g.
+     * `{ opi01: '6.6.1', opi02: '6.7.1' }`: a kernel per version and system,
+     * named {@link kernelNameOf}; hosts of one system naming one version share it
+     */
+    boardKernels?: Readonly<Record<string, string>>;
   } = {},
 ): Promise<void> {
   const argv = ['bash', join(repoRoot, 'test/lab/flake.sh'), '--generation', revision(label)];
   if (options.kernelVersion) argv.push('--kernel-version', options.kernelVersion);
   if (options.packages?.length) argv.push('--packages', options.packages.join(' '));
+  const boardKernels = Object.entries(options.boardKernels ?? {});
+  if (boardKernels.length) argv.push('--board-kernel', boardKernels.map(([host, version]) => `${host}=${version}`).join(' '));
   if (options.failActivation?.length) argv.push('--fail-activation', options.failActivation.join(' '));
   if (options.brokenUnit?.length) argv.push('--broken-unit', options.brokenUnit.join(' '));
   if (options.unitDies?.length) argv.push('--unit-dies', options.unitDies.join(' '));
@@ -132,7 +151,7 @@ export function asHawk(argv: readonly string[]): Promise<CommandResult> {
   return executor.run({ argv, env: env(), timeoutMs: 60_000 });
 }
 
-/** PID (here) of a lab host's systemd, PID 1 in its container; undefined while it is down. */
+/** PID (here) of a lab host's systemd (an opi or calypso), PID 1 in its container; undefined while it is down. */
 export function leaderPid(host: string): number | undefined {
   try {
     const line = readFileSync(labPath(host, 'cgroups'), 'utf8').split('\n').find((l) => l.startsWith('unified '));
@@ -143,7 +162,7 @@ export function leaderPid(host: string): number | undefined {
   }
 }
 
-/** Runs argv as root inside a lab host (all its namespaces), as the lab inspects hosts: never over SSH. */
+/** Runs argv as root inside a lab host (an opi or calypso; all its namespaces), as the lab inspects hosts: never over SSH. */
 export function inHost(host: string, argv: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
   const pid = leaderPid(host);
   if (pid === undefined) throw new Error(`${host} is not running`);
@@ -154,12 +173,50 @@ function lines(path: string): string[] {
   return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
 }
 
-/** builds.log's lines: `<host> <derivation name> <generation>`. */
-function buildLines(): { host: string; name: string; generation: string }[] {
+/**
+ * One finished lab build, a line of builds.log:
+ * `<host> <derivation name> <generation> <start> <end>`. `host` is the host
+ * that built it (`hawk` for this machine's root namespace); `start` and `end`
+ * are epoch seconds with fractions, read from the builder's clock (every lab
+ * host shares this machine's), so two records' times compare.
+ */
+export interface BuildRecord {
+  readonly host: string;
+  readonly name: string;
+  readonly generation: string;
+  /** epoch seconds (fractional) when the builder started */
+  readonly start: number;
+  /** epoch seconds (fractional) when it finished */
+  readonly end: number;
+}
+
+function buildLines(): BuildRecord[] {
   return lines(labPath('shared/builds.log')).map((line) => {
-    const [host, name, generation] = line.split(' ');
-    return { host: host!, name: name!, generation: generation ?? '' };
+    const [host, name, generation, start, end] = line.split(' ');
+    return { host: host!, name: name!, generation: generation ?? '', start: Number(start), end: Number(end) };
   });
+}
+
+/** Every build the lab ran, with where and when (builds.log, oldest first). */
+export function buildRecords(): BuildRecord[] {
+  return buildLines();
+}
+
+/** This project's builds of revision `label`, with where and when. */
+export function buildRecordsOf(label: string): BuildRecord[] {
+  return buildLines().filter((b) => b.generation === revision(label));
+}
+
+/**
+ * Whether two builds ran at the same time for a while: each started before
+ * the other ended. Throws if a record has no times (a line written before
+ * builds.log had them).
+ */
+export function overlapped(a: BuildRecord, b: BuildRecord): boolean {
+  for (const r of [a, b]) {
+    if (!Number.isFinite(r.start) || !Number.isFinite(r.end)) throw new Error(`builds.log: no start/end times for ${r.host} ${r.name} ${r.generation}`);
+  }
+  return a.start < b.end && b.start < a.end;
 }
 
 /** `<host> <derivation name>` for every build the lab ever ran (whichever host built it). */
@@ -186,6 +243,16 @@ export function buildsOf(label: string): { host: string; name: string }[] {
 /** The kernel's derivation name in revision `label` when flake.sh chose its version: `linux-6.1.<generation>`. */
 export function kernelName(label: string): string {
   return `linux-6.1.${revision(label)}`;
+}
+
+/** calypso's and hawk's (x86_64) kernel's derivation name in revision `label` when flake.sh chose its version. */
+export function x86KernelName(label: string): string {
+  return kernelNameOf(`6.1.${revision(label)}`, 'x86_64-linux');
+}
+
+/** A kernel's derivation name by its version (--kernel-version, --board-kernel): `linux-<V>` (aarch64), `linux-x86_64-<V>`. */
+export function kernelNameOf(version: string, system: 'aarch64-linux' | 'x86_64-linux' = 'aarch64-linux'): string {
+  return system === 'x86_64-linux' ? `linux-x86_64-${version}` : `linux-${version}`;
 }
 
 /** A host's toplevel name in revision `label`: `nixos-system-<host>-25.05.lab-<generation>` (as NixOS's, ending in its version). */
@@ -248,9 +315,13 @@ export async function fault(kind: Fault, host?: string): Promise<void> {
   if (result.exitCode !== 0) throw new Error(`fault.sh ${kind} ${host ?? ''} failed: ${result.stderr}`);
 }
 
-/** A copy of the current coordinator's inventory, changed by `edit`, where the coordinator can read it; returns its path. */
-export function inventoryCopy(name: string, edit: (json: any) => void): string {
-  const json = JSON.parse(readFileSync(inventoryPath(), 'utf8'));
+/**
+ * A copy of the current coordinator's inventory (or of `from`, e.g.
+ * {@link fleetInventoryPath}), changed by `edit`, where the coordinator can
+ * read it; returns its path.
+ */
+export function inventoryCopy(name: string, edit: (json: any) => void, from = inventoryPath()): string {
+  const json = JSON.parse(readFileSync(from, 'utf8'));
   edit(json);
   const path = join(inventoriesDir(), `hosts-${coordinator()}-${name}.json`);
   writeFileSync(path, JSON.stringify(json, null, 2));

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # flake.sh — write the lab fleet's flake to $LAB_DIR/flake/flake.nix.
 #
-#   flake.sh [--generation G] [--kernel-version V] [--packages "NAME-VERSION[:KIB] ..."]
+#   flake.sh [--generation G] [--kernel-version V] [--board-kernel "HOST=VERSION ..."]
+#            [--packages "NAME-VERSION[:KIB] ..."]
 #            [--fail-activation "opi02 opi03"] [--broken-unit HOSTS]
 #            [--unit-dies HOSTS] [--restart-sshd HOSTS]
 #
 # The flake has no inputs (nothing to fetch: the lab is offline) and exposes,
-# for every host in LAB_HOSTS, nixosConfigurations.<host>.config.system.build.toplevel
-# and .config.nixpkgs.hostPlatform.system ("aarch64-linux"). All derivations are
-# aarch64-linux and built with /bin/sh, so hawk and calypso (no aarch64) must
-# delegate them to the opis, exactly like the real fleet.
+# for every host in LAB_HOSTS and for calypso and hawk,
+# nixosConfigurations.<host>.config.system.build.toplevel and
+# .config.nixpkgs.hostPlatform.system. The opis' derivations are aarch64-linux,
+# so hawk and calypso (no aarch64) must delegate them to the opis, exactly like
+# the real fleet; calypso's and hawk's are x86_64-linux (their own "kernel"),
+# built natively by hawk (or calypso). The opi containers run on this x86_64
+# kernel too, so their Nix could build x86_64: only the builders' machines
+# lines (aarch64-linux) keep x86_64 work off them. All built with /bin/sh.
+# --board-kernel gives the named hosts a kernel of their own version instead
+# of the shared one (hosts of one system naming the same version share it),
+# e.g. "opi01=6.6.1 opi02=6.7.1": two kernel builds that can run in parallel.
 #
 # A toplevel holds etc/systemd/system/lab-app.service (a long-running service),
 # nixos-version and bin/switch-to-configuration, which acts on the host's systemd the way
@@ -34,12 +42,13 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/common.sh"
 
 usage() {
-  echo "usage: flake.sh [--generation G] [--kernel-version V] [--packages \"NAME-VERSION[:KIB] ...\"] [--fail-activation \"opiNN ...\"] [--broken-unit HOSTS] [--unit-dies HOSTS] [--restart-sshd HOSTS]" >&2
+  echo "usage: flake.sh [--generation G] [--kernel-version V] [--board-kernel \"HOST=VERSION ...\"] [--packages \"NAME-VERSION[:KIB] ...\"] [--fail-activation \"opiNN ...\"] [--broken-unit HOSTS] [--unit-dies HOSTS] [--restart-sshd HOSTS]" >&2
   exit 2
 }
 
 generation=1
 kernel_version=""
+board_kernel=""
 packages=""
 fail_activation=""
 broken_unit=""
@@ -51,6 +60,8 @@ while (($#)); do
     --generation=*) generation=${1#*=}; shift ;;
     --kernel-version) (($# >= 2)) || usage; kernel_version=$2; shift 2 ;;
     --kernel-version=*) kernel_version=${1#*=}; shift ;;
+    --board-kernel) (($# >= 2)) || usage; board_kernel=$2; shift 2 ;;
+    --board-kernel=*) board_kernel=${1#*=}; shift ;;
     --packages) (($# >= 2)) || usage; packages=$2; shift 2 ;;
     --packages=*) packages=${1#*=}; shift ;;
     --fail-activation) (($# >= 2)) || usage; fail_activation=$2; shift 2 ;;
@@ -74,8 +85,26 @@ lab_check_seconds
 # A version Nix splits off the name as nixpkgs' are (DrvName: the name ends at
 # the first '-' followed by a non-letter): it starts with a digit.
 kernel_version=${kernel_version:-6.1.$generation}
-[[ "$kernel_version" =~ ^[0-9][A-Za-z0-9._+-]*$ ]] ||
+version_re='^[0-9][A-Za-z0-9._+-]*$'
+[[ "$kernel_version" =~ $version_re ]] ||
   lab_die "--kernel-version '$kernel_version': start with a digit; letters, digits and . _ + - only"
+# Every host with a configuration: the opis (aarch64-linux) and the two
+# x86_64-linux coordinators (calypso a deploy target too; hawk never deployed:
+# it is the machine itself).
+all_hosts="$LAB_HOSTS calypso hawk"
+# --board-kernel: HOST=VERSION words -> a Nix attrset { HOST = "VERSION"; }.
+nix_board_kernels="{"
+seen_board=" "
+for w in $board_kernel; do
+  [[ "$w" == *=* ]] || lab_die "--board-kernel: '$w' is not HOST=VERSION"
+  h=${w%%=*} v=${w#*=}
+  [[ " $all_hosts " == *" $h "* ]] || lab_die "--board-kernel: '$h' is not a lab host ($all_hosts)"
+  [[ "$seen_board" != *" $h "* ]] || lab_die "--board-kernel: '$h' is named twice"
+  [[ "$v" =~ $version_re ]] || lab_die "--board-kernel: version '$v' of $h: start with a digit; letters, digits and . _ + - only"
+  seen_board+="$h "
+  nix_board_kernels+=" $h = \"$v\";"
+done
+nix_board_kernels+=" }"
 # --packages: NAME-VERSION[:KIB] words -> Nix attrsets { name = "..."; kib = N; }.
 nix_packages="["
 for p in lab-app-1.0 $packages; do
@@ -86,7 +115,7 @@ done
 nix_packages+=" ]"
 for opt in fail_activation broken_unit unit_dies restart_sshd; do
   for h in ${!opt}; do
-    [[ " $LAB_HOSTS " == *" $h "* ]] || lab_die "--${opt//_/-}: '$h' is not in LAB_HOSTS ($LAB_HOSTS)"
+    [[ " $all_hosts " == *" $h "* ]] || lab_die "--${opt//_/-}: '$h' is not a lab host (LAB_HOSTS, calypso, hawk: $all_hosts)"
   done
 done
 [[ -d "$LAB_DIR" ]] || lab_die "$LAB_DIR does not exist (run up.sh first)"
@@ -118,38 +147,60 @@ cat >"$tmp" <<'NIX'
 
   outputs = { self }:
     let
-      system = "aarch64-linux"; # written out: builtins.currentSystem is impure
+      # Systems are written out: builtins.currentSystem is impure.
+      # The opis are aarch64-linux; calypso and hawk x86_64-linux.
+      x86Hosts = [ "calypso" "hawk" ];
+      systemOf = host: if builtins.elem host x86Hosts then "x86_64-linux" else "aarch64-linux";
       generation = "@GENERATION@";
       kernelVersion = "@KERNEL_VERSION@";
+      # --board-kernel: { <host> = "<version>"; } for hosts with a kernel of their own.
+      boardKernels = @BOARD_KERNELS@;
       # What nixos-version says, and the toplevel's version (as NixOS's system.nixos.label).
       nixosVersion = "25.05.lab-${generation}";
       labDir = "@LAB_DIR@";
       labId = "@LAB_ID@";
-      hosts = @HOSTS@;
+      hosts = @HOSTS@ ++ x86Hosts;
       failActivation = @FAIL_ACTIVATION@;
       brokenUnit = @BROKEN_UNIT@;
       unitDies = @UNIT_DIES@;
       restartSshd = @RESTART_SSHD@;
       has = list: host: builtins.elem host list;
 
-      # The shared slow "kernel": built once (on whichever opi the coordinator
-      # delegates to), then served from the cache. builds.log (in the directory
-      # every lab host shares) is deliberate impurity (sandbox = false) so tests
-      # can count where and how often it was built: "<hostname> <name> <generation>".
-      # The generation is an input, so every generation builds a new kernel,
-      # whatever its version says.
-      kernel = derivation {
-        name = "linux-${kernelVersion}";
+      # Every lab build records itself in builds.log (in the directory every
+      # lab host shares; deliberate impurity, sandbox = false) so tests can
+      # count where and how often it was built, and when:
+      # "<hostname> <name> <generation> <start> <end>" (epoch seconds with
+      # fractions). hawk is this machine's root namespace, whose hostname is the
+      # machine's own (up.sh writes it to shared/hawk-uts-name): logged as hawk.
+      buildStart = ''
+        start=$(/bin/date +%s.%N)
+      '';
+      buildEnd = ''
+        host_name=$(/bin/hostname)
+        if [ "$host_name" = "$(/bin/cat "$labDir/shared/hawk-uts-name" 2>/dev/null)" ]; then host_name=hawk; fi
+        echo "$host_name $name $generation $start $(/bin/date +%s.%N)" >> "$labDir/shared/builds.log"
+      '';
+
+      # The slow "kernel" of a system and version: one derivation per
+      # (system, version), shared by every host that has it (the opis' shared
+      # kernel is built once, on whichever opi the coordinator delegates to,
+      # then served from the cache). The generation is an input, so every
+      # generation builds new kernels, whatever their versions say.
+      # aarch64: linux-<version> (as before); x86_64: linux-x86_64-<version>.
+      mkKernel = system: version: derivation {
+        name = if system == "x86_64-linux" then "linux-x86_64-${version}" else "linux-${version}";
         inherit system labDir labId generation;
         builder = "/bin/sh";
         args = [ "-c" ''
           set -e
+          ${buildStart}
           /bin/sleep @KERNEL_SECONDS@
           /bin/mkdir -p "$out"
           /bin/hostname > "$out/built-on"
-          echo "$(/bin/hostname) $name $generation" >> "$labDir/shared/builds.log"
+          ${buildEnd}
         '' ];
       };
+      kernelOf = host: mkKernel (systemOf host) (boardKernels.${host} or kernelVersion);
 
       # Packages in every toplevel's closure: text files in the store, written
       # at evaluation (builtins.toFile), so nothing more is built. KIB KiB of
@@ -227,12 +278,15 @@ cat >"$tmp" <<'NIX'
 
       toplevel = host: derivation {
         name = "nixos-system-${host}-${nixosVersion}";
-        inherit system labDir labId host kernel generation nixosVersion packages;
+        system = systemOf host;
+        kernel = kernelOf host;
+        inherit labDir labId host generation nixosVersion packages;
         switchScript = switchScript host;
         appUnit = appUnit host;
         builder = "/bin/sh";
         args = [ "-c" ''
           set -e
+          ${buildStart}
           /bin/sleep @HOST_SECONDS@
           /bin/mkdir -p "$out/bin" "$out/etc/systemd/system"
           /bin/mkdir -p "$out/sw"
@@ -244,7 +298,7 @@ cat >"$tmp" <<'NIX'
           printf '%s' "$switchScript" | /bin/sed "s|@out@|$out|g" > "$out/bin/switch-to-configuration"
           /bin/chmod 0555 "$out/bin/switch-to-configuration"
           printf '%s' "$appUnit" | /bin/sed "s|@out@|$out|g" > "$out/etc/systemd/system/lab-app.service"
-          echo "$(/bin/hostname) $name $generation" >> "$labDir/shared/builds.log"
+          ${buildEnd}
         '' ];
       };
     in {
@@ -252,7 +306,7 @@ cat >"$tmp" <<'NIX'
         name = host;
         value.config = {
           system.build.toplevel = toplevel host;
-          nixpkgs.hostPlatform.system = system;
+          nixpkgs.hostPlatform.system = systemOf host;
         };
       }) hosts);
     };
@@ -261,6 +315,7 @@ NIX
 sed -i \
   -e "s|@GENERATION@|$generation|g" \
   -e "s|@KERNEL_VERSION@|$kernel_version|g" \
+  -e "s|@BOARD_KERNELS@|$nix_board_kernels|g" \
   -e "s|@PACKAGES@|$nix_packages|g" \
   -e "s|@LAB_DIR@|$LAB_DIR|g" \
   -e "s|@LAB_ID@|$lab_id|g" \
@@ -282,6 +337,7 @@ mv -f "$tmp" "$flake_dir/flake.nix"
 cat >"$flake_dir/lab-flake.env" <<EOF
 LAB_FLAKE_GENERATION=$generation
 LAB_FLAKE_KERNEL_VERSION=$kernel_version
+LAB_FLAKE_BOARD_KERNELS="$board_kernel"
 LAB_FLAKE_PACKAGES="$packages"
 LAB_FLAKE_FAIL_ACTIVATION="$fail_activation"
 LAB_FLAKE_BROKEN_UNIT="$broken_unit"

@@ -8,7 +8,8 @@
 #           Nix 2.26 daemon (may build aarch64), sshd, users deploy (sudo) and
 #           nix-builder; 10.213.77.(10+NN).
 # calypso = a second coordinator container (x86_64, no aarch64), user avl,
-#           the repository bind-mounted read-only; 10.213.77.2.
+#           the repository bind-mounted read-only; also a deploy target
+#           (user deploy, as on the opis); 10.213.77.2.
 # Holds the lab lock ($LAB_LOCK) unless LAB_LOCK_HELD=1 says the caller does.
 # Idempotent: an existing lab is torn down first (down.sh). Every wait has a
 # deadline. See README.md beside this file.
@@ -129,6 +130,10 @@ install -d -m 0700 -o "$LAB_USER" -g "$LAB_USER" "$LAB_DIR/ssh"
 # whichever host builds (as a Nix build user), the test inventories, calypso's reports.
 install -d -m 1777 "$LAB_DIR/shared" "$LAB_DIR/shared/inventories"
 install -m 0666 /dev/null "$LAB_DIR/shared/builds.log"
+# The lab builds log "<hostname> …": a build on hawk runs in this machine's
+# root namespace, whose hostname is the machine's; this file names it (flake.sh).
+uname -n >"$LAB_DIR/shared/hawk-uts-name"
+chmod 0644 "$LAB_DIR/shared/hawk-uts-name"
 install -d -m 0755 -o "${C_AVL%:*}" -g "${C_AVL#*:}" "$LAB_DIR/shared/calypso" "$LAB_DIR/shared/calypso/runs"
 mkdir -p /run/sshd && chmod 0755 /run/sshd
 
@@ -138,6 +143,9 @@ keygen() { ssh-keygen -q -t ed25519 -N '' -C "$2" -f "$1"; }
 keygen "$LAB_DIR/ssh/deploy_key" lab-deploy
 keygen "$LAB_DIR/ssh/builder_key" lab-nix-builder
 keygen "$LAB_DIR/ssh/calypso_avl_key" avl@calypso
+# calypso's nix-daemon (root) logs in to avl@hawk with this one, its default
+# identity, to build x86_64 on hawk (--builders 'ssh://avl@hawk x86_64-linux - …').
+keygen "$LAB_DIR/ssh/calypso_root_key" root@calypso
 chown "$LAB_USER:$LAB_USER" "$LAB_DIR"/ssh/*
 # hawk's daemon uses its own root-only copy of the builder key (/etc/nix/builder-key on the fleet).
 install -m 0600 "$LAB_DIR/ssh/builder_key" "$LAB_DIR/hawk/etc-nix/builder-key"
@@ -177,14 +185,18 @@ host_records=""
 for h in $LAB_HOSTS; do
   host_records+="$h $(lab_addr "$h") $(<"$LAB_DIR/$h/host_key.b64")"$'\n'
 done
-write_inventory() { # coordinator -> stdout
-  env COORDINATOR="$1" AVL_HOME_CALYPSO=/home/avl SEED="$seed" HAWK_ADDR="$LAB_HAWK_ADDR" \
+write_inventory() { # coordinator [FLEET=1] -> stdout
+  env COORDINATOR="$1" "${@:2}" AVL_HOME_CALYPSO=/home/avl SEED="$seed" HAWK_ADDR="$LAB_HAWK_ADDR" \
+    CALYPSO_ADDR="$LAB_CALYPSO_ADDR" \
     CACHE_URL="$CACHE_URL" CACHE_PUBLIC_KEY="$CACHE_PUBLIC_KEY" GCROOT_DIR="$LAB_GCROOT_DIR" \
     HOST_RECORDS="$host_records" node "$HERE/write-inventory.mjs"
 }
 write_inventory hawk >"$LAB_DIR/hosts.json"
 write_inventory calypso >"$LAB_DIR/hosts-calypso.json"
-chmod 0644 "$LAB_DIR/hosts.json" "$LAB_DIR/hosts-calypso.json"
+# The whole lab fleet: the opis plus calypso as an x86_64 target.
+write_inventory hawk FLEET=1 >"$LAB_DIR/hosts-fleet.json"
+write_inventory calypso FLEET=1 >"$LAB_DIR/hosts-fleet-calypso.json"
+chmod 0644 "$LAB_DIR/hosts.json" "$LAB_DIR/hosts-calypso.json" "$LAB_DIR/hosts-fleet.json" "$LAB_DIR/hosts-fleet-calypso.json"
 
 # --- network: bridge avl0 = hawk, one namespace + veth per container ---------
 ip link add "$LAB_BRIDGE" type bridge
@@ -234,23 +246,33 @@ for h in $CONTAINERS; do
   install -m 0644 "$d/ssh_host_ed25519_key.pub" "$r/etc/ssh/ssh_host_ed25519_key.pub"
   put 0:0 0644 "$r/etc/ssh/ssh_known_hosts" <"$known"
   args=("--bind=$LAB_DIR/shared")
+  # Every container is a deploy target: the deploy user with the deploy key
+  # (sudo NOPASSWD and lab-activate-on-boot come with the template).
+  put "$C_DEPLOY" 0600 "$r/home/deploy/.ssh/authorized_keys" <"$LAB_DIR/ssh/deploy_key.pub"
   if [[ "$h" == calypso ]]; then
     {
-      echo "# calypso (lab): a second coordinator; x86_64, cannot build aarch64 (no extra-platforms)."
+      echo "# calypso (lab): a second coordinator and a deploy target; x86_64, cannot build aarch64 (no extra-platforms)."
       common_nix_conf
-      echo "trusted-users = root avl"
+      echo "trusted-users = root avl deploy"
       echo "builders = @/etc/nix/machines"
       echo "builders-use-substitutes = true"
     } | put 0:0 0644 "$r/etc/nix/nix.conf"
     put 0:0 0600 "$r/etc/nix/builder-key" <"$LAB_DIR/ssh/builder_key"
     machines /etc/nix/builder-key | put 0:0 0644 "$r/etc/nix/machines"
+    # The daemon's own identity for avl@hawk (x86_64 builds on hawk).
+    install -d -m 0700 "$r/root/.ssh"
+    put 0:0 0600 "$r/root/.ssh/id_ed25519" <"$LAB_DIR/ssh/calypso_root_key"
+    # The orchestrator's user may activate calypso itself (a local deploy, no
+    # SSH), as an admin on a coordinator may: sudo -n, as deploy's.
+    printf 'avl ALL=(ALL:ALL) NOPASSWD: ALL\n' | put 0:0 0440 "$r/etc/sudoers.d/avl"
     s=/home/avl/.ssh
     put "$C_AVL" 0600 "$r$s/deploy_key" <"$LAB_DIR/ssh/deploy_key"
     put "$C_AVL" 0600 "$r$s/builder_key" <"$LAB_DIR/ssh/builder_key"
     put "$C_AVL" 0600 "$r$s/id_ed25519" <"$LAB_DIR/ssh/calypso_avl_key"
     put "$C_AVL" 0644 "$r$s/id_ed25519.pub" <"$LAB_DIR/ssh/calypso_avl_key.pub"
     put "$C_AVL" 0644 "$r$s/known_hosts" <"$known"
-    args+=("--bind-ro=$LAB_REPO" "--bind-ro=$LAB_DIR/flake" "--bind-ro=$LAB_DIR/hosts-calypso.json")
+    args+=("--bind-ro=$LAB_REPO" "--bind-ro=$LAB_DIR/flake" "--bind-ro=$LAB_DIR/hosts-calypso.json"
+      "--bind-ro=$LAB_DIR/hosts-fleet-calypso.json")
   else
     {
       echo "# $h (lab): may build aarch64 (hawk and calypso may not)."
@@ -259,7 +281,6 @@ for h in $CONTAINERS; do
       echo "trusted-users = root nix-builder deploy"
       echo "max-jobs = 6"
     } | put 0:0 0644 "$r/etc/nix/nix.conf"
-    put "$C_DEPLOY" 0600 "$r/home/deploy/.ssh/authorized_keys" <"$LAB_DIR/ssh/deploy_key.pub"
     put "$C_BUILDER" 0600 "$r/var/lib/nix-builder/.ssh/authorized_keys" <"$LAB_DIR/ssh/builder_key.pub"
   fi
   printf '%s\n' "${args[@]}" >"$d/nspawn.args"
@@ -285,8 +306,13 @@ t_containers_started=$SECONDS
 machines "$LAB_DIR/hawk/etc-nix/builder-key" >"$LAB_DIR/hawk/etc-nix/machines"
 
 # The fleet's pin-arm-cache.sh, adapted: Nix 2.8 leaves OUT_PATHS empty for
-# remotely built derivations, so the outputs come from the .drv instead. No
-# push: the cache serves hawk's store itself.
+# remotely built derivations (and, seen here, for local ones too), so the
+# outputs come from the .drv then. A build another machine asks of hawk as its
+# builder (calypso's x86_64 builds: `nix-store --serve --write`, the derivation
+# sent over the wire) has no .drv in hawk's store: nothing to pin by, and a
+# failing hook would fail that build, so it logs "not pinned" and succeeds (the
+# orchestrator copies and pins what a run elsewhere built). No push: the cache
+# serves hawk's store itself.
 cat >"$LAB_DIR/hawk/post-build-hook" <<EOF
 #!/bin/sh
 # Generated by avalanche-deploy test/lab/up.sh: pin each build with a GC root on hawk.
@@ -295,7 +321,11 @@ set -f
 export PATH="/usr/bin:/bin:\${PATH:-}"
 LOG='$LAB_DIR/hawk/post-build-hook.log'
 GCROOT_DIR='$LAB_GCROOT_DIR'
-outs=\$(nix-store -q --outputs "\$DRV_PATH")
+outs=\${OUT_PATHS:-}
+if [ -z "\$outs" ] && ! outs=\$(nix-store -q --outputs "\$DRV_PATH" 2>/dev/null); then
+  echo "\$(date -Is) drv=\$DRV_PATH OUT_PATHS= not in this store (built for another machine): not pinned" >>"\$LOG"
+  exit 0
+fi
 echo "\$(date -Is) drv=\$DRV_PATH OUT_PATHS=\${OUT_PATHS:-} outputs=\$(echo \$outs)" >>"\$LOG"
 mkdir -p "\$GCROOT_DIR"
 for path in \$outs; do
@@ -341,7 +371,8 @@ MaxSessions 64
 PrintMotd no
 Subsystem sftp internal-sftp
 EOF
-install -m 0644 "$LAB_DIR/ssh/calypso_avl_key.pub" "$LAB_DIR/hawk-sshd/authorized_keys/$LAB_USER"
+cat "$LAB_DIR/ssh/calypso_avl_key.pub" "$LAB_DIR/ssh/calypso_root_key.pub" >"$LAB_DIR/hawk-sshd/authorized_keys/$LAB_USER"
+chmod 0644 "$LAB_DIR/hawk-sshd/authorized_keys/$LAB_USER"
 lab_start_hawk_sshd
 
 : >"$LAB_DIR/cache-access.log"
@@ -415,15 +446,19 @@ check() { # name argv...
   "$@" </dev/null >/dev/null 2>"$LAB_DIR/check-$name.err" &
   checks+=("$name:$!")
 }
-for h in $LAB_HOSTS; do
+for h in $LAB_HOSTS calypso; do
   a=$(lab_addr "$h")
   check "$h-deploy" timeout 20 ssh "${ssh_opts[@]}" -i "$LAB_DIR/ssh/deploy_key" "deploy@$a" \
     "test \"\$(hostname)\" = $h && sudo -n true && nix store ping"
+  [[ "$h" == calypso ]] && continue
   check "$h-builder" timeout 20 ssh "${ssh_opts[@]}" -i "$LAB_DIR/ssh/builder_key" "nix-builder@$a" \
     "nix-store --version && ! sudo -n true 2>/dev/null"
 done
 check calypso-hawk timeout 20 bash "$HERE/as-coordinator.sh" calypso -- \
   ssh -o ConnectTimeout=5 -o BatchMode=yes "$LAB_USER@$LAB_HAWK_ADDR" nix store ping
+# calypso's nix-daemon (root, its default identity) reaches avl@hawk as a builder would.
+check calypso-root-hawk timeout 20 nsenter -t "$(lab_leader calypso)" -m -u -n -i -- \
+  ssh -o ConnectTimeout=5 -o BatchMode=yes "$LAB_USER@$LAB_HAWK_ADDR" nix-store --version
 for c in "${checks[@]}"; do
   name=${c%%:*}
   wait "${c#*:}" || { cat "$LAB_DIR/check-$name.err" >&2; lab_die "login check $name failed"; }

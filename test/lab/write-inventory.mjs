@@ -6,6 +6,11 @@
 // COORDINATOR=hawk    $LAB_DIR/hosts.json: the orchestrator runs on hawk (as avl)
 // COORDINATOR=calypso $LAB_DIR/hosts-calypso.json: it runs on calypso (as avl
 //                     there), reaching hawk over SSH; key paths are calypso's.
+// FLEET=1 (with CALYPSO_ADDR): the fleet variants, hosts-fleet.json and
+//                     hosts-fleet-calypso.json: the opis plus calypso as an
+//                     x86_64-linux deploy target (no builder entry: it builds
+//                     nothing for others). hawk is never a target in the lab
+//                     (it is this machine's root namespace).
 // LAB_KERNEL_SECONDS, LAB_HOST_SECONDS, LAB_ACTIVATION_SECONDS (exported by
 // up.sh) make the lab's own baseline: see baselineMinutes below.
 const e = process.env;
@@ -16,6 +21,11 @@ for (const k of ["LAB_DIR", "COORDINATOR", "SEED", "HAWK_ADDR", "CACHE_URL", "CA
     console.error(`write-inventory: ${k} is not set`);
     process.exit(2);
   }
+}
+const fleet = e.FLEET === "1";
+if (fleet && !e.CALYPSO_ADDR) {
+  console.error("write-inventory: FLEET=1 needs CALYPSO_ADDR");
+  process.exit(2);
 }
 if (!["hawk", "calypso"].includes(e.COORDINATOR)) {
   console.error(`write-inventory: COORDINATOR must be hawk or calypso, got ${e.COORDINATOR}`);
@@ -45,6 +55,17 @@ for (const line of e.HOST_RECORDS.split("\n").filter(Boolean)) {
       hostKey,
     },
     tags: ["opi", "lab"],
+  };
+}
+if (fleet) {
+  // calypso's deploy user, key and health checks are the opis' (up.sh gives it
+  // the same deploy user, sudo, substituter and lab-app unit).
+  hosts.calypso = {
+    address: e.CALYPSO_ADDR,
+    system: "x86_64-linux",
+    deployUser: "deploy",
+    sshKey: keys.deploy,
+    tags: ["x86", "coordinator", "lab"],
   };
 }
 
