@@ -10,7 +10,8 @@ import type { Executor } from '../lib/exec/types.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { resolveSelection } from '../lib/inventory/select.ts';
 import { parseBuildResults } from '../lib/nix/build-log.ts';
-import { toplevelAttribute } from '../lib/nix/commands.ts';
+import { joinBuilderSpecs, toplevelAttribute } from '../lib/nix/commands.ts';
+import { fillCommand } from '../lib/plan/placeholders.ts';
 import { planDeploy } from '../lib/plan/assemble.ts';
 import { builderHost, targetHost } from '../lib/remote/fleet.ts';
 import { remoteArgv, sshDestination, sshOptionArgs } from '../lib/remote/host.ts';
@@ -317,7 +318,9 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
   const plan = planDeploy(inventory, resolveSelection(inventory, { on: [], exclude: [] }), { goal: 'switch', onCoordinator: true });
   ctx.progress(`dissection: seed build with Nix's activity log (kernel ${kernelSeconds} s${extraSshOptions.length ? ', ssh multiplexed' : ''})`);
   const activities = new Map<number, NixActivity>();
-  const seedBuild = plan.seeds[0]!.build;
+  // The pipeline's own build of the lab's one system, on every builder (as preflight fills them when all answer).
+  const system = plan.builds[0]!;
+  const seedBuild = fillCommand(system.build, { [`builders:${system.system}`]: joinBuilderSpecs(system.builders.map((b) => b.spec)) });
   const env = { ...lab.env, ...seedBuild.env };
   if (extraSshOptions.length) env.NIX_SSHOPTS = [env.NIX_SSHOPTS ?? '', ...extraSshOptions].join(' ').trim();
   const t0 = Date.now();
@@ -349,7 +352,7 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
     );
   } finally {
     if (extraSshOptions.length) {
-      await closeMasters(ctx, [sshDestination(builderHost(inventory, plan.seeds[0]!.host)!)]);
+      await closeMasters(ctx, [sshDestination(builderHost(inventory, system.builders[0]!.host)!)]);
     }
   }
   const totalMs = build.durationMs;

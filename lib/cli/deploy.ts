@@ -17,7 +17,7 @@ import { localNixSystem } from '../nix/system.ts';
 import { planDeploy } from '../plan/assemble.ts';
 import { dryRunJson, renderPlan } from '../plan/render.ts';
 import type { DeployPlan, RollbackPlan, RunnablePlan } from '../plan/types.ts';
-import { isOnCoordinator } from '../remote/fleet.ts';
+import { isOnCoordinator, thisMachineAmong } from '../remote/fleet.ts';
 import { recentMedians } from '../report/compare.ts';
 import { type HistoryEntry, historyPathFor, readHistory } from '../report/history.ts';
 import { closureDiffText, hostClosureDiffText } from '../report/render/closure-diff.ts';
@@ -123,12 +123,14 @@ async function makePlan(options: CliOptions, executor: Executor): Promise<Deploy
   const inventory = await loadInventory(options.inventory);
   const hosts = resolveSelection(inventory, options.selector);
   const rebuildTool = await probeRebuildTool(executor, inventory.nixosRebuild.command, inventory.timeouts.connectSeconds * 1000);
+  const onCoordinator = isOnCoordinator(inventory, hostname());
   return planDeploy(inventory, hosts, {
     goal: options.goal,
     flake: options.flake,
     seed: options.seed,
     ...deployStageChoices(options),
-    onCoordinator: isOnCoordinator(inventory, hostname()),
+    onCoordinator,
+    thisMachine: thisMachineAmong(inventory, hosts, onCoordinator, hostname()),
     allowUnsigned: options.allowUnsigned,
     rebuildTool,
     localSystem: localNixSystem(),
@@ -148,7 +150,7 @@ async function confirmed(command: Command, plan: RunnablePlan, options: CliOptio
     return io.ask(`${command}: switch ${hosts.length} hosts back (${goal}: ${hosts.join(', ')}), ${how}. Roll back?`);
   }
   const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time after the seed`;
-  return io.ask(`${command}: ${goal} ${hosts.length} hosts (${hosts.join(', ')}), seed ${plan.seeds[0]!.host}, ${how}. Deploy?`);
+  return io.ask(`${command}: ${goal} ${hosts.length} hosts (${hosts.join(', ')}), seed${plan.builds.length > 1 ? 's' : ''} ${plan.builds.map((b) => b.builders[0]?.host ?? plan.coordinator.name).join(', ')}, ${how}. Deploy?`);
 }
 
 /**

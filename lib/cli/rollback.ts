@@ -2,9 +2,11 @@
  * scripts/rollback.ts's planning: which hosts go back to what. The rest —
  * confirmation, the run, the result — is the deploy's (lib/cli/deploy.ts).
  */
+import { hostname } from 'node:os';
 import { UsageError } from '../errors.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { resolveSelection } from '../inventory/select.ts';
+import { thisMachineAmong } from '../remote/fleet.ts';
 import { planRollback } from '../plan/rollback.ts';
 import type { RollbackPlan, RollbackTarget } from '../plan/types.ts';
 import { listRunIds, loadRun } from '../report/load.ts';
@@ -19,11 +21,16 @@ import { type CliOptions, deployStageChoices } from './args.ts';
  */
 export async function makeRollbackPlan(options: CliOptions, inventory: Inventory, onCoordinator: boolean): Promise<RollbackPlan> {
   const request = options.rollbackTo ?? { kind: 'previous' };
-  const paced = { goal: options.goal === 'dry-activate' ? undefined : options.goal, onCoordinator, ...deployStageChoices(options) };
+  const paced = (hosts: readonly string[]) => ({
+    goal: options.goal === 'dry-activate' ? undefined : options.goal,
+    onCoordinator,
+    thisMachine: thisMachineAmong(inventory, hosts, onCoordinator, hostname()),
+    ...deployStageChoices(options),
+  });
   if (request.kind !== 'run') {
     const hosts = resolveSelection(inventory, options.selector);
     const to: RollbackTarget = request.kind === 'generation' ? { kind: 'generation', number: request.number } : { kind: 'previous' };
-    return planRollback(inventory, hosts, { ...paced, to: () => to });
+    return planRollback(inventory, hosts, { ...paced(hosts), to: () => to });
   }
 
   let run: RunReport;
@@ -38,7 +45,7 @@ export async function makeRollbackPlan(options: CliOptions, inventory: Inventory
   const previous = revertible(run, (host) => selected?.has(host) ?? true);
   const unknown = Object.keys(previous).filter((host) => !Object.hasOwn(inventory.hosts, host));
   if (unknown.length) throw new UsageError(`--run ${run.id} changed ${unknown.join(', ')}, which ${options.inventory} does not have; --on the hosts to revert`);
-  return planRollback(inventory, Object.keys(previous), { ...paced, to: (host) => ({ kind: 'toplevel', toplevel: previous[host]!, run: run.id }) });
+  return planRollback(inventory, Object.keys(previous), { ...paced(Object.keys(previous)), to: (host) => ({ kind: 'toplevel', toplevel: previous[host]!, run: run.id }) });
 }
 
 /** `--run latest`: the newest run that changed a host (runs stopped by the lock or in preflight, or that failed everywhere, changed none). */

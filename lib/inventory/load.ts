@@ -42,8 +42,10 @@ function crossCheck(inventory: Inventory): string[] {
     if (!seed) problems.push(`seed: unknown host '${inventory.seed}'; known: ${names.join(', ')}`);
     else if (!seed.builder) problems.push(`seed: host '${inventory.seed}' has no "builder" entry, so it cannot build`);
   }
-  if (names.includes(inventory.coordinator.name)) {
-    problems.push(`coordinator.name: '${inventory.coordinator.name}' is also a deploy target in "hosts"`);
+  // The coordinator may be a target too (deployed last, and here when the run is on it): it is one machine.
+  const asTarget = inventory.hosts[inventory.coordinator.name];
+  if (asTarget && asTarget.system !== inventory.coordinator.system) {
+    problems.push(`hosts.${inventory.coordinator.name}.system: ${asTarget.system}, but coordinator.system says ${inventory.coordinator.system} for the same machine`);
   }
   return problems;
 }

@@ -203,6 +203,14 @@ export const inventorySchema = z.strictObject({
     user: userName.default('root'),
     /** true when the orchestrator always runs on the coordinator itself */
     local: z.boolean().default(false),
+    /**
+     * The coordinator as a builder of its own system, for a run started on
+     * another machine (its --builders entry, as coordinator.user); absent:
+     * one job at a time with the features Nix gives an x86_64 machine by
+     * default (nixos-test, benchmark, big-parallel). A run on the
+     * coordinator builds there natively with its own settings.
+     */
+    builder: builder.omit({ user: true }).optional(),
   }),
   cache: z.strictObject({
     url: cacheUrl,

@@ -85,41 +85,49 @@ export function resolveSelection(inventory: Inventory, selector: HostSelector): 
   return hosts;
 }
 
-/**
- * The seed builds for every selected host, so it must be a builder of their
- * system. Preference: --seed, then the inventory's seed, then a selected
- * builder, then any builder of that system.
- */
-export function chooseSeed(inventory: Inventory, hosts: readonly HostName[], requested?: string): HostName {
-  const systems = [...new Set(hosts.map((name) => inventory.hosts[name]!.system))];
-  if (systems.length !== 1) {
-    throw new UsageError(
-      `the selected hosts have different systems (${systems.join(', ')}); deploy one system per run`,
-    );
-  }
-  const system = systems[0]!;
-  const canSeed = (name: string) => {
-    const host = inventory.hosts[name];
-    return host !== undefined && host.builder !== undefined && host.system === system;
-  };
-  if (requested !== undefined) {
-    assertKnownHost(inventory, requested);
-    if (!canSeed(requested)) {
-      throw new UsageError(`--seed ${requested}: it must be a builder for ${system} (a host with a "builder" entry)`);
-    }
-    return requested;
-  }
-  const seed = seedCandidates(inventory, hosts)[0];
-  if (!seed) throw new UsageError(`no host in the inventory can build for ${system}: add a "builder" entry`);
-  return seed;
+/** Where one Nix system's toplevels are built: the inventory's builders of that system (the preferred seed first), or the coordinator natively. */
+export interface SystemBuilders {
+  readonly system: string;
+  /** the selected hosts of this system, in inventory order */
+  readonly hosts: readonly HostName[];
+  /** builders of this system, the seed first: --seed, the inventory's seed, selected hosts, the rest; empty when the coordinator builds */
+  readonly builders: readonly HostName[];
 }
 
-/** Builders of the selected hosts' system, best first: the inventory's seed, the selected hosts, the rest. */
-export function seedCandidates(inventory: Inventory, hosts: readonly HostName[]): HostName[] {
-  const system = inventory.hosts[hosts[0]!]?.system;
-  const ordered = [inventory.seed, ...hosts, ...Object.keys(inventory.hosts)];
-  return [...new Set(ordered)].filter((name): name is string => {
-    const host = name === undefined ? undefined : inventory.hosts[name];
-    return host?.builder !== undefined && host.system === system;
+/**
+ * The selected hosts grouped by Nix system (in the order the systems first
+ * appear), each with the builders that may build it: hosts of that system
+ * with a "builder" entry, preferred seed first. A system without builders is
+ * built by the coordinator when it is the coordinator's own (x86_64 builds
+ * stay on hawk: nix-distributed-builds.md); otherwise nothing may build it
+ * (nothing under emulation): UsageError (exit 2), as for a --seed that builds
+ * none of the selected systems.
+ */
+export function systemBuilders(inventory: Inventory, hosts: readonly HostName[], requestedSeed?: string): SystemBuilders[] {
+  const systems = [...new Set(hosts.map((name) => inventory.hosts[name]!.system))];
+  const buildersOf = (system: string) => {
+    const ordered = [requestedSeed, inventory.seed, ...hosts, ...Object.keys(inventory.hosts)];
+    return [...new Set(ordered)].filter((name): name is string => {
+      const host = name === undefined ? undefined : inventory.hosts[name];
+      return host?.builder !== undefined && host.system === system;
+    });
+  };
+  if (requestedSeed !== undefined) {
+    assertKnownHost(inventory, requestedSeed);
+    const entry = inventory.hosts[requestedSeed]!;
+    if (!entry.builder || !systems.includes(entry.system)) {
+      throw new UsageError(`--seed ${requestedSeed}: it must be a builder for ${systems.join(' or ')} (a host with a "builder" entry)`);
+    }
+  }
+  return systems.map((system) => {
+    const builders = buildersOf(system);
+    if (builders.length === 0 && system !== inventory.coordinator.system) {
+      const of = hosts.filter((h) => inventory.hosts[h]!.system === system);
+      throw new UsageError(
+        `no host in the inventory can build for ${system} (${of.join(', ')}): add a "builder" entry to a host of that system ` +
+          `(the coordinator ${inventory.coordinator.name} builds only ${inventory.coordinator.system}, and nothing is built under emulation)`,
+      );
+    }
+    return { system, hosts: hosts.filter((h) => inventory.hosts[h]!.system === system), builders };
   });
 }

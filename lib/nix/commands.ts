@@ -36,14 +36,17 @@ export function evaluateToplevelsArgv(inventory: Inventory, flake: string, hosts
   return ['nix', 'eval', '--json', installable(flake, prefix), '--apply', expr];
 }
 
-/** A `--builders` entry in Nix's machines format for `builder` (the host's builder user); "-" for fields left to defaults. */
-export function builderSpec(inventory: Inventory, host: HostName, builder: RemoteHost): string {
-  const entry = inventory.hosts[host];
-  if (!entry?.builder) throw new Error(`host ${host} is not a builder`);
-  const b = entry.builder;
+/** A builder's fields in Nix's machines format (nix.conf `builders`, nix.buildMachines). */
+type MachineFields = Pick<NonNullable<Inventory['hosts'][string]['builder']>, 'sshKey' | 'maxJobs' | 'speedFactor' | 'supportedFeatures' | 'hostKey'>;
+
+/** What the coordinator claims as a builder when coordinator.builder says nothing: one job, Nix's default system-features without kvm. */
+const COORDINATOR_BUILDER_DEFAULTS: MachineFields = { maxJobs: 1, speedFactor: 1, supportedFeatures: ['nixos-test', 'benchmark', 'big-parallel'] };
+
+/** One machines-format line: URI, system, key, max jobs, speed factor, features, mandatory features, host key ("-": Nix's default). */
+function machinesLine(builder: RemoteHost, system: string, b: MachineFields): string {
   return [
     nixSshStoreUri(builder),
-    entry.system,
+    system,
     b.sshKey ?? '-',
     String(b.maxJobs),
     String(b.speedFactor),
@@ -53,23 +56,47 @@ export function builderSpec(inventory: Inventory, host: HostName, builder: Remot
   ].join(' ');
 }
 
+/** A `--builders` entry in Nix's machines format for `builder` (the host's builder user); "-" for fields left to defaults. */
+export function builderSpec(inventory: Inventory, host: HostName, builder: RemoteHost): string {
+  const entry = inventory.hosts[host];
+  if (!entry?.builder) throw new Error(`host ${host} is not a builder`);
+  return machinesLine(builder, entry.system, entry.builder);
+}
+
+/** The coordinator's `--builders` entry for its own system, for a run started elsewhere (coordinator.builder, else one job with Nix's default features). */
+export function coordinatorBuilderSpec(inventory: Inventory, builder: RemoteHost): string {
+  return machinesLine(builder, inventory.coordinator.system, inventory.coordinator.builder ?? COORDINATOR_BUILDER_DEFAULTS);
+}
+
+/** Nix separates the machines of one `--builders` value with `;` (or newlines, which a command's placeholder value may not hold). */
+export function joinBuilderSpecs(specs: readonly string[]): string {
+  return specs.join(' ; ');
+}
+
 /** Whether a builder answers as its builder user and has Nix (preflight's seed check and the doctor's builder check). */
 export function builderProbeArgv(builder: RemoteHost): string[] {
   return remoteArgv(builder, ['nix-store', '--version']);
 }
 
 /**
- * Build on the seed only: `--builders` names just the seed and `--max-jobs 0`
- * forbids local builds, so nothing is built under emulation on the coordinator.
+ * One system's seed build. On builders: `--builders` names only them and
+ * `--max-jobs 0` forbids local builds, so nothing is built under emulation
+ * on the coordinator; Nix places independent derivations across them (the
+ * least loaded for its speed factor, the first on a tie: the seed) and
+ * builds a derivation shared by several toplevels once. Here: natively on
+ * this machine, the coordinator (`--builders ''` keeps the other systems'
+ * builders of its nix.conf out, `--max-jobs auto` undoes a nix.conf that
+ * delegates everything).
  */
-export function seedBuildArgv(inventory: Inventory, flake: string, builders: string, hosts: readonly HostName[]): string[] {
+export function seedBuildArgv(inventory: Inventory, flake: string, hosts: readonly HostName[], on: { readonly builders: string } | 'here'): string[] {
+  const placement = on === 'here'
+    ? ['--max-jobs', 'auto', '--builders', '']
+    : ['--max-jobs', '0', '--builders', on.builders, '--option', 'builders-use-substitutes', 'true'];
   return [
     // Nix 2.8 takes --log-format only before the subcommand.
     'nix', '--log-format', 'internal-json', 'build',
     '--no-link', '--json',
-    '--max-jobs', '0',
-    '--builders', builders,
-    '--option', 'builders-use-substitutes', 'true',
+    ...placement,
     ...hosts.map((host) => installable(flake, toplevelAttribute(inventory, host))),
   ];
 }
@@ -89,7 +116,8 @@ export function nixosRebuildArgv(command: readonly string[], flake: string, host
     ...command,
     goal,
     '--flake', `${flake}#${host}`,
-    '--target-host', targetHostArg(target),
+    // Without --target-host, nixos-rebuild activates this machine, with the same sudo flag.
+    ...(target.local ? [] : ['--target-host', targetHostArg(target)]),
     '--use-substitutes',
     ...(flags.sudo ? [flags.sudo] : []),
     ...(flags.noReexec ? [flags.noReexec] : []),

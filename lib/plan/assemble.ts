@@ -10,11 +10,12 @@ import { posix } from 'node:path';
 import { narInfoUrlForHash } from '../cache/client.ts';
 import { listRootsArgv, pinRootsArgvs, writableDirArgv } from '../cache/gc-roots.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
-import { chooseSeed, seedCandidates } from '../inventory/select.ts';
+import { systemBuilders } from '../inventory/select.ts';
 import {
   ACTIVATING_GOALS,
   builderProbeArgv,
   builderSpec,
+  coordinatorBuilderSpec,
   copyToArgv,
   evaluateToplevelsArgv,
   type Goal,
@@ -26,11 +27,11 @@ import { closureDiffArgv } from '../nix/closure-diff.ts';
 import { trustProbeCommands } from '../nix/trust.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
-import { atPlace, builderHost, type CoordinatorPlace, coordinatorHost, coordinatorPlace, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, localTargetHost, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { armArgs, CONFIRM, generationProbeArgv, ROLLBACK } from '../remote/scripts.ts';
 import { PLACEHOLDER } from './placeholders.ts';
-import type { DeployPlan, HealthCheckPlan, HealthPlan, HostPlan, PlannedCommand, SeedPlan } from './types.ts';
+import type { BuilderPlan, DeployPlan, HealthCheckPlan, HealthPlan, HostPlan, PlannedCommand, SystemBuild } from './types.ts';
 
 /** The deploy stage's pace and safety choices, the same for a deploy and a rollback (lib/cli/args.ts deployStageChoices fills them). */
 export interface DeployStageChoices {
@@ -69,6 +70,8 @@ export interface PlanOptions extends DeployStageChoices {
   readonly localSystem?: string | undefined;
   /** the user the deploy runs as here (whose trust in Nix matters); default: this process's */
   readonly localUser?: string | undefined;
+  /** the selected host that is this machine (lib/remote/fleet.ts thisMachineAmong): activated here, without ssh, last */
+  readonly thisMachine?: HostName | undefined;
 }
 
 const MINUTE = 60_000;
@@ -76,42 +79,32 @@ const MINUTE = 60_000;
 const POLL_MAX_MS = 1000;
 
 /**
- * The whole plan. Throws UsageError (exit 2) for a seed that cannot build
- * for the selected hosts' system (lib/inventory/select.ts).
+ * The whole plan. Throws UsageError (exit 2) for a system nothing may build
+ * and a --seed that builds none of the selected systems
+ * (lib/inventory/select.ts systemBuilders).
  */
 export function planDeploy(inventory: Inventory, hosts: readonly HostName[], options: PlanOptions): DeployPlan {
-  const preferredSeed = chooseSeed(inventory, hosts, options.seed);
   const flake = options.flake ?? inventory.flake;
   const t = inventory.timeouts;
   const shortMs = shortCommandTimeoutMs(inventory);
   const coordinator = coordinatorPlace(inventory, options.onCoordinator);
   const coordinatorEnv = sshEnv(coordinatorHost(inventory));
-  const targets = planTargets(inventory, hosts, options.reuseConnections ?? true);
+  const localUser = options.localUser ?? userInfo().username;
+  const thisMachine = options.thisMachine !== undefined && hosts.includes(options.thisMachine) ? options.thisMachine : undefined;
+  const targets = planTargets(inventory, hosts, options.reuseConnections ?? true, thisMachine === undefined ? undefined : { name: thisMachine, user: localUser });
+  const builds = planBuilds(inventory, flake, hosts, options, coordinatorEnv);
 
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
-  const wavesWith = (seed: HostName) => {
-    const rest = hosts.filter((h) => h !== seed);
-    return [...(hosts.includes(seed) ? [[seed]] : []), ...(rolling ? chunk(rest, batchSize) : [rest])].filter((w) => w.length > 0);
-  };
-  const seeds: SeedPlan[] = [preferredSeed, ...seedCandidates(inventory, hosts).filter((h) => h !== preferredSeed)].map((seed) => {
-    const builder = builderHost(inventory, seed)!;
-    const builders = builderSpec(inventory, seed, builder);
-    return {
-      host: seed,
-      check: { argv: builderProbeArgv(builder), timeoutMs: shortMs },
-      build: { argv: seedBuildArgv(inventory, flake, builders, hosts), env: coordinatorEnv, timeoutMs: t.buildMinutes * MINUTE },
-      builderUri: nixSshStoreUri(builder),
-      waves: wavesWith(seed),
-    };
-  });
+  // Each system's seed that is a target goes first, a canary for what its build made.
+  const seedTargets = builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host)).filter((h) => hosts.includes(h));
+  const waves = planWaves(hosts, { first: seedTargets, last: thisMachine, rolling, batchSize });
 
   const goal = options.goal;
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
-  const { flags, problems } = planRebuildFlags(inventory, hosts, rebuildTool, options.localSystem ?? inventory.coordinator.system);
+  const { flags, problems } = planRebuildFlags(inventory, targets, rebuildTool, options.localSystem ?? inventory.coordinator.system);
   const { gcRootDir } = inventory.cache;
   const roots = hosts.map((host) => ({ host, storePath: PLACEHOLDER.toplevel(host), root: posix.join(gcRootDir, PLACEHOLDER.toplevelName(host)) }));
-  const localUser = options.localUser ?? userInfo().username;
   const onCoordinator = (argv: readonly string[]): PlannedCommand => ({ argv: atPlace(coordinator, argv), timeoutMs: shortMs });
 
   return {
@@ -133,7 +126,8 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       requestTimeoutMs: t.connectSeconds * 1000,
     },
     evaluate: { argv: evaluateToplevelsArgv(inventory, flake, hosts), env: coordinatorEnv, timeoutMs: 10 * MINUTE },
-    seeds,
+    builds,
+    waves,
     ...(options.onCoordinator
       ? {}
       : { copyToCoordinator: { argv: copyToArgv(coordinatorHost(inventory), roots.map((r) => r.storePath)), env: coordinatorEnv, timeoutMs: t.buildMinutes * MINUTE } }),
@@ -149,7 +143,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
     },
     deploy: planDeployStage(inventory, hosts, targets, {
       ...options,
-      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(1, hosts.filter((h) => h !== preferredSeed).length)),
+      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(1, ...waves.map((w) => w.length))),
       activate: (host, target) => ({
         argv: nixosRebuildArgv(inventory.nixosRebuild.command, flake, host, target, goal, flags[host]!),
         env: sshEnv(target),
@@ -157,6 +151,33 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       }),
     }),
   };
+}
+
+/**
+ * Each system's seed build: on that system's builders (the preferred seed
+ * first; the coordinator over ssh when the run is elsewhere and it builds its
+ * own system), or here on the coordinator.
+ */
+function planBuilds(inventory: Inventory, flake: string, hosts: readonly HostName[], options: PlanOptions, env: Record<string, string>): SystemBuild[] {
+  const t = inventory.timeouts;
+  const shortMs = shortCommandTimeoutMs(inventory);
+  const check = (builder: ReturnType<typeof coordinatorHost>) => ({ argv: builderProbeArgv(builder), timeoutMs: shortMs });
+  return systemBuilders(inventory, hosts, options.seed).map(({ system, hosts: of, builders: names }): SystemBuild => {
+    const timeoutMs = t.buildMinutes * MINUTE;
+    if (names.length === 0 && options.onCoordinator) {
+      return { system, hosts: [...of], on: 'here', builders: [], build: { argv: seedBuildArgv(inventory, flake, of, 'here'), env, timeoutMs } };
+    }
+    const builders: BuilderPlan[] = names.length
+      ? names.map((name) => {
+          const builder = builderHost(inventory, name)!;
+          return { host: name, check: check(builder), uri: nixSshStoreUri(builder), spec: builderSpec(inventory, name, builder) };
+        })
+      : [(() => {
+          const builder = coordinatorBuilderHost(inventory);
+          return { host: inventory.coordinator.name, check: check(builder), uri: nixSshStoreUri(builder), spec: coordinatorBuilderSpec(inventory, builder) };
+        })()];
+    return { system, hosts: [...of], on: 'builders', builders, build: { argv: seedBuildArgv(inventory, flake, of, { builders: PLACEHOLDER.builders(system) }), env, timeoutMs } };
+  });
 }
 
 /** The fleet's deploy lock on the coordinator: every run that changes hosts holds it. */
@@ -181,12 +202,24 @@ export function planTargetChecks(hosts: readonly HostName[], targets: Readonly<R
     host,
     command: { argv: remoteArgv(targets[host]!, ['true'], { asRoot: true }), timeoutMs: shortMs },
     escalates: targets[host]!.escalation === 'sudo',
+    ...(targets[host]!.local ? { local: true } : {}),
   }));
 }
 
-/** Each target as its deploy user, reusing one connection per target for the run unless `reuse` is false. */
-export function planTargets(inventory: Inventory, hosts: readonly HostName[], reuse: boolean): Record<HostName, RemoteHost> {
-  return Object.fromEntries(hosts.map((host) => [host, targetHost(inventory, host, reuse ? PLACEHOLDER.sshControlDir : undefined)]));
+/**
+ * Each target as its deploy user, reusing one connection per target for the
+ * run unless `reuse` is false; `here`: the target that is this machine, as
+ * the orchestrator's user, without ssh.
+ */
+export function planTargets(
+  inventory: Inventory,
+  hosts: readonly HostName[],
+  reuse: boolean,
+  here?: { readonly name: HostName; readonly user: string },
+): Record<HostName, RemoteHost> {
+  return Object.fromEntries(
+    hosts.map((host) => [host, host === here?.name ? localTargetHost(inventory, host, here.user) : targetHost(inventory, host, reuse ? PLACEHOLDER.sshControlDir : undefined)]),
+  );
 }
 
 /** How the deploy stage runs: pace and safety choices, and the command that activates a host's new generation. */
@@ -258,7 +291,7 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     // Over a new connection: a path that only a multiplexed master still holds cannot confirm.
     ...(c.magicRollback ? { confirm: asRoot(['sh', '-c', CONFIRM, 'avalanche-confirm', canary, marker, profile, currentSystem], c.shortMs, FRESH_CONNECTION) } : {}),
     ...(c.rollback && c.goal !== 'dry-activate' ? { rollback: asRoot(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...previous], deployMs) } : {}),
-    ...(c.reuse ? { closeConnection: { argv: closeMasterArgv(target), timeoutMs: c.shortMs } } : {}),
+    ...(c.reuse && !target.local ? { closeConnection: { argv: closeMasterArgv(target), timeoutMs: c.shortMs } } : {}),
   };
 }
 
@@ -268,7 +301,8 @@ function planHealth(inventory: Inventory, host: HostName, target: RemoteHost): H
   const own = inventory.hosts[host]!.health;
   const timeoutMs = defaults.timeoutSeconds * 1000;
   const onTarget = (argv: readonly string[]) => ({ argv: remoteArgv(target, argv), timeoutMs });
-  const checks: HealthCheckPlan[] = [{ kind: 'command', name: 'ssh answers', command: onTarget(['true']) }];
+  // This machine answers without ssh: nothing to check there.
+  const checks: HealthCheckPlan[] = target.local ? [] : [{ kind: 'command', name: 'ssh answers', command: onTarget(['true']) }];
   const systemState = own?.systemState ?? defaults.systemState ?? 'running-or-degraded';
   if (systemState !== 'skip') {
     const accepted = systemState === 'running' ? ['running'] : ['running', 'degraded'];
@@ -287,22 +321,21 @@ function planHealth(inventory: Inventory, host: HostName, target: RemoteHost): H
 }
 
 /**
- * Each host's nixos-rebuild flags for `tool` run on a machine of
+ * Each target's nixos-rebuild flags for `tool` run on a machine of
  * `localSystem` (the sudo flag where the target escalates, the no-re-exec
  * flag), and every problem that would make one fail (the deploy's preflight
  * and the doctor report the same ones).
  */
 export function planRebuildFlags(
   inventory: Inventory,
-  hosts: readonly HostName[],
+  targets: Readonly<Record<HostName, RemoteHost>>,
   tool: RebuildTool,
   localSystem: string,
 ): { readonly flags: Readonly<Record<HostName, RebuildFlags>>; readonly problems: readonly string[] } {
   const flags = Object.fromEntries(
-    hosts.map((host) => {
-      const entry = inventory.hosts[host]!;
-      const needsSudo = targetHost(inventory, host).escalation === 'sudo';
-      return [host, chooseRebuildFlags(tool, { needsSudo, crossSystem: entry.system !== localSystem }, inventory.nixosRebuild)];
+    Object.entries(targets).map(([host, target]) => {
+      const needsSudo = target.escalation === 'sudo';
+      return [host, chooseRebuildFlags(tool, { needsSudo, crossSystem: inventory.hosts[host]!.system !== localSystem }, inventory.nixosRebuild)];
     }),
   );
   return { flags, problems: [...new Set(Object.values(flags).flatMap((f) => f.problems))] };
@@ -317,6 +350,22 @@ export function planRebuildFlags(
 export function defaultConfirmSeconds(inventory: Inventory): number {
   const { retries, timeoutSeconds, intervalSeconds, settleSeconds } = inventory.health;
   return Math.max(30, Math.ceil(settleSeconds + (retries + 1) * (timeoutSeconds + intervalSeconds) + 10));
+}
+
+/**
+ * The deploy stage's waves: `first` alone (the seeds), the others at once or
+ * in batches of `batchSize` when `rolling`, and `last` (this machine) alone
+ * at the end, so that its activation cannot cut off the rest; empty waves
+ * left out.
+ */
+export function planWaves(
+  hosts: readonly HostName[],
+  o: { readonly first?: readonly HostName[]; readonly last?: HostName | undefined; readonly rolling: boolean; readonly batchSize: number },
+): HostName[][] {
+  const last = o.last !== undefined && hosts.includes(o.last) ? o.last : undefined;
+  const first = (o.first ?? []).filter((h) => h !== last);
+  const rest = hosts.filter((h) => !first.includes(h) && h !== last);
+  return [first, ...(o.rolling ? chunk(rest, o.batchSize) : [rest]), last === undefined ? [] : [last]].filter((w) => w.length > 0);
 }
 
 /** `items` in consecutive groups of `size` (the last may be smaller): a rollout's waves. */

@@ -29,11 +29,13 @@ export const PLACEHOLDER = {
   toplevelName: (host: string) => `{{toplevel-name:${host}}}`,
   /** the hash part of a host's toplevel, which names its narinfo */
   toplevelHash: (host: string) => `{{toplevel-hash:${host}}}`,
+  /** the --builders entries of a system's builders that answered in preflight, the seed first */
+  builders: (system: string) => `{{builders:${system}}}`,
   /** a rollback's chosen system generation number on a host (its toplevel is `{{toplevel:<host>}}`) */
   generation: (host: string) => `{{generation:${host}}}`,
 } as const;
 
-const KNOWN = /\{\{(run-id|ssh-control-dir|previous-profile-link|previous-system|lock-holder|lock-holder-id|toplevel:[^{}]+|toplevel-name:[^{}]+|toplevel-hash:[^{}]+|generation:[^{}]+)\}\}/g;
+const KNOWN = /\{\{(run-id|ssh-control-dir|previous-profile-link|previous-system|lock-holder|lock-holder-id|toplevel:[^{}]+|toplevel-name:[^{}]+|toplevel-hash:[^{}]+|generation:[^{}]+|builders:[^{}]+)\}\}/g;
 const UNSAFE = /['\n\r\0]/;
 
 /** What the run knows, by placeholder name (`run-id`, `toplevel:opi01`, …). */

@@ -74,20 +74,23 @@ function renderRollbackPlan(plan: RollbackPlan): string {
 
 function renderDeployPlan(plan: DeployPlan): string {
   const { preflight, deploy, waitForCache } = plan;
-  const [seed, ...fallbacks] = plan.seeds;
   const where = coordinatorWhere(plan);
+  const seeds = plan.builds.map((b) => `${b.system}: ${b.on === 'here' ? `${plan.coordinator.name} (here)` : b.builders[0]!.host}`);
   const tool = preflight.rebuild.tool;
   const lines = [
-    `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, seed ${seed!.host} (${where})`,
+    `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')} (${where})`,
     `placeholders, filled at run time: ${PLACEHOLDER.toplevel('host')} ${PLACEHOLDER.toplevelName('host')} ${PLACEHOLDER.toplevelHash('host')} (the evaluated toplevel, its base name and hash), ${PLACEHOLDER.previousProfileLink} ${PLACEHOLDER.previousSystem} (what the host ran before), ${PLACEHOLDER.runId} ${PLACEHOLDER.sshControlDir} ${PLACEHOLDER.lockHolder} ${PLACEHOLDER.lockHolderId} (this run's)`,
     '',
     ...renderLock(plan),
     '1. preflight',
     `    nixos-rebuild on this machine (read from ${commandLine({ argv: rebuildHelpArgv(tool.command) })} when planning — the one command --dry-run runs): ${describeTool(tool)}${tool.error ? ` (${tool.error})` : ''}${tool.found ? '' : ' — preflight will fail'}`,
     ...preflight.rebuild.problems.map((problem) => `    ✖ ${problem} — preflight will fail`),
-    `    the seed builder answers (should it not, the next that answers builds: ${fallbacks.map((f) => f.host).join(', ') || 'no other builder of its system'})`,
-    cmd(seed!.check),
-    ...fallbacks.map((f) => cmd(f.check)),
+    ...plan.builds
+      .filter((b) => b.on === 'builders')
+      .flatMap((b) => [
+        `    ${b.system}'s builders answer (those that do build; the first, the seed: ${b.builders.map((x) => x.host).join(', ')})`,
+        ...b.builders.map((x) => cmd(x.check)),
+      ]),
     `    Nix on this machine trusts ${preflight.nixTrust.user} (asked in order until one answer tells)`,
     ...[preflight.nixTrust.storeInfo, preflight.nixTrust.storePing, preflight.nixTrust.configShow, preflight.nixTrust.showConfig, preflight.nixTrust.groups].map((c) => cmd(c)),
     '    every target logs in and becomes root as the root steps will',
@@ -101,19 +104,32 @@ function renderDeployPlan(plan: DeployPlan): string {
     `    GET ${cacheInfoUrl(preflight.cacheUrl)}   (expects StoreDir: /nix/store)`,
     '2. evaluate',
     cmd(plan.evaluate),
-    `3. seed build (on ${seed!.host} only, nothing built locally)`,
-    cmd(seed!.build),
-    ...fallbacks.flatMap((f) => [`    or, if ${f.host} builds instead:`, cmd(f.build)]),
+    `3. seed build (one per system, at the same time${plan.builds.some((b) => b.on === 'builders') ? '; on builders nothing is built locally' : ''})`,
+    ...plan.builds.flatMap((b) => [
+      b.on === 'here'
+        ? `    ${b.system} (${b.hosts.join(', ')}): here, natively on ${plan.coordinator.name}`
+        : `    ${b.system} (${b.hosts.join(', ')}): on those of ${b.builders.map((x) => x.host).join(', ')} that answered, ${PLACEHOLDER.builders(b.system)} = their entries:`,
+      ...b.builders.map((x) => `      ${x.spec}`),
+      cmd(b.build),
+    ]),
     // A Nix daemon makes the builds itself: only the --builders spec reaches it.
     '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',
     ...(plan.copyToCoordinator ? [cmd(plan.copyToCoordinator)] : []),
     ...plan.pin.commands.map((c) => cmd(c)),
     `4. wait for cache (every ≤ ${seconds(waitForCache.pollMaxMs)}, at most ${seconds(waitForCache.timeoutMs)}; signed by ${waitForCache.publicKey.split(':')[0]}${waitForCache.allowUnsigned ? '; --allow-unsigned: unsigned or untrusted narinfos ACCEPTED' : ''})`,
     ...waitForCache.narinfos.map((n) => `    GET ${n.url}`),
-    ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${seed!.waves.length > 1 ? 'the seed first, then ' : ''}at most ${deploy.concurrency} at a time)`, seed!.waves),
+    ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${deployOrder(plan)}at most ${deploy.concurrency} at a time)`, plan.waves),
     `6. report (per stage and host, against the ${plan.baselineMinutes} min baseline)`,
   ];
   return lines.join('\n');
+}
+
+/** How the waves go: the seeds first when they are targets, this machine last. */
+function deployOrder(plan: DeployPlan): string {
+  const seeds = new Set(plan.builds.flatMap((b) => b.builders.slice(0, 1).map((x) => x.host)));
+  const here = plan.hosts.find((h) => plan.deploy.hosts[h]!.target.local);
+  const first = plan.waves[0]!.some((h) => seeds.has(h)) && plan.waves.length > 1 ? 'the seeds first, ' : '';
+  return `${first}${here ? `${here} (this machine, no ssh) last, ` : ''}`;
 }
 
 function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: string): string[] {

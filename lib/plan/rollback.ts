@@ -4,12 +4,13 @@
  * switch to a generation the host has in place of nixos-rebuild. Pure: it
  * runs nothing.
  */
+import { userInfo } from 'node:os';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { coordinatorPlace, shortCommandTimeoutMs } from '../remote/fleet.ts';
 import { generationsArgv } from '../remote/generations.ts';
 import { remoteArgv } from '../remote/host.ts';
 import { SWITCH_TO_GENERATION } from '../remote/scripts.ts';
-import { chunk, type DeployStageChoices, planDeployStage, planLock, planTargetChecks, planTargets } from './assemble.ts';
+import { type DeployStageChoices, planWaves, planDeployStage, planLock, planTargetChecks, planTargets } from './assemble.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import type { RollbackPlan, RollbackTarget } from './types.ts';
 
@@ -18,6 +19,10 @@ export interface RollbackPlanOptions extends DeployStageChoices {
   readonly to: (host: HostName) => RollbackTarget;
   readonly goal?: RollbackPlan['goal'] | undefined;
   readonly onCoordinator: boolean;
+  /** the selected host that is this machine: switched back here, without ssh, last */
+  readonly thisMachine?: HostName | undefined;
+  /** the user the rollback runs as here; default: this process's */
+  readonly localUser?: string | undefined;
 }
 
 /**
@@ -29,11 +34,12 @@ export interface RollbackPlanOptions extends DeployStageChoices {
 export function planRollback(inventory: Inventory, hosts: readonly HostName[], options: RollbackPlanOptions): RollbackPlan {
   const goal = options.goal ?? 'switch';
   const shortMs = shortCommandTimeoutMs(inventory);
-  const targets = planTargets(inventory, hosts, options.reuseConnections ?? true);
+  const here = options.thisMachine !== undefined && hosts.includes(options.thisMachine) ? options.thisMachine : undefined;
+  const targets = planTargets(inventory, hosts, options.reuseConnections ?? true, here === undefined ? undefined : { name: here, user: options.localUser ?? userInfo().username });
   const coordinator = coordinatorPlace(inventory, options.onCoordinator);
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
-  const waves = rolling ? chunk(hosts, batchSize) : [[...hosts]];
+  const waves = planWaves(hosts, { last: here, rolling, batchSize });
   return {
     operation: 'rollback',
     goal,
@@ -50,7 +56,7 @@ export function planRollback(inventory: Inventory, hosts: readonly HostName[], o
     deploy: planDeployStage(inventory, hosts, targets, {
       ...options,
       goal,
-      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? hosts.length),
+      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(...waves.map((w) => w.length))),
       activate: (host, target) => ({
         argv: remoteArgv(target, ['sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', inventory.paths.profile, PLACEHOLDER.generation(host), PLACEHOLDER.toplevel(host), goal], { asRoot: true }),
         timeoutMs: inventory.timeouts.deployMinutes * 60_000,

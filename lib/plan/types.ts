@@ -87,17 +87,36 @@ export const hostPlanSchema = z.object({
 });
 export type HostPlan = z.infer<typeof hostPlanSchema>;
 
-export const seedPlanSchema = z.object({
+/** A remote builder a system's build may use: asked in preflight; when it answers, its entry joins that build's --builders. */
+export const builderPlanSchema = z.object({
+  /** the inventory's name for it (the coordinator's name when the coordinator builds its own system for a run started elsewhere) */
   host: z.string(),
-  /** the builder answers SSH as its builder user */
+  /** it answers SSH as its builder user and has Nix */
   check: plannedCommandSchema,
-  build: plannedCommandSchema,
-  /** how Nix names this builder in its log (the --builders entry's URI) */
-  builderUri: z.string(),
-  /** the deploy's waves with this seed: itself alone first when it is a target */
-  waves: z.array(z.array(z.string())),
+  /** how Nix names this builder in its log: the URI its --builders entry starts with */
+  uri: z.string(),
+  /** its --builders entry, in Nix's machines format */
+  spec: z.string(),
 });
-export type SeedPlan = z.infer<typeof seedPlanSchema>;
+export type BuilderPlan = z.infer<typeof builderPlanSchema>;
+
+/**
+ * One Nix system's seed build: every selected toplevel of that system in one
+ * `nix build`, beside the other systems' builds. `on: builders`: on the
+ * builders that answer in preflight, the preferred seed first (they fill
+ * `{{builders:<system>}}`; `--max-jobs 0` keeps everything off this
+ * machine); `on: here`: natively on this machine, the coordinator (x86_64
+ * builds stay on hawk).
+ */
+export const systemBuildSchema = z.object({
+  system: z.string(),
+  hosts: z.array(z.string()),
+  on: z.enum(['builders', 'here']),
+  /** the preferred seed first, then the others in inventory order; empty when built here */
+  builders: z.array(builderPlanSchema),
+  build: plannedCommandSchema,
+});
+export type SystemBuild = z.infer<typeof systemBuildSchema>;
 
 /** The fleet's deploy lock on the coordinator, held by deploys and rollbacks alike; `{{lock-holder}}` and `{{lock-holder-id}}` are this run's (lib/run/lock.ts). */
 const lockPlanSchema = z.object({
@@ -110,7 +129,15 @@ const lockPlanSchema = z.object({
 });
 
 /** Every target logs in and becomes root as every root step will (`sudo -n -- true` for a non-root user). */
-const targetChecksSchema = z.array(z.object({ host: z.string(), command: plannedCommandSchema, escalates: z.boolean() }));
+const targetChecksSchema = z.array(
+  z.object({
+    host: z.string(),
+    command: plannedCommandSchema,
+    escalates: z.boolean(),
+    /** the target is this machine: checked here, without ssh */
+    local: z.boolean().optional(),
+  }),
+);
 
 /** The deploy stage: each host's steps (activation wrapped in the safety steps), and how they are paced. */
 const deployStageSchema = z.object({
@@ -157,8 +184,10 @@ export const deployPlanSchema = z.object({
     requestTimeoutMs: z.number(),
   }),
   evaluate: plannedCommandSchema,
-  /** the preferred seed first, then the builders of its system that take over, in order, when it does not answer */
-  seeds: z.array(seedPlanSchema),
+  /** one build per Nix system of the selected hosts, run at the same time */
+  builds: z.array(systemBuildSchema),
+  /** the deploy stage's order: each system's seed that is a target first, alone with them; the rest; this machine last */
+  waves: z.array(z.array(z.string())),
   /** brings the toplevels to the coordinator's store when this machine is not the coordinator */
   copyToCoordinator: plannedCommandSchema.optional(),
   /** GC roots for the toplevels on the coordinator (mkdir, then one ln per toplevel) */

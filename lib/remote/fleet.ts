@@ -41,6 +41,29 @@ export function targetHost(inventory: Inventory, name: HostName, controlDir?: st
   };
 }
 
+/**
+ * This machine as a deploy target (the coordinator deploying itself): its
+ * commands run here without ssh, as the orchestrator's `user`, behind
+ * `sudo -n` for root unless that user is root.
+ */
+export function localTargetHost(inventory: Inventory, name: HostName, user: string): RemoteHost {
+  const entry = entryOf(inventory, name);
+  return { user, address: entry.address, escalation: user === 'root' ? 'none' : 'sudo', sshOptions: [], local: true };
+}
+
+/**
+ * The selected host that is the machine the orchestrator runs on, if any:
+ * the coordinator when the run is on it (isOnCoordinator), else a host whose
+ * name is this machine's hostname (or its first label) or whose address is
+ * the hostname. Deploying it over ssh would reach itself through its own
+ * network, which its activation may cut.
+ */
+export function thisMachineAmong(inventory: Inventory, hosts: readonly HostName[], onCoordinator: boolean, hostname: string): HostName | undefined {
+  if (onCoordinator && hosts.includes(inventory.coordinator.name)) return inventory.coordinator.name;
+  const short = hostname.split('.')[0];
+  return hosts.find((name) => name === short || inventory.hosts[name]!.address.host === hostname);
+}
+
 /** A remote builder as its builder user (no root: its Nix daemon trusts that user); undefined when the host builds nothing. */
 export function builderHost(inventory: Inventory, name: HostName): RemoteHost | undefined {
   const entry = entryOf(inventory, name);
@@ -53,6 +76,16 @@ export function builderHost(inventory: Inventory, name: HostName): RemoteHost | 
 export function coordinatorHost(inventory: Inventory): RemoteHost {
   const { user, address } = inventory.coordinator;
   return { user, address, escalation: 'none', sshOptions: sshOptions(inventory) };
+}
+
+/**
+ * The coordinator as a remote builder of its own system, for a run started
+ * elsewhere: as coordinator.user, with coordinator.builder's machine fields
+ * (lib/nix/commands.ts coordinatorBuilderSpec).
+ */
+export function coordinatorBuilderHost(inventory: Inventory): RemoteHost {
+  const sshKey = inventory.coordinator.builder?.sshKey;
+  return { ...coordinatorHost(inventory), ...(sshKey ? { identityFile: sshKey } : {}) };
 }
 
 /** Where the coordinator's commands run: here, or over SSH. */

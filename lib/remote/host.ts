@@ -22,6 +22,12 @@ export const remoteHostSchema = z.object({
   identityFile: z.string().optional(),
   /** ssh(1) options, given before the destination: ssh keeps the first value it sees for an option */
   sshOptions: z.array(z.string()),
+  /**
+   * This machine, the one the orchestrator runs on (the coordinator deploying
+   * itself): its commands run here, without ssh, as the orchestrator's user
+   * (`user`), behind `sudo -n` for root like a remote non-root user's.
+   */
+  local: z.literal(true).optional(),
 });
 export type RemoteHost = z.infer<typeof remoteHostSchema>;
 
@@ -100,12 +106,14 @@ export interface RemoteOptions {
 }
 
 /**
- * argv that runs `remoteArgv` on `host` over ssh. ssh hands the remote
- * command to the login shell as one string: every word is quoted for a
- * POSIX sh, so each element arrives as one argument.
+ * argv that runs `argv` on `host`: over ssh, which hands the remote command
+ * to the login shell as one string, so every word is quoted for a POSIX sh
+ * and each element arrives as one argument; or as is when the host is this
+ * machine (`local`).
  */
 export function remoteArgv(host: RemoteHost, argv: readonly string[], options: RemoteOptions = {}): string[] {
   const command = options.asRoot ? asRoot(host, argv) : [...argv];
+  if (host.local) return command;
   return ['ssh', ...(options.extraOptions ?? []), ...sshOptionArgs(host), sshDestination(host), '--', command.map(shellQuote).join(' ')];
 }
 

@@ -75,6 +75,19 @@ export type HostEntry = Readonly<z.infer<typeof hostEntrySchema>>;
 // lib/nix/build-log.ts BuildRecord; `machine` is optional here because JSON drops an undefined one.
 const buildRecordSchema = z.object({ drvPath: z.string(), machine: z.string().optional() });
 
+/** One Nix system's seed build (timing.ts BuildSpan); `startMs`/`durationMs` absent when it never ended. */
+export const systemBuildEntrySchema = z.object({
+  system: z.string(),
+  on: z.enum(['builders', 'here']),
+  seed: z.string(),
+  hosts: z.array(z.string()).readonly(),
+  outcome: z.enum([...OUTCOMES, 'not-started']),
+  /** derivations Nix built: 0 when every output was there already */
+  derivations: z.number().int().nonnegative().optional(),
+  ...span,
+});
+export type SystemBuildEntry = Readonly<z.infer<typeof systemBuildEntrySchema>>;
+
 const commandLogEntrySchema: z.ZodType<CommandLogEntry> = z.object({
   argv: z.array(z.string()).readonly(),
   exitCode: z.number().nullable(),
@@ -89,8 +102,10 @@ export const runReportSchema = z.object({
   /** absent in reports written before rollbacks: a deploy */
   operation: z.enum(OPERATIONS).optional(),
   goal: z.string(),
-  /** a deploy's seed builder (a rollback builds nothing) */
+  /** a deploy's seed builder, of the first system when there are several (a rollback builds nothing) */
   seed: z.string().optional(),
+  /** a deploy's seed build of each Nix system, side by side; absent in reports written before several systems per run */
+  systemBuilds: z.array(systemBuildEntrySchema).readonly().optional(),
   /** why another builder than the preferred seed built */
   seedFailover: z.string().optional(),
   flake: z.string().optional(),
@@ -172,6 +187,20 @@ export function buildReport(input: ReportInput): RunReport {
         toplevel: input.toplevels?.[name],
       };
     }),
+    ...(recorder.builds.size
+      ? {
+          systemBuilds: [...recorder.builds].map(([system, b]) => ({
+            system,
+            on: b.on,
+            seed: b.seed,
+            hosts: b.hosts,
+            outcome: b.outcome ?? 'not-started',
+            derivations: b.derivations,
+            startMs: offset(b),
+            durationMs: spanDuration(b),
+          })),
+        }
+      : {}),
     builds: input.builds,
     commands: input.commands,
     error: input.error,

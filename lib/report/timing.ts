@@ -50,8 +50,21 @@ export interface Span {
   outcome?: Outcome;
 }
 
+/** One Nix system's seed build on the run's time axis. */
+export interface BuildSpan extends Span {
+  /** on that system's builders, or natively on the coordinator */
+  readonly on: 'builders' | 'here';
+  /** the builder Nix was pointed at first (or the coordinator) */
+  readonly seed: string;
+  readonly hosts: readonly string[];
+  /** derivations Nix built (0: everything was there already) */
+  derivations?: number;
+}
+
 export class RunRecorder {
   readonly stages = new Map<StageName, Span>();
+  /** the seed builds, by Nix system */
+  readonly builds = new Map<string, BuildSpan>();
   readonly hosts = new Map<string, Span & Partial<Omit<HostEnd, 'state'>> & { state: HostState }>();
   readonly startedAt: number;
 
@@ -71,6 +84,15 @@ export class RunRecorder {
   /** Ends every stage still open, e.g. when the run was interrupted. */
   closeOpenStages(outcome: Outcome): void {
     for (const [name, span] of this.stages) if (span.endedAt === undefined) this.endStage(name, outcome);
+  }
+
+  startBuild(system: string, what: Pick<BuildSpan, 'on' | 'seed' | 'hosts'>): void {
+    this.builds.set(system, { startedAt: this.now(), ...what });
+  }
+
+  endBuild(system: string, outcome: Outcome, derivations: number): void {
+    const span = this.builds.get(system);
+    if (span && span.endedAt === undefined) Object.assign(span, { endedAt: this.now(), outcome, derivations });
   }
 
   startHost(name: string): void {

@@ -119,7 +119,8 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
   const sshControlDir = await mkdtemp(join(/\s/.test(tmpdir()) ? '/tmp' : tmpdir(), 'avalanche-ssh-'));
   const ctx: RunContext = {
     plan,
-    ...(plan.operation === 'deploy' ? { seed: plan.seeds[0]!, waves: plan.seeds[0]!.waves } : { waves: plan.waves }),
+    // Until preflight hears from them: each system's preferred seed, or the coordinator building here.
+    seeds: plan.operation === 'deploy' ? Object.fromEntries(plan.builds.map((b) => [b.system, b.builders[0]?.host ?? plan.coordinator.name])) : {},
     values: { 'run-id': runId, 'ssh-control-dir': sshControlDir },
     executor: options.executor,
     signal: options.signal,
@@ -174,7 +175,7 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
     outcome,
     operation: plan.operation,
     goal: plan.goal,
-    ...(plan.operation === 'deploy' ? { seed: ctx.seed?.host ?? '', flake: plan.flake, baselineMinutes: plan.baselineMinutes } : {}),
+    ...(plan.operation === 'deploy' ? { seed: ctx.seeds[plan.builds[0]!.system] ?? '', flake: plan.flake, baselineMinutes: plan.baselineMinutes } : {}),
     seedFailover: ctx.seedFailover,
     hosts: plan.hosts,
     toplevels: Object.fromEntries(plan.hosts.flatMap((h) => (toplevelOf(ctx.values, h) ? [[h, toplevelOf(ctx.values, h)!]] : []))),

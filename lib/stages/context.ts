@@ -2,7 +2,7 @@
 import type { Executor } from '../exec/types.ts';
 import type { BuildRecord } from '../nix/build-log.ts';
 import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
-import type { DeployPlan, PlannedCommand, RunnablePlan, SeedPlan } from '../plan/types.ts';
+import type { DeployPlan, PlannedCommand, RunnablePlan } from '../plan/types.ts';
 import type { PinnedRoot } from '../report/report.ts';
 import type { RunRecorder } from '../report/timing.ts';
 import type { HostDeps } from './deploy-host.ts';
@@ -15,11 +15,13 @@ export interface Toplevel {
 export interface RunContext {
   /** the whole plan, made before the run; the stages execute it and never plan again */
   readonly plan: RunnablePlan;
-  /** a deploy's seed that builds: the plan's first unless preflight failed over to the next that answers; none for a rollback */
-  seed?: SeedPlan;
-  /** the deploy stage's waves: the seed's (which change with it), or the rollback plan's */
-  waves: readonly (readonly string[])[];
-  /** why the seed changed, for the report */
+  /**
+   * A deploy's seed per Nix system: the first of its builders that answered
+   * in preflight (the preferred one unless it failed over), or the
+   * coordinator for a system built here; none for a rollback
+   */
+  seeds: Record<string, string>;
+  /** why a seed changed, for the report */
   seedFailover?: string;
   /** what the run knows for the plan's placeholders: its id and ssh control directory, then the evaluated toplevels */
   values: Record<string, string>;
@@ -42,8 +44,8 @@ export function filled(ctx: Pick<RunContext, 'values'>, command: PlannedCommand,
   return fillCommand(command, { ...ctx.values, ...extra });
 }
 
-/** A deploy's plan and seed, for the stages only a deploy has; throws inside a run of another operation (a bug). */
-export function deployRun(ctx: RunContext): { readonly plan: DeployPlan; readonly seed: SeedPlan } {
-  if (ctx.plan.operation !== 'deploy' || !ctx.seed) throw new Error(`a deploy stage in a ${ctx.plan.operation} run`);
-  return { plan: ctx.plan, seed: ctx.seed };
+/** A deploy's plan, for the stages only a deploy has; throws inside a run of another operation (a bug). */
+export function deployRun(ctx: RunContext): { readonly plan: DeployPlan } {
+  if (ctx.plan.operation !== 'deploy') throw new Error(`a deploy stage in a ${ctx.plan.operation} run`);
+  return { plan: ctx.plan };
 }

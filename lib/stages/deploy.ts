@@ -1,5 +1,6 @@
 /**
- * Stage 5: every host through lib/stages/deploy-host.ts, the seed first.
+ * Stage 5: every host through lib/stages/deploy-host.ts in the plan's
+ * waves: the seeds first, this machine (a coordinator deploying itself) last.
  * Without --rolling the rest go at once (at most `concurrency` at a time);
  * with it, in health-checked waves that stop at the first failure unless
  * --keep-going. Hosts not started stay untouched.
@@ -24,16 +25,18 @@ export function deployTask(): ListrTask<RunContext> {
     title: 'deploy',
     task: (ctx, task) => {
       const { deploy, goal } = ctx.plan;
-      // A deploy's seed goes first, alone, when it is a target: its wave's failure stops the rest.
-      const seed = ctx.seed?.host;
-      const { waves } = ctx;
+      // A deploy's preferred seeds go first, alone, when they are targets (the plan's first wave): its failure stops the rest.
+      const plan = ctx.plan;
+      const preferredSeeds = new Set(plan.operation === 'deploy' ? plan.builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host)) : []);
+      const seeds = new Set(Object.values(ctx.seeds));
+      const { waves } = ctx.plan;
       const rollback = ctx.plan.operation === 'rollback';
       const what = deploy.diffOnly ? 'compare closures, activate nothing (--dry-run --diff)' : `${rollback ? 'switch back' : 'deploy'} (${goal}`;
       task.title = deploy.diffOnly ? what : `${what}${deploy.rolling ? `, rolling in waves of ${deploy.concurrency}` : ''})`;
       const limit = pLimit(deploy.concurrency);
       // Where the rollout stopped: the first wave whose failure stops the later ones.
       let stoppedAfter: number | undefined;
-      const stops = (index: number) => (index === 0 && seed !== undefined && waves[0]!.includes(seed)) || (deploy.rolling && !deploy.keepGoing);
+      const stops = (index: number) => (index === 0 && waves[0]!.some((h) => preferredSeeds.has(h))) || (deploy.rolling && !deploy.keepGoing);
       const rollout = new Waves(
         waves.map((wave) => wave.length),
         (index, failed) => {
@@ -45,7 +48,7 @@ export function deployTask(): ListrTask<RunContext> {
         wave.map((host) => {
           const label = `wave ${index + 1}/${waves.length}`;
           return {
-            title: host === seed ? `${host} (seed, ${label})` : `${host} (${label})`,
+            title: seeds.has(host) ? `${host} (seed, ${label})` : deploy.hosts[host]!.target.local ? `${host} (this machine, ${label})` : `${host} (${label})`,
             run: async (sub: SubtaskWrapper) => {
               let failed = false;
               try {

@@ -6,10 +6,11 @@ import { StageError } from '../errors.ts';
 import { deployRun, filled, type RunContext } from './context.ts';
 import { describeFailure } from '../exec/describe.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
-import type { DeployPlan, SeedPlan } from '../plan/types.ts';
+import type { DeployPlan, SystemBuild } from '../plan/types.ts';
 import { newestLiveRoots, parseRootListing } from '../cache/gc-roots.ts';
 import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
+import { joinBuilderSpecs } from '../nix/commands.ts';
 import { describeTool, REBUILD_NOT_FOUND_HINT } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
 import { SUDO_HINT } from '../remote/host.ts';
@@ -28,7 +29,7 @@ type TargetCheck = DeployPlan['preflight']['targets'][number];
 /** A target answers SSH as its deploy user and, for a non-root one, becomes root with `sudo -n` (as every root step will). */
 function targetCheckTask(ctx: RunContext, check: TargetCheck) {
   return {
-    title: `${check.host} answers SSH as target`,
+    title: check.local ? `${check.host} (this machine) runs root steps here` : `${check.host} answers SSH as target`,
     run: async () => {
       const command = filled(ctx, check.command);
       const result = await ctx.executor.run(command, { signal: ctx.signal });
@@ -56,26 +57,8 @@ export function preflightTask(): ListrTask<RunContext> {
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
       const { preflight, coordinator } = plan;
-      const [seed, ...fallbacks] = plan.seeds;
       return subtaskList(task, [
-        {
-          title: `${seed!.host} answers SSH as builder`,
-          run: async (sub: { title: string }) => {
-            const command = filled(ctx, seed!.check);
-            const result = await ctx.executor.run(command, { signal: ctx.signal });
-            if (!succeeded(result) && !result.aborted) {
-              const fallback = await firstAnswering(ctx, fallbacks);
-              if (fallback) {
-                ctx.seedFailover = `seed ${seed!.host} did not answer (${outputTail(result, 1)[0] ?? `exit ${result.exitCode}`}); ${fallback.host} builds instead`;
-                ctx.seed = fallback;
-                ctx.waves = fallback.waves;
-                sub.title = `${seed!.host} does not answer: ${fallback.host} is the seed`;
-                return;
-              }
-            }
-            expectSuccess(`${seed!.host} (builder) does not answer SSH`, command, result, [SSH_HINT]);
-          },
-        },
+        ...plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build)),
         ...preflight.targets.map((check) => targetCheckTask(ctx, check)),
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
@@ -84,7 +67,7 @@ export function preflightTask(): ListrTask<RunContext> {
             const trust = await probeNixTrust(ctx.executor, preflight.requestTimeoutMs, { signal: ctx.signal, user, commands });
             if (trust.trusted === false) {
               throw new StageError(
-                `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on ${deployRun(ctx).seed.host} (${trust.how})`,
+                `the Nix daemon does not trust ${trust.user}, so it would ignore --builders and build elsewhere than on the builders it names (${trust.how})`,
                 [`Add ${trust.user} to trusted-users in this machine's nix.conf (NixOS: nix.settings.trusted-users), or run the deploy as a user that is.`],
               );
             }
@@ -152,11 +135,40 @@ export function preflightTask(): ListrTask<RunContext> {
   };
 }
 
-/** Seed failover: the first other builder of the same system that answers. */
-async function firstAnswering(ctx: RunContext, fallbacks: readonly SeedPlan[]): Promise<SeedPlan | undefined> {
-  for (const seed of fallbacks) {
-    const result = await ctx.executor.run(filled(ctx, seed.check), { signal: ctx.signal });
-    if (succeeded(result)) return seed;
-  }
-  return undefined;
+/**
+ * A system's builders answer SSH as their builder users: those that do make
+ * its build's --builders (`{{builders:<system>}}`), the first of them its seed.
+ * When the preferred seed does not answer, the next that does builds instead
+ * (said in the report); when none answers, preflight fails with the
+ * preferred seed's failure.
+ */
+function buildersCheckTask(ctx: RunContext, build: SystemBuild) {
+  const names = build.builders.map((b) => b.host);
+  return {
+    title: `${names.join(', ')} answer${names.length === 1 ? 's' : ''} SSH as builder${names.length === 1 ? '' : 's'} (${build.system})`,
+    run: async (sub: { title: string }) => {
+      const probes = await Promise.all(
+        build.builders.map(async (builder) => {
+          const command = filled(ctx, builder.check);
+          return { builder, command, result: await ctx.executor.run(command, { signal: ctx.signal }) };
+        }),
+      );
+      const answering = probes.filter((p) => succeeded(p.result));
+      const [preferred] = probes;
+      if (answering.length === 0 || ctx.signal.aborted) {
+        expectSuccess(`${preferred!.builder.host} (builder) does not answer SSH`, preferred!.command, preferred!.result, [SSH_HINT]);
+      }
+      const seed = answering[0]!.builder.host;
+      ctx.seeds[build.system] = seed;
+      ctx.values[`builders:${build.system}`] = joinBuilderSpecs(answering.map((p) => p.builder.spec));
+      const silent = probes.filter((p) => !succeeded(p.result)).map((p) => `${p.builder.host} (${outputTail(p.result, 1)[0] ?? `exit ${p.result.exitCode}`})`);
+      if (seed !== preferred!.builder.host) {
+        const failover = `seed ${preferred!.builder.host} did not answer (${outputTail(preferred!.result, 1)[0] ?? `exit ${preferred!.result.exitCode}`}); ${seed} builds instead`;
+        ctx.seedFailover = ctx.seedFailover ? `${ctx.seedFailover}; ${failover}` : failover;
+      }
+      sub.title = silent.length
+        ? `${build.system}: ${answering.map((p) => p.builder.host).join(', ')} build${seed === preferred!.builder.host ? '' : ` (seed ${seed})`}; not answering, left out: ${silent.join(', ')}`
+        : `${names.join(', ')} answer${names.length === 1 ? 's' : ''} SSH as builder${names.length === 1 ? '' : 's'} (${build.system}, seed ${seed})`;
+    },
+  };
 }

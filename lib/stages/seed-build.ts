@@ -1,71 +1,116 @@
-/** Stage 3: build every selected toplevel on the seed, once, land it in the cache host's store and pin it there. */
+/**
+ * Stage 3: every selected toplevel built once, each Nix system's in its own
+ * build at the same time (on that system's builders, or natively here), then
+ * landed in the cache host's store and pinned there.
+ */
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
 import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, isOutputNoise, parseBuildResults, tailWithoutNoise } from '../nix/build-log.ts';
 import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
+import type { SystemBuild } from '../plan/types.ts';
 import { deployRun, filled, type RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
+import { type SubtaskWrapper, subtaskList } from './subtasks.ts';
 
 export function seedBuildTask(): ListrTask<RunContext> {
   return {
     title: 'seed build',
-    task: async (ctx, task) => {
-      const { plan, seed } = deployRun(ctx);
-      task.title = `seed build on ${seed.host}`;
-      const log = new BuildLogRecorder();
-      const build = filled(ctx, seed.build);
-      const result = await ctx.executor.run(build, {
-        signal: ctx.signal,
-        onLine: (line, stream) => {
-          const event = log.add(line, stream);
-          if (!event || stream === 'stdout') return;
-          if (event.kind === 'build-start') task.output = `building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`;
-          else if (event.kind === 'build-log') task.output = `${event.drvName}> ${event.line}`;
-          else if (!isOutputNoise(event.text)) task.output = event.text;
+    task: (ctx, task) => {
+      const { plan } = deployRun(ctx);
+      const on = (build: SystemBuild) => (build.on === 'here' ? `${plan.coordinator.name} (here)` : ctx.seeds[build.system] ?? build.builders[0]!.host);
+      task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${on(b)}`).join(', ')}`;
+      return subtaskList(
+        task,
+        [
+          ...plan.builds.map((build) => ({
+            title: `${build.system} on ${on(build)}`,
+            run: (sub: SubtaskWrapper) => buildSystem(ctx, build, on(build), sub),
+          })),
+        ],
+        {
+          noun: 'system builds',
+          // The toplevels land in the coordinator's store and are pinned once every system's build has ended well.
+          after: async () => {
+            await landAndPin(ctx, task);
+            task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${on(b)}`).join(', ')}; pinned in ${plan.preflight.gcRootDir}`;
+          },
         },
-      });
-      // What Nix said it built where: the report's "built on" comes from here, never from the plan.
-      ctx.builds.push(...log.builds);
-      // Nix names a remote build's machine by the URI its --builders entry starts with.
-      const seedUri = seed.builderUri;
-      const elsewhere = log.builds.filter((b) => !isBuiltOn(b.machine, seedUri));
-      // What the log said; if it said nothing (nix did not start), whatever came out that is neither a log record nor noise (the --json result).
-      const told = log.failureLines();
-      const shown = told.length ? told : tailWithoutNoise(result);
-      const hints = placementHints(log, elsewhere, plan.preflight.nixTrust.user);
-      expectSuccess(`seed build on ${seed.host} failed`, build, result, hints, shown);
-
-      const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
-      const toplevels = ctx.toplevels ?? {};
-      if (elsewhere.length) {
-        throw new StageError(`built elsewhere than on ${seed.host} (${seedUri}): ${describeBuilds(elsewhere)}`, hints);
-      }
-      const missing = plan.hosts.filter((host) => !built.has(toplevels[host]?.outPath ?? ''));
-      if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);
-
-      const coordinator = plan.coordinator.name;
-      if (plan.copyToCoordinator) {
-        task.output = `copying the toplevels to ${coordinator}`;
-        const copy = filled(ctx, plan.copyToCoordinator);
-        expectSuccess(`copying the result to ${coordinator} failed`, copy, await ctx.executor.run(copy, { signal: ctx.signal }));
-      }
-
-      // Pinned by us too: the post-build hook that should pin them may be missing.
-      const { gcRootDir } = plan.preflight;
-      const on = plan.coordinator.place.kind === 'local' ? 'local' : sshDestination(plan.coordinator.place.host);
-      task.output = `pinning the toplevels in ${gcRootDir} (${on})`;
-      for (const planned of plan.pin.commands) {
-        const command = filled(ctx, planned);
-        const pinned = await ctx.executor.run(command, { signal: ctx.signal });
-        expectSuccess(`pinning the toplevels on ${coordinator} failed`, command, pinned, [gcRootHints.missingRoot(gcRootDir)]);
-      }
-      ctx.pinnedRoots = plan.pin.roots.map((root) => ({ storePath: fillText(root.storePath, ctx.values), root: fillText(root.root, ctx.values), on }));
-      task.title = `seed build on ${seed.host}: ${summarizeBuilds(log.builds.map((b) => drvName(b.drvPath)))}; pinned in ${gcRootDir}`;
+      );
     },
     rendererOptions: { outputBar: 5 },
   };
+}
+
+/**
+ * One system's `nix build`, recorded on the run's time axis: what Nix's log
+ * says it built where (the report's "built on" comes from there, never from
+ * the plan), checked against where it may build (the builders that answered,
+ * or this machine) and against the evaluated toplevels.
+ */
+async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub: SubtaskWrapper): Promise<void> {
+  const { plan } = deployRun(ctx);
+  const log = new BuildLogRecorder();
+  const command = filled(ctx, build.build);
+  ctx.recorder.startBuild(build.system, { on: build.on, seed: on, hosts: build.hosts });
+  let outcome: 'success' | 'failed' = 'failed';
+  try {
+    const result = await ctx.executor.run(command, {
+      signal: ctx.signal,
+      onLine: (line, stream) => {
+        const event = log.add(line, stream);
+        if (!event || stream === 'stdout') return;
+        if (event.kind === 'build-start') sub.output = `building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`;
+        else if (event.kind === 'build-log') sub.output = `${event.drvName}> ${event.line}`;
+        else if (!isOutputNoise(event.text)) sub.output = event.text;
+      },
+    });
+    ctx.builds.push(...log.builds);
+    // Nix names a remote build's machine by the URI its --builders entry starts with; a build here has none.
+    const answered = new Set((ctx.values[`builders:${build.system}`] ?? '').split(' ; '));
+    const used = build.builders.filter((b) => answered.has(b.spec));
+    const allowed = used.map((b) => b.uri);
+    const elsewhere = log.builds.filter((b) => (build.on === 'here' ? b.machine !== undefined : !allowed.some((uri) => isBuiltOn(b.machine, uri))));
+    // What the log said; if it said nothing (nix did not start), whatever came out that is neither a log record nor noise (the --json result).
+    const told = log.failureLines();
+    const shown = told.length ? told : tailWithoutNoise(result);
+    const hints = placementHints(log, elsewhere, plan.preflight.nixTrust.user);
+    expectSuccess(`seed build of ${build.system} on ${on} failed`, command, result, hints, shown);
+
+    if (elsewhere.length) {
+      const where = build.on === 'here' ? 'this machine' : used.map((b) => `${b.host} (${b.uri})`).join(', ');
+      throw new StageError(`built elsewhere than on ${where}: ${describeBuilds(elsewhere)}`, hints);
+    }
+    const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
+    const missing = build.hosts.filter((host) => !built.has(ctx.toplevels?.[host]?.outPath ?? ''));
+    if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);
+    sub.title = `${build.system} on ${on}: ${summarizeBuilds(log.builds)}`;
+    outcome = 'success';
+  } finally {
+    ctx.recorder.endBuild(build.system, ctx.signal.aborted ? 'interrupted' : outcome, log.builds.length);
+  }
+}
+
+/** The toplevels into the coordinator's store (when the run is elsewhere), then pinned there. */
+async function landAndPin(ctx: RunContext, task: { output?: string | undefined }): Promise<void> {
+  const { plan } = deployRun(ctx);
+  const coordinator = plan.coordinator.name;
+  if (plan.copyToCoordinator) {
+    task.output = `copying the toplevels to ${coordinator}`;
+    const copy = filled(ctx, plan.copyToCoordinator);
+    expectSuccess(`copying the result to ${coordinator} failed`, copy, await ctx.executor.run(copy, { signal: ctx.signal }));
+  }
+  // Pinned by us too: the post-build hook that should pin them may be missing.
+  const { gcRootDir } = plan.preflight;
+  const on = plan.coordinator.place.kind === 'local' ? 'local' : sshDestination(plan.coordinator.place.host);
+  task.output = `pinning the toplevels in ${gcRootDir} (${on})`;
+  for (const planned of plan.pin.commands) {
+    const command = filled(ctx, planned);
+    const pinned = await ctx.executor.run(command, { signal: ctx.signal });
+    expectSuccess(`pinning the toplevels on ${coordinator} failed`, command, pinned, [gcRootHints.missingRoot(gcRootDir)]);
+  }
+  ctx.pinnedRoots = plan.pin.roots.map((root) => ({ storePath: fillText(root.storePath, ctx.values), root: fillText(root.root, ctx.values), on }));
 }
 
 function describeBuilds(builds: readonly BuildRecord[]): string {
@@ -94,8 +139,11 @@ function placementHints(log: BuildLogRecorder, elsewhere: readonly BuildRecord[]
   ];
 }
 
-function summarizeBuilds(names: readonly string[]): string {
+function summarizeBuilds(builds: readonly BuildRecord[]): string {
+  const names = builds.map((b) => drvName(b.drvPath));
+  const machines = [...new Set(builds.map((b) => b.machine ?? 'this machine'))];
   if (names.length === 0) return 'nothing to build, all in the store already';
   const shown = names.slice(0, 4).join(', ');
-  return `built ${names.length} derivation${names.length > 1 ? 's' : ''} (${shown}${names.length > 4 ? ', …' : ''})`;
+  const where = machines.length > 1 ? ` on ${machines.length} machines` : '';
+  return `built ${names.length} derivation${names.length > 1 ? 's' : ''}${where} (${shown}${names.length > 4 ? ', …' : ''})`;
 }

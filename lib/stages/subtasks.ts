@@ -33,6 +33,8 @@ export interface SubtaskOptions {
    * stage passes.
    */
   readonly failure?: (failures: readonly Error[]) => StageError | InterruptedError | undefined;
+  /** what the stage does once every subtask has ended and none failed (its failure fails the stage) */
+  readonly after?: () => Promise<void>;
 }
 
 /**
@@ -70,11 +72,11 @@ export function mergedHints(failures: readonly Error[]): string[] {
  * The list for the stage's task to return (`return subtaskList(task, …)`):
  * an untitled group of the subtasks (its rows show directly under the
  * stage), then an untitled last step that fails the stage, with a
- * ShownFailure, when `options.failure` says so.
+ * ShownFailure, when `options.failure` says so, and else runs `options.after`.
  */
 export function subtaskList(parent: SubtaskWrapper, subtasks: readonly Subtask[], options: SubtaskOptions = {}): Listr<RunContext, any, any> {
   const failures: Error[] = [];
-  const { concurrent = true, noun = 'checks', failure = stageFailure } = options;
+  const { concurrent = true, noun = 'checks', failure = stageFailure, after } = options;
   return parent.newListr<RunContext>(
     [
       {
@@ -96,9 +98,9 @@ export function subtaskList(parent: SubtaskWrapper, subtasks: readonly Subtask[]
           ),
       },
       {
-        task: () => {
+        task: async () => {
           const error = failure(failures);
-          if (!error) return;
+          if (!error) return after?.();
           const summary = error instanceof InterruptedError ? 'interrupted' : `${failures.length} of ${subtasks.length} ${noun} failed`;
           throw new ShownFailure(error, summary);
         },

@@ -119,7 +119,13 @@ export function runValues({ executor, result }: Omit<RecordedRun, 'plan'>): Reco
     .map((arg) => /^ControlPath=(.+)\/%C$/.exec(arg)?.[1])
     .find((dir) => dir !== undefined);
   const toplevels = Object.fromEntries(result.report.hosts.flatMap((h) => (h.toplevel ? [[h.name, h.toplevel]] : [])));
-  return { 'run-id': 'r1', ...(controlDir ? { 'ssh-control-dir': controlDir } : {}), ...toplevelValues(toplevels) };
+  // Each build's --builders as preflight filled it, by the system its entries name (their second field).
+  const builders = executor.calls.flatMap((call) => {
+    const value = call.argv[call.argv.indexOf('--builders') + 1];
+    const system = value?.split(' ')[1];
+    return call.argv.includes('--builders') && value && system ? [[`builders:${system}`, value]] : [];
+  });
+  return { 'run-id': 'r1', ...(controlDir ? { 'ssh-control-dir': controlDir } : {}), ...toplevelValues(toplevels), ...Object.fromEntries(builders) };
 }
 
 /** A planned command as the run ran it: its placeholders filled with {@link runValues}. */

@@ -72,8 +72,7 @@ describe('each syntax by its own function', () => {
     expect(targetHost(inventory, 'opi03').address).toEqual({ kind: 'ipv4', host: '10.213.77.13' });
     expect(coordinatorHost(inventory).address).toEqual({ kind: 'name', host: 'hawk.internal' });
     const plan = planDeploy(inventory, ['opi03'], { goal: 'switch', onCoordinator: true, localUser: 'avl' });
-    const build = plan.seeds[0]!.build.argv;
-    expect(build[build.indexOf('--builders') + 1]).toMatch(/^ssh:\/\/nix-builder@10\.213\.77\.13 aarch64-linux /);
+    expect(plan.builds[0]!.builders[0]!.spec).toMatch(/^ssh:\/\/nix-builder@10\.213\.77\.13 aarch64-linux /);
     const rebuild = plan.deploy.hosts.opi03!.rebuild.argv;
     expect(rebuild[rebuild.indexOf('--target-host') + 1]).toBe('deploy@10.213.77.13');
   });

@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Io } from '../../lib/cli/io.ts';
 import { runDeployCli } from '../../lib/cli/deploy.ts';
-import { fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
+import { fleetInventoryText, repoRoot, fleetInventoryPath } from '../helpers/fixtures.ts';
 
 async function cli(command: 'deploy' | 'deploy-all', args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), isTTY: false, env: { CI: 'true' } };
-  const code = await runDeployCli(command, ['--inventory', join(repoRoot, 'hosts.json'), ...args], io);
+  const code = await runDeployCli(command, ['--inventory', fleetInventoryPath(), ...args], io);
   return { code, stdout: out.join('\n'), stderr: err.join('\n') };
 }
 

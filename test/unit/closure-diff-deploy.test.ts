@@ -11,7 +11,7 @@ import { runDeployCli } from '../../lib/cli/deploy.ts';
 import type { Io } from '../../lib/cli/io.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
 import { planRollback } from '../../lib/plan/rollback.ts';
-import { fleetInventory, repoRoot } from '../helpers/fixtures.ts';
+import { fleetInventory, repoRoot, fleetInventoryPath } from '../helpers/fixtures.ts';
 import { deployStepsRun, FLEET_HOSTS, planFleet, runPipeline } from '../helpers/pipeline.ts';
 import { when } from '../helpers/recording-executor.ts';
 
@@ -90,7 +90,7 @@ describe('closure diff in the deploy', () => {
   it('refuses what cannot work, with exit 2', async () => {
     const cli = async (args: string[], io: Partial<Io> = {}) => {
       const err: string[] = [];
-      const code = await runDeployCli('deploy', ['--inventory', join(repoRoot, 'hosts.json'), ...args], { stdout: () => {}, stderr: (t) => err.push(t), isTTY: false, env: {}, ...io });
+      const code = await runDeployCli('deploy', ['--inventory', fleetInventoryPath(), ...args], { stdout: () => {}, stderr: (t) => err.push(t), isTTY: false, env: {}, ...io });
       return { code, stderr: err.join('\n') };
     };
     expect(await cli(['opi01', '--diff'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--diff goes with --dry-run') });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { colourLevel, colours } from '../../lib/cli/colour.ts';
 import type { Io } from '../../lib/cli/io.ts';
 import { runDeployCli } from '../../lib/cli/deploy.ts';
-import { repoRoot } from '../helpers/fixtures.ts';
+import { repoRoot, fleetInventoryPath } from '../helpers/fixtures.ts';
 
 const SGR = /\u001b\[[0-9;]*m/;
 
@@ -35,7 +35,7 @@ describe('colour from the environment (NO_COLOR, FORCE_COLOR, a terminal)', () =
     const run = async (isTTY: boolean, env: NodeJS.ProcessEnv) => {
       const err: string[] = [];
       const io: Io = { stdout: () => {}, stderr: (t) => err.push(t), isTTY, env };
-      expect(await runDeployCli('deploy', ['--inventory', join(repoRoot, 'hosts.json'), 'opi09'], io)).toBe(2);
+      expect(await runDeployCli('deploy', ['--inventory', fleetInventoryPath(), 'opi09'], io)).toBe(2);
       return err.join('\n');
     };
     const plain = await run(true, { TERM: 'xterm-256color', NO_COLOR: '1' });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runDeployCli } from '../../lib/cli/deploy.ts';
 import type { Io } from '../../lib/cli/io.ts';
-import { repoRoot } from '../helpers/fixtures.ts';
+import { repoRoot, fleetInventoryPath } from '../helpers/fixtures.ts';
 
 async function deployAll(args: string[], options: { answer?: boolean; env?: NodeJS.ProcessEnv; terminal?: boolean; command?: 'deploy' | 'deploy-all' } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'confirm-'));
@@ -24,7 +24,7 @@ async function deployAll(args: string[], options: { answer?: boolean; env?: Node
     env: options.env ?? {},
     ask: options.terminal === false ? undefined : async (question) => (asked.push(question), options.answer ?? false),
   };
-  const code = await runDeployCli(options.command ?? 'deploy-all', ['--inventory', join(repoRoot, 'hosts.json'), '--report-dir', join(dir, 'a-file', 'runs'), ...args], io);
+  const code = await runDeployCli(options.command ?? 'deploy-all', ['--inventory', fleetInventoryPath(), '--report-dir', join(dir, 'a-file', 'runs'), ...args], io);
   return { code, asked, stderr: err.join('\n') };
 }
 

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InventoryError, UsageError } from '../../lib/errors.ts';
 import { loadInventory, parseInventory } from '../../lib/inventory/load.ts';
-import { chooseSeed, resolveSelection } from '../../lib/inventory/select.ts';
-import { fleetInventory, fleetInventoryText } from '../helpers/fixtures.ts';
+import { resolveSelection, systemBuilders } from '../../lib/inventory/select.ts';
+import { fleetInventory, fleetInventoryText, wholeFleetInventory } from '../helpers/fixtures.ts';
 
 function problems(edit: (json: any) => void): string[] {
   const json = JSON.parse(fleetInventoryText());
@@ -177,20 +177,35 @@ describe('host selection', () => {
     expect(select(['opi0[!1]'])).toEqual(['opi02', 'opi03']);
   });
 
-  it('prefers --seed, then the inventory seed, then a selected builder', () => {
-    expect(chooseSeed(inventory, ['opi01'], 'opi02')).toBe('opi02');
-    expect(chooseSeed(inventory, ['opi01'])).toBe('opi03');
+  it('lists each system\'s builders: --seed, then the inventory seed, then selected builders, then the rest', () => {
+    const buildersOf = (hosts: string[], seed?: string, inv = inventory) => systemBuilders(inv, hosts, seed).map((b) => [b.system, b.hosts, b.builders]);
+    expect(buildersOf(['opi01'], 'opi02')).toEqual([['aarch64-linux', ['opi01'], ['opi02', 'opi03', 'opi01']]]);
+    expect(buildersOf(['opi01'])).toEqual([['aarch64-linux', ['opi01'], ['opi03', 'opi01', 'opi02']]]);
     const noSeed = fleetInventory((json) => delete json.seed);
-    expect(chooseSeed(noSeed, ['opi02', 'opi01'])).toBe('opi02');
+    expect(buildersOf(['opi02', 'opi01'], undefined, noSeed)).toEqual([['aarch64-linux', ['opi02', 'opi01'], ['opi02', 'opi01', 'opi03']]]);
   });
 
-  it('refuses a seed that cannot build for the selected hosts', () => {
+  it('groups the whole fleet by system: the coordinator\'s own system has no builders and is built by it', () => {
+    const whole = wholeFleetInventory();
+    expect(systemBuilders(whole, Object.keys(whole.hosts)).map((b) => [b.system, b.hosts, b.builders])).toEqual([
+      ['aarch64-linux', ['opi01', 'opi02', 'opi03'], ['opi03', 'opi01', 'opi02']],
+      ['x86_64-linux', ['hawk', 'calypso'], []],
+    ]);
+  });
+
+  it('refuses a seed that builds none of the selected systems, and a system nothing may build', () => {
     const mixed = fleetInventory((json) => {
-      json.hosts.opi02.system = 'x86_64-linux';
+      json.hosts.opi02.system = 'riscv64-linux';
       delete json.hosts.opi01.builder;
     });
-    expect(() => chooseSeed(mixed, ['opi01'], 'opi02')).toThrow(/--seed opi02: it must be a builder for aarch64-linux/);
-    expect(() => chooseSeed(mixed, ['opi01', 'opi02'])).toThrow(/different systems \(aarch64-linux, x86_64-linux\)/);
-    expect(() => chooseSeed(mixed, ['opi01'], 'opi07')).toThrow("unknown host 'opi07'");
+    expect(() => systemBuilders(mixed, ['opi01'], 'opi02')).toThrow(/--seed opi02: it must be a builder for aarch64-linux/);
+    expect(() => systemBuilders(mixed, ['opi01'], 'opi07')).toThrow("unknown host 'opi07'");
+    const riscv = fleetInventory((json) => {
+      json.hosts.opi02.system = 'riscv64-linux';
+      delete json.hosts.opi02.builder;
+    });
+    expect(() => systemBuilders(riscv, ['opi01', 'opi02'])).toThrow(
+      /no host in the inventory can build for riscv64-linux \(opi02\): add a "builder" entry .* nothing is built under emulation/,
+    );
   });
 });

@@ -16,7 +16,7 @@ import { exitCodeOf, failure, type Io } from '../../lib/cli/io.ts';
 import { deployResultJson, JSON_SCHEMAS } from '../../lib/cli/schemas.ts';
 import { ExitCode, StageError } from '../../lib/errors.ts';
 import type { RunResult } from '../../lib/run/run.ts';
-import { fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
+import { fleetInventoryText, repoRoot, fleetInventoryPath } from '../helpers/fixtures.ts';
 import { runPipeline } from '../helpers/pipeline.ts';
 import { when } from '../helpers/recording-executor.ts';
 
@@ -70,7 +70,7 @@ describe('--json answers and their schemas', () => {
     const answers: unknown[] = [];
     for (const args of [['--json', 'opi09'], ['--json', '--goal', 'reboot', 'opi01'], ['opi01', '--frobnicate', '--json']]) {
       const { io, stdout, stderr } = capture();
-      expect(await runDeployCli('deploy', ['--inventory', join(repoRoot, 'hosts.json'), ...args], io)).toBe(2);
+      expect(await runDeployCli('deploy', ['--inventory', fleetInventoryPath(), ...args], io)).toBe(2);
       expect(stderr).toEqual([]);
       answers.push(JSON.parse(stdout.join('\n')));
     }

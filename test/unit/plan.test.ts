@@ -19,10 +19,10 @@ describe('planning a deploy of the fleet', () => {
   const inventory = fleetInventory();
   const plan = planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'switch', onCoordinator: true, rebuildTool: ngTool });
 
-  it('checks the seed as builder and every host as target', () => {
-    expect(plan.seeds[0]!.host).toBe('opi03');
+  it('checks the builders (the seed first) and every host as target', () => {
+    expect(plan.builds.map((b) => [b.system, b.on, b.builders.map((x) => x.host)])).toEqual([['aarch64-linux', 'builders', ['opi03', 'opi01', 'opi02']]]);
     expect(plan.preflight.targets.map((c) => c.host)).toEqual(['opi01', 'opi02', 'opi03']);
-    expect(plan.seeds[0]!.check.argv).toEqual([
+    expect(plan.builds[0]!.builders[0]!.check.argv).toEqual([
       'ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, '-i', '/etc/nix/builder-key',
       'nix-builder@opi03.internal', '--', 'nix-store --version',
     ]);
@@ -39,20 +39,23 @@ describe('planning a deploy of the fleet', () => {
     ]);
   });
 
-  it('builds on the seed only, nothing locally', () => {
-    expect(plan.seeds[0]!.build.argv).toEqual([
+  it('builds on the builders that answer, the seed first, nothing locally', () => {
+    expect(plan.builds[0]!.builders.map((b) => b.spec)).toEqual(
+      ['opi03', 'opi01', 'opi02'].map((h) => `ssh://nix-builder@${h}.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -`),
+    );
+    expect(plan.builds[0]!.build.argv).toEqual([
       'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', '0',
-      '--builders', 'ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -',
+      '--builders', '{{builders:aarch64-linux}}',
       '--option', 'builders-use-substitutes', 'true',
       '.#nixosConfigurations.opi01.config.system.build.toplevel',
       '.#nixosConfigurations.opi02.config.system.build.toplevel',
       '.#nixosConfigurations.opi03.config.system.build.toplevel',
     ]);
-    expect(plan.seeds[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
+    expect(plan.builds[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
   });
 
   it('deploys the seed first, then the rest at once, with sudo for the non-root deploy user', () => {
-    expect(plan.seeds[0]!.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
+    expect(plan.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
     expect(plan.deploy.concurrency).toBe(2);
     expect(plan.deploy.hosts.opi01!.rebuild).toEqual({
       argv: ['nixos-rebuild', 'switch', '--flake', '.#opi01', '--target-host', 'deploy@opi01.internal', '--use-substitutes', '--sudo', '--no-reexec'],
@@ -102,19 +105,19 @@ describe('planning a deploy of the fleet', () => {
     const custom = planDeploy(inventory, ['opi01', 'opi02', 'opi03'], {
       goal: 'boot', flake: 'path:/srv/avalanche', seed: 'opi01', concurrency: 1, onCoordinator: true,
     });
-    expect(custom.seeds[0]!.host).toBe('opi01');
-    expect(custom.seeds[0]!.waves).toEqual([['opi01'], ['opi02', 'opi03']]);
+    expect(custom.builds[0]!.builders.map((b) => b.host)).toEqual(['opi01', 'opi03', 'opi02']);
+    expect(custom.waves).toEqual([['opi01'], ['opi02', 'opi03']]);
     expect(custom.deploy.concurrency).toBe(1);
     expect(custom.deploy.hosts.opi02!.rebuild.argv.slice(0, 4)).toEqual(['nixos-rebuild', 'boot', '--flake', 'path:/srv/avalanche#opi02']);
-    expect(custom.seeds[0]!.build.argv).toContain('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
+    expect(custom.builds[0]!.builders[0]!.spec).toBe('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
   });
 
   it('leaves out the sudo flag for root and keeps the seed out of waves it is not in', () => {
     const rooted = fleetInventory((json) => (json.hosts.opi01.deployUser = 'root'));
     const one = planDeploy(rooted, ['opi01'], { goal: 'test', onCoordinator: true });
-    expect(one.seeds[0]!.waves).toEqual([['opi01']]);
+    expect(one.waves).toEqual([['opi01']]);
     expect(one.deploy.hosts.opi01!.rebuild.argv).not.toContain('--sudo');
-    expect([one.seeds[0]!.host, ...one.preflight.targets.map((c) => c.host)]).toEqual(['opi03', 'opi01']);
+    expect([one.builds[0]!.builders[0]!.host, ...one.preflight.targets.map((c) => c.host)]).toEqual(['opi03', 'opi01']);
   });
 
   it('copies the result to the coordinator only when running elsewhere', () => {
@@ -138,7 +141,8 @@ describe('planning a deploy of the fleet', () => {
     expect(text).toContain(
       "      $ NIX_SSHOPTS='" + TARGET_SSHOPTS + "' nixos-rebuild switch --flake '.#opi02' --target-host deploy@opi02.internal --use-substitutes --sudo --no-reexec",
     );
-    expect(text).toContain("--builders 'ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -'");
+    expect(text).toContain("--builders '{{builders:aarch64-linux}}'");
+    expect(text).toContain('\n      ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -\n');
     expect(text).toContain('GET http://hawk.internal:5000/{{toplevel-hash:opi03}}.narinfo');
     expect(text).toContain("    nixos-rebuild on this machine (read from nixos-rebuild --help when planning — the one command --dry-run runs): nixos-rebuild: nixos-rebuild-ng\n");
     const missing = renderPlan(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: { command: ['nixos-rebuild'], found: false, flavour: 'unknown', flags: [], error: 'command not found' } }));

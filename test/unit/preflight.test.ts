@@ -48,7 +48,7 @@ describe('preflight', () => {
   it('a user the Nix daemon does not trust fails before building: the daemon would ignore --builders', async () => {
     const untrusted = when(['store', 'info', '--json'], { stdout: '{"trusted":0,"url":"daemon"}' });
     const { result, executor } = await runPipeline([untrusted]);
-    expect(result.error!.message).toMatch(/^the Nix daemon does not trust \S+, so it would ignore --builders and build elsewhere than on opi03 \(nix store info --json: "trusted": 0/);
+    expect(result.error!.message).toMatch(/^the Nix daemon does not trust \S+, so it would ignore --builders and build elsewhere than on the builders it names \(nix store info --json: "trusted": 0/);
     expect((result.error as { hints?: string[] }).hints).toEqual([expect.stringMatching(/to trusted-users in this machine's nix.conf/)]);
     expect(built(executor.calls)).toBe(false);
   });

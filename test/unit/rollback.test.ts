@@ -24,7 +24,7 @@ import { SWITCH_TO_GENERATION } from '../../lib/remote/scripts.ts';
 import { type HostEntry, type RunReport, writeReport } from '../../lib/report/report.ts';
 import { runPlan } from '../../lib/run/run.ts';
 import { chooseGeneration } from '../../lib/stages/resolve.ts';
-import { fleetInventory, repoRoot } from '../helpers/fixtures.ts';
+import { fleetInventory, repoRoot, fleetInventoryPath } from '../helpers/fixtures.ts';
 import { asRun, FLEET_HOSTS, fleetResponders, isCommand, runValues } from '../helpers/pipeline.ts';
 import { RecordingExecutor, remoteWords, type Responder, when } from '../helpers/recording-executor.ts';
 import { sampleReport } from '../helpers/sample-report.ts';
@@ -273,7 +273,7 @@ async function cli(command: 'deploy' | 'deploy-all' | 'rollback', args: readonly
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), isTTY: false, env: { CI: 'true' } };
-  const code = await runDeployCli(command, ['--inventory', join(repoRoot, 'hosts.json'), ...args], io);
+  const code = await runDeployCli(command, ['--inventory', fleetInventoryPath(), ...args], io);
   return { code, stdout: out.join('\n'), stderr: err.join('\n') };
 }
 

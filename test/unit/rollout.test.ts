@@ -23,8 +23,8 @@ describe('planning rollouts', () => {
   const inventory = fleetInventory();
   it('rolls out the seed first, then waves of --batch-size', () => {
     const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 1 });
-    expect(plan.seeds[0]!.waves).toEqual([['opi03'], ['opi01'], ['opi02']]);
-    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 2 }).seeds[0]!.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
+    expect(plan.waves).toEqual([['opi03'], ['opi01'], ['opi02']]);
+    expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, rolling: true, batchSize: 2 }).waves).toEqual([['opi03'], ['opi01', 'opi02']]);
   });
 
   it('gives the watchdog time for the health checks and the settle window by default', () => {
@@ -101,11 +101,9 @@ describe('connection reuse', () => {
   });
 
   it('leaves builders to their own connections, and confirms over a fresh one', () => {
-    // The preferred seed, and each builder that would take over from it.
-    for (const seed of plan.seeds) {
-      expect(seed.check.argv).not.toContain(reuse);
-      expect(seed.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
-    }
+    // The preferred seed, and each builder beside it.
+    for (const builder of plan.builds[0]!.builders) expect(builder.check.argv).not.toContain(reuse);
+    expect(plan.builds[0]!.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
     // ssh keeps the first value of an option: ControlMaster=no must come before the reuse options.
     const confirm = plan.deploy.hosts.opi01!.confirm!.argv;
     expect(confirm.indexOf('ControlMaster=no')).toBeLessThan(confirm.indexOf('ControlMaster=auto'));
@@ -229,10 +227,12 @@ describe('safe rollouts (recording executor)', () => {
     expect(result.error).toBeUndefined();
     expect(result.report.seed).toBe('opi01');
     expect(result.report.seedFailover).toBe('seed opi03 did not answer (Connection refused); opi01 builds instead');
-    // The build that ran is opi01's, as planned for that failover.
+    // The build that ran names the builders that answered, opi01 first; opi03 is left out.
     const build = executor.calls.find((c) => c.argv.includes('build'))!;
-    expect(build).toEqual(asRun(pipeline, plan.seeds.find((s) => s.host === 'opi01')!.build));
-    expect(build.argv).toContain('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
+    expect(build).toEqual(asRun(pipeline, plan.builds[0]!.build));
+    expect(build.argv[build.argv.indexOf('--builders') + 1]).toBe(
+      ['opi01', 'opi02'].map((h) => `ssh://nix-builder@${h}.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -`).join(' ; '),
+    );
   });
 });
 

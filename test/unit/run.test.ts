@@ -18,8 +18,8 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     const { result, executor, cacheRequests, plan } = pipeline;
     expect(result.error).toBeUndefined();
     expect(result.outcome).toBe('success');
-    // First preflight's SSH logins, side by side: the seed as builder, every target as its root steps will.
-    const logins = [plan.seeds[0]!.check, ...plan.preflight.targets.map((t) => t.command)].map((c) => asRun(pipeline, c));
+    // First preflight's SSH logins, side by side: the builders (the seed first), every target as its root steps will.
+    const logins = [...plan.builds[0]!.builders.map((b) => b.check), ...plan.preflight.targets.map((t) => t.command)].map((c) => asRun(pipeline, c));
     expect(logins.every((c) => c.argv[0] === 'ssh')).toBe(true);
     expect(executor.calls.slice(0, logins.length)).toEqual(expect.arrayContaining(logins));
     // Then preflight's local questions: the pinned roots on the cache host (to check the cache's key)
@@ -28,7 +28,7 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     const evalAt = executor.calls.findIndex((c) => isCommand(c, evaluate));
     expect(plan.preflight.cacheKey.listRoots.argv.slice(0, 2)).toEqual(['find', '/nix/var/nix/gcroots/arm-cache']);
     expect(executor.calls.slice(logins.length, evalAt)).toContainEqual(asRun(pipeline, plan.preflight.cacheKey.listRoots));
-    expect(executor.calls.slice(evalAt, evalAt + 2)).toEqual([evaluate, asRun(pipeline, plan.seeds[0]!.build)]);
+    expect(executor.calls.slice(evalAt, evalAt + 2)).toEqual([evaluate, asRun(pipeline, plan.builds[0]!.build)]);
     // The seed's nixos-rebuild first, then the others'.
     const deploys = rebuilds(pipeline);
     expect(deploys[0]).toBe('opi03 rebuild');
@@ -99,7 +99,7 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     });
     const { result } = await run([local]);
     expect(result.error!.message).toBe(
-      'built elsewhere than on opi03 (ssh://nix-builder@opi03.internal): linux-6.1-opi (/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv) on this machine',
+      'built elsewhere than on opi03 (ssh://nix-builder@opi03.internal), opi01 (ssh://nix-builder@opi01.internal), opi02 (ssh://nix-builder@opi02.internal): linux-6.1-opi (/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv) on this machine',
     );
   });
 

@@ -14,6 +14,8 @@ const KERNEL = '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv';
 const TOPLEVEL_DRV = '/nix/store/2zm4rahx77g4c80hn2qvx802dnpva6cn-nixos-system-opi03.drv';
 const OPI03 = 'ssh://nix-builder@opi03.internal';
 const OPI01 = 'ssh://nix-builder@opi01.internal';
+/** The builders that answered, as the failure names them: every builder of the fleet, the seed first. */
+const ANSWERED = `opi03 (${OPI03}), opi01 (${OPI01}), opi02 (ssh://nix-builder@opi02.internal)`;
 const BUILT: string = JSON.stringify(FLEET_HOSTS.map(() => ({ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } })));
 const RESTRICTED =
   "\u001b[35;1mwarning:\u001b[0m ignoring the client-specified setting 'builders', because it is a restricted setting and you are not a trusted user";
@@ -61,7 +63,7 @@ describe('seed build: a failed build is told from the parsed log', () => {
     const { result } = await runPipeline([when(['build'], nixBuild(failingRemoteBuild226(), 1))]);
     expect(result.error).toBeInstanceOf(StageError);
     const lines = result.error!.message.split('\n');
-    expect(lines[0]).toBe('seed build on opi03 failed: nix exited with 1');
+    expect(lines[0]).toBe('seed build of aarch64-linux on opi03 failed: nix exited with 1');
     expect(lines[1]).toMatch(/^ {2}\$ NIX_SSHOPTS=.* nix --log-format internal-json build /);
     expect(lines.slice(2).every((l) => l.startsWith('  | '))).toBe(true);
     const shown = lines.slice(2).map((l) => l.slice(4));
@@ -93,21 +95,23 @@ describe('seed build: a failed build is told from the parsed log', () => {
 describe('seed build: every derivation must be built on the seed', () => {
   it('fails when a daemon that ignored --builders built on another machine, naming derivation, machine and fix', async () => {
     const build = newId();
-    const lines = [msg(0, RESTRICTED), start(build, KERNEL, OPI01), logLine(build, 'building')];
+    // A machine of the daemon's own machines file, none of the builders --builders names.
+    const theirs = 'ssh://nix-builder@spare.internal';
+    const lines = [msg(0, RESTRICTED), start(build, KERNEL, theirs), logLine(build, 'building')];
     const { result } = await runPipeline([when(['build'], nixBuild(lines))]);
     expect(result.report.stages.find((s) => s.name === 'seed-build')?.outcome).toBe('failed');
-    expect(result.error!.message).toBe(`built elsewhere than on opi03 (${OPI03}): linux-6.1-opi (${KERNEL}) on ${OPI01}`);
+    expect(result.error!.message).toBe(`built elsewhere than on ${ANSWERED}: linux-6.1-opi (${KERNEL}) on ${theirs}`);
     expect((result.error as StageError).hints).toEqual([
       `add ${userInfo().username} to trusted-users in the coordinator's nix.conf (the daemon ignores --builders from untrusted users)`,
     ]);
     // "built on" is what the log said, not what the plan wanted.
-    expect(result.report.builds).toEqual([{ drvPath: KERNEL, machine: OPI01 }]);
+    expect(result.report.builds).toEqual([{ drvPath: KERNEL, machine: theirs }]);
   });
 
   it('without the warning (daemons before Nix 2.22 log it at debug level) it names both causes', async () => {
     const lines = [start(newId(), KERNEL, OPI03), start(newId(), TOPLEVEL_DRV, '')];
     const { result } = await runPipeline([when(['build'], nixBuild(lines))]);
-    expect(result.error!.message).toBe(`built elsewhere than on opi03 (${OPI03}): nixos-system-opi03 (${TOPLEVEL_DRV}) on this machine`);
+    expect(result.error!.message).toBe(`built elsewhere than on ${ANSWERED}: nixos-system-opi03 (${TOPLEVEL_DRV}) on this machine`);
     const hints = (result.error as StageError).hints;
     expect(hints).toHaveLength(1);
     expect(hints[0]).toMatch(/--max-jobs 0/);
@@ -145,7 +149,7 @@ describe('seed build: what the operator sees leaves out Nix\'s noise', () => {
   it('a failure that left no log shows neither nix build\'s JSON result nor "copying 0 paths"', async () => {
     const { result } = await runPipeline([when(['build'], { exitCode: 1, lines: [copying(0)], stderr: `${copying(0)}\ncopying 0 paths...\n`, stdout: `${BUILT}\n` })]);
     const message = result.error!.message;
-    expect(message.split('\n')[0]).toBe('seed build on opi03 failed: nix exited with 1');
+    expect(message.split('\n')[0]).toBe('seed build of aarch64-linux on opi03 failed: nix exited with 1');
     expect(message).not.toContain('"drvPath"');
     expect(message).not.toContain('copying 0 paths');
   });

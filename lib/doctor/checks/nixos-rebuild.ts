@@ -6,7 +6,7 @@
  */
 import type { Inventory } from '../../inventory/schema.ts';
 import { describeTool, probeRebuildTool, REBUILD_NOT_FOUND_HINT, rebuildHelpArgv } from '../../nix/nixos-rebuild.ts';
-import { planRebuildFlags } from '../../plan/assemble.ts';
+import { planRebuildFlags, planTargets } from '../../plan/assemble.ts';
 import { localNixSystem } from '../../nix/system.ts';
 import type { Check } from '../types.ts';
 
@@ -23,7 +23,7 @@ export function nixosRebuildCheck(inventory: Inventory): Check {
       if (!tool.found) {
         return { status: 'fail', summary: `${describeTool(tool)} (${tool.error})`, tried, hints: [REBUILD_NOT_FOUND_HINT] };
       }
-      const { problems } = planRebuildFlags(inventory, Object.keys(inventory.hosts), tool, localNixSystem());
+      const { problems } = planRebuildFlags(inventory, planTargets(inventory, Object.keys(inventory.hosts), false), tool, localNixSystem());
       const accepts = INTERESTING.filter((flag) => tool.flags.includes(flag));
       const summary = `${describeTool(tool)}${tool.flavour === 'unknown' ? '' : `; accepts ${accepts.join(', ') || 'none'} of ${INTERESTING.join(', ')}`}`;
       if (problems.length) return { status: 'fail', summary, tried, details: problems };
