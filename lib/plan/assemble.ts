@@ -96,9 +96,10 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
 
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
-  // Each system's seed that is a target goes first, a canary for what its build made.
-  const seedTargets = builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host)).filter((h) => hosts.includes(h));
-  const waves = planWaves(hosts, { first: seedTargets, last: thisMachine, rolling, batchSize });
+  // Each system's seed that is a target goes first, a canary for what its build made; the cache host and this machine last.
+  const seedTargets = builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host));
+  const last = [inventory.coordinator.name, ...(thisMachine === undefined ? [] : [thisMachine])];
+  const waves = planWaves(hosts, { first: seedTargets, last, rolling, batchSize });
 
   const goal = options.goal;
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
@@ -354,18 +355,19 @@ export function defaultConfirmSeconds(inventory: Inventory): number {
 
 /**
  * The deploy stage's waves: `first` alone (the seeds), the others at once or
- * in batches of `batchSize` when `rolling`, and `last` (this machine) alone
- * at the end, so that its activation cannot cut off the rest; empty waves
+ * in batches of `batchSize` when `rolling`, then each of `last` alone, in
+ * order (the cache host, whose switch could stop it serving the others'
+ * closures; this machine, whose switch could cut off the rest); empty waves
  * left out.
  */
 export function planWaves(
   hosts: readonly HostName[],
-  o: { readonly first?: readonly HostName[]; readonly last?: HostName | undefined; readonly rolling: boolean; readonly batchSize: number },
+  o: { readonly first?: readonly HostName[]; readonly last?: readonly HostName[]; readonly rolling: boolean; readonly batchSize: number },
 ): HostName[][] {
-  const last = o.last !== undefined && hosts.includes(o.last) ? o.last : undefined;
-  const first = (o.first ?? []).filter((h) => h !== last);
-  const rest = hosts.filter((h) => !first.includes(h) && h !== last);
-  return [first, ...(o.rolling ? chunk(rest, o.batchSize) : [rest]), last === undefined ? [] : [last]].filter((w) => w.length > 0);
+  const last = [...new Set(o.last ?? [])].filter((h) => hosts.includes(h));
+  const first = (o.first ?? []).filter((h) => hosts.includes(h) && !last.includes(h));
+  const rest = hosts.filter((h) => !first.includes(h) && !last.includes(h));
+  return [first, ...(o.rolling ? chunk(rest, o.batchSize) : [rest]), ...last.map((h) => [h])].filter((w) => w.length > 0);
 }
 
 /** `items` in consecutive groups of `size` (the last may be smaller): a rollout's waves. */

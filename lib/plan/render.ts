@@ -124,12 +124,15 @@ function renderDeployPlan(plan: DeployPlan): string {
   return lines.join('\n');
 }
 
-/** How the waves go: the seeds first when they are targets, this machine last. */
+/** How the waves go: the seeds first when they are targets; the cache host, then this machine, last. */
 function deployOrder(plan: DeployPlan): string {
   const seeds = new Set(plan.builds.flatMap((b) => b.builders.slice(0, 1).map((x) => x.host)));
-  const here = plan.hosts.find((h) => plan.deploy.hosts[h]!.target.local);
-  const first = plan.waves[0]!.some((h) => seeds.has(h)) && plan.waves.length > 1 ? 'the seeds first, ' : '';
-  return `${first}${here ? `${here} (this machine, no ssh) last, ` : ''}`;
+  const first = plan.waves.length > 1 && plan.waves[0]!.some((h) => seeds.has(h)) ? ['the seeds first'] : [];
+  const last = plan.waves
+    .slice(1)
+    .filter((wave) => wave.length === 1 && (wave[0] === plan.coordinator.name || plan.deploy.hosts[wave[0]!]!.target.local))
+    .map(([host]) => (plan.deploy.hosts[host!]!.target.local ? `${host} (this machine, no ssh)` : `${host} (the cache host)`));
+  return [...first, ...(last.length ? [`${last.join(' then ')} last`] : [])].map((part) => `${part}, `).join('');
 }
 
 function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: string): string[] {

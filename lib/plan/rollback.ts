@@ -39,7 +39,7 @@ export function planRollback(inventory: Inventory, hosts: readonly HostName[], o
   const coordinator = coordinatorPlace(inventory, options.onCoordinator);
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
-  const waves = planWaves(hosts, { last: here, rolling, batchSize });
+  const waves = planWaves(hosts, { last: [inventory.coordinator.name, ...(here === undefined ? [] : [here])], rolling, batchSize });
   return {
     operation: 'rollback',
     goal,

@@ -19,7 +19,7 @@ export function seedBuildTask(): ListrTask<RunContext> {
     title: 'seed build',
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
-      const on = (build: SystemBuild) => (build.on === 'here' ? `${plan.coordinator.name} (here)` : ctx.seeds[build.system] ?? build.builders[0]!.host);
+      const on = (build: SystemBuild) => (build.on === 'here' ? `${plan.coordinator.name} (here)` : seedOf(ctx, build));
       task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${on(b)}`).join(', ')}`;
       return subtaskList(
         task,
@@ -53,7 +53,7 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
   const { plan } = deployRun(ctx);
   const log = new BuildLogRecorder();
   const command = filled(ctx, build.build);
-  ctx.recorder.startBuild(build.system, { on: build.on, seed: on, hosts: build.hosts });
+  ctx.recorder.startBuild(build.system, { on: build.on, seed: build.on === 'here' ? plan.coordinator.name : seedOf(ctx, build), hosts: build.hosts });
   let outcome: 'success' | 'failed' = 'failed';
   try {
     const result = await ctx.executor.run(command, {
@@ -90,6 +90,11 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
   } finally {
     ctx.recorder.endBuild(build.system, ctx.signal.aborted ? 'interrupted' : outcome, log.builds.length);
   }
+}
+
+/** The builder a system's build starts on: the first that answered in preflight (the preferred one before preflight has run). */
+function seedOf(ctx: RunContext, build: SystemBuild): string {
+  return ctx.seeds[build.system] ?? build.builders[0]!.host;
 }
 
 /** The toplevels into the coordinator's store (when the run is elsewhere), then pinned there. */

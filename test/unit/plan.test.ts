@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { planDeploy } from '../../lib/plan/assemble.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
 import { OPERATION_STAGES } from '../../lib/plan/types.ts';
-import { isOnCoordinator } from '../../lib/remote/fleet.ts';
+import { isOnCoordinator, thisMachineAmong } from '../../lib/remote/fleet.ts';
 import { parseRebuildHelp } from '../../lib/nix/nixos-rebuild.ts';
-import { fixture, fleetInventory } from '../helpers/fixtures.ts';
+import { fixture, fleetInventory, wholeFleetInventory } from '../helpers/fixtures.ts';
 
 const SSH_DEFAULTS = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=3'];
 const SSHOPTS = ['-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS].join(' ');
@@ -149,5 +149,76 @@ describe('planning a deploy of the fleet', () => {
     expect(missing).toContain('the one command --dry-run runs): nixos-rebuild: not found (command not found) — preflight will fail');
     expect(text).toContain('under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it');
     expect(text).not.toContain('nix copy');
+  });
+});
+
+describe('planning the whole fleet: two systems, the coordinator a target', () => {
+  const whole = wholeFleetInventory();
+  const all = Object.keys(whole.hosts);
+
+  it('builds each system where it belongs: aarch64 on the opis (the seed first), x86_64 here on hawk', () => {
+    const plan = planDeploy(whole, all, { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', localUser: 'avl', rebuildTool: ngTool });
+    expect(plan.builds.map((b) => [b.system, b.on, b.hosts, b.builders.map((x) => x.host)])).toEqual([
+      ['aarch64-linux', 'builders', ['opi01', 'opi02', 'opi03'], ['opi03', 'opi01', 'opi02']],
+      ['x86_64-linux', 'here', ['hawk', 'calypso'], []],
+    ]);
+    expect(plan.builds[1]!.build.argv).toEqual([
+      'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', 'auto', '--builders', '',
+      '.#nixosConfigurations.hawk.config.system.build.toplevel',
+      '.#nixosConfigurations.calypso.config.system.build.toplevel',
+    ]);
+    // One evaluation for every host of every system.
+    expect(plan.evaluate.argv.at(-1)).toContain('[ "opi01" "opi02" "opi03" "hawk" "calypso" ]');
+  });
+
+  it('deploys the seed first and hawk, the machine it runs on, last, here: no ssh, sudo -n, no --target-host', () => {
+    const plan = planDeploy(whole, all, { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', localUser: 'avl', rebuildTool: ngTool });
+    expect(plan.waves).toEqual([['opi03'], ['opi01', 'opi02', 'calypso'], ['hawk']]);
+    expect(plan.deploy.concurrency).toBe(3);
+    const hawk = plan.deploy.hosts.hawk!;
+    expect(hawk.target).toMatchObject({ user: 'avl', escalation: 'sudo', local: true });
+    expect(hawk.rebuild.argv).toEqual(['nixos-rebuild', 'switch', '--flake', '.#hawk', '--use-substitutes', '--sudo', '--no-reexec']);
+    expect(hawk.probe.argv[0]).toBe('sh');
+    expect(hawk.arm!.argv.slice(0, 4)).toEqual(['sudo', '-n', '--', 'sh']);
+    expect(hawk.confirm!.argv.slice(0, 4)).toEqual(['sudo', '-n', '--', 'sh']);
+    expect(hawk.closeConnection).toBeUndefined();
+    expect(hawk.health!.checks.map((c) => c.name)).not.toContain('ssh answers');
+    expect(plan.preflight.targets.find((t) => t.host === 'hawk')).toMatchObject({ command: { argv: ['sudo', '-n', '--', 'true'] }, escalates: true, local: true });
+    // calypso is an x86_64 target like any other: over ssh, as its deploy user.
+    expect(plan.deploy.hosts.calypso!.rebuild.argv).toContain('deploy@calypso.internal');
+    expect(renderPlan(plan)).toContain('5. deploy (switch; the seeds first, hawk (this machine, no ssh) last, at most 3 at a time)');
+    // As root here, nothing is escalated.
+    const asRoot = planDeploy(whole, all, { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', localUser: 'root', rebuildTool: ngTool });
+    expect(asRoot.deploy.hosts.hawk!.rebuild.argv).not.toContain('--sudo');
+    expect(asRoot.deploy.hosts.hawk!.arm!.argv[0]).toBe('sh');
+  });
+
+  it('from calypso: x86_64 built on hawk over ssh as its builder; hawk, the cache host, over ssh near the end; calypso here and last', () => {
+    const plan = planDeploy(whole, all, { goal: 'switch', onCoordinator: false, thisMachine: 'calypso', localUser: 'avl', rebuildTool: ngTool });
+    const x86 = plan.builds[1]!;
+    expect([x86.on, x86.builders.map((b) => b.spec)]).toEqual(['builders', ['ssh://root@hawk.internal x86_64-linux - 8 4 nixos-test,benchmark,big-parallel,kvm - -']]);
+    expect(x86.build.argv.slice(6, 10)).toEqual(['--max-jobs', '0', '--builders', '{{builders:x86_64-linux}}']);
+    expect(plan.waves).toEqual([['opi03'], ['opi01', 'opi02'], ['hawk'], ['calypso']]);
+    expect(plan.deploy.hosts.hawk!.rebuild.argv).toContain('deploy@hawk.internal');
+    expect(plan.deploy.hosts.calypso!.target.local).toBe(true);
+    // Without coordinator.builder: one job, Nix's default features.
+    const bare = wholeFleetInventory((json) => delete json.coordinator.builder);
+    expect(planDeploy(bare, ['calypso'], { goal: 'switch', onCoordinator: false }).builds[0]!.builders[0]!.spec).toBe(
+      'ssh://root@hawk.internal x86_64-linux - 1 1 nixos-test,benchmark,big-parallel - -',
+    );
+  });
+
+  it('knows which selected host is the machine it runs on', () => {
+    expect(thisMachineAmong(whole, all, true, 'hawk')).toBe('hawk');
+    expect(thisMachineAmong(whole, ['opi01'], true, 'hawk')).toBeUndefined();
+    expect(thisMachineAmong(whole, all, false, 'calypso.internal')).toBe('calypso');
+    expect(thisMachineAmong(whole, all, false, 'calypso')).toBe('calypso');
+    expect(thisMachineAmong(whole, all, false, 'ci-runner')).toBeUndefined();
+  });
+
+  it('refuses a coordinator listed as a target of another system', () => {
+    expect(() => wholeFleetInventory((json) => (json.hosts.hawk.system = 'aarch64-linux'))).toThrow(
+      /hosts\.hawk\.system: aarch64-linux, but coordinator\.system says x86_64-linux for the same machine/,
+    );
   });
 });

@@ -20,6 +20,23 @@ describe('timeline', () => {
     expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(80);
   });
 
+  it('shows each system\'s seed build under its stage when a run built two, side by side', () => {
+    const report = sampleReport({
+      systemBuilds: [
+        { system: 'aarch64-linux', on: 'builders', seed: 'opi03', hosts: ['opi01', 'opi02', 'opi03'], outcome: 'success', derivations: 4, startMs: 6000, durationMs: 30_000 },
+        { system: 'x86_64-linux', on: 'here', seed: 'hawk', hosts: ['hawk'], outcome: 'success', derivations: 2, startMs: 6000, durationMs: 12_000 },
+      ],
+    });
+    const lines = renderTimeline(report).split('\n');
+    expect(lines.slice(2, 5)).toEqual([
+      'seed-build                    █████████████████████████                    30.0s',
+      '  aarch64-linux on opi03      █████████████████████████                    30.0s',
+      '  x86_64-linux on hawk        ███████████                                  12.0s',
+    ]);
+    // One system: its build is the stage's bar, not repeated.
+    expect(renderTimeline(sampleReport({ systemBuilds: [report.systemBuilds![0]!] }))).not.toContain('aarch64-linux on');
+  });
+
   it('marks failed and interrupted bars, and rows that never ran', () => {
     const base = sampleReport();
     const report = sampleReport({

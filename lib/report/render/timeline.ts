@@ -17,13 +17,18 @@ export interface TimelineRow {
   readonly outcome: string;
 }
 
-/** The stages in order, then the hosts in the order they started. */
+/** The stages in order (a run of several systems: each system's seed build under its stage), then the hosts in the order they started. */
 export function timelineRows(report: RunReport): TimelineRow[] {
   const bar = (startMs: number | undefined, durationMs: number | undefined, outcome: string) =>
     startMs === undefined || durationMs === undefined ? undefined : { startMs, durationMs, kind: barKind(outcome) };
   const hosts = [...report.hosts].sort((a, b) => (a.startMs ?? Number.POSITIVE_INFINITY) - (b.startMs ?? Number.POSITIVE_INFINITY));
   return [
-    ...report.stages.map((s) => ({ label: s.name, host: false, bar: bar(s.startMs, s.durationMs, s.outcome), outcome: s.outcome })),
+    ...report.stages.flatMap((s) => [
+      { label: s.name, host: false, bar: bar(s.startMs, s.durationMs, s.outcome), outcome: s.outcome },
+      ...(s.name === 'seed-build' && (report.systemBuilds?.length ?? 0) > 1
+        ? report.systemBuilds!.map((b) => ({ label: `${b.system} on ${b.seed}`, host: true, bar: bar(b.startMs, b.durationMs, b.outcome), outcome: b.outcome }))
+        : []),
+    ]),
     ...hosts.map((h) => ({ label: h.name, host: true, bar: bar(h.startMs, h.durationMs, h.state), outcome: h.state })),
   ];
 }

@@ -26,10 +26,12 @@ export function formatRelative(totalMs: number, otherMs: number, other: string):
   return percent > 0 ? `${percent}% faster than ${reference}` : `${-percent}% slower than ${reference}`;
 }
 
-/** What the run did, to whom: `switch of opi01, opi02 (seed opi03)`, `rollback (switch) of opi01`. */
+/** What the run did, to whom: `switch of opi01, opi02 (seed opi03)`, `switch of … (seeds opi03, hawk)`, `rollback (switch) of opi01`. */
 export function runSubject(report: RunReport): string {
   const hosts = report.hosts.map((h) => h.name).join(', ');
-  return report.operation === 'rollback' ? `rollback (${report.goal}) of ${hosts}` : `${report.goal} of ${hosts} (seed ${report.seed ?? '?'})`;
+  if (report.operation === 'rollback') return `rollback (${report.goal}) of ${hosts}`;
+  const seeds = (report.systemBuilds?.length ?? 0) > 1 ? `seeds ${report.systemBuilds!.map((b) => b.seed).join(', ')}` : `seed ${report.seed ?? '?'}`;
+  return `${report.goal} of ${hosts} (${seeds})`;
 }
 
 /** The baseline verdict, plus how the run compares with recent runs (or another run). */
