@@ -19,7 +19,8 @@ import { type CliOptions, deployStageChoices } from './args.ts';
  */
 export async function makeRollbackPlan(options: CliOptions, inventory: Inventory, onCoordinator: boolean): Promise<RollbackPlan> {
   const request = options.rollbackTo ?? { kind: 'previous' };
-  const paced = { goal: options.goal === 'dry-activate' ? undefined : options.goal, onCoordinator, ...deployStageChoices(options) };
+  // lib/cli/args.ts refuses dry-activate and build for a rollback.
+  const paced = { goal: options.goal === 'dry-activate' || options.goal === 'build' ? undefined : options.goal, onCoordinator, ...deployStageChoices(options) };
   if (request.kind !== 'run') {
     const hosts = resolveSelection(inventory, options.selector);
     const to: RollbackTarget = request.kind === 'generation' ? { kind: 'generation', number: request.number } : { kind: 'previous' };

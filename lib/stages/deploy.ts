@@ -24,6 +24,8 @@ export function deployTask(): ListrTask<RunContext> {
     title: 'deploy',
     task: (ctx, task) => {
       const { deploy, goal } = ctx.plan;
+      // A build's plan has no deploy stage in its `stages`: reaching here with it is a bug.
+      if (goal === 'build') throw new Error('the deploy stage in a --goal build run');
       // A deploy's seed goes first, alone, when it is a target: its wave's failure stops the rest.
       const seed = ctx.seed?.host;
       const { waves } = ctx;
