@@ -95,7 +95,8 @@ ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' 
   --report-dir <dir>   where run reports go (default .deploy/runs)
   -h, --help           this help
 
-Exit codes: 0 deployed, 1 a stage failed, 2 usage or inventory error, 130 interrupted.`;
+Exit codes: 0 deployed (with --goal build: built and served), 1 a stage failed, 2 usage or
+inventory error, 130 interrupted.`;
 }
 
 function rollbackUsage(): string {
