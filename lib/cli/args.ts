@@ -3,7 +3,7 @@ import { UsageError } from '../errors.ts';
 import { parseStrict } from './parse.ts';
 import type { HostSelector } from '../inventory/select.ts';
 import type { DeployStageChoices } from '../plan/assemble.ts';
-import { GOALS, type Goal } from '../nix/commands.ts';
+import { DEPLOY_GOALS, type DeployGoal } from '../plan/types.ts';
 import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
 export type Command = 'deploy' | 'deploy-all' | 'rollback';
@@ -17,7 +17,8 @@ export interface CliOptions {
   readonly selector: HostSelector;
   readonly inventory: string;
   readonly flake?: string | undefined;
-  readonly goal: Goal;
+  /** a nixos-rebuild goal, or `build` (deploy and deploy-all only) */
+  readonly goal: DeployGoal;
   readonly seed?: string | undefined;
   readonly concurrency?: number | undefined;
   readonly rolling: boolean;
@@ -63,7 +64,10 @@ Usage: ${synopsis}
 Options:
   --inventory <path>   inventory file (default ./hosts.json)
   --flake <ref>        flake reference (default: the inventory's "flake")
-  --goal <goal>        switch | boot | test | dry-activate (default switch)
+  --goal <goal>        switch | boot | test | dry-activate (default switch), or build:
+                       preflight, evaluate, seed build, pin and wait for the cache, then
+                       stop — every toplevel built once and served signed, no host touched
+                       (no target is asked, no deploy lock is taken)
   --seed <host>        builder for the seed build (default: the inventory's "seed")
   --concurrency <n>    hosts deployed at once after the seed (default: all)
 ${SELECTION_HELP}
@@ -91,7 +95,8 @@ ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' 
   --report-dir <dir>   where run reports go (default .deploy/runs)
   -h, --help           this help
 
-Exit codes: 0 deployed, 1 a stage failed, 2 usage or inventory error, 130 interrupted.`;
+Exit codes: 0 deployed (with --goal build: built and served), 1 a stage failed, 2 usage or
+inventory error, 130 interrupted.`;
 }
 
 function rollbackUsage(): string {
@@ -187,7 +192,8 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     if (command === 'deploy' && (values.tag ?? []).length > 0) throw new UsageError('--tag belongs to deploy-all');
   }
   const goal = values.goal ?? 'switch';
-  const goals: readonly string[] = command === 'rollback' ? ROLLBACK_GOALS : GOALS;
+  if (goal === 'build') refuseWithBuild(command, values);
+  const goals: readonly string[] = command === 'rollback' ? ROLLBACK_GOALS : DEPLOY_GOALS;
   if (!goals.includes(goal)) throw new UsageError(`--goal must be one of ${goals.join(', ')} (got '${goal}')`);
   const concurrency = positiveInteger('--concurrency', values.concurrency);
   const batchSize = positiveInteger('--batch-size', values['batch-size']);
@@ -199,7 +205,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     selector: selectorFrom(values, [...positionals, ...(values.tag ?? []).map((tag) => (tag.startsWith('@') ? tag : `@${tag}`))]),
     inventory: values.inventory ?? 'hosts.json',
     flake: values.flake,
-    goal: goal as Goal,
+    goal: goal as DeployGoal,
     seed: values.seed,
     concurrency,
     rolling: values.rolling ?? false,
@@ -244,6 +250,28 @@ export function deployStageChoices(options: CliOptions): DeployStageChoices {
     diffOnly: options.dryRun && options.dryRunDiff,
   } satisfies Record<Exclude<keyof DeployStageChoices, 'reuseConnections'>, unknown>;
   return choices;
+}
+
+/** The options that shape a deploy stage or its lock: a build (no deploy stage, no lock) refuses them rather than ignore them. */
+const DEPLOY_ONLY_FLAGS = [
+  'concurrency',
+  'rolling',
+  'batch-size',
+  'keep-going',
+  'confirm-timeout',
+  'no-magic-rollback',
+  'no-rollback',
+  'force-unlock',
+  'diff',
+  'no-diff',
+  'interactive',
+] as const;
+
+/** --goal build: a rollback refuses it (it builds nothing), a deploy refuses the options only a deploy stage uses. */
+function refuseWithBuild(command: Command, values: Partial<Record<(typeof DEPLOY_ONLY_FLAGS)[number], string | boolean>>): void {
+  if (command === 'rollback') throw new UsageError('--goal build: a rollback builds nothing (it switches to a generation the host has); use deploy --goal build');
+  const given = DEPLOY_ONLY_FLAGS.filter((flag) => values[flag] !== undefined && values[flag] !== false);
+  if (given.length) throw new UsageError(`--goal build deploys nothing and takes no deploy lock: ${given.map((f) => `--${f}`).join(', ')} ${given.length > 1 ? 'do' : 'does'} not apply`);
 }
 
 /** A rollback switches to a generation: dry-activate has nothing to check there. */

@@ -122,7 +122,8 @@ async function makePlan(options: CliOptions, executor: Executor): Promise<Deploy
   }
   const inventory = await loadInventory(options.inventory);
   const hosts = resolveSelection(inventory, options.selector);
-  const rebuildTool = await probeRebuildTool(executor, inventory.nixosRebuild.command, inventory.timeouts.connectSeconds * 1000);
+  // A build runs no nixos-rebuild: nothing to probe.
+  const rebuildTool = options.goal === 'build' ? undefined : await probeRebuildTool(executor, inventory.nixosRebuild.command, inventory.timeouts.connectSeconds * 1000);
   const onCoordinator = isOnCoordinator(inventory, hostname());
   return planDeploy(inventory, hosts, {
     goal: options.goal,
@@ -143,7 +144,8 @@ async function makePlan(options: CliOptions, executor: Executor): Promise<Deploy
  * stderr not a terminal) skip the question.
  */
 async function confirmed(command: Command, plan: RunnablePlan, options: CliOptions, io: Io): Promise<boolean> {
-  if (options.yes || options.json || io.env.CI || !io.ask || plan.hosts.length <= 1) return true;
+  // A build changes no host: nothing to confirm.
+  if (options.yes || options.json || io.env.CI || !io.ask || plan.hosts.length <= 1 || plan.goal === 'build') return true;
   const { goal, hosts, deploy } = plan;
   if (plan.operation === 'rollback') {
     const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time`;

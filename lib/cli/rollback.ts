@@ -21,8 +21,9 @@ import { type CliOptions, deployStageChoices } from './args.ts';
  */
 export async function makeRollbackPlan(options: CliOptions, inventory: Inventory, onCoordinator: boolean): Promise<RollbackPlan> {
   const request = options.rollbackTo ?? { kind: 'previous' };
+  // lib/cli/args.ts refuses dry-activate and build for a rollback.
   const paced = (hosts: readonly string[]) => ({
-    goal: options.goal === 'dry-activate' ? undefined : options.goal,
+    goal: options.goal === 'dry-activate' || options.goal === 'build' ? undefined : options.goal,
     onCoordinator,
     thisMachine: thisMachineAmong(inventory, hosts, onCoordinator, hostname()),
     ...deployStageChoices(options),

@@ -14,8 +14,9 @@
  * - `{"action":"msg","level":L,"msg":…}` (errors also with `raw_msg`,
  *   `file`, `line`, `column`, as in 2.8): a message, coloured; levels
  *   0 error, 1 warn, 2 notice, 3 info, 4 talkative, 5 chatty, 6 debug, 7 vomit;
- * - `stop`, and results of types 104–106 (phase, progress, expected
- *   counts): most of a build's records, ignored here.
+ * - `{"action":"stop","id":N}`: activity N ended (a build's end is timed
+ *   here); results of types 104–106 (phase, progress, expected counts):
+ *   most of a build's records, ignored here.
  *
  * Activity ids are `(pid << 32) + counter` of the process that made the
  * activity (with a daemon: the daemon's worker), so on hosts with a large
@@ -35,6 +36,14 @@ export interface BuildRecord {
   readonly drvPath: string;
   /** the builder URI, or undefined when built on the machine that ran nix */
   readonly machine: string | undefined;
+  /**
+   * When this process read the build's start and stop records (epoch ms):
+   * the log carries no times, but Nix writes each record as it happens
+   * (a remote build's stop once its outputs are copied back). `endedAt`
+   * is absent when no stop was read (the build failed or was cut off).
+   */
+  readonly startedAt?: number | undefined;
+  readonly endedAt?: number | undefined;
 }
 
 const ACT_BUILD = 105;
@@ -80,6 +89,11 @@ export function exactIntegers(json: string, keys: readonly string[]): Map<string
 export class BuildLogParser {
   readonly builds: BuildRecord[] = [];
   private readonly drvByActivity = new Map<string, string>();
+  /** the open build activities: their index in `builds` */
+  private readonly buildByActivity = new Map<string, number>();
+
+  /** `now`: the clock a build's start and stop are read by (epoch ms) */
+  constructor(private readonly now: () => number = Date.now) {}
 
   /** One output line; undefined for records that say nothing worth showing (progress, stops, debug). */
   parse(line: string): BuildLogEvent | undefined {
@@ -102,9 +116,18 @@ export class BuildLogParser {
     if (event.action === 'start' && event.type === ACT_BUILD && typeof fields[0] === 'string') {
       const drvPath = fields[0];
       const machine = typeof fields[1] === 'string' && fields[1] !== '' ? fields[1] : undefined;
-      if (id !== undefined) this.drvByActivity.set(id, drvPath);
-      this.builds.push({ drvPath, machine });
+      if (id !== undefined) {
+        this.drvByActivity.set(id, drvPath);
+        this.buildByActivity.set(id, this.builds.length);
+      }
+      this.builds.push({ drvPath, machine, startedAt: this.now() });
       return { event: { kind: 'build-start', drvPath, machine } };
+    }
+    if (event.action === 'stop' && id !== undefined && this.buildByActivity.has(id)) {
+      const index = this.buildByActivity.get(id)!;
+      this.buildByActivity.delete(id);
+      this.builds[index] = { ...this.builds[index]!, endedAt: this.now() };
+      return undefined;
     }
     if (event.action === 'result' && event.type === RES_BUILD_LOG_LINE && typeof fields[0] === 'string') {
       const drvPath = id === undefined ? undefined : this.drvByActivity.get(id);
@@ -145,6 +168,8 @@ export interface BuildLogRecorderOptions {
   readonly maxNotes?: number;
   /** derivations whose log tail a failure description shows */
   readonly maxFailedDrvs?: number;
+  /** the clock builds are timed by (epoch ms; default Date.now) */
+  readonly now?: () => number;
 }
 
 /**
@@ -155,7 +180,7 @@ export interface BuildLogRecorderOptions {
  * and the restricted settings a daemon ignored. Raw log records are never kept.
  */
 export class BuildLogRecorder {
-  private readonly parser = new BuildLogParser();
+  private readonly parser: BuildLogParser;
   private readonly notes: string[] = [];
   private readonly logTails = new Map<string, string[]>();
   private readonly ignored = new Set<string>();
@@ -168,6 +193,7 @@ export class BuildLogRecorder {
     this.logLinesPerDrv = options.logLinesPerDrv ?? 20;
     this.maxNotes = options.maxNotes ?? 30;
     this.maxFailedDrvs = options.maxFailedDrvs ?? 3;
+    this.parser = new BuildLogParser(options.now);
   }
 
   /** Every build start, in order: the derivation and the machine Nix reported for it (`fields[1]`). */

@@ -31,7 +31,7 @@ import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, co
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { armArgs, CONFIRM, generationProbeArgv, ROLLBACK } from '../remote/scripts.ts';
 import { PLACEHOLDER } from './placeholders.ts';
-import type { BuilderPlan, DeployPlan, HealthCheckPlan, HealthPlan, HostPlan, PlannedCommand, SystemBuild } from './types.ts';
+import { type BuilderPlan, type DeployGoal, deployStages, type DeployPlan, type HealthCheckPlan, type HealthPlan, type HostPlan, type PlannedCommand, type RollbackPlan, type SystemBuild } from './types.ts';
 
 /** The deploy stage's pace and safety choices, the same for a deploy and a rollback (lib/cli/args.ts deployStageChoices fills them). */
 export interface DeployStageChoices {
@@ -57,7 +57,8 @@ export interface DeployStageChoices {
 }
 
 export interface PlanOptions extends DeployStageChoices {
-  readonly goal: Goal;
+  /** a nixos-rebuild goal, or `build`: no deploy stage, no target checks, no lock */
+  readonly goal: DeployGoal;
   readonly flake?: string | undefined;
   readonly seed?: string | undefined;
   /** whether this process runs on the coordinator (the cache host) */
@@ -82,6 +83,18 @@ const POLL_MAX_MS = 1000;
  * The whole plan. Throws UsageError (exit 2) for a system nothing may build
  * and a --seed that builds none of the selected systems
  * (lib/inventory/select.ts systemBuilders).
+ *
+ * Goal `build` plans the same preflight (less the targets and nixos-rebuild),
+ * evaluation, seed build, pinning and cache wait, and no deploy stage: the
+ * hosts are only the toplevels to build. Its preflight asks what a build
+ * needs — the seed answers as builder, this machine's Nix trusts the user
+ * (else --builders is ignored), the GC root directory is writable on the
+ * coordinator, the cache answers and signs with cache.publicKey — and not
+ * the targets' ssh and sudo: a prebuild must work while a target is down.
+ * It takes no deploy lock: it changes no host, a Nix daemon builds a
+ * derivation once however many clients ask, and pinning (`ln -sfn`) is
+ * idempotent, so a prebuild (in CI, on every push) neither waits for a
+ * running deploy nor makes one fail on the lock.
  */
 export function planDeploy(inventory: Inventory, hosts: readonly HostName[], options: PlanOptions): DeployPlan {
   const flake = options.flake ?? inventory.flake;
@@ -89,9 +102,15 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const shortMs = shortCommandTimeoutMs(inventory);
   const coordinator = coordinatorPlace(inventory, options.onCoordinator);
   const coordinatorEnv = sshEnv(coordinatorHost(inventory));
+  const goal = options.goal;
+  // A build touches no target: none is checked, locked for or deployed (its deploy stage has no hosts and is not in `stages`).
+  const deploys = goal !== 'build';
+  const deployed = deploys ? hosts : [];
+  // Never used to activate (no host is deployed); it only settles the empty stage's watchdog flag (off).
+  const rebuildGoal: Goal = goal === 'build' ? 'dry-activate' : goal;
   const localUser = options.localUser ?? userInfo().username;
-  const thisMachine = options.thisMachine !== undefined && hosts.includes(options.thisMachine) ? options.thisMachine : undefined;
-  const targets = planTargets(inventory, hosts, options.reuseConnections ?? true, thisMachine === undefined ? undefined : { name: thisMachine, user: localUser });
+  const thisMachine = options.thisMachine !== undefined && deployed.includes(options.thisMachine) ? options.thisMachine : undefined;
+  const targets = planTargets(inventory, deployed, options.reuseConnections ?? true, thisMachine === undefined ? undefined : { name: thisMachine, user: localUser });
   const builds = planBuilds(inventory, flake, hosts, options, coordinatorEnv);
 
   const rolling = options.rolling ?? false;
@@ -99,9 +118,8 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   // Each system's seed that is a target goes first, a canary for what its build made; the cache host and this machine last.
   const seedTargets = builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host));
   const last = [inventory.coordinator.name, ...(thisMachine === undefined ? [] : [thisMachine])];
-  const waves = planWaves(hosts, { first: seedTargets, last, rolling, batchSize });
+  const waves = planWaves(deployed, { first: seedTargets, last, rolling, batchSize });
 
-  const goal = options.goal;
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
   const { flags, problems } = planRebuildFlags(inventory, targets, rebuildTool, options.localSystem ?? inventory.coordinator.system);
   const { gcRootDir } = inventory.cache;
@@ -111,15 +129,16 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   return {
     operation: 'deploy',
     goal,
+    stages: deployStages(goal),
     flake,
     hosts: [...hosts],
     coordinator: { name: inventory.coordinator.name, place: coordinator },
     baselineMinutes: inventory.baselineMinutes,
-    lock: planLock(inventory, coordinator),
+    ...(deploys ? { lock: planLock(inventory, coordinator) } : {}),
     preflight: {
-      targets: planTargetChecks(hosts, targets, shortMs),
+      targets: planTargetChecks(deployed, targets, shortMs),
       nixTrust: { user: localUser, ...trustProbeCommands(localUser, t.connectSeconds * 1000) },
-      rebuild: { tool: rebuildTool, problems: [...problems] },
+      ...(deploys ? { rebuild: { tool: rebuildTool, problems: [...problems] } } : {}),
       gcRootDir,
       gcRootDirWritable: onCoordinator(writableDirArgv(gcRootDir)),
       cacheKey: { publicKey: inventory.cache.publicKey, listRoots: onCoordinator(listRootsArgv(gcRootDir)) },
@@ -142,11 +161,12 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       requestTimeoutMs: t.connectSeconds * 1000,
       allowUnsigned: options.allowUnsigned ?? false,
     },
-    deploy: planDeployStage(inventory, hosts, targets, {
+    deploy: planDeployStage(inventory, deployed, targets, {
       ...options,
+      goal: rebuildGoal,
       concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(1, ...waves.map((w) => w.length))),
       activate: (host, target) => ({
-        argv: nixosRebuildArgv(inventory.nixosRebuild.command, flake, host, target, goal, flags[host]!),
+        argv: nixosRebuildArgv(inventory.nixosRebuild.command, flake, host, target, rebuildGoal, flags[host]!),
         env: sshEnv(target),
         timeoutMs: t.deployMinutes * MINUTE,
       }),
@@ -182,7 +202,7 @@ function planBuilds(inventory: Inventory, flake: string, hosts: readonly HostNam
 }
 
 /** The fleet's deploy lock on the coordinator: every run that changes hosts holds it. */
-export function planLock(inventory: Inventory, coordinator: CoordinatorPlace): DeployPlan['lock'] {
+export function planLock(inventory: Inventory, coordinator: CoordinatorPlace): RollbackPlan['lock'] {
   const t = inventory.timeouts;
   const lockCommand = (script: string, args: readonly string[]): PlannedCommand => ({
     argv: atPlace(coordinator, ['sh', '-c', script, 'avalanche-lock', inventory.paths.lock, ...args]),
@@ -233,7 +253,7 @@ export interface DeployStageOptions extends Omit<DeployStageChoices, 'concurrenc
 }
 
 /** The deploy stage: every host's steps around `activate` (probe, watchdog, health checks, confirmation, rollback). */
-export function planDeployStage(inventory: Inventory, hosts: readonly HostName[], targets: Readonly<Record<HostName, RemoteHost>>, o: DeployStageOptions): DeployPlan['deploy'] {
+export function planDeployStage(inventory: Inventory, hosts: readonly HostName[], targets: Readonly<Record<HostName, RemoteHost>>, o: DeployStageOptions): RollbackPlan['deploy'] {
   const magicRollback = (o.magicRollback ?? true) && ACTIVATING_GOALS.includes(o.goal);
   const rollback = o.rollback ?? true;
   const confirmTimeoutSeconds = o.confirmTimeoutSeconds ?? defaultConfirmSeconds(inventory);

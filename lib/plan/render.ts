@@ -24,8 +24,9 @@ function coordinatorWhere(plan: RunnablePlan): string {
   return plan.coordinator.place.kind === 'local' ? `on the coordinator ${plan.coordinator.name}` : `${plan.coordinator.name} over SSH as ${sshDestination(plan.coordinator.place.host)}`;
 }
 
-/** The deploy lock's three commands. */
+/** The deploy lock's three commands (none for a build: lib/plan/assemble.ts planDeploy says why). */
 function renderLock(plan: RunnablePlan): string[] {
+  if (!plan.lock) return ['no deploy lock: a build changes no host, so it neither waits for a deploy nor blocks one'];
   return [
     `first: take the deploy lock ${plan.lock.path} on ${plan.coordinator.name}`,
     cmd(plan.lock.acquire),
@@ -72,19 +73,31 @@ function renderRollbackPlan(plan: RollbackPlan): string {
   ].join('\n');
 }
 
+/** nixos-rebuild as probed when planning, and what will fail with it; nothing for a build (it runs none). */
+function renderRebuildTool(rebuild: DeployPlan['preflight']['rebuild']): string[] {
+  if (!rebuild) return [];
+  const { tool, problems } = rebuild;
+  return [
+    `    nixos-rebuild on this machine (read from ${commandLine({ argv: rebuildHelpArgv(tool.command) })} when planning — the one command --dry-run runs): ${describeTool(tool)}${tool.error ? ` (${tool.error})` : ''}${tool.found ? '' : ' — preflight will fail'}`,
+    ...problems.map((problem) => `    ✖ ${problem} — preflight will fail`),
+  ];
+}
+
 function renderDeployPlan(plan: DeployPlan): string {
   const { preflight, deploy, waitForCache } = plan;
   const where = coordinatorWhere(plan);
-  const seeds = plan.builds.map((b) => `${b.system}: ${b.on === 'here' ? `${plan.coordinator.name} (here)` : b.builders[0]!.host}`);
-  const tool = preflight.rebuild.tool;
+  const seedOf = (b: DeployPlan['builds'][number]) => (b.on === 'here' ? `${plan.coordinator.name} (here)` : b.builders[0]!.host);
+  const seedText = plan.builds.length === 1 ? `seed ${seedOf(plan.builds[0]!)}` : `seeds ${plan.builds.map((b) => `${b.system}: ${seedOf(b)}`).join(', ')}`;
+  const build = !plan.stages.includes('deploy');
   const lines = [
-    `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')} (${where})`,
+    build
+      ? `plan: build ${plan.hosts.join(', ')} from ${plan.flake}, ${seedText} (${where}): build, pin and wait for the cache, then stop — no host is deployed`
+      : `plan: ${plan.goal} ${plan.hosts.join(', ')} from ${plan.flake}, ${seedText} (${where})`,
     `placeholders, filled at run time: ${PLACEHOLDER.toplevel('host')} ${PLACEHOLDER.toplevelName('host')} ${PLACEHOLDER.toplevelHash('host')} (the evaluated toplevel, its base name and hash), ${PLACEHOLDER.previousProfileLink} ${PLACEHOLDER.previousSystem} (what the host ran before), ${PLACEHOLDER.runId} ${PLACEHOLDER.sshControlDir} ${PLACEHOLDER.lockHolder} ${PLACEHOLDER.lockHolderId} (this run's)`,
     '',
     ...renderLock(plan),
     '1. preflight',
-    `    nixos-rebuild on this machine (read from ${commandLine({ argv: rebuildHelpArgv(tool.command) })} when planning — the one command --dry-run runs): ${describeTool(tool)}${tool.error ? ` (${tool.error})` : ''}${tool.found ? '' : ' — preflight will fail'}`,
-    ...preflight.rebuild.problems.map((problem) => `    ✖ ${problem} — preflight will fail`),
+    ...renderRebuildTool(preflight.rebuild),
     ...plan.builds
       .filter((b) => b.on === 'builders')
       .flatMap((b) => [
@@ -93,8 +106,9 @@ function renderDeployPlan(plan: DeployPlan): string {
       ]),
     `    Nix on this machine trusts ${preflight.nixTrust.user} (asked in order until one answer tells)`,
     ...[preflight.nixTrust.storeInfo, preflight.nixTrust.storePing, preflight.nixTrust.configShow, preflight.nixTrust.showConfig, preflight.nixTrust.groups].map((c) => cmd(c)),
-    '    every target logs in and becomes root as the root steps will',
-    ...preflight.targets.map((check) => cmd(check.command)),
+    ...(build
+      ? ['    no target is asked: a build needs none of them (it works while a target is down)']
+      : ['    every target logs in and becomes root as the root steps will', ...preflight.targets.map((check) => cmd(check.command))]),
     `    GC roots can be made in ${preflight.gcRootDir}`,
     cmd(preflight.gcRootDirWritable),
     `    the cache signs with ${preflight.cacheKey.publicKey.split(':')[0]}: the newest pinned paths' narinfos are checked`,
@@ -118,8 +132,12 @@ function renderDeployPlan(plan: DeployPlan): string {
     ...plan.pin.commands.map((c) => cmd(c)),
     `4. wait for cache (every ≤ ${seconds(waitForCache.pollMaxMs)}, at most ${seconds(waitForCache.timeoutMs)}; signed by ${waitForCache.publicKey.split(':')[0]}${waitForCache.allowUnsigned ? '; --allow-unsigned: unsigned or untrusted narinfos ACCEPTED' : ''})`,
     ...waitForCache.narinfos.map((n) => `    GET ${n.url}`),
-    ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${deployOrder(plan)}at most ${deploy.concurrency} at a time)`, plan.waves),
-    `6. report (per stage and host, against the ${plan.baselineMinutes} min baseline)`,
+    ...(build
+      ? ['the run stops after the cache wait: nothing is deployed, no host is touched', '5. report (per stage; what was built, where and how long; each host built or not; no baseline: nothing was deployed)']
+      : [
+          ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${deployOrder(plan)}at most ${deploy.concurrency} at a time)`, plan.waves),
+          `6. report (per stage and host, against the ${plan.baselineMinutes} min baseline)`,
+        ]),
   ];
   return lines.join('\n');
 }

@@ -12,7 +12,7 @@ import { remoteArgv } from '../remote/host.ts';
 import { SWITCH_TO_GENERATION } from '../remote/scripts.ts';
 import { type DeployStageChoices, planWaves, planDeployStage, planLock, planTargetChecks, planTargets } from './assemble.ts';
 import { PLACEHOLDER } from './placeholders.ts';
-import type { RollbackPlan, RollbackTarget } from './types.ts';
+import { OPERATION_STAGES, type RollbackPlan, type RollbackTarget } from './types.ts';
 
 export interface RollbackPlanOptions extends DeployStageChoices {
   /** where each host goes back to, by host */
@@ -43,6 +43,7 @@ export function planRollback(inventory: Inventory, hosts: readonly HostName[], o
   return {
     operation: 'rollback',
     goal,
+    stages: [...OPERATION_STAGES.rollback],
     hosts: [...hosts],
     coordinator: { name: inventory.coordinator.name, place: coordinator },
     lock: planLock(inventory, coordinator),

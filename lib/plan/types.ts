@@ -20,11 +20,27 @@ export type StageName = (typeof STAGES)[number];
 export const OPERATIONS = ['deploy', 'rollback'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
-/** Each operation's stages, in order (`report` is the run's own, after them). */
+/** Each operation's stages, in order (`report` is the run's own, after them); a plan's `stages` say which of them its run has. */
 export const OPERATION_STAGES: Readonly<Record<Operation, readonly StageName[]>> = {
   deploy: ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy', 'report'],
   rollback: ['preflight', 'resolve', 'deploy', 'report'],
 };
+
+/**
+ * What a deploy run ends with: a nixos-rebuild goal on every host, or
+ * `build` — preflight, evaluate, the seed build, pinning and the cache wait,
+ * then the report: every toplevel built once, pinned on the coordinator and
+ * served signed, and no host touched (a prebuild, e.g. in CI).
+ */
+export const DEPLOY_GOALS = [...GOALS, 'build'] as const;
+export type DeployGoal = (typeof DEPLOY_GOALS)[number];
+
+/** The stages of a deploy with `goal`: a build stops after the cache wait. */
+export function deployStages(goal: DeployGoal): StageName[] {
+  return OPERATION_STAGES.deploy.filter((stage) => goal !== 'build' || stage !== 'deploy');
+}
+
+const stagesSchema = z.array(z.enum(STAGES));
 
 export const plannedCommandSchema = z.object({
   /** argv[0] is the program; each element reaches it as one argument (placeholders `{{…}}` filled at run time) */
@@ -156,13 +172,17 @@ const deployStageSchema = z.object({
 
 export const deployPlanSchema = z.object({
   operation: z.literal('deploy'),
-  goal: z.enum(GOALS),
+  goal: z.enum(DEPLOY_GOALS),
+  /** the stages the run executes, in order (lib/plan/types.ts deployStages): without `deploy` for goal build */
+  stages: stagesSchema,
   flake: z.string(),
   hosts: z.array(z.string()),
   coordinator: z.object({ name: z.string(), place }),
   baselineMinutes: z.number(),
-  lock: lockPlanSchema,
+  /** absent for goal build: it changes no host, so it does not wait for (or block) a deploy */
+  lock: lockPlanSchema.optional(),
   preflight: z.object({
+    /** empty for goal build: a prebuild must work while a target is down */
     targets: targetChecksSchema,
     /** whether this machine's Nix trusts `user` (else its daemon ignores --builders): asked in order until one answer tells */
     nixTrust: z.object({
@@ -173,8 +193,8 @@ export const deployPlanSchema = z.object({
       showConfig: plannedCommandSchema,
       groups: plannedCommandSchema,
     }),
-    /** the nixos-rebuild that will run here, as probed, and what cannot work with it */
-    rebuild: z.object({ tool: rebuildToolSchema, problems: z.array(z.string()) }),
+    /** the nixos-rebuild that will run here, as probed, and what cannot work with it; absent for goal build (none runs) */
+    rebuild: z.object({ tool: rebuildToolSchema, problems: z.array(z.string()) }).optional(),
     gcRootDir: z.string(),
     /** the seed build pins into gcRootDir on the coordinator: it must be writable there before building */
     gcRootDirWritable: plannedCommandSchema,
@@ -202,6 +222,7 @@ export const deployPlanSchema = z.object({
     requestTimeoutMs: z.number(),
     allowUnsigned: z.boolean(),
   }),
+  /** no hosts for goal build: the run stops after the cache wait (`stages` has no `deploy`) */
   deploy: deployStageSchema,
 });
 export type DeployPlan = z.infer<typeof deployPlanSchema>;
@@ -227,6 +248,8 @@ export type RollbackTarget = z.infer<typeof rollbackTargetSchema>;
 export const rollbackPlanSchema = z.object({
   operation: z.literal('rollback'),
   goal: z.enum(['switch', 'boot', 'test']),
+  /** the stages the run executes, in order: OPERATION_STAGES.rollback */
+  stages: stagesSchema,
   hosts: z.array(z.string()),
   coordinator: z.object({ name: z.string(), place }),
   lock: lockPlanSchema,

@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import type { CommandLogEntry } from '../exec/types.ts';
 import { hostClosureDiffSchema } from '../nix/closure-diff.ts';
-import { OPERATION_STAGES, OPERATIONS, STAGES } from '../plan/types.ts';
+import type { BuildRecord } from '../nix/build-log.ts';
+import { OPERATION_STAGES, OPERATIONS, type StageName, STAGES } from '../plan/types.ts';
 import { writeJsonAtomically } from '../util/atomic-json.ts';
 import { HOST_EFFECTS, HOST_GENERATIONS, HOST_STATES, OUTCOMES, type RunRecorder, spanDuration } from './timing.ts';
 
@@ -72,8 +73,13 @@ export const hostEntrySchema = z.object({
 });
 export type HostEntry = Readonly<z.infer<typeof hostEntrySchema>>;
 
-// lib/nix/build-log.ts BuildRecord; `machine` is optional here because JSON drops an undefined one.
-const buildRecordSchema = z.object({ drvPath: z.string(), machine: z.string().optional() });
+/**
+ * One derivation Nix built (lib/nix/build-log.ts BuildRecord): where (`machine`, the builder URI Nix
+ * named; absent: the machine that ran nix, as JSON drops an undefined one) and when, on the run's time
+ * axis (absent in older reports; `durationMs` also when Nix's log never said the build stopped).
+ */
+const buildRecordSchema = z.object({ drvPath: z.string(), machine: z.string().optional(), ...span });
+export type BuildEntry = Readonly<z.infer<typeof buildRecordSchema>>;
 
 /** One Nix system's seed build (timing.ts BuildSpan); `startMs`/`durationMs` absent when it never ended. */
 export const systemBuildEntrySchema = z.object({
@@ -138,8 +144,12 @@ export function compareWithBaseline(totalMs: number, baselineMinutes: number): B
 
 /** What a run hands over for its report: the report's own fields, the recorder for the times, and what the verdict and hosts are made from. */
 export interface ReportInput
-  extends Pick<RunReport, 'outcome' | 'operation' | 'goal' | 'seed' | 'seedFailover' | 'flake' | 'builds' | 'commands' | 'error' | 'pinnedRoots' | 'warnings'> {
+  extends Pick<RunReport, 'outcome' | 'operation' | 'goal' | 'seed' | 'seedFailover' | 'flake' | 'commands' | 'error' | 'pinnedRoots' | 'warnings'> {
   readonly recorder: RunRecorder;
+  /** the stages the plan ran (its `stages`); default: all of the operation's */
+  readonly stages?: readonly StageName[] | undefined;
+  /** what Nix said it built, where and when (epoch ms) */
+  readonly builds: readonly BuildRecord[];
   /** the selected hosts' names, in the report's order */
   readonly hosts: readonly string[];
   /** a deploy's one-by-one baseline; absent: no verdict (a rollback) */
@@ -148,12 +158,18 @@ export interface ReportInput
   readonly toplevels?: Readonly<Record<string, string>> | undefined;
 }
 
-/** The report of a run that has ended, its times read from the recorder (every stage but `report` itself). */
+/**
+ * The report of a run that has ended, its times read from the recorder (every
+ * stage but `report` itself). A build's hosts (goal `build`: no deploy stage)
+ * are `built` when the cache wait served every toplevel signed, else
+ * `not-started`; either way untouched, on the generation they ran.
+ */
 export function buildReport(input: ReportInput): RunReport {
   const { recorder } = input;
   const totalMs = recorder.elapsed();
   const startedAt = new Date(recorder.startedAt).toISOString();
   const offset = (span: { startedAt: number } | undefined) => (span ? span.startedAt - recorder.startedAt : undefined);
+  const built = input.goal === 'build' && recorder.stages.get('wait-for-cache')?.outcome === 'success';
   return {
     id: startedAt.replace(/[:.]/g, '-'),
     outcome: input.outcome,
@@ -165,7 +181,7 @@ export function buildReport(input: ReportInput): RunReport {
     startedAt,
     totalMs,
     ...(input.baselineMinutes === undefined ? {} : { verdict: compareWithBaseline(totalMs, input.baselineMinutes) }),
-    stages: OPERATION_STAGES[input.operation ?? 'deploy'].filter((name) => name !== 'report').map((name) => {
+    stages: (input.stages ?? OPERATION_STAGES[input.operation ?? 'deploy']).filter((name) => name !== 'report').map((name) => {
       const span = recorder.stages.get(name);
       return { name, outcome: span?.outcome ?? 'not-started', startMs: offset(span), durationMs: spanDuration(span) };
     }),
@@ -173,7 +189,7 @@ export function buildReport(input: ReportInput): RunReport {
       const span = recorder.hosts.get(name);
       return {
         name,
-        state: span?.state ?? 'not-started',
+        state: span?.state ?? (built ? 'built' : 'not-started'),
         // A host never started is still on the generation it had.
         generation: span?.generation ?? 'previous',
         effect: span?.effect,
@@ -201,7 +217,12 @@ export function buildReport(input: ReportInput): RunReport {
           })),
         }
       : {}),
-    builds: input.builds,
+    builds: input.builds.map(({ drvPath, machine, startedAt, endedAt }) => ({
+      drvPath,
+      ...(machine === undefined ? {} : { machine }),
+      ...(startedAt === undefined ? {} : { startMs: startedAt - recorder.startedAt }),
+      ...(startedAt === undefined || endedAt === undefined ? {} : { durationMs: endedAt - startedAt }),
+    })),
     commands: input.commands,
     error: input.error,
     pinnedRoots: input.pinnedRoots ?? [],

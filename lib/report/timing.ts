@@ -6,7 +6,8 @@ import type { StageName } from '../plan/types.ts';
 
 export const OUTCOMES = ['success', 'failed', 'skipped', 'interrupted'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
-export const HOST_STATES = ['deployed', 'failed', 'rolled-back', 'not-started', 'interrupted'] as const;
+/** `built`: a --goal build run built, pinned and served the host's toplevel, and touched nothing on the host. */
+export const HOST_STATES = ['deployed', 'failed', 'rolled-back', 'not-started', 'interrupted', 'built'] as const;
 export type HostState = (typeof HOST_STATES)[number];
 /** Which generation the host ends on: every host must end on its previous or its new one. */
 export const HOST_GENERATIONS = ['new', 'previous', 'unknown'] as const;

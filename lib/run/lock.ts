@@ -11,7 +11,7 @@ import { bootId, isRunningState, readProcStat } from '../exec/proc.ts';
 import type { Executor } from '../exec/types.ts';
 import { outputTail } from '../exec/types.ts';
 import { fillCommand } from '../plan/placeholders.ts';
-import type { DeployPlan, PlannedCommand } from '../plan/types.ts';
+import type { DeployPlan, PlannedCommand, RollbackPlan } from '../plan/types.ts';
 import { LOCK_CANNOT_CREATE, LOCK_HELD } from '../remote/lock-scripts.ts';
 
 export interface LockHolder {
@@ -33,7 +33,7 @@ export interface LockHolder {
 
 export interface LockOptions {
   /** the plan's lock commands, and where they run */
-  readonly lock: DeployPlan['lock'];
+  readonly lock: RollbackPlan['lock'];
   readonly coordinator: DeployPlan['coordinator'];
   readonly executor: Executor;
   /** what this run is, for whoever finds the lock held */

@@ -12,7 +12,7 @@ import { InterruptedError, StageError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
 import { fillCommand } from '../plan/placeholders.ts';
 import { toplevelOf } from '../plan/placeholders.ts';
-import { OPERATION_STAGES, type RunnablePlan, type StageName } from '../plan/types.ts';
+import type { RunnablePlan, StageName } from '../plan/types.ts';
 import { type Comparison, recentMedians } from '../report/compare.ts';
 import { appendHistory, type HistoryEntry, historyPathFor, summarizeRun } from '../report/history.ts';
 import { withProgressTitle } from '../report/progress.ts';
@@ -42,7 +42,7 @@ export interface RunPlanOptions {
   readonly reportDir?: string | undefined;
   /** earlier runs, read once at the start: the stages' ETA */
   readonly history?: readonly HistoryEntry[] | undefined;
-  /** take the fleet's deploy lock for the run; undefined: no lock (tests) */
+  /** take the fleet's deploy lock for the run, when the plan has one (a build has none); undefined: no lock (tests) */
   readonly lock?: { readonly command: string; readonly forceUnlock: boolean } | undefined;
   /** told things the operator must know that are not errors (lock taken over, …) */
   readonly notice?: ((text: string) => void) | undefined;
@@ -98,7 +98,7 @@ function timed(name: StageName, stage: ListrTask<RunContext>, usual: Comparison 
   };
 }
 
-/** The stage tasks of each operation (lib/plan/types.ts OPERATION_STAGES says which run, in which order). */
+/** The stage tasks of each operation (the plan's `stages` say which run, in which order). */
 const STAGE_TASKS: Readonly<Record<RunnablePlan['operation'], Partial<Record<StageName, () => ListrTask<RunContext>>>>> = {
   deploy: { preflight: preflightTask, evaluate: evaluateTask, 'seed-build': seedBuildTask, 'wait-for-cache': waitForCacheTask, deploy: deployTask },
   rollback: { preflight: targetsPreflightTask, resolve: resolveTask, deploy: deployTask },
@@ -132,7 +132,7 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
   const colours = options.colours ?? new Chalk({ level: 0 });
   const usual = recentMedians(options.history ?? [], plan);
   const listr = new Listr<RunContext, ListrRendererValue, ListrRendererValue>(
-    OPERATION_STAGES[plan.operation].filter((name) => name !== 'report').map((name) => timed(name, STAGE_TASKS[plan.operation][name]!(), usual)),
+    plan.stages.filter((name) => name !== 'report').map((name) => timed(name, STAGE_TASKS[plan.operation][name]!(), usual)),
     {
       ctx,
       renderer,
@@ -146,7 +146,7 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
   let error: Error | undefined;
   let lock: DeployLock | undefined;
   try {
-    if (options.lock) {
+    if (options.lock && plan.lock) {
       lock = await DeployLock.acquire({
         lock: plan.lock,
         coordinator: plan.coordinator,
@@ -174,8 +174,10 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
     recorder,
     outcome,
     operation: plan.operation,
+    stages: plan.stages,
     goal: plan.goal,
-    ...(plan.operation === 'deploy' ? { seed: ctx.seeds[plan.builds[0]!.system] ?? '', flake: plan.flake, baselineMinutes: plan.baselineMinutes } : {}),
+    // A build deploys nothing: no verdict against the one-by-one deploy.
+    ...(plan.operation === 'deploy' ? { seed: ctx.seeds[plan.builds[0]!.system] ?? '', flake: plan.flake, ...(plan.goal === 'build' ? {} : { baselineMinutes: plan.baselineMinutes }) } : {}),
     seedFailover: ctx.seedFailover,
     hosts: plan.hosts,
     toplevels: Object.fromEntries(plan.hosts.flatMap((h) => (toplevelOf(ctx.values, h) ? [[h, toplevelOf(ctx.values, h)!]] : []))),

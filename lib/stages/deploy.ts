@@ -25,6 +25,8 @@ export function deployTask(): ListrTask<RunContext> {
     title: 'deploy',
     task: (ctx, task) => {
       const { deploy, goal } = ctx.plan;
+      // A build's plan has no deploy stage in its `stages`: reaching here with it is a bug.
+      if (goal === 'build') throw new Error('the deploy stage in a --goal build run');
       // A deploy's preferred seeds go first, alone, when they are targets (the plan's first wave): its failure stops the rest.
       const plan = ctx.plan;
       const preferredSeeds = new Set(plan.operation === 'deploy' ? plan.builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host)) : []);

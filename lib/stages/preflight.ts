@@ -83,17 +83,8 @@ export function preflightTask(): ListrTask<RunContext> {
             ]);
           },
         },
-        {
-          title: 'nixos-rebuild on this machine',
-          run: async (sub) => {
-            const { tool, problems } = preflight.rebuild;
-            if (!tool.found) {
-              throw new StageError(`${describeTool(tool)}: ${tool.error}`, [REBUILD_NOT_FOUND_HINT]);
-            }
-            if (problems.length) throw new StageError(problems.join('\n'), ['`just nix doctor` shows which nixos-rebuild this is and which flags it accepts.']);
-            sub.title = `nixos-rebuild on this machine: ${describeTool(tool)}`;
-          },
-        },
+        // A build (no rebuild planned) runs no nixos-rebuild.
+        ...(preflight.rebuild ? [rebuildCheck(preflight.rebuild)] : []),
         {
           title: `cache signs with cache.publicKey (${preflight.cacheKey.publicKey.split(':')[0]})`,
           run: async (sub) => {
@@ -169,6 +160,21 @@ function buildersCheckTask(ctx: RunContext, build: SystemBuild) {
       sub.title = silent.length
         ? `${build.system}: ${answering.map((p) => p.builder.host).join(', ')} build${seed === preferred!.builder.host ? '' : ` (seed ${seed})`}; not answering, left out: ${silent.join(', ')}`
         : `${names.join(', ')} answer${names.length === 1 ? 's' : ''} SSH as builder${names.length === 1 ? '' : 's'} (${build.system}, seed ${seed})`;
+    },
+  };
+}
+
+/** The nixos-rebuild the deploy will run here was found and takes the flags the targets need (probed when planning). */
+function rebuildCheck(rebuild: NonNullable<DeployPlan['preflight']['rebuild']>) {
+  return {
+    title: 'nixos-rebuild on this machine',
+    run: async (sub: { title: string }) => {
+      const { tool, problems } = rebuild;
+      if (!tool.found) {
+        throw new StageError(`${describeTool(tool)}: ${tool.error}`, [REBUILD_NOT_FOUND_HINT]);
+      }
+      if (problems.length) throw new StageError(problems.join('\n'), ['`just nix doctor` shows which nixos-rebuild this is and which flags it accepts.']);
+      sub.title = `nixos-rebuild on this machine: ${describeTool(tool)}`;
     },
   };
 }

@@ -9,7 +9,7 @@ import type { CommandSpec } from '../../lib/exec/types.ts';
 import type { Inventory } from '../../lib/inventory/schema.ts';
 import { planDeploy, type PlanOptions } from '../../lib/plan/assemble.ts';
 import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelValues } from '../../lib/plan/placeholders.ts';
-import type { DeployPlan, PlannedCommand } from '../../lib/plan/types.ts';
+import type { DeployPlan, PlannedCommand, RollbackPlan } from '../../lib/plan/types.ts';
 import { sshDestination } from '../../lib/remote/host.ts';
 import { parseGeneration } from '../../lib/remote/scripts.ts';
 import type { RendererChoice, RunPlanOptions, RunResult } from '../../lib/run/run.ts';
@@ -96,9 +96,9 @@ export function planFleet(options: Partial<PlanOptions> = {}, inventory: Invento
 }
 
 /** The plan's deploy lock and where it is: what DeployLock.acquire takes from the plan. */
-export function fleetLock(options: { readonly onCoordinator?: boolean; readonly inventory?: Inventory } = {}): Pick<DeployPlan, 'lock' | 'coordinator'> {
+export function fleetLock(options: { readonly onCoordinator?: boolean; readonly inventory?: Inventory } = {}): Pick<RollbackPlan, 'lock' | 'coordinator'> {
   const { lock, coordinator } = planFleet({ onCoordinator: options.onCoordinator ?? true }, options.inventory);
-  return { lock, coordinator };
+  return { lock: lock!, coordinator };
 }
 
 /** A run: its plan, what the executor recorded, and its result. */

@@ -25,7 +25,7 @@ export function sampleReport(overrides: Partial<RunReport> = {}): RunReport {
       { name: 'opi02', state: 'deployed', generation: 'new', startMs: 47_000, durationMs: 11_000 },
       { name: 'opi03', state: 'deployed', generation: 'new', startMs: 37_000, durationMs: 10_000 },
     ],
-    builds: [{ drvPath: '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv', machine: 'ssh://nix-builder@opi03.internal' }],
+    builds: [{ drvPath: '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv', machine: 'ssh://nix-builder@opi03.internal', startMs: 6_500, durationMs: 28_000 }],
     commands: [{ argv: ['nix', 'build', '--max-jobs', '0', '<toplevels>'], exitCode: 0, startedAt: Date.parse(startedAt) + 6000, durationMs: 30_000 }],
     ...overrides,
   };

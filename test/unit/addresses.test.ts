@@ -42,7 +42,7 @@ describe('an address is parsed once', () => {
       const pin = plan.pin.commands[0]!.argv;
       expect(pin[0]).toBe('ssh');
       expect(pin, written).toContain('root@fd00::1');
-      expect(plan.lock.acquire.argv).toContain('root@fd00::1');
+      expect(plan.lock!.acquire.argv).toContain('root@fd00::1');
       expect(inventory.coordinator.address).toEqual({ kind: 'ipv6', host: 'fd00::1' });
     }
   });

@@ -60,7 +60,7 @@ function record(text: string, options?: ConstructorParameters<typeof BuildLogRec
 describe('build log recorder, real Nix 2.8 output', () => {
   it('a local build that fails: the error, the derivation and its last log lines without colours', () => {
     const log = record(fixture('nix-log/local-build-fails-2.8.log'));
-    expect(log.builds).toEqual([{ drvPath: LOCAL_DRV, machine: undefined }]);
+    expect(log.builds).toEqual([{ drvPath: LOCAL_DRV, machine: undefined, startedAt: expect.any(Number), endedAt: expect.any(Number) }]);
     expect(log.failureLines()).toEqual([
       `error: builder for '${LOCAL_DRV}' failed with exit code 3`,
       'avalanche-fixture-fail on this machine, last 3 log lines:',
@@ -72,7 +72,7 @@ describe('build log recorder, real Nix 2.8 output', () => {
 
   it('a remote build that fails: the builder\'s exit code 3 as well as the hook\'s 1, and the machine', () => {
     const log = record(fixture('nix-log/remote-build-fails-2.8.log'));
-    expect(log.builds).toEqual([{ drvPath: REMOTE_DRV, machine: REMOTE_URI }]);
+    expect(log.builds).toEqual([{ drvPath: REMOTE_DRV, machine: REMOTE_URI, startedAt: expect.any(Number), endedAt: expect.any(Number) }]);
     expect(log.failureLines()).toEqual([
       `error: build of '${REMOTE_DRV}' on '${REMOTE_URI}' failed: builder for '${REMOTE_DRV}' failed with exit code 3`,
       `error: builder for '${REMOTE_DRV}' failed with exit code 1`,
@@ -108,6 +108,24 @@ describe('activity ids beyond 2^53', () => {
     expect(events.slice(2)).toEqual([
       { kind: 'build-log', drvName: 'linux-6.1-opi', line: '  CC      kernel/fork.o' },
       { kind: 'build-log', drvName: 'firmware-opi', line: 'unpacking firmware' },
+    ]);
+  });
+
+  it('times each build from its start to its own stop record, read by the given clock (ids told apart exactly)', () => {
+    let now = 1000;
+    const parser = new BuildLogParser(() => now);
+    const stop = (id: string) => `@nix {"action":"stop","id":${id}}`;
+    parser.parse(start226(ID_A, KERNEL, 'ssh://nix-builder@opi03.internal'));
+    now = 1500;
+    parser.parse(start226(ID_B, FIRMWARE, 'ssh://nix-builder@opi03.internal'));
+    now = 2500;
+    expect(parser.parse(stop(ID_B))).toBeUndefined();
+    now = 41_000;
+    parser.parse(stop(ID_A));
+    parser.parse(stop('99')); // another activity's stop changes nothing
+    expect(parser.builds).toEqual([
+      { drvPath: KERNEL, machine: 'ssh://nix-builder@opi03.internal', startedAt: 1000, endedAt: 41_000 },
+      { drvPath: FIRMWARE, machine: 'ssh://nix-builder@opi03.internal', startedAt: 1500, endedAt: 2500 },
     ]);
   });
 

@@ -67,22 +67,22 @@ describe('planning a deploy of the fleet', () => {
   it('passes the bash-era nixos-rebuild only the flags it knows: --use-remote-sudo and --fast', () => {
     const bash = planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bashTool });
     expect(bash.deploy.hosts.opi01!.rebuild.argv.slice(-3)).toEqual(['--use-substitutes', '--use-remote-sudo', '--fast']);
-    expect(bash.preflight.rebuild.problems).toEqual([]);
+    expect(bash.preflight.rebuild!.problems).toEqual([]);
   });
 
   it('stops the re-exec on the same system too: the probed nixos-rebuild is the one whose flags were chosen', () => {
     const same = planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: ngTool, localSystem: 'aarch64-linux' });
     expect(same.deploy.hosts.opi01!.rebuild.argv.slice(-2)).toEqual(['--sudo', '--no-reexec']);
     const noFlag = { ...ngTool, flags: ngTool.flags.filter((f) => f !== '--no-reexec' && f !== '--fast') };
-    expect(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: noFlag, localSystem: 'aarch64-linux' }).preflight.rebuild.problems).toEqual([]);
-    expect(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: noFlag }).preflight.rebuild.problems).toEqual([
+    expect(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: noFlag, localSystem: 'aarch64-linux' }).preflight.rebuild!.problems).toEqual([]);
+    expect(planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: noFlag }).preflight.rebuild!.problems).toEqual([
       'nixos-rebuild: nixos-rebuild-ng accepts neither --no-reexec nor --fast: it would re-exec the target\'s nixos-rebuild here (Exec format error)',
     ]);
   });
 
   it('with a tool it could not identify, uses only flags every nixos-rebuild accepts', () => {
     const unknown = planDeploy(inventory, ['opi01'], { goal: 'switch', onCoordinator: true });
-    expect(unknown.preflight.rebuild.tool.flavour).toBe('unknown');
+    expect(unknown.preflight.rebuild!.tool.flavour).toBe('unknown');
     expect(unknown.deploy.hosts.opi01!.rebuild.argv.slice(-2)).toEqual(['--use-remote-sudo', '--fast']);
   });
 
@@ -91,12 +91,12 @@ describe('planning a deploy of the fleet', () => {
     const bash = planDeploy(extra, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bashTool });
     expect(bash.deploy.hosts.opi01!.rebuild.argv).not.toContain('--no-reexec');
     expect(bash.deploy.hosts.opi01!.rebuild.argv).not.toContain('--sudo');
-    expect(bash.preflight.rebuild.problems).toEqual([
+    expect(bash.preflight.rebuild!.problems).toEqual([
       'nixosRebuild.extraArgs: --print-build-logs is not an option of nixos-rebuild: bash-era nixos-rebuild',
       'nixosRebuild.extraArgs: --elevate is not an option of nixos-rebuild: bash-era nixos-rebuild',
     ]);
     const forced = fleetInventory((json) => (json.nixosRebuild = { command: ['nixos-rebuild'], sudoFlag: '--sudo' }));
-    expect(planDeploy(forced, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bashTool }).preflight.rebuild.problems).toEqual([
+    expect(planDeploy(forced, ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bashTool }).preflight.rebuild!.problems).toEqual([
       'nixos-rebuild: bash-era nixos-rebuild accepts none of --sudo, needed for a non-root deploy user',
     ]);
   });

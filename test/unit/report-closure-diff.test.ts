@@ -51,6 +51,10 @@ describe('terminal report', () => {
       [
         '  opi03            10.0s  switched (new generation, boot default)',
         '',
+        'built 1 derivation (seed build 30.0s)',
+        '  derivation     built on                           took',
+        '  linux-6.1-opi  ssh://nix-builder@opi03.internal  28.0s',
+        '',
         'closure changes:',
         '  opi01: 4 changed (linux 6.1.1 → 6.1.2), 1 added, 1 removed, 1 resized, +78.6 KiB (closure 61.0 KiB → 139.6 KiB)',
         '    package             change   versions                            size',

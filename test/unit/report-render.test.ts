@@ -38,6 +38,12 @@ describe('markdown', () => {
         '| ↳ opi03 | 10.0s | — | switched (new generation, boot default) |',
         '',
         '**total 1m00s — 120.0× faster than the 120 min baseline, 119 min saved; 14% faster than the median of the last 3 runs (1m10s)**',
+        '',
+        '**built 1 derivation (seed build 30.0s)**',
+        '',
+        '| derivation | built on | took |',
+        '|---|---|---:|',
+        '| linux-6.1-opi | ssh://nix-builder@opi03.internal | 28.0s |',
       ].join('\n'),
     );
   });

@@ -36,7 +36,7 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     expect(deploys.slice(1)).toEqual(expect.arrayContaining(['opi01 rebuild', 'opi02 rebuild']));
     expect(result.report.hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'deployed'], ['opi03', 'deployed']]);
     expect(result.report.builds).toEqual([
-      { drvPath: '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv', machine: 'ssh://nix-builder@opi03.internal' },
+      { drvPath: '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv', machine: 'ssh://nix-builder@opi03.internal', startMs: expect.any(Number) },
     ]);
     expect(result.report.stages.map((s) => [s.name, s.outcome])).toEqual([
       ['preflight', 'success'], ['evaluate', 'success'], ['seed-build', 'success'], ['wait-for-cache', 'success'], ['deploy', 'success'],

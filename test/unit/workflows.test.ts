@@ -37,14 +37,30 @@ describe('GitHub workflows', () => {
     expect(lint(broken, 'broken.yml').length).toBeGreaterThan(0);
   });
 
-  it('the deploy never overlaps another and rolls out in waves', () => {
+  it('the deploy never overlaps another and rolls out in waves, on dispatch or schedule', () => {
     const deploy = read('deploy.yml');
-    expect(deploy).toMatch(/^concurrency:\n {2}group: fleet-deploy\n {2}cancel-in-progress: false$/m);
+    const job = deploy.slice(deploy.indexOf('\n  deploy:\n'));
+    expect(job).toMatch(/^ {4}if: github\.event_name != 'push'\n/m);
+    expect(job).toMatch(/^ {4}concurrency:\n {6}group: fleet-deploy\n {6}cancel-in-progress: false$/m);
+    expect(deploy).toMatch(/^ {2}workflow_dispatch:$/m);
+    expect(deploy).toMatch(/^ {2}schedule:\n(?: {4}#.*\n)? {4}- cron: /m);
     expect(deploy).toMatch(/args=\(--rolling /);
     expect(deploy).toMatch(/runs-on: \[self-hosted, nix, tailnet\]/);
     expect(deploy).toMatch(/^permissions:\n {2}contents: read$/m);
     expect(deploy).toContain('scripts/doctor.ts');
     expect(deploy).toContain('>>"$GITHUB_STEP_SUMMARY"');
+  });
+
+  it('prebuilds on pushes to the fleet configuration: deploy-all --goal build, its report in the step summary', () => {
+    const deploy = read('deploy.yml');
+    const job = deploy.slice(deploy.indexOf('\n  prebuild:\n'), deploy.indexOf('\n  deploy:\n'));
+    expect(deploy).toMatch(/^ {2}push:\n {4}branches: \[main\]\n(?: {4}#.*\n)? {4}paths:\n(?: {6}- .*\n)*? {6}- flake\.nix\n {6}- flake\.lock\n {6}- hosts\.json\n {6}- nixos\/\*\*\n/m);
+    expect(job).toMatch(/^ {4}if: github\.event_name == 'push'\n/m);
+    expect(job).toContain('run: npx tsx scripts/deploy-all.ts --goal build\n');
+    expect(job).toContain('npx tsx scripts/report.ts --last --markdown >>"$GITHUB_STEP_SUMMARY"');
+    // Not the deploy's group: a prebuild never waits for (or blocks) a deploy.
+    expect(job).toMatch(/group: fleet-prebuild/);
+    expect(job).not.toMatch(/environment: fleet|--rolling|scripts\/doctor\.ts/);
   });
 
   it('the project CI runs what .ci/run runs', () => {

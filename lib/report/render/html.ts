@@ -91,7 +91,7 @@ function svgRow(row: TimelineRow, top: number, x: (ms: number) => number): strin
 
 function buildsSection(report: RunReport): string {
   if (report.builds.length === 0) return '';
-  const items = report.builds.map((b) => `<li><code>${escapeHtml(b.drvPath)}</code> on ${escapeHtml(b.machine ?? 'this machine')}</li>`);
+  const items = report.builds.map((b) => `<li><code>${escapeHtml(b.drvPath)}</code> on ${escapeHtml(b.machine ?? 'this machine')}${b.durationMs === undefined ? '' : `, ${formatDuration(b.durationMs)}`}</li>`);
   return `<h2>Builds</h2>\n<ul class="builds">\n${items.join('\n')}\n</ul>\n`;
 }
 

@@ -1,6 +1,7 @@
-/** GitHub-flavoured markdown of a run, e.g. for `$GITHUB_STEP_SUMMARY`: the table, the verdict and the hosts' closure changes. */
+/** GitHub-flavoured markdown of a run, e.g. for `$GITHUB_STEP_SUMMARY`: the table, the verdict, what was built (where, how long) and the hosts' closure changes. */
 import type { Comparison } from '../compare.ts';
 import type { RunReport } from '../report.ts';
+import { buildsMarkdown } from './builds.ts';
 import { closureDiffMarkdown } from './closure-diff.ts';
 import { markdownTable, reportTable } from './table.ts';
 import { renderVerdict, runSubject } from './verdict.ts';
@@ -17,6 +18,8 @@ export function renderMarkdown(report: RunReport, comparison?: Comparison): stri
     `**${renderVerdict(report, comparison)}**`,
   ];
   if (report.error) lines.push('', 'error:', '', ...codeBlock(report.error));
+  const builds = buildsMarkdown(report);
+  if (builds.length) lines.push('', ...builds);
   const changes = closureDiffMarkdown(report);
   if (changes.length) lines.push('', ...changes);
   return lines.join('\n');

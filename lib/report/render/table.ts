@@ -84,6 +84,7 @@ const ROLLBACK_EFFECT_WORDS: Readonly<Record<HostEffect, readonly [string, strin
  */
 function hostOutcome(host: HostEntry, goal: string, operation: RunReport['operation']): string {
   const firstDeploy = host.firstDeploy === true;
+  if (host.state === 'built') return 'built (pinned, served signed; host untouched)';
   if (host.state === 'deployed') {
     const effect = host.effect ?? goalEffect(goal);
     if (effect) {

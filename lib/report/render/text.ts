@@ -1,6 +1,7 @@
 /** A run as a terminal shows it: after a deploy, and in scripts/report.ts. */
 import type { Comparison } from '../compare.ts';
 import type { RunReport } from '../report.ts';
+import { buildsText } from './builds.ts';
 import { closureDiffText } from './closure-diff.ts';
 import { reportTable, textTable } from './table.ts';
 import { renderTimeline } from './timeline.ts';
@@ -12,12 +13,14 @@ export interface RenderOptions {
   readonly width?: number | undefined;
 }
 
-/** The table, the hosts' closure changes (when diffed), the timeline and the verdict: what a terminal shows after a run. */
+/** The table, what was built (where, how long), the hosts' closure changes (when diffed), the timeline and the verdict: what a terminal shows after a run. */
 export function renderReport(report: RunReport, options: RenderOptions = {}): string {
   const table = reportTable(report, options.comparison);
   const changes = closureDiffText(report);
+  const builds = buildsText(report);
   return [
     ...textTable(table.columns, table.rows),
+    ...(builds.length ? ['', ...builds] : []),
     ...(changes.length ? ['', ...changes] : []),
     '',
     renderTimeline(report, options.width),

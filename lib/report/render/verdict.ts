@@ -38,7 +38,7 @@ export function runSubject(report: RunReport): string {
 export function renderVerdict(report: RunReport, comparison?: Comparison): string {
   // A run that did not finish deployed nothing comparable with the baseline.
   if (report.outcome !== 'success') return `total ${formatDuration(report.totalMs)} — ${report.outcome}${report.verdict ? ', not compared with the baseline' : ''}`;
-  // A rollback builds nothing: no baseline to compare with.
-  const verdict = report.verdict ? formatVerdict(report.verdict) : `total ${formatDuration(report.totalMs)}`;
+  // A rollback builds nothing, a build deploys nothing: no baseline to compare with.
+  const verdict = report.verdict ? formatVerdict(report.verdict) : `total ${formatDuration(report.totalMs)}${report.goal === 'build' ? ' — built, pinned and served; nothing deployed' : ''}`;
   return comparison ? `${verdict}; ${formatRelative(report.totalMs, comparison.totalMs, comparison.label)}` : verdict;
 }
