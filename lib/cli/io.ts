@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ExitCode, InterruptedError, isKnownError, StageError, UsageError } from '../errors.ts';
+import { setMaxListeners } from 'node:events';
 import { createInterface } from 'node:readline/promises';
 import { colours } from './colour.ts';
 
@@ -77,6 +78,9 @@ export interface InterruptOptions {
  */
 export async function interruptible<T>(io: Io, options: InterruptOptions, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
+  // Every command in flight listens to it (two systems' builds, every host's step): more than Node's
+  // leak warning allows (10) on a fleet, and warned about on stderr. The run bounds them itself.
+  setMaxListeners(0, controller.signal);
   const release = interruptOnSignals(controller, io, options);
   try {
     return await work(controller.signal);

@@ -167,7 +167,7 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
           ...host.health.checks.map((check) => (check.kind === 'http' ? `      GET ${check.url} answers ${check.status}` : cmd(check.command, '      '))),
         ]
       : []),
-    ...step('confirm over a new SSH connection', host.confirm),
+    ...step(host.target.local ? 'confirm (here)' : 'confirm over a new SSH connection', host.confirm),
     ...step('on failure, roll back', host.rollback),
     ...(host.rollback ? [] : [`    on failure: no rollback (${deploy.rollback ? 'nothing to roll back for this goal' : '--no-rollback'})`]),
     ...step('at the end, close the reused connection', host.closeConnection),

@@ -138,7 +138,8 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   }
 
   if (armed && steps.confirm) {
-    say('confirming over a new SSH connection');
+    const over = steps.target.local ? 'here' : 'over a new SSH connection';
+    say(`confirming ${over}`);
     const confirm = await run(steps.confirm);
     if (confirm.exitCode === CONFIRM_TOO_LATE) {
       // The canary was gone: read what the host runs, rather than assume the watchdog's rollback worked.
@@ -151,7 +152,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       );
     }
     if (!succeeded(confirm)) {
-      fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy over a new SSH connection`);
+      fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy ${over}`);
     }
   }
   end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: effectOf(goal, previous, newToplevel) });

@@ -36,8 +36,8 @@ describe.skipIf(!lab)(`the whole fleet in one run${lab ? '' : ` (skipped: ${labS
     await newGeneration('m1', { kernelSeconds: 3 });
     const here = coordinator();
     const calypsoLogins = acceptedLogins('calypso');
-    const run = await runScript('deploy-all', ['--json'], { inventory: fleetInventoryPath() });
-    expect(run.exitCode, run.stderr).toBe(0);
+    const run = await runScript('deploy-all', ['--json'], { inventory: fleetInventoryPath(), login: true });
+    expect(run.exitCode, run.json?.error?.message ?? run.stderr).toBe(0);
     const report = run.json.report;
 
     // Where Nix built what: the lab's builds.log, written by the builds themselves.

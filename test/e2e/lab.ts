@@ -79,13 +79,22 @@ export function scriptArgv(script: 'deploy' | 'deploy-all' | 'rollback', args: r
   return coordinatorArgv([join(repoRoot, 'node_modules/.bin/tsx'), join(repoRoot, 'scripts', `${script}.ts`), '--inventory', inventory, '--report-dir', reportDir(), ...args]);
 }
 
-/** Runs scripts/<script>.ts as a user would on the coordinator, against the lab inventory (or another one). */
+/**
+ * Runs scripts/<script>.ts as a user would on the coordinator, against the
+ * lab inventory (or another one). `login`: on calypso, in its PID namespace
+ * too, as after a login there (test/lab/as-coordinator.sh LAB_LOGIN: what a
+ * run that activates calypso itself needs; signals to it do not reach the run).
+ */
 export async function runScript(
   script: 'deploy' | 'deploy-all' | 'rollback',
   args: readonly string[],
-  options: { inventory?: string } = {},
+  options: { inventory?: string; login?: boolean } = {},
 ): Promise<CommandResult & { json: any }> {
-  const result = await executor.run({ argv: scriptArgv(script, args, options.inventory), env: env(), timeoutMs: 170_000 });
+  const result = await executor.run({
+    argv: scriptArgv(script, args, options.inventory),
+    env: { ...env(), ...(options.login ? { LAB_LOGIN: '1' } : {}) },
+    timeoutMs: 170_000,
+  });
   let json: any;
   if (args.includes('--json')) {
     try {

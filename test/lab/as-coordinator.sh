@@ -56,8 +56,19 @@ case "$coordinator" in
     # -r: calypso's root. No -p (that would fork): a private mount namespace
     # with this PID namespace's /proc instead, so /proc/self (Nix needs it)
     # is the process itself. unshare execs too (no --fork).
-    exec nsenter -t "$leader" -m -u -n -i -r -- \
-      unshare -m --propagation private --mount-proc -- \
+    # LAB_LOGIN=1: in calypso's PID namespace as well, as after a login there:
+    # a run that activates calypso itself needs it (systemd refuses to start
+    # a transient unit for a peer outside its PID namespace: `sudo
+    # systemd-run` without --wait fails with "Transport endpoint is not
+    # connected"). nsenter forks for it and does not pass signals on: only
+    # for runs that are not interrupted (--no-fork keeps ARGV here and puts
+    # only its children there, where node cannot start its threads).
+    if [[ "${LAB_LOGIN:-}" == 1 ]]; then
+      enter=(nsenter -t "$leader" -m -u -n -i -r -p --)
+    else
+      enter=(nsenter -t "$leader" -m -u -n -i -r -- unshare -m --propagation private --mount-proc --)
+    fi
+    exec "${enter[@]}" \
       setpriv --reuid "$LAB_USER" --regid "$LAB_USER" --init-groups -- \
       env -i -C "$wd" HOME=/home/avl USER="$LAB_USER" LOGNAME="$LAB_USER" SHELL=/bin/bash LANG=C.UTF-8 \
       PATH="$LAB_REPO/test/lab/bin/ng:$sys_path" LAB_DIR="$LAB_DIR" NIX_REMOTE=daemon "${passed[@]}" "$@"
