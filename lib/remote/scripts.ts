@@ -260,7 +260,8 @@ export const REBOOT_MARKER_DIR = '/run/avalanche-deploy';
  * prints `boot-id=<id>` and `marker=<path>` first, so that the orchestrator
  * knows the reboot was asked for even when the ssh session then ends with
  * 255 as sshd stops (expected). Run as root. Exit 1 when the marker cannot
- * be written (nothing was asked).
+ * be written (nothing was asked). --no-block: the session can end before
+ * systemd stops sshd, so its exit status usually comes back.
  * Args: marker.
  */
 export const REBOOT = `
@@ -268,7 +269,7 @@ marker=$1
 mkdir -p "$(dirname "$marker")" && cat /proc/sys/kernel/random/boot_id >"$marker" || exit 1
 echo "boot-id=$(cat "$marker")"
 echo "marker=$marker"
-exec systemctl reboot
+exec systemctl --no-block reboot
 `;
 
 /**

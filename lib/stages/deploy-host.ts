@@ -1,8 +1,9 @@
 /**
  * One host's deploy, so that it always ends on its previous or its new
  * generation: remember what it runs, arm the magic-rollback watchdog,
- * nixos-rebuild, health checks, then confirm over a new connection. On a
- * failure it is rolled back; where even that cannot reach it, the armed
+ * nixos-rebuild, (--reboot: reboot into the new boot default, wait for it,
+ * check what it booted), health checks, then confirm over a new connection.
+ * On a failure it is rolled back; where even that cannot reach it, the armed
  * watchdog reverts it by itself.
  */
 import { InterruptedError, StageError } from '../errors.ts';
