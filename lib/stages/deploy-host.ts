@@ -135,9 +135,9 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       const what = `it booted ${booted ?? `nothing (no ${steps.reboot.bootedSystem})`} instead of ${newToplevel ?? 'the new generation'} (back after ${waited})`;
       const ended = await rollBack(false, what);
       // The rollback with goal boot points the boot default back at what runs.
-      return fail(ended.state === 'rolled-back' ? { ...ended, note: `${ended.note}; its boot default is what it runs again` } : ended, `${host}: ${what}`);
+      return fail(ended.state === 'rolled-back' ? { ...ended, note: `${ended.note}; its boot default is what it runs again` } : ended, `${host}: did not boot the new generation`);
     }
-    const bootIds = outcome.before.bootId && outcome.after.bootId ? (outcome.before.bootId === outcome.after.bootId ? ', same kernel boot id (a container)' : ', new boot id') : '';
+    const bootIds = outcome.before.bootId && outcome.after.bootId ? (outcome.before.bootId === outcome.after.bootId ? ', boot id unchanged (a container sharing the machine\'s)' : ', new boot id') : '';
     rebootNote = `rebooted into ${booted} in ${waited}${bootIds}`;
     say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
   }

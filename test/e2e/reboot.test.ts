@@ -94,9 +94,11 @@ describe.skipIf(!lab)(`--goal boot --reboot${lab ? '' : ` (skipped: ${labSkipRea
     const fresh = row(report, 'opi01').toplevel!;
     expect(fresh).not.toBe(good.opi01);
     // What is known: which host, what it booted against what was expected, how long it was waited for.
-    expect(run.json.error.message).toContain(`opi01: it booted ${good.opi01} instead of ${fresh} (back after `);
+    expect(run.json.error.message).toMatch(/^opi01: did not boot the new generation\n/);
+    expect(run.json.error.message).toContain(`it booted ${good.opi01} instead of ${fresh} (back after `);
     expect(run.json.error.message).toContain('not started: opi02');
-    expect(row(report, 'opi01').note).toMatch(/its boot default is what it runs again$/);
+    expect(row(report, 'opi01').note).toMatch(/^rolled back: it booted \S+ instead of \S+ \(back after \d+ s\); its boot default is what it runs again$/);
+    expect(row(report, 'opi01').note).toContain(`it booted ${good.opi01} instead of ${fresh}`);
 
     // opi01 really rebooted, fell back, and its boot default is the generation it runs again.
     expect(await rebootedSince('opi01', pids)).toBe(true);
