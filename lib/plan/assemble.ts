@@ -8,8 +8,8 @@
 import { userInfo } from 'node:os';
 import { posix } from 'node:path';
 import { narInfoUrlForHash } from '../cache/client.ts';
-import { UsageError } from '../errors.ts';
 import { listRootsArgv, pinRootsArgvs, writableDirArgv } from '../cache/gc-roots.ts';
+import { UsageError } from '../errors.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { chooseSeed, seedCandidates } from '../inventory/select.ts';
 import {

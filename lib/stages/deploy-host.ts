@@ -12,7 +12,7 @@ import { type CommandResult, type Executor, outputTail, succeeded } from '../exe
 import { isOutputNoise, tailWithoutNoise } from '../nix/build-log.ts';
 import { type HostClosureDiff, parseClosureDiffOutput, summarizeClosureDiff } from '../nix/closure-diff.ts';
 import type { Goal } from '../nix/commands.ts';
-import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
+import { fillCommand, fillText, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
 import type { HostPlan, PlannedCommand } from '../plan/types.ts';
 import { linkNumber } from '../remote/generations.ts';
 import { type Generation, parseGeneration, parseRollbackReport } from '../remote/scripts.ts';
@@ -126,13 +126,14 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     if (outcome.kind === 'aborted') return interrupted(end, host, 'unknown', 'interrupted while it rebooted');
     if (outcome.kind === 'not-asked') return fail(await rollBack(false, 'could not ask it to reboot'), describeFailure(`${host}: cannot reboot it`, fill(steps.reboot.command), outcome.result));
     const waited = `${Math.round(outcome.waitedMs / 1000)} s`;
+    const expected = fillText(steps.reboot.expectBooted, { ...deployment.values, ...generationValues });
     if (outcome.kind === 'not-back') {
-      const note = `did not come back within ${waited} of its reboot (last: ${outcome.last}); nothing more could be done: it cannot be reached (its boot default is ${newToplevel ?? 'the new generation'})`;
-      return fail({ state: 'failed', generation: 'unknown', note }, `${host}: did not come back within ${waited} after its reboot into ${newToplevel ?? 'the new generation'}`);
+      const note = `did not come back within ${waited} of its reboot (last: ${outcome.last}); nothing more could be done: it cannot be reached (its boot default is ${expected})`;
+      return fail({ state: 'failed', generation: 'unknown', note }, `${host}: did not come back within ${waited} after its reboot into ${expected}`);
     }
     const booted = outcome.after.bootedSystem;
-    if (booted === undefined || booted !== newToplevel) {
-      const what = `it booted ${booted ?? `nothing (no ${steps.reboot.bootedSystem})`} instead of ${newToplevel ?? 'the new generation'} (back after ${waited})`;
+    if (booted !== expected) {
+      const what = `it booted ${booted ?? `nothing (no ${steps.reboot.bootedSystem})`} instead of ${expected} (back after ${waited})`;
       const ended = await rollBack(false, what);
       // The rollback with goal boot points the boot default back at what runs.
       return fail(ended.state === 'rolled-back' ? { ...ended, note: `${ended.note}; its boot default is what it runs again` } : ended, `${host}: did not boot the new generation`);
