@@ -10,7 +10,8 @@ import { defineConfig } from 'vitest/config';
  * Tested on hawk only, as they do not depend on which coordinator runs them:
  * the operator's terminal (signals through wrappers, the live view), and the
  * fleet operations that talk to the targets alone (their SSH from calypso is
- * what every deploy from calypso proves; a rollback runs no nixos-rebuild).
+ * what every deploy from calypso proves; a rollback runs no nixos-rebuild; a
+ * reboot adds only commands on the targets).
  */
 const HAWK_ONLY = [
   'test/e2e/interrupts.test.ts',
@@ -18,6 +19,7 @@ const HAWK_ONLY = [
   'test/e2e/generations.test.ts',
   'test/e2e/exec.test.ts',
   'test/e2e/rollback.test.ts',
+  'test/e2e/reboot.test.ts',
   'test/e2e/closure-diff.test.ts',
   // Not test/e2e/prebuild.test.ts (--goal build): from calypso the build is copied to hawk and pinned there over SSH.
 ];

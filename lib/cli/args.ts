@@ -38,6 +38,8 @@ export interface CliOptions {
   readonly dryRunDiff: boolean;
   /** show each host's diff and ask before activating it */
   readonly interactive: boolean;
+  /** goal boot: reboot each host into the new boot default and check it booted it */
+  readonly reboot: boolean;
   readonly json: boolean;
   readonly reportDir: string;
   readonly help: boolean;
@@ -68,6 +70,9 @@ Options:
                        preflight, evaluate, seed build, pin and wait for the cache, then
                        stop — every toplevel built once and served signed, no host touched
                        (no target is asked, no deploy lock is taken)
+  --reboot             with --goal boot: reboot each host (in waves with --rolling), wait
+                       for it to come back (timeouts.rebootSeconds, default 600), check it
+                       booted the new generation (/run/booted-system), run the health checks
   --seed <host>        builder for the seed build (default: the inventory's "seed")
   --concurrency <n>    hosts deployed at once after the seed (default: all)
 ${SELECTION_HELP}
@@ -118,6 +123,8 @@ ${SELECTION_HELP}
   --run <id>           revert every host run <id> changed (a unique prefix of its id, or
                        "latest"; its report in --report-dir) to the system it ran before
   --goal <goal>        switch | boot | test (default switch)
+  --reboot             with --goal boot: reboot each host into the chosen generation, wait
+                       for it to come back, check it booted it, run the health checks
   --concurrency <n>    hosts switched at once (default all)
   --rolling            in waves (--batch-size, default 1) with health checks between them
   --batch-size <n>     hosts per wave with --rolling (default 1)
@@ -166,6 +173,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     diff: { type: 'boolean', default: false },
     'no-diff': { type: 'boolean', default: false },
     interactive: { type: 'boolean', default: false },
+    reboot: { type: 'boolean', default: false },
   });
   if (values.diff && values['no-diff']) throw new UsageError('--diff and --no-diff: give one');
   if (values.diff && !values['dry-run']) throw new UsageError('--diff goes with --dry-run (a deploy shows each host\'s closure diff anyway; --no-diff skips it)');
@@ -195,6 +203,9 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   if (goal === 'build') refuseWithBuild(command, values);
   const goals: readonly string[] = command === 'rollback' ? ROLLBACK_GOALS : DEPLOY_GOALS;
   if (!goals.includes(goal)) throw new UsageError(`--goal must be one of ${goals.join(', ')} (got '${goal}')`);
+  if (values.reboot && goal !== 'boot') {
+    throw new UsageError(`--reboot goes with --goal boot (got ${goal}): boot sets the new generation as the boot default, which the reboot then starts; switch and test activate it without one`);
+  }
   const concurrency = positiveInteger('--concurrency', values.concurrency);
   const batchSize = positiveInteger('--batch-size', values['batch-size']);
   const confirmTimeoutSeconds = positiveInteger('--confirm-timeout', values['confirm-timeout']);
@@ -221,6 +232,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     diff: !(values['no-diff'] ?? false),
     dryRunDiff: values.diff ?? false,
     interactive: values.interactive ?? false,
+    reboot: values.reboot ?? false,
     json: values.json ?? false,
     reportDir: values['report-dir'] ?? '.deploy/runs',
     help,
@@ -246,6 +258,7 @@ export function deployStageChoices(options: CliOptions): DeployStageChoices {
     confirmTimeoutSeconds: options.confirmTimeoutSeconds,
     diff: options.diff,
     interactive: options.interactive,
+    reboot: options.reboot,
     // --dry-run --diff: build and compare, activate nothing.
     diffOnly: options.dryRun && options.dryRunDiff,
   } satisfies Record<Exclude<keyof DeployStageChoices, 'reuseConnections'>, unknown>;

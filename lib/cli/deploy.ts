@@ -152,7 +152,8 @@ async function confirmed(command: Command, plan: RunnablePlan, options: CliOptio
     return io.ask(`${command}: switch ${hosts.length} hosts back (${goal}: ${hosts.join(', ')}), ${how}. Roll back?`);
   }
   const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time after the seed`;
-  return io.ask(`${command}: ${goal} ${hosts.length} hosts (${hosts.join(', ')}), seed${plan.builds.length > 1 ? 's' : ''} ${plan.builds.map((b) => b.builders[0]?.host ?? plan.coordinator.name).join(', ')}, ${how}. Deploy?`);
+  const reboot = Object.values(deploy.hosts).some((h) => h.reboot) ? ' and reboot' : '';
+  return io.ask(`${command}: ${goal}${reboot} ${hosts.length} hosts (${hosts.join(', ')}), seed${plan.builds.length > 1 ? 's' : ''} ${plan.builds.map((b) => b.builders[0]?.host ?? plan.coordinator.name).join(', ')}, ${how}. Deploy?`);
 }
 
 /**

@@ -264,8 +264,10 @@ export const inventorySchema = z.strictObject({
       buildMinutes: z.number().positive().default(180),
       cacheWaitSeconds: z.number().positive().default(300),
       deployMinutes: z.number().positive().default(60),
+      /** --reboot: how long a host may take to come back after its reboot (firmware, bootloader, stage 1 and 2, sshd) */
+      rebootSeconds: z.number().positive().default(600),
     })
-    .default({ connectSeconds: 10, buildMinutes: 180, cacheWaitSeconds: 300, deployMinutes: 60 }),
+    .default({ connectSeconds: 10, buildMinutes: 180, cacheWaitSeconds: 300, deployMinutes: 60, rebootSeconds: 600 }),
   hosts: z
     .record(hostName, host)
     .refine((hosts) => Object.keys(hosts).length > 0, 'must name at least one host'),

@@ -9,6 +9,7 @@ import { userInfo } from 'node:os';
 import { posix } from 'node:path';
 import { narInfoUrlForHash } from '../cache/client.ts';
 import { listRootsArgv, pinRootsArgvs, writableDirArgv } from '../cache/gc-roots.ts';
+import { UsageError } from '../errors.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { systemBuilders } from '../inventory/select.ts';
 import {
@@ -29,9 +30,10 @@ import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuil
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
 import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, localTargetHost, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
-import { armArgs, CONFIRM, generationProbeArgv, ROLLBACK } from '../remote/scripts.ts';
+import { BOOTED_SYSTEM } from '../remote/generations.ts';
+import { armArgs, BOOT_CHECK, CONFIRM, generationProbeArgv, REBOOT, REBOOT_MARKER_DIR, ROLLBACK } from '../remote/scripts.ts';
 import { PLACEHOLDER } from './placeholders.ts';
-import { type BuilderPlan, type DeployGoal, deployStages, type DeployPlan, type HealthCheckPlan, type HealthPlan, type HostPlan, type PlannedCommand, type RollbackPlan, type SystemBuild } from './types.ts';
+import { type BuilderPlan, type DeployGoal, deployStages, type DeployPlan, type HealthCheckPlan, type HealthPlan, type HostPlan, type PlannedCommand, type RebootPlan, type RollbackPlan, type SystemBuild } from './types.ts';
 
 /** The deploy stage's pace and safety choices, the same for a deploy and a rollback (lib/cli/args.ts deployStageChoices fills them). */
 export interface DeployStageChoices {
@@ -54,6 +56,8 @@ export interface DeployStageChoices {
   readonly interactive?: boolean | undefined;
   /** stop after each host's diff, activating nothing (--dry-run --diff) */
   readonly diffOnly?: boolean | undefined;
+  /** goal boot: reboot each host into its new boot default, check it booted it, then the health checks */
+  readonly reboot?: boolean | undefined;
 }
 
 export interface PlanOptions extends DeployStageChoices {
@@ -260,7 +264,16 @@ export function planDeployStage(inventory: Inventory, hosts: readonly HostName[]
   const diffOnly = o.diffOnly ?? false;
   const interactive = o.interactive ?? false;
   const diff = (o.diff ?? true) || diffOnly || interactive;
-  const context = { goal: o.goal, magicRollback, rollback, confirmTimeoutSeconds, reuse: o.reuseConnections ?? true, shortMs: shortCommandTimeoutMs(inventory), diff };
+  const reboot = o.reboot ?? false;
+  if (reboot && o.goal !== 'boot') throw new UsageError(`--reboot goes with --goal boot (got ${o.goal}): it boots the new boot default`);
+  const here = hosts.find((h) => targets[h]!.local);
+  if (reboot && here !== undefined) {
+    throw new UsageError(
+      `--reboot: ${here} is the machine this run is on, which cannot reboot and wait for itself; ` +
+        `--exclude ${here} (deploy it with --goal boot and reboot it yourself), or run the deploy from another machine`,
+    );
+  }
+  const context = { goal: o.goal, magicRollback, rollback, confirmTimeoutSeconds, reuse: o.reuseConnections ?? true, shortMs: shortCommandTimeoutMs(inventory), diff, reboot };
   return {
     interactive,
     diffOnly,
@@ -283,6 +296,7 @@ interface HostPlanContext {
   readonly reuse: boolean;
   readonly shortMs: number;
   readonly diff: boolean;
+  readonly reboot: boolean;
 }
 
 /** One target's steps (lib/remote/scripts.ts holds the scripts; every value reaches them as an argument). */
@@ -308,11 +322,36 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     ...(c.diff ? { diff: { argv: closureDiffArgv(target, { current: PLACEHOLDER.previousSystem, toplevel: PLACEHOLDER.toplevel(host) }), timeoutMs: deployMs } } : {}),
     ...(c.magicRollback ? { arm: asRoot(armArgs([...previous, String(c.confirmTimeoutSeconds), armSeconds]), c.shortMs) } : {}),
     rebuild: c.activate,
-    ...(activates ? { health: planHealth(inventory, host, target) } : {}),
+    ...(c.reboot ? { reboot: planReboot(inventory, host, target, c.shortMs) } : {}),
+    ...(activates || c.reboot ? { health: planHealth(inventory, host, target) } : {}),
     // Over a new connection: a path that only a multiplexed master still holds cannot confirm.
     ...(c.magicRollback ? { confirm: asRoot(['sh', '-c', CONFIRM, 'avalanche-confirm', canary, marker, profile, currentSystem], c.shortMs, FRESH_CONNECTION) } : {}),
     ...(c.rollback && c.goal !== 'dry-activate' ? { rollback: asRoot(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...previous], deployMs) } : {}),
     ...(c.reuse && !target.local ? { closeConnection: { argv: closeMasterArgv(target), timeoutMs: c.shortMs } } : {}),
+  };
+}
+
+/** How often a rebooting host is asked whether it is back (ms). */
+const REBOOT_POLL_MS = 2000;
+
+/**
+ * The reboot into the new boot default: the marker and the reboot as root
+ * (over the run's connection, which dies with the host), then the boot
+ * check over a new connection each time, until the marker is gone.
+ */
+function planReboot(inventory: Inventory, host: HostName, target: RemoteHost, shortMs: number): RebootPlan {
+  const marker = posix.join(REBOOT_MARKER_DIR, `reboot-${PLACEHOLDER.runId}`);
+  return {
+    command: { argv: remoteArgv(target, ['sh', '-c', REBOOT, 'avalanche-reboot', marker], { asRoot: true }), timeoutMs: shortMs },
+    marker,
+    poll: {
+      argv: remoteArgv(target, ['sh', '-c', BOOT_CHECK, 'avalanche-boot-check', marker, BOOTED_SYSTEM, inventory.paths.currentSystem], { extraOptions: FRESH_CONNECTION }),
+      timeoutMs: shortMs,
+    },
+    pollIntervalMs: REBOOT_POLL_MS,
+    waitMs: inventory.timeouts.rebootSeconds * 1000,
+    bootedSystem: BOOTED_SYSTEM,
+    expectBooted: PLACEHOLDER.toplevel(host),
   };
 }
 

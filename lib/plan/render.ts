@@ -161,6 +161,14 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
     ...step(`compare its closure with what it runs (nix store diff-closures)${deploy.diffOnly ? ' — and stop: nothing is activated' : deploy.interactive ? ', show it and ask before activating' : ''}`, host.diff),
     ...step(`arm the magic-rollback watchdog (reverts unless confirmed within ${deploy.confirmTimeoutSeconds} s of the activation)`, host.arm),
     ...step(activation, host.rebuild),
+    ...(host.reboot
+      ? [
+          ...step(`reboot into the new boot default: leave ${host.reboot.marker} (/run is new every boot), systemctl reboot (the session may end with 255)`, host.reboot.command),
+          `    wait for it to come back (at most ${seconds(host.reboot.waitMs)}, asked every ${seconds(host.reboot.pollIntervalMs)} over a new connection): the marker gone, a booted system, not starting`,
+          cmd(host.reboot.poll, '      '),
+          `    it must have booted ${host.reboot.expectBooted} (${host.reboot.bootedSystem}); if not, the boot default is set back to what it runs`,
+        ]
+      : []),
     ...(host.health
       ? [
           `    health checks (each tried ${host.health.retries + 1}×, ${seconds(host.health.intervalMs)} apart; then held for ${seconds(host.health.settleMs)})`,

@@ -76,6 +76,27 @@ export const healthPlanSchema = z.object({
 });
 export type HealthPlan = z.infer<typeof healthPlanSchema>;
 
+/**
+ * --reboot (goal boot): after the boot default is set, the host reboots and
+ * must come back, within `waitMs`, having booted `expectBooted`; then the
+ * health checks run.
+ */
+export const rebootPlanSchema = z.object({
+  /** as root: leaves `marker` in /run and runs systemctl reboot (lib/remote/scripts.ts REBOOT); its ssh session may end with 255 */
+  command: plannedCommandSchema,
+  /** in /run, a fresh tmpfs on every boot: gone means the host booted again (the kernel's boot_id is the host machine's in a container) */
+  marker: z.string(),
+  /** asked every pollIntervalMs over a new connection (the run's reused one dies with the host): the marker, boot id, booted and running system, system state (BOOT_CHECK) */
+  poll: plannedCommandSchema,
+  pollIntervalMs: z.number(),
+  /** how long the host may take to come back, from the reboot command's end (inventory timeouts.rebootSeconds) */
+  waitMs: z.number(),
+  /** what it must have booted: the link `bootedSystem` (NixOS's stage 2 makes it) resolves to this toplevel */
+  bootedSystem: z.string(),
+  expectBooted: z.string(),
+});
+export type RebootPlan = z.infer<typeof rebootPlanSchema>;
+
 /** One target's steps, in the order they run; a step that is absent does not run for this goal and these options. */
 export const hostPlanSchema = z.object({
   name: z.string(),
@@ -92,7 +113,9 @@ export const hostPlanSchema = z.object({
   /** arms the magic-rollback watchdog with the generation the probe read */
   arm: plannedCommandSchema.optional(),
   rebuild: plannedCommandSchema,
-  /** for goals that activate (switch, test) */
+  /** --reboot: reboot into the new boot default and check it booted it */
+  reboot: rebootPlanSchema.optional(),
+  /** for goals that activate (switch, test), and after a reboot */
   health: healthPlanSchema.optional(),
   /** disarms the watchdog over a new connection: exit 3 means it came too late */
   confirm: plannedCommandSchema.optional(),

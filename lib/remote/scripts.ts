@@ -210,12 +210,18 @@ export interface RollbackReport {
   readonly currentSystem?: string | undefined;
 }
 
-export function parseRollbackReport(stdout: string): RollbackReport {
+/** The `key=value` lines the scripts print, by key (the last value wins). */
+function keyValues(stdout: string): Map<string, string> {
   const fields = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const at = line.indexOf('=');
     if (at > 0) fields.set(line.slice(0, at).trim(), line.slice(at + 1).trim());
   }
+  return fields;
+}
+
+export function parseRollbackReport(stdout: string): RollbackReport {
+  const fields = keyValues(stdout);
   const outcome = fields.get('outcome');
   const watchdogAt = Number(fields.get('watchdog-at'));
   return {
@@ -239,4 +245,74 @@ export interface Generation {
 export function parseGeneration(stdout: string): Generation {
   const [profileLink = '', profilePath = '', currentSystem = ''] = stdout.split('\n').map((l) => l.trim());
   return { profileLink, profilePath, currentSystem };
+}
+
+/**
+ * Where --reboot leaves its marker on a target: in /run, a fresh tmpfs on
+ * every boot (NixOS, and a systemd-nspawn container alike), so the marker
+ * gone proves the host booted again. The kernel's boot_id alone does not
+ * tell it honestly everywhere: in a container it may be the host machine's.
+ */
+export const REBOOT_MARKER_DIR = '/run/avalanche-deploy';
+
+/**
+ * Leaves the marker (holding the current boot_id) and asks systemd to reboot;
+ * prints `boot-id=<id>` and `marker=<path>` first, so that the orchestrator
+ * knows the reboot was asked for even when the ssh session then ends with
+ * 255 as sshd stops (expected). Run as root. Exit 1 when the marker cannot
+ * be written (nothing was asked). --no-block: the session can end before
+ * systemd stops sshd, so its exit status usually comes back.
+ * Args: marker.
+ */
+export const REBOOT = `
+marker=$1
+mkdir -p "$(dirname "$marker")" && cat /proc/sys/kernel/random/boot_id >"$marker" || exit 1
+echo "boot-id=$(cat "$marker")"
+echo "marker=$marker"
+exec systemctl --no-block reboot
+`;
+
+/**
+ * What a host that was asked to reboot says now, over a new connection, as
+ * its deploy user: `marker=present` (the same boot: it has not gone down
+ * yet, or the connection merely dropped) or `marker=gone` (it booted
+ * again), `boot-id=`, `booted-system=` and `current-system=` (store paths,
+ * empty when absent: NixOS links /run/booted-system in stage 2) and
+ * `state=` (systemctl is-system-running: `starting` while it boots).
+ * Args: marker booted-system current-system.
+ */
+export const BOOT_CHECK = `
+resolved() { [ -e "$1" ] && readlink -f "$1" 2>/dev/null; }
+if [ -e "$1" ]; then echo marker=present; else echo marker=gone; fi
+echo "boot-id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+echo "booted-system=$(resolved "$2")"
+echo "current-system=$(resolved "$3")"
+echo "state=$(systemctl is-system-running 2>/dev/null)"
+`;
+
+/** What BOOT_CHECK (and REBOOT's first lines) printed. */
+export interface BootCheck {
+  /** true: the marker is gone, the host booted again; false: the same boot; undefined: not said */
+  readonly rebooted?: boolean | undefined;
+  readonly bootId?: string | undefined;
+  readonly bootedSystem?: string | undefined;
+  readonly currentSystem?: string | undefined;
+  /** systemctl is-system-running's word */
+  readonly state?: string | undefined;
+  /** REBOOT: the marker it left */
+  readonly marker?: string | undefined;
+}
+
+export function parseBootCheck(stdout: string): BootCheck {
+  const fields = keyValues(stdout);
+  const marker = fields.get('marker');
+  const nonEmpty = (key: string) => fields.get(key) || undefined;
+  return {
+    rebooted: marker === 'gone' ? true : marker === 'present' ? false : undefined,
+    bootId: nonEmpty('boot-id'),
+    bootedSystem: nonEmpty('booted-system'),
+    currentSystem: nonEmpty('current-system'),
+    state: nonEmpty('state'),
+    marker: marker === 'gone' || marker === 'present' ? undefined : nonEmpty('marker'),
+  };
 }

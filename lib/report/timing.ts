@@ -16,10 +16,11 @@ export type HostGeneration = (typeof HOST_GENERATIONS)[number];
  * What a deployed host's goal did there: `switched` (runs the new generation,
  * which is also its boot default), `boot-default` (boots it next, runs the
  * old one until then), `activated` (`test`: runs it until the next reboot,
- * boot default unchanged), `checked` (`dry-activate`: nothing changed), or
- * `unchanged` (it already ran this toplevel and its profile was it).
+ * boot default unchanged), `checked` (`dry-activate`: nothing changed),
+ * `unchanged` (it already ran this toplevel and its profile was it), or
+ * `rebooted` (`boot --reboot`: booted into the new generation, checked).
  */
-export const HOST_EFFECTS = ['switched', 'boot-default', 'activated', 'checked', 'unchanged'] as const;
+export const HOST_EFFECTS = ['switched', 'boot-default', 'activated', 'checked', 'unchanged', 'rebooted'] as const;
 export type HostEffect = (typeof HOST_EFFECTS)[number];
 
 const GOAL_EFFECTS: Readonly<Record<string, HostEffect>> = { switch: 'switched', boot: 'boot-default', test: 'activated', 'dry-activate': 'checked' };

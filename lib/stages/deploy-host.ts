@@ -1,8 +1,9 @@
 /**
  * One host's deploy, so that it always ends on its previous or its new
  * generation: remember what it runs, arm the magic-rollback watchdog,
- * nixos-rebuild, health checks, then confirm over a new connection. On a
- * failure it is rolled back; where even that cannot reach it, the armed
+ * nixos-rebuild, (--reboot: reboot into the new boot default, wait for it,
+ * check what it booted), health checks, then confirm over a new connection.
+ * On a failure it is rolled back; where even that cannot reach it, the armed
  * watchdog reverts it by itself.
  */
 import { InterruptedError, StageError } from '../errors.ts';
@@ -11,12 +12,13 @@ import { type CommandResult, type Executor, outputTail, succeeded } from '../exe
 import { isOutputNoise, tailWithoutNoise } from '../nix/build-log.ts';
 import { type HostClosureDiff, parseClosureDiffOutput, summarizeClosureDiff } from '../nix/closure-diff.ts';
 import type { Goal } from '../nix/commands.ts';
-import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
+import { fillCommand, fillText, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
 import type { HostPlan, PlannedCommand } from '../plan/types.ts';
 import { linkNumber } from '../remote/generations.ts';
 import { type Generation, parseGeneration, parseRollbackReport } from '../remote/scripts.ts';
 import { goalEffect, type HostEffect, type HostEnd, type RunRecorder } from '../report/timing.ts';
 import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
+import { rebootAndWait } from './reboot.ts';
 
 const CONFIRM_TOO_LATE = 3;
 
@@ -117,6 +119,30 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     return fail(await rollBack(armed, `${activation} failed`), why);
   }
 
+  // --reboot: the boot default is set; the host must come back having booted it.
+  let rebootNote: string | undefined;
+  if (steps.reboot) {
+    const outcome = await rebootAndWait(steps.reboot, { host, run, signal, say, closeConnection: steps.closeConnection });
+    if (outcome.kind === 'aborted') return interrupted(end, host, 'unknown', 'interrupted while it rebooted');
+    if (outcome.kind === 'not-asked') return fail(await rollBack(false, 'could not ask it to reboot'), describeFailure(`${host}: cannot reboot it`, fill(steps.reboot.command), outcome.result));
+    const waited = `${Math.round(outcome.waitedMs / 1000)} s`;
+    const expected = fillText(steps.reboot.expectBooted, { ...deployment.values, ...generationValues });
+    if (outcome.kind === 'not-back') {
+      const note = `did not come back within ${waited} of its reboot (last: ${outcome.last}); nothing more could be done: it cannot be reached (its boot default is ${expected})`;
+      return fail({ state: 'failed', generation: 'unknown', note }, `${host}: did not come back within ${waited} after its reboot into ${expected}`);
+    }
+    const booted = outcome.after.bootedSystem;
+    if (booted !== expected) {
+      const what = `it booted ${booted ?? `nothing (no ${steps.reboot.bootedSystem})`} instead of ${expected} (back after ${waited})`;
+      const ended = await rollBack(false, what);
+      // The rollback with goal boot points the boot default back at what runs.
+      return fail(ended.state === 'rolled-back' ? { ...ended, note: `${ended.note}; its boot default is what it runs again` } : ended, `${host}: did not boot the new generation`);
+    }
+    const bootIds = outcome.before.bootId && outcome.after.bootId ? (outcome.before.bootId === outcome.after.bootId ? ', boot id unchanged (a container sharing the machine\'s)' : ', new boot id') : '';
+    rebootNote = `rebooted into ${booted} in ${waited}${bootIds}`;
+    say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
+  }
+
   if (steps.health) {
     const checks = healthChecksFor(steps.health, executor, deployment.values);
     const health = await runHealthChecks(checks, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
@@ -155,7 +181,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy ${over}`);
     }
   }
-  end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: effectOf(goal, previous, newToplevel) });
+  end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: steps.reboot ? 'rebooted' : effectOf(goal, previous, newToplevel), ...(rebootNote ? { note: rebootNote } : {}) });
 
   async function rollBack(armed: boolean, reason: string): Promise<HostEnd> {
     if (goal === 'dry-activate') return { state: 'failed', generation: 'previous', note: `${reason}; dry-activate changes nothing` };

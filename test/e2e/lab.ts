@@ -123,6 +123,8 @@ export async function newGeneration(
     brokenUnit?: readonly string[];
     unitDies?: readonly string[];
     restartSshd?: readonly string[];
+    /** hosts whose new toplevel does not boot: the lab bootloader falls back to the previous generation (flake.sh --boot-falls-back) */
+    bootFallsBack?: readonly string[];
     activationSeconds?: number;
     /** how long the kernel takes to build (default: the lab's) */
     kernelSeconds?: number;
@@ -147,6 +149,7 @@ export async function newGeneration(
   if (options.brokenUnit?.length) argv.push('--broken-unit', options.brokenUnit.join(' '));
   if (options.unitDies?.length) argv.push('--unit-dies', options.unitDies.join(' '));
   if (options.restartSshd?.length) argv.push('--restart-sshd', options.restartSshd.join(' '));
+  if (options.bootFallsBack?.length) argv.push('--boot-falls-back', options.bootFallsBack.join(' '));
   const extra: Record<string, string> = {
     ...(options.activationSeconds === undefined ? {} : { LAB_ACTIVATION_SECONDS: String(options.activationSeconds) }),
     ...(options.kernelSeconds === undefined ? {} : { LAB_KERNEL_SECONDS: String(options.kernelSeconds) }),

@@ -4,7 +4,7 @@
 #   flake.sh [--generation G] [--kernel-version V] [--board-kernel "HOST=VERSION ..."]
 #            [--packages "NAME-VERSION[:KIB] ..."]
 #            [--fail-activation "opi02 opi03"] [--broken-unit HOSTS]
-#            [--unit-dies HOSTS] [--restart-sshd HOSTS]
+#            [--unit-dies HOSTS] [--restart-sshd HOSTS] [--boot-falls-back HOSTS]
 #
 # The flake has no inputs (nothing to fetch: the lab is offline) and exposes,
 # for every host in LAB_HOSTS and for calypso and hawk,
@@ -34,6 +34,10 @@
 #                      "degraded", switch-to-configuration still exits 0
 #   --unit-dies        lab-app.service runs ~3 s, then exits 1
 #   --restart-sshd     the activation also restarts sshd (as a real switch may)
+#   --boot-falls-back  the toplevel does not boot (a file lab-boot-fails in it, as a kernel
+#                      that panics): at boot the lab bootloader (rootfs.sh) falls back to the
+#                      newest older generation, as systemd-boot's boot counting or GRUB's
+#                      fallback entry would; switch/test still activate it live
 # Prints the flake reference (path:$LAB_DIR/flake) on stdout.
 set -euo pipefail
 
@@ -42,7 +46,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/common.sh"
 
 usage() {
-  echo "usage: flake.sh [--generation G] [--kernel-version V] [--board-kernel \"HOST=VERSION ...\"] [--packages \"NAME-VERSION[:KIB] ...\"] [--fail-activation \"opiNN ...\"] [--broken-unit HOSTS] [--unit-dies HOSTS] [--restart-sshd HOSTS]" >&2
+  echo "usage: flake.sh [--generation G] [--kernel-version V] [--board-kernel \"HOST=VERSION ...\"] [--packages \"NAME-VERSION[:KIB] ...\"] [--fail-activation \"opiNN ...\"] [--broken-unit HOSTS] [--unit-dies HOSTS] [--restart-sshd HOSTS] [--boot-falls-back HOSTS]" >&2
   exit 2
 }
 
@@ -54,6 +58,7 @@ fail_activation=""
 broken_unit=""
 unit_dies=""
 restart_sshd=""
+boot_falls_back=""
 while (($#)); do
   case "$1" in
     --generation) (($# >= 2)) || usage; generation=$2; shift 2 ;;
@@ -72,6 +77,8 @@ while (($#)); do
     --unit-dies=*) unit_dies=${1#*=}; shift ;;
     --restart-sshd) (($# >= 2)) || usage; restart_sshd=$2; shift 2 ;;
     --restart-sshd=*) restart_sshd=${1#*=}; shift ;;
+    --boot-falls-back) (($# >= 2)) || usage; boot_falls_back=$2; shift 2 ;;
+    --boot-falls-back=*) boot_falls_back=${1#*=}; shift ;;
     -h|--help) usage ;;
     *) echo "flake.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -113,7 +120,7 @@ for p in lab-app-1.0 $packages; do
   nix_packages+=" { name = \"${BASH_REMATCH[1]}\"; kib = ${BASH_REMATCH[4]:-1}; }"
 done
 nix_packages+=" ]"
-for opt in fail_activation broken_unit unit_dies restart_sshd; do
+for opt in fail_activation broken_unit unit_dies restart_sshd boot_falls_back; do
   for h in ${!opt}; do
     [[ " $all_hosts " == *" $h "* ]] || lab_die "--${opt//_/-}: '$h' is not a lab host (LAB_HOSTS, calypso, hawk: $all_hosts)"
   done
@@ -164,6 +171,7 @@ cat >"$tmp" <<'NIX'
       brokenUnit = @BROKEN_UNIT@;
       unitDies = @UNIT_DIES@;
       restartSshd = @RESTART_SSHD@;
+      bootFallsBack = @BOOT_FALLS_BACK@;
       has = list: host: builtins.elem host list;
 
       # Every lab build records itself in builds.log (in the directory every
@@ -283,6 +291,8 @@ cat >"$tmp" <<'NIX'
         inherit labDir labId host generation nixosVersion packages;
         switchScript = switchScript host;
         appUnit = appUnit host;
+        # lab fault (--boot-falls-back): this system does not boot; the lab bootloader falls back.
+        bootFails = if has bootFallsBack host then "1" else "";
         builder = "/bin/sh";
         args = [ "-c" ''
           set -e
@@ -293,6 +303,7 @@ cat >"$tmp" <<'NIX'
           /bin/ln -s "$kernel" "$out/kernel"
           for p in $packages; do /bin/ln -s "$p" "$out/sw/''${p#/nix/store/}"; done
           echo "$host" > "$out/host"
+          if [ -n "$bootFails" ]; then echo "lab fault (--boot-falls-back): this system does not boot" > "$out/lab-boot-fails"; fi
           # As in every NixOS toplevel (recent nixos-rebuild-ng refuses one without it).
           echo "$nixosVersion" > "$out/nixos-version"
           printf '%s' "$switchScript" | /bin/sed "s|@out@|$out|g" > "$out/bin/switch-to-configuration"
@@ -324,6 +335,7 @@ sed -i \
   -e "s|@BROKEN_UNIT@|$(nix_list "$broken_unit")|g" \
   -e "s|@UNIT_DIES@|$(nix_list "$unit_dies")|g" \
   -e "s|@RESTART_SSHD@|$(nix_list "$restart_sshd")|g" \
+  -e "s|@BOOT_FALLS_BACK@|$(nix_list "$boot_falls_back")|g" \
   -e "s|@KERNEL_SECONDS@|$LAB_KERNEL_SECONDS|g" \
   -e "s|@HOST_SECONDS@|$LAB_HOST_SECONDS|g" \
   -e "s|@ACTIVATION_SECONDS@|$LAB_ACTIVATION_SECONDS|g" \
@@ -343,6 +355,7 @@ LAB_FLAKE_FAIL_ACTIVATION="$fail_activation"
 LAB_FLAKE_BROKEN_UNIT="$broken_unit"
 LAB_FLAKE_UNIT_DIES="$unit_dies"
 LAB_FLAKE_RESTART_SSHD="$restart_sshd"
+LAB_FLAKE_BOOT_FALLS_BACK="$boot_falls_back"
 LAB_FLAKE_HOSTS="$LAB_HOSTS"
 EOF
 echo "path:$flake_dir"

@@ -86,17 +86,48 @@ EOF
   in_root systemctl mask apt-daily.timer apt-daily-upgrade.timer systemd-networkd-wait-online.service \
     dpkg-db-backup.timer sshd-keygen.service >/dev/null 2>&1
   mkdir -p "$root/var/lib/lab"
-  # NixOS activates the booted generation in stage 2: here, the system
-  # profile's switch-to-configuration (the lab flake's) in its lab-boot mode.
+  # The lab's bootloader: boots the system profile's default generation, or,
+  # when that one does not boot (a toplevel holding lab-boot-fails: flake.sh
+  # --boot-falls-back, a kernel that panics), the newest older generation that
+  # does, as systemd-boot's boot counting or GRUB's fallback entry would.
+  # Logs "<epoch> booted|failed <toplevel>" to /var/lib/lab/boots.log.
+  cat >"$root/usr/local/sbin/lab-bootloader" <<'EOF'
+#!/bin/sh
+# Lab bootloader (avalanche-deploy test/lab/rootfs.sh): see lab-activate-on-boot.service.
+set -u
+profile=/nix/var/nix/profiles/system
+dir=${profile%/*} base=${profile##*/}
+default=$(readlink "$profile") || exit 0
+n=${default#"$base"-}; n=${n%-link}
+mkdir -p /var/lib/lab
+for entry in $(ls "$dir" | sed -n "s/^$base-\([0-9][0-9]*\)-link\$/\1/p" | sort -rn); do
+  [ "$entry" -le "$n" ] || continue
+  toplevel=$(readlink -f "$dir/$base-$entry-link")
+  if [ -e "$toplevel/lab-boot-fails" ]; then
+    echo "$(date +%s) failed $toplevel" >>/var/lib/lab/boots.log
+    echo "lab-bootloader: generation $entry ($toplevel) does not boot: falling back" >&2
+    continue
+  fi
+  echo "$(date +%s) booted $toplevel" >>/var/lib/lab/boots.log
+  echo "lab-bootloader: booting generation $entry ($toplevel)" >&2
+  exec "$toplevel/bin/switch-to-configuration" lab-boot
+done
+echo "lab-bootloader: no generation of $profile boots" >&2
+exit 1
+EOF
+  chmod 0755 "$root/usr/local/sbin/lab-bootloader"
+  # NixOS activates the booted generation in stage 2: here, the generation the
+  # lab bootloader chose, by its switch-to-configuration (the lab flake's) in
+  # its lab-boot mode.
   cat >"$root/etc/systemd/system/lab-activate-on-boot.service" <<'EOF'
 [Unit]
-Description=Lab: activate the system profile at boot (as NixOS's stage 2 does)
-ConditionPathExists=/nix/var/nix/profiles/system/bin/switch-to-configuration
+Description=Lab: boot a generation of the system profile and activate it (bootloader and NixOS's stage 2)
+ConditionPathExists=/nix/var/nix/profiles/system
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/nix/var/nix/profiles/system/bin/switch-to-configuration lab-boot
+ExecStart=/usr/local/sbin/lab-bootloader
 
 [Install]
 WantedBy=multi-user.target

@@ -189,7 +189,7 @@ write_inventory() { # coordinator [FLEET=1] -> stdout
   env COORDINATOR="$1" "${@:2}" AVL_HOME_CALYPSO=/home/avl SEED="$seed" HAWK_ADDR="$LAB_HAWK_ADDR" \
     CALYPSO_ADDR="$LAB_CALYPSO_ADDR" \
     CACHE_URL="$CACHE_URL" CACHE_PUBLIC_KEY="$CACHE_PUBLIC_KEY" GCROOT_DIR="$LAB_GCROOT_DIR" \
-    HOST_RECORDS="$host_records" node "$HERE/write-inventory.mjs"
+    HOST_RECORDS="$host_records" LAB_BOOT_SECONDS="${LAB_BOOT_SECONDS:-90}" node "$HERE/write-inventory.mjs"
 }
 write_inventory hawk >"$LAB_DIR/hosts.json"
 write_inventory calypso >"$LAB_DIR/hosts-calypso.json"

@@ -114,6 +114,8 @@ const inventory = {
   // settleSeconds 1: the lab's units fail at once or after ~3 s (flake.sh); tests of the settle window set their own.
   health: { systemState: "running", units: ["lab-app.service"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1, settleSeconds: 1 },
   paths: { lock: `${lab}/hawk/deploy.lock` },
+  // --reboot waits for a host as long as up.sh waits for a container's first boot.
+  timeouts: { rebootSeconds: Number(e.LAB_BOOT_SECONDS || 90) },
   hosts,
 };
 

@@ -36,6 +36,15 @@ describe('command line', () => {
     expect(await cli('deploy', ['--frobnicate', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--frobnicate'") });
   });
 
+  it('--reboot goes with --goal boot only (exit 2 saying why), and the help says what it does', async () => {
+    expect(await cli('deploy-all', ['--reboot', '--dry-run'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--reboot goes with --goal boot (got switch): boot sets the new generation as the boot default') });
+    expect(await cli('deploy', ['--goal', 'test', '--reboot', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--reboot goes with --goal boot (got test)') });
+    const planned = await cli('deploy-all', ['--goal', 'boot', '--reboot', '--rolling', '--dry-run']);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toContain('reboot into the new boot default');
+    expect((await cli('deploy-all', ['--help'])).stdout).toMatch(/--reboot +with --goal boot: reboot each host/);
+  });
+
   it('exits 2 before anything runs when --report-dir cannot be written (not after the build)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cli-'));
     await writeFile(join(dir, 'a-file'), '');

@@ -36,6 +36,11 @@ describe('confirmation before a fleet deploy', () => {
     expect(stderr).toContain('not deployed: not confirmed (--yes skips the question)');
   });
 
+  it('says that the hosts will be rebooted (--reboot)', async () => {
+    const { asked } = await deployAll(['--goal', 'boot', '--reboot', '--rolling']);
+    expect(asked).toEqual(['deploy-all: boot and reboot 3 hosts (opi01, opi02, opi03), seed opi03, rolling in waves of 1. Deploy?']);
+  });
+
   it('goes on after yes (here: to the report-directory check, exit 2)', async () => {
     expect(await deployAll([], { answer: true })).toMatchObject({ code: 2, asked: [expect.stringContaining('Deploy?')] });
   });

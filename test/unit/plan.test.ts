@@ -222,3 +222,15 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     );
   });
 });
+
+describe('--reboot and the machine the run is on', () => {
+  it('refuses to reboot the machine the run is on, naming it and the way out', () => {
+    const whole = wholeFleetInventory();
+    expect(() => planDeploy(whole, ['opi01', 'hawk'], { goal: 'boot', reboot: true, onCoordinator: true, thisMachine: 'hawk', localUser: 'avl' })).toThrow(
+      /--reboot: hawk is the machine this run is on, which cannot reboot and wait for itself; --exclude hawk/,
+    );
+    // From calypso, hawk is a target like any other: it may reboot.
+    const plan = planDeploy(whole, ['opi01', 'hawk'], { goal: 'boot', reboot: true, onCoordinator: false, thisMachine: 'calypso', localUser: 'avl' });
+    expect(plan.deploy.hosts.hawk!.reboot).toBeDefined();
+  });
+});

@@ -63,6 +63,7 @@ const EFFECT_WORDS: Readonly<Record<HostEffect, readonly [string, string]>> = {
   activated: ['activated until reboot', 'boot default unchanged'],
   checked: ['checked', 'nothing changed'],
   unchanged: ['unchanged', 'already ran this toplevel'],
+  rebooted: ['rebooted', 'booted the new generation, boot default'],
 };
 
 /** The same for a rollback, whose "new" generation is the older one it went back to. */
@@ -71,6 +72,7 @@ const ROLLBACK_EFFECT_WORDS: Readonly<Record<HostEffect, readonly [string, strin
   switched: ['switched back', 'to the chosen generation, boot default'],
   'boot-default': ['boot default set back', 'runs the newer one until reboot'],
   activated: ['activated the chosen generation until reboot', 'boot default unchanged'],
+  rebooted: ['rebooted', 'booted the chosen generation, boot default'],
 };
 
 /**
