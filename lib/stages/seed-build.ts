@@ -53,6 +53,8 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
   const { plan } = deployRun(ctx);
   const log = new BuildLogRecorder();
   const command = filled(ctx, build.build);
+  // Prefixed when several systems build: the plain renderer (CI logs) interleaves their lines.
+  const say = (line: string) => (sub.output = plan.builds.length > 1 ? `${build.system}: ${line}` : line);
   ctx.recorder.startBuild(build.system, { on: build.on, seed: build.on === 'here' ? plan.coordinator.name : seedOf(ctx, build), hosts: build.hosts });
   let outcome: 'success' | 'failed' = 'failed';
   try {
@@ -61,9 +63,9 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
       onLine: (line, stream) => {
         const event = log.add(line, stream);
         if (!event || stream === 'stdout') return;
-        if (event.kind === 'build-start') sub.output = `building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`;
-        else if (event.kind === 'build-log') sub.output = `${event.drvName}> ${event.line}`;
-        else if (!isOutputNoise(event.text)) sub.output = event.text;
+        if (event.kind === 'build-start') say(`building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`);
+        else if (event.kind === 'build-log') say(`${event.drvName}> ${event.line}`);
+        else if (!isOutputNoise(event.text)) say(event.text);
       },
     });
     ctx.builds.push(...log.builds);
