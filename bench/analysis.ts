@@ -46,6 +46,11 @@ export function uncovered(busy: readonly Interval[], window: Interval): Interval
   return gaps;
 }
 
+/** How long two intervals ran at the same time (0 when they did not), in their unit. */
+export function overlapLength(a: Interval, b: Interval): number {
+  return totalLength(clip([a], b));
+}
+
 export function median(values: readonly number[]): number | undefined {
   if (values.length === 0) return undefined;
   const sorted = [...values].sort((a, b) => a - b);
@@ -61,7 +66,7 @@ export function round(value: number, digits = 3): number {
 // --- deploy-all's report, as read by the benchmark ---------------------------
 
 /** The parts of a run report (lib/report/report.ts, the one place that knows its shape) the benchmark reads. */
-export type DeployReport = Pick<RunReport, 'id' | 'outcome' | 'seed' | 'startedAt' | 'totalMs' | 'stages' | 'hosts' | 'commands'>;
+export type DeployReport = Pick<RunReport, 'id' | 'outcome' | 'seed' | 'systemBuilds' | 'startedAt' | 'totalMs' | 'stages' | 'hosts' | 'commands'>;
 export type ReportSpan = DeployReport['stages'][number] | DeployReport['hosts'][number];
 
 /** Checks the fields the benchmark relies on, so a changed report shape fails loudly, not with NaN. */
@@ -73,6 +78,9 @@ export function asDeployReport(value: unknown): DeployReport {
   if (typeof r.totalMs !== 'number') problems.push('totalMs');
   if (!Array.isArray(r.stages) || r.stages.some((s) => typeof s?.name !== 'string')) problems.push('stages[].name');
   if (!Array.isArray(r.hosts) || r.hosts.some((h) => typeof h?.name !== 'string')) problems.push('hosts[].name');
+  if (r.systemBuilds !== undefined && (!Array.isArray(r.systemBuilds) || r.systemBuilds.some((b) => typeof b?.system !== 'string' || typeof b.seed !== 'string'))) {
+    problems.push('systemBuilds[].{system,seed}');
+  }
   if (
     !Array.isArray(r.commands) ||
     r.commands.some((c) => !Array.isArray(c?.argv) || typeof c.startedAt !== 'number' || typeof c.durationMs !== 'number')

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { ZxExecutor } from '../lib/exec/zx-executor.ts';
 import { BenchError, Interrupted, type Knobs, Lab, LAB_LOCK, LAB_MARKER, labHosts } from './lab.ts';
 import { acquireLabLock, type LabLock } from './lock.ts';
-import { type Context, dissectRebuild, dissectSeedBuild, measureSequential, measureSsh, measureStaged, multiplexOptions, withMultiplexedInventory } from './measure.ts';
+import { type Context, dissectRebuild, dissectSeedBuild, measureMixed, measureSequential, measureSsh, measureStaged, multiplexOptions, withMultiplexedInventory } from './measure.ts';
 import { type BenchResults, DOCUMENT, model, scalePoint, scaleVerdict, writeResults } from './results.ts';
 import { renderSummary } from './summary.ts';
 
@@ -27,6 +27,10 @@ in one run, each measurement on a fresh kernel derivation (new flake generation)
   sequential baseline  on opi01, opi02, opi03 in turn, over ssh: nix build of its own
                        toplevel with no substituters, nix-env --set, switch-to-configuration
   staged               scripts/deploy-all.ts --json on the same three opis
+  mixed fleet          deploy-all on the opis plus calypso (x86_64-linux; hosts-fleet.json):
+                       one seed build per system at once, aarch64 on the opis, x86_64 on hawk;
+                       each system's build span, where and when each kernel was built, how
+                       long the two kernels overlapped, the wall time against staged's
   no-op re-run         deploy-all again on the same generation (pure pipeline cost), and once
                        more with ControlMaster in the inventory's ssh options (connection reuse)
   dissection           the seed build's Nix activities (also with ControlMaster in NIX_SSHOPTS),
@@ -47,20 +51,22 @@ Options:
   --scale <n,n,…>               host counts for the scale table, 1..9 (default 3,6,9)
   --skip-scale                  no scale table
   --skip-sequential             no baseline (and so no ratio)
+  --skip-mixed                  no mixed-fleet run
   --concurrency <n>             passed to deploy-all (default: all hosts at once)
   --dissect-kernel-seconds <n>  kernel of the dissection's generation (default 2)
   --results-dir <dir>           where the JSON goes (default bench/results)
   --lock-timeout <seconds>      how long to wait for the lab lock (default 1800)
   -h, --help                    this help
 
-Exit codes: 0 measured and every check passed (kernel built 3× sequentially and 1×
-staged, hosts run their new systems, …); 1 a measurement or a check failed;
+Exit codes: 0 measured and every check passed (kernel built 3× sequentially, 1×
+staged, 1× per system and overlapping in the mixed run, hosts run their new systems, …); 1 a measurement or a check failed;
 2 usage error or not root; 130 interrupted.`;
 
 interface Options {
   readonly knobs: Knobs;
   readonly scale: readonly number[];
   readonly sequential: boolean;
+  readonly mixed: boolean;
   readonly concurrency: number | undefined;
   readonly dissectKernelSeconds: number;
   readonly resultsDir: string;
@@ -83,6 +89,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
         scale: { type: 'string', default: '3,6,9' },
         'skip-scale': { type: 'boolean', default: false },
         'skip-sequential': { type: 'boolean', default: false },
+        'skip-mixed': { type: 'boolean', default: false },
         concurrency: { type: 'string' },
         'dissect-kernel-seconds': { type: 'string', default: '2' },
         'results-dir': { type: 'string', default: resolve(repoRoot, 'bench/results') },
@@ -107,6 +114,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
     },
     scale: [...new Set(scale)].sort((a, b) => a - b),
     sequential: !values['skip-sequential'],
+    mixed: !values['skip-mixed'],
     concurrency: values.concurrency === undefined ? undefined : int('concurrency', values.concurrency, 1, 9),
     dissectKernelSeconds: int('dissect-kernel-seconds', values['dissect-kernel-seconds'], 1, 3600),
     resultsDir: resolve(values['results-dir']),
@@ -179,7 +187,7 @@ async function main(argv: readonly string[]): Promise<number> {
     source: await gitSource(executor),
     timeScale: '1 minute = 1 second',
     knobs,
-    options: { concurrency: options.concurrency, scale: options.scale, dissectKernelSeconds: options.dissectKernelSeconds, sequential: options.sequential },
+    options: { concurrency: options.concurrency, scale: options.scale, dissectKernelSeconds: options.dissectKernelSeconds, sequential: options.sequential, mixed: options.mixed },
     document: DOCUMENT,
     model: model(knobs),
     checks: [],
@@ -245,6 +253,13 @@ async function main(argv: readonly string[]): Promise<number> {
         measureStaged(ctx, { generation: generation('staged'), newGeneration: false, concurrency: options.concurrency, label: 'no-op re-run, ssh multiplexed', inventoryPath }),
       );
       results.checks.push(...results.noopRerunMultiplexed.checks);
+      // After the no-op re-runs (they re-deploy the staged generation, which a new one would replace).
+      if (options.mixed) {
+        results.mixed = await measureMixed(ctx, { generation: generation('mixed'), concurrency: options.concurrency });
+        results.checks.push(...results.mixed.run.checks, ...results.mixed.checks);
+        results.mixedRatio = results.mixed.run.wallMs / results.staged.wallMs;
+        progress(`mixed: ${(results.mixed.run.wallMs / 1000).toFixed(1)} s`);
+      }
       const seedBuild = await dissectSeedBuild(ctx, generation('dissect'), options.dissectKernelSeconds);
       const rebuild = await dissectRebuild(ctx, 'opi01');
       const ssh = await measureSsh(ctx, 'opi01');

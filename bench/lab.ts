@@ -4,7 +4,7 @@
  * cache's access log, the hosts' current system). Every process goes through
  * the project's runner (ZxExecutor), argv only.
  */
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandResult, CommandSpec, Executor, RunOptions } from '../lib/exec/types.ts';
 import { outputTail, succeeded } from '../lib/exec/types.ts';
@@ -12,6 +12,13 @@ import { outputTail, succeeded } from '../lib/exec/types.ts';
 export const LAB_LOCK = '/run/avalanche-lab.lock';
 /** up.sh writes it while a lab is up (see test/lab/common.sh) */
 export const LAB_MARKER = '/run/avalanche-lab.dir';
+
+/**
+ * up.sh and down.sh take the lab lock themselves unless told the caller holds
+ * it: the benchmark does (bench/lock.ts) from before the lab comes up until
+ * after it is down, so they would wait for it forever.
+ */
+const LOCK_HELD = { LAB_LOCK_HELD: '1' } as const;
 
 export interface Knobs {
   readonly kernelSeconds: number;
@@ -34,8 +41,33 @@ export function labHosts(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `opi0${i + 1}`);
 }
 
+/** A lab host's address: hawk (this machine's root namespace), calypso, an opi. */
 export function hostAddress(host: string): string {
+  if (host === 'hawk') return '10.213.77.1';
+  if (host === 'calypso') return '10.213.77.2';
   return `10.213.77.${10 + Number(host.slice(3))}`;
+}
+
+/** The lab's x86_64 target besides the opis (always up; in the fleet inventory only). */
+export const X86_TARGET = 'calypso';
+
+/**
+ * One finished lab build, a line of builds.log: `<host> <derivation name>
+ * <generation> <start> <end>`. `host` built it (`hawk` for this machine's root
+ * namespace); `start`/`end` are epoch seconds with fractions from the
+ * builder's clock, which every lab host shares (NaN on a line without them).
+ */
+export interface BuildRecord {
+  readonly host: string;
+  readonly name: string;
+  readonly generation: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The Nix system of a lab "kernel" by its derivation name (test/lab/flake.sh): `linux-x86_64-<V>` or `linux-<V>` (aarch64). */
+export function kernelSystem(name: string): 'x86_64-linux' | 'aarch64-linux' {
+  return name.startsWith('linux-x86_64-') ? 'x86_64-linux' : 'aarch64-linux';
 }
 
 /** Runs a command and throws, with the tail of its output, unless it succeeded. */
@@ -66,6 +98,11 @@ export class Lab {
     return join(this.dir, 'hosts.json');
   }
 
+  /** The opis plus calypso, an x86_64-linux target; the orchestrator on hawk (up.sh writes it). */
+  get fleetInventoryPath(): string {
+    return join(this.dir, 'hosts-fleet.json');
+  }
+
   get env(): Record<string, string> {
     if (!this.hawkEnv) throw new Error('the lab is not up');
     return this.hawkEnv;
@@ -77,6 +114,7 @@ export class Lab {
 
   private knobEnv(hosts: readonly string[], knobs: Knobs): Record<string, string> {
     return {
+      ...LOCK_HELD,
       LAB_DIR: this.dir,
       LAB_HOSTS: hosts.join(' '),
       LAB_KERNEL_SECONDS: String(knobs.kernelSeconds),
@@ -118,9 +156,23 @@ export class Lab {
     );
   }
 
+  /**
+   * A copy of the current generation's flake where the opis can read it
+   * ($LAB_DIR/shared, bind-mounted into every container at the same path;
+   * $LAB_DIR/flake is hawk's and calypso's only), as a flake reference. The
+   * flake has no inputs and its derivations do not refer to its own source,
+   * so it evaluates to the same derivations as the original.
+   */
+  sharedFlake(name: string): string {
+    const dir = join(this.dir, 'shared', `bench-flake-${name}`);
+    mkdirSync(dir, { recursive: true });
+    for (const file of ['flake.nix', 'flake.lock']) cpSync(join(this.dir, 'flake', file), join(dir, file));
+    return `path:${dir}`;
+  }
+
   /** Never aborted by the run's signal: the lab must come down also after Ctrl-C. */
   async down(): Promise<number> {
-    const result = await this.executor.run({ argv: ['bash', this.script('down.sh')], env: { LAB_DIR: this.dir }, timeoutMs: 60_000 });
+    const result = await this.executor.run({ argv: ['bash', this.script('down.sh')], env: { ...LOCK_HELD, LAB_DIR: this.dir }, timeoutMs: 60_000 });
     this.hawkEnv = undefined;
     if (!succeeded(result)) throw new BenchError(`test/lab/down.sh failed (exit ${result.exitCode}): ${outputTail(result, 5).join(' | ')}`);
     return result.durationMs;
@@ -131,19 +183,22 @@ export class Lab {
     return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
   }
 
-  /** `<host> <derivation name> <generation>` per finished build (the lab's builds.log). */
-  builds(): { host: string; name: string; generation: string }[] {
-    return this.lines('builds.log').map((line) => {
-      const [host = '', name = '', generation = ''] = line.split(' ');
-      return { host, name, generation };
+  /** Every finished build, oldest first (the lab's shared/builds.log). */
+  builds(): BuildRecord[] {
+    return this.lines('shared', 'builds.log').map((line) => {
+      const [host = '', name = '', generation = '', start, end] = line.split(' ');
+      return { host, name, generation, start: Number(start), end: Number(end) };
     });
   }
 
-  /** Where the generation's kernel (`linux-<version>`) was built. */
+  /** The generation's kernel builds (`linux-<V>`, `linux-x86_64-<V>`: one per system), where and when. */
+  kernelRecords(generation: string): BuildRecord[] {
+    return this.builds().filter((b) => b.generation === generation && b.name.startsWith('linux-'));
+  }
+
+  /** Where the generation's kernels were built (every system's). */
   kernelBuilds(generation: string): string[] {
-    return this.builds()
-      .filter((b) => b.generation === generation && b.name.startsWith('linux-'))
-      .map((b) => b.host);
+    return this.kernelRecords(generation).map((b) => b.host);
   }
 
   toplevelBuilds(generation: string): { host: string; name: string }[] {
@@ -159,16 +214,35 @@ export class Lab {
     });
   }
 
-  /** What the host runs (the lab's stand-in for /run/current-system). */
+  /**
+   * PID (here) of a lab host's systemd, PID 1 of its container: the first
+   * process of `<its unified cgroup>/payload/init.scope` (test/lab/common.sh
+   * lab_leader); undefined while it is down.
+   */
+  private leaderPid(host: string): number | undefined {
+    const unified = this.lines(host, 'cgroups').find((l) => l.startsWith('unified '));
+    if (!unified) return undefined;
+    try {
+      const pid = Number(readFileSync(join(unified.slice('unified '.length), 'payload/init.scope/cgroup.procs'), 'utf8').split('\n')[0]);
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** What the host runs: its /run/current-system, on the container's tmpfs, read through /proc/<its PID 1>/root. */
   currentSystem(host: string): string | undefined {
+    const pid = this.leaderPid(host);
+    if (pid === undefined) return undefined;
     const follow = (path: string): string | undefined => {
       try {
         const target = readlinkSync(path);
+        // The link may point at a profile link, which points at the store path.
         return target.startsWith('/nix/store/') ? target : follow(join(path, '..', target));
       } catch {
         return undefined;
       }
     };
-    return follow(join(this.dir, host, 'nix/var/lab/current-system'));
+    return follow(`/proc/${pid}/root/run/current-system`);
   }
 }

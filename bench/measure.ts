@@ -15,8 +15,8 @@ import { fillCommand } from '../lib/plan/placeholders.ts';
 import { planDeploy } from '../lib/plan/assemble.ts';
 import { builderHost, targetHost } from '../lib/remote/fleet.ts';
 import { remoteArgv, sshDestination, sshOptionArgs } from '../lib/remote/host.ts';
-import { analyseOverhead, asDeployReport, compactCommands, type DeployReport, median, type OverheadAnalysis } from './analysis.ts';
-import { BenchError, hostAddress, Interrupted, type Lab, must } from './lab.ts';
+import { analyseOverhead, asDeployReport, compactCommands, type DeployReport, median, type OverheadAnalysis, overlapLength } from './analysis.ts';
+import { BenchError, hostAddress, Interrupted, kernelSystem, type Lab, must, X86_TARGET } from './lab.ts';
 
 export interface Check {
   readonly name: string;
@@ -58,12 +58,13 @@ export async function measureSequential(ctx: Context, generation: string): Promi
   const { lab, executor, signal } = ctx;
   await lab.generation(generation);
   const inventory = await loadInventory(lab.inventoryPath);
+  const flake = lab.sharedFlake(generation);
   const budgetMs = (lab.knobs!.kernelSeconds + lab.knobs!.hostSeconds + 120) * 1000;
   const hosts: SequentialResult['hosts'][number][] = [];
   const started = Date.now();
   for (const host of lab.hosts) {
     const target = targetHost(inventory, host);
-    const installable = `${inventory.flake}#${toplevelAttribute(inventory, host)}`;
+    const installable = `${flake}#${toplevelAttribute(inventory, host)}`;
     ctx.progress(`sequential: ${host}: nix build on ${host} (no substituters), set profile, switch`);
     const build = await must(
       executor,
@@ -76,13 +77,14 @@ export async function measureSequential(ctx: Context, generation: string): Promi
     const profile = await must(
       executor,
       `sequential: setting ${host}'s system profile`,
-      { argv: remoteArgv(target, ['nix-env', '-p', '/nix/var/nix/profiles/system', '--set', toplevel]), timeoutMs: 60_000 },
+      // The targets' deploy user is not root: the system profile and the activation need sudo -n, as a deploy's do.
+      { argv: remoteArgv(target, ['nix-env', '-p', '/nix/var/nix/profiles/system', '--set', toplevel], { asRoot: true }), timeoutMs: 60_000 },
       { signal },
     );
     const activate = await must(
       executor,
       `sequential: activating ${host}`,
-      { argv: remoteArgv(target, [`${toplevel}/bin/switch-to-configuration`, 'switch']), timeoutMs: (lab.knobs!.activationSeconds + 60) * 1000 },
+      { argv: remoteArgv(target, [`${toplevel}/bin/switch-to-configuration`, 'switch'], { asRoot: true }), timeoutMs: (lab.knobs!.activationSeconds + 60) * 1000 },
       { signal },
     );
     hosts.push({
@@ -116,6 +118,26 @@ export async function measureSequential(ctx: Context, generation: string): Promi
 
 // --- staged (deploy-all) ---------------------------------------------------------
 
+/** One Nix system's seed build in a deploy-all run: its span (the run report) and its kernel and toplevel builds (builds.log). */
+export interface SystemResult {
+  readonly system: string;
+  /** on the system's builders (the seed first), or here, on the coordinator */
+  readonly on: 'builders' | 'here';
+  /** the preferred builder, or the coordinator for `here` */
+  readonly seed: string;
+  readonly hosts: readonly string[];
+  readonly outcome: string;
+  /** derivations Nix built (the report's count) */
+  readonly derivations: number | undefined;
+  /** the seed build's `nix build`, ms from the run's start (report.systemBuilds) */
+  readonly buildStartMs: number | undefined;
+  readonly buildMs: number | undefined;
+  /** this generation's kernel builds of this system: where, and when in ms from the run's start */
+  readonly kernels: readonly { name: string; host: string; startMs: number; ms: number }[];
+  /** where each of its hosts' toplevels was built, by host (a host appears once per build) */
+  readonly toplevels: readonly { host: string; builtOn: string }[];
+}
+
 export interface StagedResult {
   readonly generation: string;
   readonly hosts: number;
@@ -127,6 +149,8 @@ export interface StagedResult {
   readonly overhead: OverheadAnalysis;
   readonly kernelBuiltOn: readonly string[];
   readonly toplevelBuilds: number;
+  /** each Nix system's seed build (one per system in the run) */
+  readonly systems: readonly SystemResult[];
   /** requests to the cache per client during this run (hawk polls it, the targets fetch from it) */
   readonly cacheRequests: Readonly<Record<string, { narinfo: number; nar: number }>>;
   /** deploy-all's report; with argv replaced by labels unless `fullCommands` */
@@ -137,7 +161,62 @@ export interface StagedResult {
 export type CompactReport = Omit<DeployReport, 'commands'> & { readonly commands: ReturnType<typeof compactCommands> };
 
 /**
- * `tsx scripts/deploy-all.ts --inventory <lab> --json`. `expectBuilds: false`
+ * Each system's seed build of a run, from its report's systemBuilds and the
+ * generation's builds in builds.log (their epoch seconds put on the run's time
+ * axis, report.startedAt, ms).
+ */
+function systemResults(lab: Lab, report: DeployReport, generation: string): SystemResult[] {
+  const runStart = Date.parse(report.startedAt);
+  const records = lab.builds().filter((b) => b.generation === generation);
+  return (report.systemBuilds ?? []).map((b) => ({
+    system: b.system,
+    on: b.on,
+    seed: b.seed,
+    hosts: b.hosts,
+    outcome: b.outcome,
+    derivations: b.derivations,
+    buildStartMs: b.startMs,
+    buildMs: b.durationMs,
+    kernels: records
+      .filter((r) => r.name.startsWith('linux-') && kernelSystem(r.name) === b.system)
+      .map((r) => ({ name: r.name, host: r.host, startMs: r.start * 1000 - runStart, ms: (r.end - r.start) * 1000 })),
+    // flake.sh names a toplevel nixos-system-<host>-<version>.
+    toplevels: b.hosts.flatMap((host) => records.filter((r) => r.name.startsWith(`nixos-system-${host}-`)).map((r) => ({ host, builtOn: r.host }))),
+  }));
+}
+
+/** A fresh generation's builds: per system, the kernel once on its seed, each toplevel once on the system's builders (or here). */
+function buildChecks(label: string, systems: readonly SystemResult[], targets: readonly string[], builders: readonly string[]): Check[] {
+  if (!systems.length) return [check(`${label}: the report has each system's seed build`, false, 'no systemBuilds in the run report')];
+  const checks: Check[] = [];
+  for (const sys of systems) {
+    const kernel = systems.length > 1 ? `${sys.system}'s kernel` : 'the kernel';
+    const where = sys.on === 'here' ? `here (${sys.seed})` : `on the seed ${sys.seed}`;
+    checks.push(
+      check(
+        `${label}: ${kernel} was built once, ${where}`,
+        sys.kernels.length === 1 && sys.kernels[0]!.host === sys.seed,
+        `builds.log: built ${sys.kernels.length}× (on ${sys.kernels.map((k) => k.host).join(', ') || 'nothing'})`,
+      ),
+    );
+    // Nix places the toplevels across all the builders it was given (the seed first), once each.
+    const allowed = sys.on === 'here' ? [sys.seed] : builders;
+    const hosts = sys.toplevels.map((t) => t.host);
+    checks.push(
+      check(
+        `${label}: each ${systems.length > 1 ? `${sys.system} ` : ''}toplevel was built once, ${sys.on === 'here' ? where : 'on the builders'}`,
+        sameHosts(hosts, sys.hosts) && sys.toplevels.every((t) => allowed.includes(t.builtOn)),
+        `${sys.toplevels.length} toplevel builds for ${sys.hosts.length} hosts: ${sys.toplevels.map((t) => `${t.host} on ${t.builtOn}`).join(', ') || 'none'}`,
+      ),
+    );
+  }
+  const unbuilt = targets.filter((t) => !systems.some((sys) => sys.hosts.includes(t)));
+  if (unbuilt.length) checks.push(check(`${label}: every host's system had a seed build`, false, `no seed build for ${unbuilt.join(', ')}`));
+  return checks;
+}
+
+/**
+ * `tsx scripts/deploy-all.ts --inventory <lab> --json`. `newGeneration: false`
  * for a re-run of a generation that is already deployed (nothing may build).
  */
 export async function measureStaged(
@@ -151,9 +230,12 @@ export async function measureStaged(
     inventoryPath?: string;
     /** keep every command's argv in the stored report (else labels) */
     fullCommands?: boolean;
+    /** the inventory's targets (default the lab's opis) */
+    targets?: readonly string[];
   },
 ): Promise<StagedResult> {
   const { lab, executor, signal } = ctx;
+  const targets = options.targets ?? lab.hosts;
   if (options.newGeneration) await lab.generation(options.generation);
   const buildsBefore = lab.builds().length;
   const requestsBefore = lab.cacheRequests().length;
@@ -167,10 +249,10 @@ export async function measureStaged(
     '--report-dir', join(lab.dir, 'runs'),
     ...(options.concurrency === undefined ? [] : ['--concurrency', String(options.concurrency)]),
   ];
-  ctx.progress(`${options.label}: deploy-all on ${lab.hosts.length} hosts`);
+  ctx.progress(`${options.label}: deploy-all on ${targets.length} hosts`);
   const knobs = lab.knobs!;
   const result = await executor.run(
-    { argv, env: { ...lab.env, CI: 'true' }, timeoutMs: (knobs.kernelSeconds + knobs.hostSeconds * lab.hosts.length + 300) * 1000 },
+    { argv, env: { ...lab.env, CI: 'true' }, timeoutMs: (knobs.kernelSeconds + knobs.hostSeconds * targets.length + 300) * 1000 },
     { signal },
   );
   if (result.aborted || signal.aborted) throw new Interrupted();
@@ -187,7 +269,7 @@ export async function measureStaged(
   const kernelBuiltOn = lab.kernelBuilds(options.generation);
   const toplevels = lab.toplevelBuilds(options.generation);
   const newBuilds = lab.builds().slice(buildsBefore);
-  const byAddress = new Map(lab.hosts.map((h) => [hostAddress(h), h]));
+  const byAddress = new Map(targets.map((h) => [hostAddress(h), h]));
   const cacheRequests: Record<string, { narinfo: number; nar: number }> = {};
   for (const r of lab.cacheRequests().slice(requestsBefore)) {
     const who = byAddress.get(r.client) ?? (r.client === '10.213.77.1' ? 'hawk' : r.client);
@@ -196,31 +278,25 @@ export async function measureStaged(
     else if (r.path.startsWith('/nar/')) entry.nar++;
   }
 
-  const seed = report.seed ?? '';
+  const systems = systemResults(lab, report, options.generation);
   const checks: Check[] = [
     check(`${options.label}: deploy-all succeeded`, result.exitCode === 0 && report.outcome === 'success', `exit ${result.exitCode}, outcome ${report.outcome}${parsed.error?.message ? `: ${parsed.error.message.split('\n')[0]}` : ''}`),
   ];
   if (options.newGeneration) {
-    checks.push(
-      check(`${options.label}: the kernel was built once, on the seed ${seed}`, sameHosts(kernelBuiltOn, [seed]), `builds.log: built ${kernelBuiltOn.length}× (on ${kernelBuiltOn.join(', ') || 'nothing'})`),
-      check(
-        `${options.label}: each toplevel was built once, on the seed`,
-        toplevels.length === lab.hosts.length && toplevels.every((b) => b.host === seed),
-        `${toplevels.length} toplevel builds for ${lab.hosts.length} hosts, on ${[...new Set(toplevels.map((b) => b.host))].join(', ') || 'nothing'}`,
-      ),
-    );
-    const notFetched = lab.hosts.filter((h) => h !== seed && !(cacheRequests[h]?.nar ?? 0));
+    checks.push(...buildChecks(options.label, systems, targets, lab.hosts));
+    const seeds = systems.map((sys) => sys.seed);
+    const notFetched = targets.filter((h) => !seeds.includes(h) && !(cacheRequests[h]?.nar ?? 0));
     checks.push(check(`${options.label}: every other host fetched from the cache`, notFetched.length === 0, notFetched.length ? `no NAR download by ${notFetched.join(', ')}` : 'every non-seed host downloaded NARs (cache-access.log)'));
   } else {
     checks.push(check(`${options.label}: nothing was built`, newBuilds.length === 0, `${newBuilds.length} builds (${newBuilds.map((b) => b.name).join(', ') || 'none'})`));
   }
   const toplevelOf = new Map(report.hosts.map((h) => [h.name, (h as { toplevel?: string }).toplevel]));
-  const wrong = lab.hosts.filter((h) => !toplevelOf.get(h) || lab.currentSystem(h) !== toplevelOf.get(h));
+  const wrong = targets.filter((h) => !toplevelOf.get(h) || lab.currentSystem(h) !== toplevelOf.get(h));
   checks.push(check(`${options.label}: every host runs the deployed toplevel`, wrong.length === 0, wrong.length ? `not running the report's toplevel: ${wrong.join(', ')}` : 'current-system matches the report on every host'));
 
   return {
     generation: options.generation,
-    hosts: lab.hosts.length,
+    hosts: targets.length,
     concurrency: options.concurrency,
     exitCode: result.exitCode,
     outcome: report.outcome,
@@ -228,10 +304,77 @@ export async function measureStaged(
     overhead,
     kernelBuiltOn,
     toplevelBuilds: toplevels.length,
+    systems,
     cacheRequests,
     report: options.fullCommands ? report : { ...report, commands: compactCommands(report.commands) },
     checks,
   };
+}
+
+// --- mixed fleet: two systems in one run -------------------------------------------
+
+/** How long two builds ran at the same time, and what share of the shorter one that is. */
+export interface Overlap {
+  readonly ms: number;
+  /** ms / the shorter build's length (0..1) */
+  readonly ofShorter: number;
+}
+
+export interface MixedResult {
+  /** deploy-all on the fleet inventory, with its per-system builds and checks */
+  readonly run: StagedResult;
+  /** the two kernel builds (builds.log): overlapping is the point of building systems side by side */
+  readonly kernelOverlap: Overlap | undefined;
+  /** the two systems' seed builds (`nix build` spans, report.systemBuilds) */
+  readonly buildOverlap: Overlap | undefined;
+  /** the deploy stage (report.stages) */
+  readonly deployMs: number | undefined;
+  readonly checks: readonly Check[];
+}
+
+function overlapOf(a: { startMs: number; ms: number } | undefined, b: { startMs: number; ms: number } | undefined): Overlap | undefined {
+  if (!a || !b || !Number.isFinite(a.startMs + a.ms + b.startMs + b.ms)) return undefined;
+  const ms = overlapLength({ start: a.startMs, end: a.startMs + a.ms }, { start: b.startMs, end: b.startMs + b.ms });
+  const shorter = Math.min(a.ms, b.ms);
+  return { ms, ofShorter: shorter > 0 ? ms / shorter : 0 };
+}
+
+/**
+ * deploy-all on the lab's fleet inventory (hosts-fleet.json: the opis,
+ * aarch64-linux, plus calypso, x86_64-linux) on a fresh generation: one seed
+ * build per system at the same time, aarch64 on the opis, x86_64 here on hawk.
+ * Checks, besides the staged run's: exactly two systems, x86_64 built here,
+ * and the two kernel builds overlapped.
+ */
+export async function measureMixed(ctx: Context, options: { generation: string; concurrency?: number | undefined }): Promise<MixedResult> {
+  const run = await measureStaged(ctx, {
+    generation: options.generation,
+    newGeneration: true,
+    concurrency: options.concurrency,
+    label: 'mixed',
+    inventoryPath: ctx.lab.fleetInventoryPath,
+    targets: [...ctx.lab.hosts, X86_TARGET],
+  });
+  const [a, b] = run.systems;
+  const span = (sys: SystemResult | undefined) =>
+    sys?.buildStartMs === undefined || sys.buildMs === undefined ? undefined : { startMs: sys.buildStartMs, ms: sys.buildMs };
+  const kernelOverlap = run.systems.length === 2 ? overlapOf(a!.kernels[0], b!.kernels[0]) : undefined;
+  const buildOverlap = run.systems.length === 2 ? overlapOf(span(a), span(b)) : undefined;
+  const x86 = run.systems.find((sys) => sys.system === 'x86_64-linux');
+  const checks: Check[] = [
+    check(
+      'mixed: one seed build per system, aarch64-linux and x86_64-linux',
+      sameHosts(run.systems.map((sys) => sys.system), ['aarch64-linux', 'x86_64-linux']),
+      `systemBuilds: ${run.systems.map((sys) => `${sys.system} on ${sys.on === 'here' ? `${sys.seed} (here)` : sys.seed}`).join(', ') || 'none'}`,
+    ),
+    check('mixed: x86_64-linux was built here, on hawk', x86?.on === 'here' && x86.seed === 'hawk', `x86_64-linux: ${x86 ? `${x86.on}, ${x86.seed}` : 'no seed build'}`),
+    check(
+      'mixed: the two kernel builds overlapped',
+      (kernelOverlap?.ms ?? 0) > 0,
+      kernelOverlap ? `${(kernelOverlap.ms / 1000).toFixed(2)} s, ${(kernelOverlap.ofShorter * 100).toFixed(0)}% of the shorter` : 'not two kernel builds with times in builds.log',
+    ),
+  ];
+  return { run, kernelOverlap, buildOverlap, deployMs: run.report.stages.find((st) => st.name === 'deploy')?.durationMs, checks };
 }
 
 // --- dissection: inside the commands ---------------------------------------------

@@ -1,7 +1,7 @@
 /** What one benchmark run records (bench/results/<ISO timestamp>.json), and the figures it compares with. */
 import { expectedDeployWaves, median, type ReportSpan } from './analysis.ts';
 import type { Knobs } from './lab.ts';
-import type { Check, Dissection, SequentialResult, StagedResult } from './measure.ts';
+import type { Check, Dissection, MixedResult, SequentialResult, StagedResult } from './measure.ts';
 import { writeJsonAtomically } from '../lib/util/atomic-json.ts';
 
 /** nix-distributed-builds.md: ~40 min kernel per opi, ~120 min one by one, ~44 min staged, cache download ~1 min. */
@@ -41,7 +41,7 @@ export interface BenchResults {
   readonly source: { commit: string; uncommitted: readonly string[] };
   readonly timeScale: '1 minute = 1 second';
   readonly knobs: Knobs;
-  readonly options: { concurrency: number | undefined; scale: readonly number[]; dissectKernelSeconds: number; sequential: boolean };
+  readonly options: { concurrency: number | undefined; scale: readonly number[]; dissectKernelSeconds: number; sequential: boolean; mixed: boolean };
   readonly document: typeof DOCUMENT;
   /** the lab's ideal numbers at these knobs (see README "Benchmark") */
   readonly model: {
@@ -57,6 +57,10 @@ export interface BenchResults {
   staged?: StagedResult;
   /** staged wall / sequential total */
   ratio?: number;
+  /** deploy-all on the opis and calypso (aarch64-linux + x86_64-linux), a fresh generation */
+  mixed?: MixedResult;
+  /** mixed wall / staged wall (aarch64 only, same run): two systems should cost about what one does */
+  mixedRatio?: number;
   noopRerun?: StagedResult;
   /** the same with ControlMaster in the inventory's ssh options: what connection reuse would save */
   noopRerunMultiplexed?: StagedResult;

@@ -1,5 +1,5 @@
 /** The readable summary of a benchmark run (the JSON has everything). */
-import type { StagedResult } from './measure.ts';
+import type { MixedResult, StagedResult } from './measure.ts';
 import type { BenchResults } from './results.ts';
 
 const s = (ms: number | undefined, digits = 1) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(digits)} s`);
@@ -12,11 +12,44 @@ function table(header: readonly string[], rows: readonly (readonly string[])[], 
   return [line(header), ...rows.map(line)];
 }
 
+/** A deploy-all run's stages and hosts, each with its duration, outcome and start. */
+function spanTables(r: StagedResult['report']): string[] {
+  const seeds = new Set([r.seed, ...(r.systemBuilds ?? []).map((b) => b.seed)]);
+  const stageRows = r.stages.map((st) => [st.name, s(st.durationMs, 2), st.outcome ?? '', st.startMs === undefined ? '' : `at ${s(st.startMs, 2)}`]);
+  const hostRows = r.hosts.map((h) => [`${h.name}${seeds.has(h.name) ? ' (seed)' : ''}`, s(h.durationMs, 2), h.state ?? '', h.startMs === undefined ? '' : `at ${s(h.startMs, 2)}`]);
+  return [...table(['stage', 'duration', 'outcome', 'start'], stageRows, [1]), ...table(['host', 'deploy', 'state', 'start'], hostRows, [1])];
+}
+
+/** The mixed-fleet run: its wall time and stages, each system's build and kernel, how long the kernels overlapped. */
+function mixedBlock(mixed: MixedResult, staged: StagedResult | undefined, ratio: number | undefined): string[] {
+  const run = mixed.run;
+  const systemRows = run.systems.map((sys) => [
+    sys.system,
+    sys.on === 'here' ? `${sys.seed} (here)` : `builders, seed ${sys.seed}`,
+    sys.hosts.join(' '),
+    sys.buildStartMs === undefined ? '—' : `at ${s(sys.buildStartMs, 2)}`,
+    s(sys.buildMs, 2),
+    `${sys.kernels.length}× on ${sys.kernels.map((k) => k.host).join(', ') || '—'}`,
+    sys.kernels[0] ? `at ${s(sys.kernels[0].startMs, 2)}` : '—',
+    s(sys.kernels[0]?.ms, 2),
+    sys.toplevels.map((t) => `${t.host}→${t.builtOn}`).join(' '),
+  ]);
+  const overlap = (what: string, o: MixedResult['kernelOverlap']) =>
+    o ? `${what} overlapped ${s(o.ms, 2)} = ${(o.ofShorter * 100).toFixed(1)}% of the shorter` : `${what}: no overlap measured`;
+  return [
+    `  wall ${s(run.wallMs, 2)} (its own clock ${s(run.report.totalMs, 2)}), outcome ${run.outcome}; deploy stage ${s(mixed.deployMs, 2)}; ${run.hosts} hosts, ${run.systems.length} systems`,
+    ...table(['system', 'built on', 'hosts', 'build start', 'build span', 'kernel', 'kernel start', 'kernel took', 'toplevels (host→built on)'], systemRows, [3, 4, 6, 7]),
+    `  ${overlap('the two kernel builds (builds.log)', mixed.kernelOverlap)}; ${overlap('the two seed builds (report)', mixed.buildOverlap)}`,
+    ...(staged && ratio !== undefined
+      ? [`  mixed (2 systems) ${s(run.wallMs, 2)} vs staged (aarch64 only, same run) ${s(staged.wallMs, 2)}: ratio ${ratio.toFixed(3)} (${run.wallMs >= staged.wallMs ? '+' : '−'}${s(Math.abs(run.wallMs - staged.wallMs), 2)} for the second system)`]
+      : []),
+    ...spanTables(run.report),
+  ];
+}
+
 function stagedBlock(run: StagedResult, knobs: BenchResults['knobs'], floorS: number): string[] {
   const o = run.overhead;
   const r = run.report;
-  const stageRows = r.stages.map((st) => [st.name, s(st.durationMs, 2), st.outcome ?? '', st.startMs === undefined ? '' : `at ${s(st.startMs, 2)}`]);
-  const hostRows = r.hosts.map((h) => [`${h.name}${h.name === r.seed ? ' (seed)' : ''}`, s(h.durationMs, 2), h.state ?? '', h.startMs === undefined ? '' : `at ${s(h.startMs, 2)}`]);
   const idle = Object.entries(o.idleByStage)
     .filter(([, ms]) => ms >= 5)
     .map(([stage, ms]) => `${stage} ${s(ms, 2)}`)
@@ -32,8 +65,7 @@ function stagedBlock(run: StagedResult, knobs: BenchResults['knobs'], floorS: nu
   ];
   return [
     `  wall ${s(run.wallMs, 2)} (the deploy-all process; its own clock ${s(r.totalMs, 2)}), outcome ${run.outcome}`,
-    ...table(['stage', 'duration', 'outcome', 'start'], stageRows, [1]),
-    ...table(['host', 'deploy', 'state', 'start'], hostRows, [1]),
+    ...spanTables(r),
     `  kernel built ${run.kernelBuiltOn.length}× (on ${run.kernelBuiltOn.join(', ') || '—'}), ${run.toplevelBuilds} toplevel builds; cache downloads (NARs): ${
       Object.entries(run.cacheRequests)
         .filter(([, c]) => c.nar > 0)
@@ -86,6 +118,12 @@ export function renderSummary(results: BenchResults, resultsPath: string | undef
     out.push(...stagedBlock(staged, knobs, model.stagedFloorSeconds));
   }
 
+  const mixed = results.mixed;
+  if (mixed) {
+    out.push('', 'MIXED FLEET — deploy-all on the opis (aarch64-linux) + calypso (x86_64-linux), fresh generation: one seed build per system, at once');
+    out.push(...mixedBlock(mixed, staged, results.mixedRatio));
+  }
+
   if (seq && staged && results.ratio !== undefined) {
     out.push(
       '',
@@ -94,6 +132,9 @@ export function renderSummary(results: BenchResults, resultsPath: string | undef
       `  document: ${doc.stagedMinutes}/${doc.sequentialMinutes} min = ${doc.ratio.toFixed(2)}; physical limit ≈ ${doc.physicalLimitRatio} (one kernel build + a cache fetch + activation)`,
       `  lab floors at these knobs: staged as designed (seed deployed first) ${model.stagedFloorSeconds} s = ${model.stagedFloorRatio.toFixed(3)}; physical (one activation) ${model.physicalFloorSeconds} s = ${model.physicalFloorRatio.toFixed(3)}`,
       `  staged is ${s(staged.wallMs - model.stagedFloorSeconds * 1000, 2)} above its floor and ${s(staged.wallMs - model.physicalFloorSeconds * 1000, 2)} above the physical floor; orchestration overhead (wall − critical path) ${s(staged.overhead.overheadMs, 2)}`,
+      ...(mixed && results.mixedRatio !== undefined
+        ? [`  mixed fleet (2 systems) ${s(mixed.run.wallMs)}: ${results.mixedRatio.toFixed(3)}× staged; kernels overlapped ${s(mixed.kernelOverlap?.ms, 1)} (${((mixed.kernelOverlap?.ofShorter ?? 0) * 100).toFixed(0)}% of the shorter)`]
+        : []),
       `  note: those ${s(staged.wallMs - model.stagedFloorSeconds * 1000, 1)} (sequential: ${s(seq.totalMs - model.sequentialSeconds * 1000, 1)}) are real seconds of ssh, eval and process start, not scaled minutes: in the fleet they stay seconds against ~${doc.stagedMinutes} min`,
     );
   }
