@@ -18,7 +18,7 @@ import { isOnCoordinator } from '../remote/fleet.ts';
 import { colours } from './colour.ts';
 import { failure, interruptible, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
-import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
+import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom, thisMachine } from './selection.ts';
 
 export interface DoctorOptions {
   readonly inventory: string;
@@ -86,8 +86,9 @@ export async function runDoctorCli(argv: readonly string[], io: Io = processIo, 
     const inventory = await loadInventory(options.inventory);
     const hosts = resolveSelection(inventory, options.selector);
     const results = await interruptible(io, { stopping: 'stopping the running checks' }, (signal) => {
-      const env = { inventory, executor: deps.executor ?? new ZxExecutor(), onCoordinator: isOnCoordinator(inventory, deps.hostname ?? hostname()), signal };
-      return runChecks(doctorChecks(inventory, hosts), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
+      const here = thisMachine(inventory, deps.hostname ?? hostname());
+      const env = { inventory, executor: deps.executor ?? new ZxExecutor(), onCoordinator: isOnCoordinator(inventory, deps.hostname ?? hostname()), here, signal };
+      return runChecks(doctorChecks(inventory, hosts, here), createDoctorContext(env, deps.now ?? Date.now()), (result) => {
         if (!json) io.stdout(renderResult(result, chalk));
       });
     });

@@ -22,7 +22,7 @@ import { positiveInteger } from './args.ts';
 import { colours } from './colour.ts';
 import { failure, interruptible, type Io, processIo, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
-import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
+import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom, thisMachine } from './selection.ts';
 
 export interface ExecCliOptions {
   readonly selector: HostSelector;
@@ -252,7 +252,7 @@ export async function runExecCli(argv: readonly string[], io: Io = processIo, de
       return ExitCode.ok;
     }
     const inventory = await loadInventory(options.inventory);
-    const plan = planExec(inventory, resolveSelection(inventory, options.selector), options);
+    const plan = planExec(inventory, resolveSelection(inventory, options.selector), { ...options, here: thisMachine(inventory) });
     if (options.dryRun) {
       io.stdout(json ? JSON.stringify(execDryRunSchema.parse({ dryRun: true, plan }), null, 2) : renderExecPlan(plan));
       return ExitCode.ok;

@@ -20,7 +20,7 @@ import { positiveInteger } from './args.ts';
 import { colours } from './colour.ts';
 import { failure, interruptible, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { parseStrict } from './parse.ts';
-import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
+import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom, thisMachine } from './selection.ts';
 
 /** What `generations --json` prints: every selected host, in inventory order, listed or failed. */
 export const generationsOutputSchema = z.object({ hosts: z.array(hostGenerationsResultSchema) });
@@ -160,7 +160,7 @@ export async function runGenerationsCli(argv: readonly string[], io: Io = proces
       return ExitCode.ok;
     }
     const inventory = await loadInventory(options.inventory);
-    const plan = planGenerations(inventory, selectorFrom(options, options.hosts), { concurrency: options.concurrency });
+    const plan = planGenerations(inventory, selectorFrom(options, options.hosts), { concurrency: options.concurrency, here: thisMachine(inventory) });
     if (options.dryRun) {
       io.stdout(json ? JSON.stringify(generationsDryRunSchema.parse({ dryRun: true, plan }), null, 2) : renderGenerationsPlan(plan));
       return ExitCode.ok;

@@ -2,7 +2,10 @@
  * `--on` and `--exclude`, the same on every command (lib/inventory/select.ts
  * resolves them against the inventory).
  */
+import { hostname, userInfo } from 'node:os';
+import type { Inventory } from '../inventory/schema.ts';
 import type { HostSelector } from '../inventory/select.ts';
+import { type Here, hereAmong, isOnCoordinator } from '../remote/fleet.ts';
 
 /** parseStrict options: both repeatable. */
 export const SELECTION_OPTIONS = {
@@ -21,4 +24,14 @@ export const SELECTION_HELP = `  --on <selector>      hosts to act on: names, @t
  */
 export function selectorFrom(values: { readonly on?: readonly string[] | undefined; readonly exclude?: readonly string[] | undefined }, extra: readonly string[] = []): HostSelector {
   return { on: [...extra, ...(values.on ?? [])], exclude: [...(values.exclude ?? [])] };
+}
+
+/**
+ * The inventory's host that is the machine this command runs on, if any,
+ * with the user it runs as (lib/remote/fleet.ts hereAmong): the coordinator
+ * when running there, else the host named by this machine's hostname.
+ * Commands reach it here, without ssh, as the deploy does.
+ */
+export function thisMachine(inventory: Inventory, host = hostname()): Here | undefined {
+  return hereAmong(inventory, Object.keys(inventory.hosts), isOnCoordinator(inventory, host), host, userInfo().username);
 }

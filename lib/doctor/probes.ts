@@ -8,7 +8,7 @@ import { type GcRootListing, listRootsArgv, parseRootListing } from '../cache/gc
 import { commandLine } from '../exec/describe.ts';
 import type { CommandResult, CommandSpec, Executor } from '../exec/types.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
-import { atPlace, coordinatorPlace, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { atPlace, coordinatorPlace, shortCommandTimeoutMs, type Here, reachTarget } from '../remote/fleet.ts';
 import { type Generation, generationProbeArgv, parseGeneration } from '../remote/scripts.ts';
 
 export interface Ran<T> {
@@ -33,6 +33,8 @@ export interface ProbeEnvironment {
   readonly inventory: Inventory;
   readonly executor: Executor;
   readonly onCoordinator: boolean;
+  /** the selected host that is this machine: read here, without ssh, as the deploy would */
+  readonly here?: Here | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -75,7 +77,7 @@ export function makeProbes(env: ProbeEnvironment): Probes {
     ),
   );
   const generation = once((host: HostName) =>
-    runCommand(env, { argv: generationProbeArgv(targetHost(inventory, host), inventory.paths), timeoutMs: sshTimeoutMs }, parseGeneration),
+    runCommand(env, { argv: generationProbeArgv(reachTarget(inventory, host, env.here), inventory.paths), timeoutMs: sshTimeoutMs }, parseGeneration),
   );
   return { cacheInfo: () => cacheInfo(undefined), gcRoots: () => gcRoots(undefined), generation };
 }

@@ -1,6 +1,7 @@
 /** What a doctor check is and what it reports. */
 import type { Executor } from '../exec/types.ts';
 import type { Inventory } from '../inventory/schema.ts';
+import type { Here } from '../remote/fleet.ts';
 import type { Probes } from './probes.ts';
 
 /** skip: not checked because something it needs failed (reported by another check). */
@@ -28,6 +29,8 @@ export interface DoctorContext {
   readonly executor: Executor;
   /** whether this process runs on the coordinator (the cache host) */
   readonly onCoordinator: boolean;
+  /** the selected host that is this machine (checked here, without ssh, as the deploy reaches it) */
+  readonly here?: Here | undefined;
   /** the clock for root ages */
   readonly now: number;
   readonly signal?: AbortSignal | undefined;

@@ -28,7 +28,7 @@ import { closureDiffArgv } from '../nix/closure-diff.ts';
 import { trustProbeCommands } from '../nix/trust.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
-import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, localTargetHost, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, type Here, reachTarget, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { BOOTED_SYSTEM } from '../remote/generations.ts';
 import { armArgs, BOOT_CHECK, CONFIRM, generationProbeArgv, REBOOT, REBOOT_MARKER_DIR, ROLLBACK } from '../remote/scripts.ts';
@@ -234,17 +234,10 @@ export function planTargetChecks(hosts: readonly HostName[], targets: Readonly<R
 /**
  * Each target as its deploy user, reusing one connection per target for the
  * run unless `reuse` is false; `here`: the target that is this machine, as
- * the orchestrator's user, without ssh.
+ * the orchestrator's user, without ssh (lib/remote/fleet.ts reachTarget).
  */
-export function planTargets(
-  inventory: Inventory,
-  hosts: readonly HostName[],
-  reuse: boolean,
-  here?: { readonly name: HostName; readonly user: string },
-): Record<HostName, RemoteHost> {
-  return Object.fromEntries(
-    hosts.map((host) => [host, host === here?.name ? localTargetHost(inventory, host, here.user) : targetHost(inventory, host, reuse ? PLACEHOLDER.sshControlDir : undefined)]),
-  );
+export function planTargets(inventory: Inventory, hosts: readonly HostName[], reuse: boolean, here?: Here): Record<HostName, RemoteHost> {
+  return Object.fromEntries(hosts.map((host) => [host, reachTarget(inventory, host, here, reuse ? PLACEHOLDER.sshControlDir : undefined)]));
 }
 
 /** How the deploy stage runs: pace and safety choices, and the command that activates a host's new generation. */

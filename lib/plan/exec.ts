@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { UsageError } from '../errors.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
-import { shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { type Here, reachTarget, shortCommandTimeoutMs } from '../remote/fleet.ts';
 import { remoteArgv, remoteHostSchema } from '../remote/host.ts';
 import { plannedCommandSchema } from './types.ts';
 
@@ -48,6 +48,8 @@ export interface ExecOptions {
   readonly sudo: boolean;
   readonly concurrency?: number | undefined;
   readonly timeoutSeconds?: number | undefined;
+  /** this machine: run there without ssh */
+  readonly here?: Here | undefined;
 }
 
 /**
@@ -83,7 +85,7 @@ export function planExec(inventory: Inventory, hosts: readonly HostName[], optio
     concurrency: options.concurrency ?? EXEC_DEFAULT_CONCURRENCY,
     timeoutSeconds,
     hosts: hosts.map((name) => {
-      const target = targetHost(inventory, name);
+      const target = reachTarget(inventory, name, options.here);
       return { name, target, command: { argv: remoteArgv(target, boundedArgv(options.argv, timeoutSeconds), { asRoot: options.sudo }), timeoutMs } };
     }),
   });

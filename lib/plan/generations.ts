@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { Inventory } from '../inventory/schema.ts';
 import { type HostSelector, resolveSelection } from '../inventory/select.ts';
-import { shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { type Here, reachTarget, shortCommandTimeoutMs } from '../remote/fleet.ts';
 import { generationsArgv } from '../remote/generations.ts';
 import { remoteHostSchema } from '../remote/host.ts';
 import { plannedCommandSchema } from './types.ts';
@@ -36,11 +36,15 @@ export type GenerationsPlan = z.infer<typeof generationsPlanSchema>;
  * UsageError when it names none). Each command is bounded by the inventory's
  * short-command timeout (lib/remote/fleet.ts shortCommandTimeoutMs).
  */
-export function planGenerations(inventory: Inventory, selector: HostSelector, options: { readonly concurrency?: number | undefined } = {}): GenerationsPlan {
+export function planGenerations(
+  inventory: Inventory,
+  selector: HostSelector,
+  options: { readonly concurrency?: number | undefined; /** this machine: read here, without ssh */ readonly here?: Here | undefined } = {},
+): GenerationsPlan {
   const timeoutMs = shortCommandTimeoutMs(inventory);
   return {
     hosts: resolveSelection(inventory, selector).map((name) => {
-      const target = targetHost(inventory, name);
+      const target = reachTarget(inventory, name, options.here);
       return { name, target, command: { argv: generationsArgv(target, inventory.paths), timeoutMs } };
     }),
     concurrency: options.concurrency ?? DEFAULT_GENERATIONS_CONCURRENCY,

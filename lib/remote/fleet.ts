@@ -64,6 +64,27 @@ export function thisMachineAmong(inventory: Inventory, hosts: readonly HostName[
   return hosts.find((name) => name === short || inventory.hosts[name]!.address.host === hostname);
 }
 
+/** The selected host that is this machine, and the user the orchestrator runs as here (whose sudo -n the root steps use). */
+export interface Here {
+  readonly name: HostName;
+  readonly user: string;
+}
+
+/** {@link thisMachineAmong} with the user the orchestrator runs as here: the target reached without ssh, if any. */
+export function hereAmong(inventory: Inventory, hosts: readonly HostName[], onCoordinator: boolean, hostname: string, user: string): Here | undefined {
+  const name = thisMachineAmong(inventory, hosts, onCoordinator, hostname);
+  return name === undefined ? undefined : { name, user };
+}
+
+/**
+ * A target as every command reaches it: this machine (`here`) without ssh
+ * (localTargetHost), any other over ssh as its deploy user (targetHost;
+ * `controlDir`: one reused connection for the run).
+ */
+export function reachTarget(inventory: Inventory, name: HostName, here: Here | undefined, controlDir?: string): RemoteHost {
+  return name === here?.name ? localTargetHost(inventory, name, here.user) : targetHost(inventory, name, controlDir);
+}
+
 /** A remote builder as its builder user (no root: its Nix daemon trusts that user); undefined when the host builds nothing. */
 export function builderHost(inventory: Inventory, name: HostName): RemoteHost | undefined {
   const entry = entryOf(inventory, name);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { userInfo } from 'node:os';
+import { thisMachine } from '../../lib/cli/selection.ts';
+import { targetCheck } from '../../lib/doctor/checks/targets.ts';
 import { planDeploy } from '../../lib/plan/assemble.ts';
+import { planExec } from '../../lib/plan/exec.ts';
+import { planGenerations } from '../../lib/plan/generations.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
 import { OPERATION_STAGES } from '../../lib/plan/types.ts';
 import { isOnCoordinator, thisMachineAmong } from '../../lib/remote/fleet.ts';
@@ -214,6 +219,18 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     expect(thisMachineAmong(whole, all, false, 'calypso.internal')).toBe('calypso');
     expect(thisMachineAmong(whole, all, false, 'calypso')).toBe('calypso');
     expect(thisMachineAmong(whole, all, false, 'ci-runner')).toBeUndefined();
+  });
+
+  it('generations, exec and the doctor reach the machine they run on as the deploy does: here, without ssh', () => {
+    const here = { name: 'hawk', user: 'avl' };
+    const generations = planGenerations(whole, { on: ['hawk', 'opi01'], exclude: [] }, { here });
+    expect(generations.hosts.map((h) => h.command.argv[0])).toEqual(['ssh', 'sh']);
+    const exec = planExec(whole, ['hawk'], { argv: ['systemctl', 'is-active', 'harmonia'], sudo: true, here });
+    expect(exec.hosts[0]!.command.argv.slice(0, 4)).toEqual(['sudo', '-n', '--', 'timeout']);
+    expect(targetCheck(whole, 'hawk', here).title).toBe('target hawk (this machine) answers here as avl');
+    expect(targetCheck(whole, 'calypso', here).title).toBe('target calypso answers as deploy@calypso.internal');
+    expect(thisMachine(whole, 'hawk')).toEqual({ name: 'hawk', user: userInfo().username });
+    expect(thisMachine(fleetInventory(), 'hawk')).toBeUndefined();
   });
 
   it('refuses a coordinator listed as a target of another system', () => {

@@ -5,7 +5,7 @@
  */
 import type { HostName, Inventory } from '../../inventory/schema.ts';
 import { remoteArgv, sshDestination, SUDO_HINT } from '../../remote/host.ts';
-import { shortCommandTimeoutMs, targetHost } from '../../remote/fleet.ts';
+import { type Here, reachTarget, shortCommandTimeoutMs } from '../../remote/fleet.ts';
 import { runCommand } from '../probes.ts';
 import { targetHints } from '../hints.ts';
 import type { Check } from '../types.ts';
@@ -16,11 +16,12 @@ export function asStorePath(path: string): string | undefined {
   return path.startsWith('/nix/store/') ? path : undefined;
 }
 
-export function targetCheck(inventory: Inventory, host: HostName): Check {
-  const target = targetHost(inventory, host);
+/** `here`: the host that is this machine, checked without ssh as the deploy reaches it (as the orchestrator's user, sudo -n). */
+export function targetCheck(inventory: Inventory, host: HostName, here?: Here): Check {
+  const target = reachTarget(inventory, host, here);
   return {
     id: `target:${host}`,
-    title: `target ${host} answers as ${sshDestination(target)}`,
+    title: target.local ? `target ${host} (this machine) answers here as ${target.user}` : `target ${host} answers as ${sshDestination(target)}`,
     async run(ctx) {
       const probe = await ctx.probes.generation(host);
       const tried = [probe.tried];
