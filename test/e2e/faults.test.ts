@@ -65,7 +65,7 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
       expect(run.json.report.stages.slice(1).every((s: { outcome: string }) => s.outcome === 'not-started')).toBe(true);
       expect(states(run.json.report).every(([, state, generation]) => state === 'not-started' && generation === 'previous')).toBe(true);
       expect(snapshot(['opi01', 'opi02', 'opi03'])).toEqual(before);
-      expect(acceptedLogins('opi01')).toBe(logins + 1); // preflight's ssh check only
+      expect(acceptedLogins('opi01')).toBe(logins + 2); // preflight's ssh checks only: as a builder and as a target
     } finally {
       await fault('cache-up');
     }
