@@ -21,7 +21,8 @@ const HAWK_ONLY = [
   'test/e2e/rollback.test.ts',
   'test/e2e/reboot.test.ts',
   'test/e2e/closure-diff.test.ts',
-  // Not test/e2e/prebuild.test.ts (--goal build): from calypso the build is copied to hawk and pinned there over SSH.
+  // --goal build runs the deploy's own build, copy and pin stages: from calypso, every deploy there copies to hawk and pins over SSH.
+  'test/e2e/prebuild.test.ts',
 ];
 
 const lab = (coordinator: 'hawk' | 'calypso', groupOrder: number) => ({
