@@ -73,7 +73,8 @@ Options:
   --reboot             with --goal boot: reboot each host (in waves with --rolling), wait
                        for it to come back (timeouts.rebootSeconds, default 600), check it
                        booted the new generation (/run/booted-system), run the health checks
-  --seed <host>        builder for the seed build (default: the inventory's "seed")
+  --seed <host>        preferred builder of its system's seed build (default: the inventory's
+                       "seed"; the other systems' builders, or the coordinator, build theirs)
   --concurrency <n>    hosts deployed at once after the seed (default: all)
 ${SELECTION_HELP}
 ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' : ''}  --rolling            deploy in waves (--batch-size, default 1) with health checks

@@ -17,7 +17,7 @@ import { localNixSystem } from '../nix/system.ts';
 import { planDeploy } from '../plan/assemble.ts';
 import { dryRunJson, renderPlan } from '../plan/render.ts';
 import type { DeployPlan, RollbackPlan, RunnablePlan } from '../plan/types.ts';
-import { isOnCoordinator, thisMachineAmong } from '../remote/fleet.ts';
+import { isOnCoordinator } from '../remote/fleet.ts';
 import { recentMedians } from '../report/compare.ts';
 import { type HistoryEntry, historyPathFor, readHistory } from '../report/history.ts';
 import { closureDiffText, hostClosureDiffText } from '../report/render/closure-diff.ts';
@@ -25,6 +25,7 @@ import { renderReport } from '../report/render/text.ts';
 import { type RendererChoice, type RunPlanOptions, type RunResult, runPlan } from '../run/run.ts';
 import { whyNotWritable } from '../util/writable.ts';
 import { type CliOptions, type Command, deployStageChoices, parseCliArgs, usage } from './args.ts';
+import { thisMachine } from './selection.ts';
 import { colours } from './colour.ts';
 import { exitCodeOf, failure, interruptible, type Io, processIo, reportError, wantsJson } from './io.ts';
 import { makeRollbackPlan } from './rollback.ts';
@@ -131,7 +132,7 @@ async function makePlan(options: CliOptions, executor: Executor): Promise<Deploy
     seed: options.seed,
     ...deployStageChoices(options),
     onCoordinator,
-    thisMachine: thisMachineAmong(inventory, hosts, onCoordinator, hostname()),
+    thisMachine: thisMachine(inventory)?.name,
     allowUnsigned: options.allowUnsigned,
     rebuildTool,
     localSystem: localNixSystem(),

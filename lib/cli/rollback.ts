@@ -2,16 +2,15 @@
  * scripts/rollback.ts's planning: which hosts go back to what. The rest —
  * confirmation, the run, the result — is the deploy's (lib/cli/deploy.ts).
  */
-import { hostname } from 'node:os';
 import { UsageError } from '../errors.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { resolveSelection } from '../inventory/select.ts';
-import { thisMachineAmong } from '../remote/fleet.ts';
 import { planRollback } from '../plan/rollback.ts';
 import type { RollbackPlan, RollbackTarget } from '../plan/types.ts';
 import { listRunIds, loadRun } from '../report/load.ts';
 import type { HostEntry, RunReport } from '../report/report.ts';
 import { type CliOptions, deployStageChoices } from './args.ts';
+import { thisMachine } from './selection.ts';
 
 /**
  * The rollback plan the options ask for. With --run, the hosts are those
@@ -25,7 +24,7 @@ export async function makeRollbackPlan(options: CliOptions, inventory: Inventory
   const paced = (hosts: readonly string[]) => ({
     goal: options.goal === 'dry-activate' || options.goal === 'build' ? undefined : options.goal,
     onCoordinator,
-    thisMachine: thisMachineAmong(inventory, hosts, onCoordinator, hostname()),
+    thisMachine: thisMachine(inventory)?.name,
     ...deployStageChoices(options),
   });
   if (request.kind !== 'run') {

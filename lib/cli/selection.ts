@@ -5,7 +5,8 @@
 import { hostname, userInfo } from 'node:os';
 import type { Inventory } from '../inventory/schema.ts';
 import type { HostSelector } from '../inventory/select.ts';
-import { type Here, hereAmong, isOnCoordinator } from '../remote/fleet.ts';
+import { UsageError } from '../errors.ts';
+import { type Here, hereAmong, localCoordinatorProblem } from '../remote/fleet.ts';
 
 /** parseStrict options: both repeatable. */
 export const SELECTION_OPTIONS = {
@@ -28,10 +29,13 @@ export function selectorFrom(values: { readonly on?: readonly string[] | undefin
 
 /**
  * The inventory's host that is the machine this command runs on, if any,
- * with the user it runs as (lib/remote/fleet.ts hereAmong): the coordinator
- * when running there, else the host named by this machine's hostname.
- * Commands reach it here, without ssh, as the deploy does.
+ * with the user it runs as (lib/remote/fleet.ts hereAmong): the host named
+ * by this machine's hostname. Commands reach it here, without ssh, as the
+ * deploy does. Throws UsageError (exit 2) when coordinator.local contradicts
+ * the hostname.
  */
 export function thisMachine(inventory: Inventory, host = hostname()): Here | undefined {
-  return hereAmong(inventory, Object.keys(inventory.hosts), isOnCoordinator(inventory, host), host, userInfo().username);
+  const problem = localCoordinatorProblem(inventory, host);
+  if (problem) throw new UsageError(problem);
+  return hereAmong(inventory, Object.keys(inventory.hosts), host, userInfo().username);
 }

@@ -115,8 +115,12 @@ export function systemBuilders(inventory: Inventory, hosts: readonly HostName[],
   if (requestedSeed !== undefined) {
     assertKnownHost(inventory, requestedSeed);
     const entry = inventory.hosts[requestedSeed]!;
-    if (!entry.builder || !systems.includes(entry.system)) {
-      throw new UsageError(`--seed ${requestedSeed}: it must be a builder for ${systems.join(' or ')} (a host with a "builder" entry)`);
+    if (!entry.builder) {
+      const named = systems.map((system) => `${system}: ${buildersOf(system).join(', ') || `none (built by the coordinator ${inventory.coordinator.name})`}`);
+      throw new UsageError(`--seed ${requestedSeed}: it has no "builder" entry, so it builds nothing; the selected systems' builders are ${named.join('; ')}`);
+    }
+    if (!systems.includes(entry.system)) {
+      throw new UsageError(`--seed ${requestedSeed} builds ${entry.system}, and no selected host is ${entry.system} (they are ${systems.join(', ')})`);
     }
   }
   return systems.map((system) => {

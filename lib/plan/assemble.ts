@@ -75,7 +75,7 @@ export interface PlanOptions extends DeployStageChoices {
   readonly localSystem?: string | undefined;
   /** the user the deploy runs as here (whose trust in Nix matters); default: this process's */
   readonly localUser?: string | undefined;
-  /** the selected host that is this machine (lib/remote/fleet.ts thisMachineAmong): activated here, without ssh, last */
+  /** the selected host that is this machine (lib/cli/selection.ts thisMachine): activated here, without ssh, last */
   readonly thisMachine?: HostName | undefined;
 }
 

@@ -52,16 +52,28 @@ export function localTargetHost(inventory: Inventory, name: HostName, user: stri
 }
 
 /**
- * The selected host that is the machine the orchestrator runs on, if any:
- * the coordinator when the run is on it (isOnCoordinator), else a host whose
- * name is this machine's hostname (or its first label) or whose address is
- * the hostname. Deploying it over ssh would reach itself through its own
- * network, which its activation may cut.
+ * The host among `hosts` that is the machine the orchestrator runs on, if
+ * any: the one whose name is this machine's hostname (or its first label),
+ * or whose address is the hostname. Only the hostname tells: deploying a
+ * host here, without ssh, applies its configuration to this machine, a
+ * stronger claim than `coordinator.local` (the coordinator's commands run
+ * here), which {@link localCoordinatorProblem} checks against the hostname.
  */
-export function thisMachineAmong(inventory: Inventory, hosts: readonly HostName[], onCoordinator: boolean, hostname: string): HostName | undefined {
-  if (onCoordinator && hosts.includes(inventory.coordinator.name)) return inventory.coordinator.name;
+export function thisMachineAmong(inventory: Inventory, hosts: readonly HostName[], hostname: string): HostName | undefined {
   const short = hostname.split('.')[0];
   return hosts.find((name) => name === short || inventory.hosts[name]!.address.host === hostname);
+}
+
+/**
+ * Why `coordinator.local: true` cannot be right on this machine, if it
+ * cannot: the hostname names another host of the inventory (the run would
+ * pin and lock here, and treat this machine as the coordinator).
+ */
+export function localCoordinatorProblem(inventory: Inventory, hostname: string): string | undefined {
+  const named = thisMachineAmong(inventory, Object.keys(inventory.hosts), hostname);
+  if (!inventory.coordinator.local || named === undefined || named === inventory.coordinator.name) return undefined;
+  return `coordinator.local is true (the run is on ${inventory.coordinator.name}), but this machine's hostname ${hostname} is ${named}'s: ` +
+    `set coordinator.local to false where the run is not always on ${inventory.coordinator.name}`;
 }
 
 /** The selected host that is this machine, and the user the orchestrator runs as here (whose sudo -n the root steps use). */
@@ -71,8 +83,8 @@ export interface Here {
 }
 
 /** {@link thisMachineAmong} with the user the orchestrator runs as here: the target reached without ssh, if any. */
-export function hereAmong(inventory: Inventory, hosts: readonly HostName[], onCoordinator: boolean, hostname: string, user: string): Here | undefined {
-  const name = thisMachineAmong(inventory, hosts, onCoordinator, hostname);
+export function hereAmong(inventory: Inventory, hosts: readonly HostName[], hostname: string, user: string): Here | undefined {
+  const name = thisMachineAmong(inventory, hosts, hostname);
   return name === undefined ? undefined : { name, user };
 }
 

@@ -30,7 +30,8 @@ export function deployTask(): ListrTask<RunContext> {
       // A deploy's preferred seeds go first, alone, when they are targets (the plan's first wave): its failure stops the rest.
       const plan = ctx.plan;
       const preferredSeeds = new Set(plan.operation === 'deploy' ? plan.builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host)) : []);
-      const seeds = new Set(Object.values(ctx.seeds));
+      // The hosts that built: a system built here has no seed among the targets.
+      const seeds = new Set(plan.operation === 'deploy' ? plan.builds.filter((b) => b.on === 'builders').map((b) => ctx.seeds[b.system]) : []);
       const { waves } = ctx.plan;
       const rollback = ctx.plan.operation === 'rollback';
       const what = deploy.diffOnly ? 'compare closures, activate nothing (--dry-run --diff)' : `${rollback ? 'switch back' : 'deploy'} (${goal}`;
@@ -38,10 +39,15 @@ export function deployTask(): ListrTask<RunContext> {
       const limit = pLimit(deploy.concurrency);
       // Where the rollout stopped: the first wave whose failure stops the later ones.
       let stoppedAfter: number | undefined;
+      let firstFailed: number | undefined;
       const stops = (index: number) => (index === 0 && waves[0]!.some((h) => preferredSeeds.has(h))) || (deploy.rolling && !deploy.keepGoing);
+      // The cache host's and this machine's waves (the plan's last, alone) go only when nothing failed before them, unless --keep-going.
+      const guarded = (index: number) =>
+        index > 0 && waves[index]!.length === 1 && (waves[index]![0] === plan.coordinator.name || deploy.hosts[waves[index]![0]!]!.target.local === true);
       const rollout = new Waves(
         waves.map((wave) => wave.length),
         (index, failed) => {
+          if (failed) firstFailed ??= index;
           if (failed && stoppedAfter === undefined && stops(index)) stoppedAfter = index;
         },
       );
@@ -59,8 +65,9 @@ export function deployTask(): ListrTask<RunContext> {
                   await rollout.ended(index - 1);
                 }
                 if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
-                if (stoppedAfter !== undefined) {
-                  sub.skip(`${host}: not started (wave ${stoppedAfter + 1} failed)`);
+                const stoppedBy = stoppedAfter ?? (guarded(index) && !deploy.keepGoing ? firstFailed : undefined);
+                if (stoppedBy !== undefined) {
+                  sub.skip(`${host}: not started (wave ${stoppedBy + 1} failed)`);
                   return;
                 }
                 if (limit.activeCount >= limit.concurrency) sub.output = `${host}: waiting for a free slot`;

@@ -198,7 +198,10 @@ describe('host selection', () => {
       json.hosts.opi02.system = 'riscv64-linux';
       delete json.hosts.opi01.builder;
     });
-    expect(() => systemBuilders(mixed, ['opi01'], 'opi02')).toThrow(/--seed opi02: it must be a builder for aarch64-linux/);
+    expect(() => systemBuilders(mixed, ['opi01'], 'opi02')).toThrow('--seed opi02 builds riscv64-linux, and no selected host is riscv64-linux (they are aarch64-linux)');
+    expect(() => systemBuilders(wholeFleetInventory(), ['opi01', 'hawk'], 'hawk')).toThrow(
+      '--seed hawk: it has no "builder" entry, so it builds nothing; the selected systems\' builders are aarch64-linux: opi03, opi01, opi02; x86_64-linux: none (built by the coordinator hawk)',
+    );
     expect(() => systemBuilders(mixed, ['opi01'], 'opi07')).toThrow("unknown host 'opi07'");
     const riscv = fleetInventory((json) => {
       json.hosts.opi02.system = 'riscv64-linux';

@@ -214,11 +214,16 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
   });
 
   it('knows which selected host is the machine it runs on', () => {
-    expect(thisMachineAmong(whole, all, true, 'hawk')).toBe('hawk');
-    expect(thisMachineAmong(whole, ['opi01'], true, 'hawk')).toBeUndefined();
-    expect(thisMachineAmong(whole, all, false, 'calypso.internal')).toBe('calypso');
-    expect(thisMachineAmong(whole, all, false, 'calypso')).toBe('calypso');
-    expect(thisMachineAmong(whole, all, false, 'ci-runner')).toBeUndefined();
+    expect(thisMachineAmong(whole, all, 'hawk')).toBe('hawk');
+    expect(thisMachineAmong(whole, ['opi01'], 'hawk')).toBeUndefined();
+    expect(thisMachineAmong(whole, all, 'calypso.internal')).toBe('calypso');
+    expect(thisMachineAmong(whole, all, 'calypso')).toBe('calypso');
+    expect(thisMachineAmong(whole, all, 'ci-runner')).toBeUndefined();
+    // coordinator.local says where the coordinator's commands run, not which host this machine is.
+    const local = wholeFleetInventory((json) => (json.coordinator.local = true));
+    expect(thisMachine(local, 'ci-runner')).toBeUndefined();
+    expect(thisMachine(local, 'hawk')?.name).toBe('hawk');
+    expect(() => thisMachine(local, 'calypso')).toThrow(/coordinator\.local is true \(the run is on hawk\), but this machine's hostname calypso is calypso's/);
   });
 
   it('generations, exec and the doctor reach the machine they run on as the deploy does: here, without ssh', () => {

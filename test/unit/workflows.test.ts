@@ -48,6 +48,8 @@ describe('GitHub workflows', () => {
     expect(deploy).toMatch(/runs-on: \[self-hosted, nix, tailnet\]/);
     expect(deploy).toMatch(/^permissions:\n {2}contents: read$/m);
     expect(deploy).toContain('scripts/doctor.ts');
+    // A dispatched build skips the doctor, which asks the targets: a prebuild works while one is down.
+    expect(job).toMatch(/- name: Doctor .*\n {8}# .*\n {8}if: inputs\.goal != 'build'\n {8}run: npx tsx scripts\/doctor\.ts\n/);
     expect(deploy).toContain('>>"$GITHUB_STEP_SUMMARY"');
   });
 
