@@ -14,16 +14,23 @@ import { sshDestination } from '../../lib/remote/host.ts';
 import { parseGeneration } from '../../lib/remote/scripts.ts';
 import type { RendererChoice, RunPlanOptions, RunResult } from '../../lib/run/run.ts';
 import { runPlan } from '../../lib/run/run.ts';
-import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory } from './fixtures.ts';
+import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, fleetInventory, wholeFleetInventory } from './fixtures.ts';
 import { startTestCache } from './http-cache.ts';
 import { RecordingExecutor, type Responder, when } from './recording-executor.ts';
 
 export const FLEET_HOSTS = ['opi01', 'opi02', 'opi03'];
+/** hosts.json's whole fleet, two systems (wholeFleetInventory). */
+export const WHOLE_FLEET_HOSTS = [...FLEET_HOSTS, 'hawk', 'calypso'];
+
+/** `nix eval` gives every one of `hosts` the fixture toplevel. */
+function evaluatesTo(hosts: readonly string[]): Responder {
+  return when(['eval'], { stdout: JSON.stringify(Object.fromEntries(hosts.map((h) => [h, { drv: FIXTURE_DRV, out: FIXTURE_TOPLEVEL }]))) });
+}
 export const FIXTURE_DRV = '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv';
 
 /** Every host evaluates and builds to the fixture path (on opi03), and ran system-4 before. */
 export const fleetResponders: readonly Responder[] = [
-  when(['eval'], { stdout: JSON.stringify(Object.fromEntries(FLEET_HOSTS.map((h) => [h, { drv: FIXTURE_DRV, out: FIXTURE_TOPLEVEL }]))) }),
+  evaluatesTo(FLEET_HOSTS),
   // Built where --builders points (the seed, or the one preflight failed over to), as Nix reports it.
   when(['build'], (spec) => ({
     stdout: JSON.stringify(FLEET_HOSTS.map(() => ({ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }))),
@@ -44,6 +51,8 @@ export interface PipelineOptions {
   readonly narinfo?: string;
   readonly plan?: Partial<PlanOptions>;
   readonly editInventory?: (json: any) => void;
+  /** deploy hosts.json's whole fleet (WHOLE_FLEET_HOSTS) instead of the three opis */
+  readonly wholeFleet?: boolean;
   readonly signal?: AbortSignal;
   /** listr2's renderer; default silent (`simple` prints what an operator's CI log shows) */
   readonly renderer?: RendererChoice;
@@ -55,15 +64,16 @@ export interface PipelineOptions {
 export async function runPipeline(responders: readonly Responder[], options: PipelineOptions = {}) {
   const cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': options.narinfo ?? fixture('narinfo/signed.narinfo') });
   try {
-    const inventory = fleetInventory((json) => {
+    const hosts = options.wholeFleet ? WHOLE_FLEET_HOSTS : FLEET_HOSTS;
+    const inventory = (options.wholeFleet ? wholeFleetInventory : fleetInventory)((json) => {
       json.cache.url = cache.url;
       json.cache.publicKey = FIXTURE_KEY;
       json.timeouts.cacheWaitSeconds = 1;
       json.health = { systemState: 'skip', retries: 1, intervalSeconds: 0, settleSeconds: 0 };
       options.editInventory?.(json);
     });
-    const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, ...options.plan });
-    const executor = new RecordingExecutor([...responders, ...fleetResponders]);
+    const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, ...options.plan });
+    const executor = new RecordingExecutor([...responders, ...(options.wholeFleet ? [evaluatesTo(hosts)] : []), ...fleetResponders]);
     const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: options.renderer ?? 'silent', runId: 'r1', confirmActivation: options.confirmActivation });
     return { result, executor, plan, cacheRequests: [...cache.requests] };
   } finally {

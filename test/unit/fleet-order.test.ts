@@ -5,40 +5,17 @@
  * by the switch of the machine the run is on.
  */
 import { describe, expect, it } from 'vitest';
-import { type PlanOptions, planDeploy } from '../../lib/plan/assemble.ts';
-import { runPlan } from '../../lib/run/run.ts';
-import { FIXTURE_KEY, FIXTURE_TOPLEVEL, fixture, wholeFleetInventory } from '../helpers/fixtures.ts';
-import { startTestCache } from '../helpers/http-cache.ts';
-import { FIXTURE_DRV } from '../helpers/pipeline.ts';
-import { RecordingExecutor, when } from '../helpers/recording-executor.ts';
-
-const HOSTS = ['opi01', 'opi02', 'opi03', 'hawk', 'calypso'];
+import type { PlanOptions } from '../../lib/plan/assemble.ts';
+import { runPipeline } from '../helpers/pipeline.ts';
 
 /** A deploy of the whole fleet whose nixos-rebuild fails for `failing`; every other step answers as a healthy host would. */
 async function deployFleet(failing: string, options: Partial<PlanOptions> & Pick<PlanOptions, 'onCoordinator'>) {
-  const cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': fixture('narinfo/signed.narinfo') });
-  try {
-    const inventory = wholeFleetInventory((json) => {
-      json.cache.url = cache.url;
-      json.cache.publicKey = FIXTURE_KEY;
-      json.timeouts.cacheWaitSeconds = 1;
-      json.health = { systemState: 'skip', retries: 0, intervalSeconds: 0, settleSeconds: 0 };
-    });
-    const plan = planDeploy(inventory, HOSTS, { goal: 'switch', localUser: 'avl', ...options });
-    const executor = new RecordingExecutor([
-      when(['eval'], { stdout: JSON.stringify(Object.fromEntries(HOSTS.map((h) => [h, { drv: FIXTURE_DRV, out: FIXTURE_TOPLEVEL }]))) }),
-      when(['build'], () => ({ stdout: JSON.stringify([{ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }]) })),
-      when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),
-      when(['avalanche-rollback'], { stdout: 'outcome=restored\nprofile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/old-system\n' }),
-      (spec) => (spec.argv.includes('nixos-rebuild') && spec.argv.some((a) => a.endsWith(`#${failing}`)) ? { exitCode: 1, stderr: 'activation failed' } : undefined),
-    ]);
-    const result = await runPlan(plan, { executor, signal: new AbortController().signal, renderer: 'silent', runId: 'r1' });
-    const states = Object.fromEntries(result.report.hosts.map((h) => [h.name, h.state]));
-    const rebuilt = executor.calls.filter((c) => c.argv.includes('nixos-rebuild')).map((c) => c.argv.find((a) => a.includes('#'))!.split('#')[1]);
-    return { plan, result, states, rebuilt };
-  } finally {
-    await cache.close();
-  }
+  const fails = (spec: { argv: readonly string[] }) =>
+    spec.argv.includes('nixos-rebuild') && spec.argv.some((a) => a.endsWith(`#${failing}`)) ? { exitCode: 1, stderr: 'activation failed' } : undefined;
+  const { plan, result, executor } = await runPipeline([fails], { wholeFleet: true, plan: { localUser: 'avl', ...options } });
+  const states = Object.fromEntries(result.report.hosts.map((h) => [h.name, h.state]));
+  const rebuilt = executor.calls.filter((c) => c.argv.includes('nixos-rebuild')).map((c) => c.argv.find((a) => a.includes('#'))!.split('#')[1]);
+  return { plan, result, states, rebuilt };
 }
 
 describe('the whole fleet: the cache host and this machine last, and only after the others went well', () => {
