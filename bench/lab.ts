@@ -8,6 +8,9 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:
 import { join } from 'node:path';
 import type { CommandResult, CommandSpec, Executor, RunOptions } from '../lib/exec/types.ts';
 import { outputTail, succeeded } from '../lib/exec/types.ts';
+import { type BuildRecord, parseBuildsLog } from '../test/lab/builds-log.ts';
+
+export type { BuildRecord } from '../test/lab/builds-log.ts';
 
 export const LAB_LOCK = '/run/avalanche-lab.lock';
 /** up.sh writes it while a lab is up (see test/lab/common.sh) */
@@ -51,19 +54,6 @@ export function hostAddress(host: string): string {
 /** The lab's x86_64 target besides the opis (always up; in the fleet inventory only). */
 export const X86_TARGET = 'calypso';
 
-/**
- * One finished lab build, a line of builds.log: `<host> <derivation name>
- * <generation> <start> <end>`. `host` built it (`hawk` for this machine's root
- * namespace); `start`/`end` are epoch seconds with fractions from the
- * builder's clock, which every lab host shares (NaN on a line without them).
- */
-export interface BuildRecord {
-  readonly host: string;
-  readonly name: string;
-  readonly generation: string;
-  readonly start: number;
-  readonly end: number;
-}
 
 /** The Nix system of a lab "kernel" by its derivation name (test/lab/flake.sh): `linux-x86_64-<V>` or `linux-<V>` (aarch64). */
 export function kernelSystem(name: string): 'x86_64-linux' | 'aarch64-linux' {
@@ -185,10 +175,7 @@ export class Lab {
 
   /** Every finished build, oldest first (the lab's shared/builds.log). */
   builds(): BuildRecord[] {
-    return this.lines('shared', 'builds.log').map((line) => {
-      const [host = '', name = '', generation = '', start, end] = line.split(' ');
-      return { host, name, generation, start: Number(start), end: Number(end) };
-    });
+    return parseBuildsLog(this.lines('shared', 'builds.log'));
   }
 
   /** The generation's kernel builds (`linux-<V>`, `linux-x86_64-<V>`: one per system), where and when. */

@@ -15,6 +15,9 @@ import { inject } from 'vitest';
 import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
 import type { CommandResult } from '../../lib/exec/types.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
+import { type BuildRecord, parseBuildsLog } from '../lab/builds-log.ts';
+
+export type { BuildRecord } from '../lab/builds-log.ts';
 
 const executor = new ZxExecutor();
 
@@ -185,28 +188,8 @@ function lines(path: string): string[] {
   return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
 }
 
-/**
- * One finished lab build, a line of builds.log:
- * `<host> <derivation name> <generation> <start> <end>`. `host` is the host
- * that built it (`hawk` for this machine's root namespace); `start` and `end`
- * are epoch seconds with fractions, read from the builder's clock (every lab
- * host shares this machine's), so two records' times compare.
- */
-export interface BuildRecord {
-  readonly host: string;
-  readonly name: string;
-  readonly generation: string;
-  /** epoch seconds (fractional) when the builder started */
-  readonly start: number;
-  /** epoch seconds (fractional) when it finished */
-  readonly end: number;
-}
-
 function buildLines(): BuildRecord[] {
-  return lines(labPath('shared/builds.log')).map((line) => {
-    const [host, name, generation, start, end] = line.split(' ');
-    return { host: host!, name: name!, generation: generation ?? '', start: Number(start), end: Number(end) };
-  });
+  return parseBuildsLog(lines(labPath('shared/builds.log')));
 }
 
 /** Every build the lab ran, with where and when (builds.log, oldest first). */
