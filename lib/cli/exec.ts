@@ -220,7 +220,7 @@ export function renderTally(results: readonly ExecHostResult[], durationMs: numb
 
 /** --dry-run: who runs what, then each host's exact ssh command line (copy-pasteable). */
 export function renderExecPlan(plan: ExecPlan): string {
-  const who = plan.sudo ? 'as root (sudo -n)' : "as each host's deploy user";
+  const who = `${plan.sudo ? 'as root (sudo -n)' : "as each host's deploy user"}${plan.hosts.some((h) => h.target.local) ? ' (the machine this runs on: here, as this user, without ssh)' : ''}`;
   return [
     `exec ${commandLine({ argv: plan.argv })} on ${plan.hosts.map((h) => h.name).join(', ')}`,
     `  ${who}, at most ${plan.concurrency} at a time, bounded by ${plan.timeoutSeconds} s on each host (then ssh here after ${Math.round(plan.hosts[0]!.command.timeoutMs / 1000)} s)`,

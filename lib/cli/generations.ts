@@ -14,7 +14,7 @@ import { loadInventory } from '../inventory/load.ts';
 import { allAnswered, type HostGenerationsResult, hostGenerationsResultSchema, runGenerations } from '../ops/generations.ts';
 import { DEFAULT_GENERATIONS_CONCURRENCY, type GenerationsPlan, generationsPlanSchema, planGenerations } from '../plan/generations.ts';
 import type { SystemGeneration } from '../remote/generations.ts';
-import { sshDestination } from '../remote/host.ts';
+import { describeReach } from '../remote/host.ts';
 import { textTable } from '../report/render/table.ts';
 import { positiveInteger } from './args.ts';
 import { colours } from './colour.ts';
@@ -136,7 +136,7 @@ export function renderGenerationsPlan(plan: GenerationsPlan): string {
   const seconds = Math.round((plan.hosts[0]?.command.timeoutMs ?? 0) / 1000);
   return [
     `plan: list the system generations of ${plan.hosts.map((h) => h.name).join(', ')} (at most ${plan.concurrency} at a time, each bounded to ${seconds} s; nothing changes on the hosts)`,
-    ...plan.hosts.flatMap((h) => [`  ${h.name} (as ${sshDestination(h.target)}):`, `    $ ${commandLine(h.command)}`]),
+    ...plan.hosts.flatMap((h) => [`  ${h.name} (${h.target.local ? '' : 'as '}${describeReach(h.target)}):`, `    $ ${commandLine(h.command)}`]),
   ].join('\n');
 }
 
@@ -173,7 +173,7 @@ export async function runGenerationsCli(argv: readonly string[], io: Io = proces
       ended[index] = result;
       while (!json && ended[printed]) {
         const host = plan.hosts[printed]!;
-        io.stdout(`${renderHostGenerations(ended[printed]!, sshDestination(host.target), chalk)}\n`);
+        io.stdout(`${renderHostGenerations(ended[printed]!, describeReach(host.target), chalk)}\n`);
         printed += 1;
       }
     };

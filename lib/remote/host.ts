@@ -43,6 +43,11 @@ export const SUDO_HINT =
 export const FRESH_CONNECTION = ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] as const;
 
 /** ssh's destination argument: `user@address`, an IPv6 address without brackets (ssh would take `[fd00::13]` for a host name). */
+/** Who runs a host's commands, for people: `deploy@opi01.internal`, or `here, as avl` for this machine. */
+export function describeReach(host: RemoteHost): string {
+  return host.local ? `here, as ${host.user}` : sshDestination(host);
+}
+
 export function sshDestination(host: RemoteHost): string {
   return `${host.user}@${host.address.host}`;
 }

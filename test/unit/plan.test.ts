@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { userInfo } from 'node:os';
+import { renderExecPlan } from '../../lib/cli/exec.ts';
+import { renderGenerationsPlan } from '../../lib/cli/generations.ts';
 import { thisMachine } from '../../lib/cli/selection.ts';
 import { targetCheck } from '../../lib/doctor/checks/targets.ts';
 import { planDeploy } from '../../lib/plan/assemble.ts';
@@ -230,8 +232,10 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     const here = { name: 'hawk', user: 'avl' };
     const generations = planGenerations(whole, { on: ['hawk', 'opi01'], exclude: [] }, { here });
     expect(generations.hosts.map((h) => h.command.argv[0])).toEqual(['ssh', 'sh']);
+    expect(renderGenerationsPlan(generations)).toMatch(/^ {2}hawk \(here, as avl\):$/m);
     const exec = planExec(whole, ['hawk'], { argv: ['systemctl', 'is-active', 'harmonia'], sudo: true, here });
     expect(exec.hosts[0]!.command.argv.slice(0, 4)).toEqual(['sudo', '-n', '--', 'timeout']);
+    expect(renderExecPlan(exec)).toContain('as root (sudo -n) (the machine this runs on: here, as this user, without ssh)');
     expect(targetCheck(whole, 'hawk', here).title).toBe('target hawk (this machine) answers here as avl');
     expect(targetCheck(whole, 'calypso', here).title).toBe('target calypso answers as deploy@calypso.internal');
     expect(thisMachine(whole, 'hawk')).toEqual({ name: 'hawk', user: userInfo().username });
