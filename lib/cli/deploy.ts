@@ -17,6 +17,7 @@ import { localNixSystem } from '../nix/system.ts';
 import { planDeploy } from '../plan/assemble.ts';
 import { dryRunJson, renderPlan } from '../plan/render.ts';
 import type { DeployPlan, RollbackPlan, RunnablePlan } from '../plan/types.ts';
+import { preferredSeed } from '../plan/waves.ts';
 import { isOnCoordinator } from '../remote/fleet.ts';
 import { recentMedians } from '../report/compare.ts';
 import { type HistoryEntry, historyPathFor, readHistory } from '../report/history.ts';
@@ -154,7 +155,7 @@ async function confirmed(command: Command, plan: RunnablePlan, options: CliOptio
   }
   const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time after the seed`;
   const reboot = Object.values(deploy.hosts).some((h) => h.reboot) ? ' and reboot' : '';
-  return io.ask(`${command}: ${goal}${reboot} ${hosts.length} hosts (${hosts.join(', ')}), seed${plan.builds.length > 1 ? 's' : ''} ${plan.builds.map((b) => b.builders[0]?.host ?? plan.coordinator.name).join(', ')}, ${how}. Deploy?`);
+  return io.ask(`${command}: ${goal}${reboot} ${hosts.length} hosts (${hosts.join(', ')}), seed${plan.builds.length > 1 ? 's' : ''} ${plan.builds.map((b) => preferredSeed(b, plan.coordinator.name)).join(', ')}, ${how}. Deploy?`);
 }
 
 /**

@@ -34,6 +34,7 @@ import { BOOTED_SYSTEM } from '../remote/generations.ts';
 import { armArgs, BOOT_CHECK, CONFIRM, generationProbeArgv, REBOOT, REBOOT_MARKER_DIR, ROLLBACK } from '../remote/scripts.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import { type BuilderPlan, type DeployGoal, deployStages, type DeployPlan, type HealthCheckPlan, type HealthPlan, type HostPlan, type PlannedCommand, type RebootPlan, type RollbackPlan, type SystemBuild } from './types.ts';
+import { builderSeeds } from './waves.ts';
 
 /** The deploy stage's pace and safety choices, the same for a deploy and a rollback (lib/cli/args.ts deployStageChoices fills them). */
 export interface DeployStageChoices {
@@ -120,7 +121,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
   // Each system's seed that is a target goes first, a canary for what its build made; the cache host and this machine last.
-  const seedTargets = builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host));
+  const seedTargets = builderSeeds(builds);
   const last = [inventory.coordinator.name, ...(thisMachine === undefined ? [] : [thisMachine])];
   const waves = planWaves(deployed, { first: seedTargets, last, rolling, batchSize });
 

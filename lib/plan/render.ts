@@ -11,6 +11,7 @@ import { describeTool, rebuildHelpArgv } from '../nix/nixos-rebuild.ts';
 import { sshDestination } from '../remote/host.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import { type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand, type RollbackPlan, type RollbackTarget, type RunnablePlan } from './types.ts';
+import { builderSeeds, isLastAloneWave, preferredSeed } from './waves.ts';
 
 const cmd = (c: Pick<PlannedCommand, 'argv' | 'env'>, indent = '    ') => `${indent}$ ${commandLine(c)}`;
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
@@ -86,7 +87,7 @@ function renderRebuildTool(rebuild: DeployPlan['preflight']['rebuild']): string[
 function renderDeployPlan(plan: DeployPlan): string {
   const { preflight, deploy, waitForCache } = plan;
   const where = coordinatorWhere(plan);
-  const seedOf = (b: DeployPlan['builds'][number]) => (b.on === 'here' ? `${plan.coordinator.name} (here)` : b.builders[0]!.host);
+  const seedOf = (b: DeployPlan['builds'][number]) => `${preferredSeed(b, plan.coordinator.name)}${b.on === 'here' ? ' (here)' : ''}`;
   const seedText = plan.builds.length === 1 ? `seed ${seedOf(plan.builds[0]!)}` : `seeds ${plan.builds.map((b) => `${b.system}: ${seedOf(b)}`).join(', ')}`;
   const build = !plan.stages.includes('deploy');
   const lines = [
@@ -144,11 +145,10 @@ function renderDeployPlan(plan: DeployPlan): string {
 
 /** How the waves go: the seeds first when they are targets; the cache host, then this machine, last. */
 function deployOrder(plan: DeployPlan): string {
-  const seeds = new Set(plan.builds.flatMap((b) => b.builders.slice(0, 1).map((x) => x.host)));
+  const seeds = new Set(builderSeeds(plan.builds));
   const first = plan.waves.length > 1 && plan.waves[0]!.some((h) => seeds.has(h)) ? ['the seeds first'] : [];
   const last = plan.waves
-    .slice(1)
-    .filter((wave) => wave.length === 1 && (wave[0] === plan.coordinator.name || plan.deploy.hosts[wave[0]!]!.target.local))
+    .filter((_, index) => isLastAloneWave(plan, index))
     .map(([host]) => (plan.deploy.hosts[host!]!.target.local ? `${host} (this machine, no ssh)` : `${host} (the cache host)`));
   return [...first, ...(last.length ? [`${last.join(' then ')} last`] : [])].map((part) => `${part}, `).join('');
 }

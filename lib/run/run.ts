@@ -13,6 +13,7 @@ import type { Executor } from '../exec/types.ts';
 import { fillCommand } from '../plan/placeholders.ts';
 import { toplevelOf } from '../plan/placeholders.ts';
 import type { RunnablePlan, StageName } from '../plan/types.ts';
+import { preferredSeed } from '../plan/waves.ts';
 import { type Comparison, recentMedians } from '../report/compare.ts';
 import { appendHistory, type HistoryEntry, historyPathFor, summarizeRun } from '../report/history.ts';
 import { withProgressTitle } from '../report/progress.ts';
@@ -120,7 +121,7 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
   const ctx: RunContext = {
     plan,
     // Until preflight hears from them: each system's preferred seed, or the coordinator building here.
-    seeds: plan.operation === 'deploy' ? Object.fromEntries(plan.builds.map((b) => [b.system, b.builders[0]?.host ?? plan.coordinator.name])) : {},
+    seeds: plan.operation === 'deploy' ? Object.fromEntries(plan.builds.map((b) => [b.system, preferredSeed(b, plan.coordinator.name)])) : {},
     values: { 'run-id': runId, 'ssh-control-dir': sshControlDir },
     executor: options.executor,
     signal: options.signal,

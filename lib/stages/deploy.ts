@@ -16,6 +16,7 @@ import pLimit from 'p-limit';
 import { InterruptedError, StageError } from '../errors.ts';
 import { summarizeClosureDiff } from '../nix/closure-diff.ts';
 import { withProgressTitle } from '../report/progress.ts';
+import { builderSeeds, isLastAloneWave } from '../plan/waves.ts';
 import type { RunContext } from './context.ts';
 import { deployHost } from './deploy-host.ts';
 import { stageFailure, type SubtaskWrapper, subtaskList } from './subtasks.ts';
@@ -29,7 +30,7 @@ export function deployTask(): ListrTask<RunContext> {
       if (goal === 'build') throw new Error('the deploy stage in a --goal build run');
       // A deploy's preferred seeds go first, alone, when they are targets (the plan's first wave): its failure stops the rest.
       const plan = ctx.plan;
-      const preferredSeeds = new Set(plan.operation === 'deploy' ? plan.builds.flatMap((b) => b.builders.slice(0, 1).map((builder) => builder.host)) : []);
+      const preferredSeeds = new Set(plan.operation === 'deploy' ? builderSeeds(plan.builds) : []);
       // The hosts that built: a system built here has no seed among the targets.
       const seeds = new Set(plan.operation === 'deploy' ? plan.builds.filter((b) => b.on === 'builders').map((b) => ctx.seeds[b.system]) : []);
       const { waves } = ctx.plan;
@@ -41,9 +42,7 @@ export function deployTask(): ListrTask<RunContext> {
       let stoppedAfter: number | undefined;
       let firstFailed: number | undefined;
       const stops = (index: number) => (index === 0 && waves[0]!.some((h) => preferredSeeds.has(h))) || (deploy.rolling && !deploy.keepGoing);
-      // The cache host's and this machine's waves (the plan's last, alone) go only when nothing failed before them, unless --keep-going.
-      const guarded = (index: number) =>
-        index > 0 && waves[index]!.length === 1 && (waves[index]![0] === plan.coordinator.name || deploy.hosts[waves[index]![0]!]!.target.local === true);
+      // The cache host's and this machine's waves (the plan's last, alone: isLastAloneWave) go only when nothing failed before them, unless --keep-going.
       const rollout = new Waves(
         waves.map((wave) => wave.length),
         (index, failed) => {
@@ -65,7 +64,7 @@ export function deployTask(): ListrTask<RunContext> {
                   await rollout.ended(index - 1);
                 }
                 if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
-                const stoppedBy = stoppedAfter ?? (guarded(index) && !deploy.keepGoing ? firstFailed : undefined);
+                const stoppedBy = stoppedAfter ?? (isLastAloneWave(plan, index) && !deploy.keepGoing ? firstFailed : undefined);
                 if (stoppedBy !== undefined) {
                   sub.skip(`${host}: not started (wave ${stoppedBy + 1} failed)`);
                   return;

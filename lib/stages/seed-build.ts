@@ -55,7 +55,7 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
   const command = filled(ctx, build.build);
   // Prefixed when several systems build: the plain renderer (CI logs) interleaves their lines.
   const say = (line: string) => (sub.output = plan.builds.length > 1 ? `${build.system}: ${line}` : line);
-  ctx.recorder.startBuild(build.system, { on: build.on, seed: build.on === 'here' ? plan.coordinator.name : seedOf(ctx, build), hosts: build.hosts });
+  ctx.recorder.startBuild(build.system, { on: build.on, seed: seedOf(ctx, build), hosts: build.hosts });
   let outcome: 'success' | 'failed' = 'failed';
   try {
     const result = await ctx.executor.run(command, {
@@ -94,9 +94,9 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
   }
 }
 
-/** The builder a system's build starts on: the first that answered in preflight (the preferred one before preflight has run). */
+/** The builder a system's build starts on: the first that answered in preflight (lib/run/run.ts starts from the preferred one; the coordinator for a build here). */
 function seedOf(ctx: RunContext, build: SystemBuild): string {
-  return ctx.seeds[build.system] ?? build.builders[0]!.host;
+  return ctx.seeds[build.system]!;
 }
 
 /** The toplevels into the coordinator's store (when the run is elsewhere), then pinned there. */
