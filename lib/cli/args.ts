@@ -3,6 +3,7 @@ import { UsageError } from '../errors.ts';
 import { parseStrict } from './parse.ts';
 import type { HostSelector } from '../inventory/select.ts';
 import type { DeployStageChoices } from '../plan/assemble.ts';
+import { DEFAULT_CONCURRENCY } from '../plan/concurrency.ts';
 import { DEPLOY_GOALS, type DeployGoal } from '../plan/types.ts';
 import { SELECTION_HELP, SELECTION_OPTIONS, selectorFrom } from './selection.ts';
 
@@ -75,7 +76,7 @@ Options:
                        booted the new generation (/run/booted-system), run the health checks
   --seed <host>        preferred builder of its system's seed build (default: the inventory's
                        "seed"; the other systems' builders, or the coordinator, build theirs)
-  --concurrency <n>    hosts deployed at once after the seed (default: all)
+  --concurrency <n>    hosts deployed at once after the seed (default ${DEFAULT_CONCURRENCY})
 ${SELECTION_HELP}
 ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' : ''}  --rolling            deploy in waves (--batch-size, default 1) with health checks
                        between them; the first failure stops the rollout
@@ -126,7 +127,7 @@ ${SELECTION_HELP}
   --goal <goal>        switch | boot | test (default switch)
   --reboot             with --goal boot: reboot each host into the chosen generation, wait
                        for it to come back, check it booted it, run the health checks
-  --concurrency <n>    hosts switched at once (default all)
+  --concurrency <n>    hosts switched at once (default ${DEFAULT_CONCURRENCY})
   --rolling            in waves (--batch-size, default 1) with health checks between them
   --batch-size <n>     hosts per wave with --rolling (default 1)
   --keep-going         with --rolling: go on after a failed wave, fail at the end

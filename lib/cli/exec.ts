@@ -16,7 +16,8 @@ import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { type HostSelector, resolveSelection } from '../inventory/select.ts';
 import { allSucceeded, type ExecHostResult, execHostResultSchema, runExec, SSH_FAILED_STATUS } from '../ops/exec.ts';
-import { EXEC_DEFAULT_CONCURRENCY, EXEC_DEFAULT_TIMEOUT_SECONDS, type ExecPlan, execPlanSchema, planExec } from '../plan/exec.ts';
+import { DEFAULT_CONCURRENCY } from '../plan/concurrency.ts';
+import { EXEC_DEFAULT_TIMEOUT_SECONDS, type ExecPlan, execPlanSchema, planExec } from '../plan/exec.ts';
 import { SUDO_HINT } from '../remote/host.ts';
 import { positiveInteger } from './args.ts';
 import { colours } from './colour.ts';
@@ -54,7 +55,7 @@ Options:
 ${SELECTION_HELP}
                        --on is required: --on '*' runs on every host
   --sudo               run the command as root (sudo -n --: fails rather than prompting)
-  --concurrency <n>    hosts running it at once (default ${EXEC_DEFAULT_CONCURRENCY})
+  --concurrency <n>    hosts running it at once (default ${DEFAULT_CONCURRENCY})
   --timeout <s>        bound on the command on each host, in seconds (default ${EXEC_DEFAULT_TIMEOUT_SECONDS}):
                        coreutils timeout stops it there (exit 124). Ctrl-C stops the ssh
                        sessions here; what they started on the hosts runs on until it ends

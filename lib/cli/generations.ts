@@ -12,7 +12,8 @@ import type { Executor } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { allAnswered, type HostGenerationsResult, hostGenerationsResultSchema, runGenerations } from '../ops/generations.ts';
-import { DEFAULT_GENERATIONS_CONCURRENCY, type GenerationsPlan, generationsPlanSchema, planGenerations } from '../plan/generations.ts';
+import { DEFAULT_CONCURRENCY } from '../plan/concurrency.ts';
+import { type GenerationsPlan, generationsPlanSchema, planGenerations } from '../plan/generations.ts';
 import type { SystemGeneration } from '../remote/generations.ts';
 import { describeReach } from '../remote/host.ts';
 import { textTable } from '../report/render/table.ts';
@@ -50,7 +51,7 @@ Hosts named without a flag count as --on. Without any, every host of the invento
 Options:
   --inventory <path>   inventory file (default ./hosts.json)
 ${SELECTION_HELP}
-  --concurrency <n>    hosts asked at once (default ${DEFAULT_GENERATIONS_CONCURRENCY})
+  --concurrency <n>    hosts asked at once (default ${DEFAULT_CONCURRENCY})
   --json               one JSON document on stdout (schemas/generations.schema.json)
   --dry-run            print the plan (the ssh command per host) and run nothing
   -h, --help           this help

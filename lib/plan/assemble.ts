@@ -32,6 +32,7 @@ import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, co
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { BOOTED_SYSTEM } from '../remote/generations.ts';
 import { armArgs, BOOT_CHECK, CONFIRM, generationProbeArgv, REBOOT, REBOOT_MARKER_DIR, ROLLBACK } from '../remote/scripts.ts';
+import { concurrencyFor } from './concurrency.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import { type BuilderPlan, type DeployGoal, deployStages, type DeployPlan, type HealthCheckPlan, type HealthPlan, type HostPlan, type PlannedCommand, type RebootPlan, type RollbackPlan, type SystemBuild } from './types.ts';
 import { builderSeeds } from './waves.ts';
@@ -169,7 +170,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
     deploy: planDeployStage(inventory, deployed, targets, {
       ...options,
       goal: rebuildGoal,
-      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(1, ...waves.map((w) => w.length))),
+      concurrency: rolling ? batchSize : concurrencyFor(Math.max(1, ...waves.map((w) => w.length)), options.concurrency),
       activate: (host, target) => ({
         argv: nixosRebuildArgv(inventory.nixosRebuild.command, flake, host, target, rebuildGoal, flags[host]!),
         env: sshEnv(target),

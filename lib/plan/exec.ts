@@ -10,10 +10,9 @@ import { UsageError } from '../errors.ts';
 import type { HostName, Inventory } from '../inventory/schema.ts';
 import { type Here, reachTarget, shortCommandTimeoutMs } from '../remote/fleet.ts';
 import { remoteArgv, remoteHostSchema } from '../remote/host.ts';
+import { DEFAULT_CONCURRENCY } from './concurrency.ts';
 import { plannedCommandSchema } from './types.ts';
 
-/** Hosts that run the command at once, unless `--concurrency` says otherwise. */
-export const EXEC_DEFAULT_CONCURRENCY = 10;
 /** The bound on the command on each host, in seconds, unless `--timeout` says otherwise: a user command may be long. */
 export const EXEC_DEFAULT_TIMEOUT_SECONDS = 600;
 /** After `timeout` sends SIGTERM to a command past its bound, it sends SIGKILL this many seconds later. */
@@ -82,7 +81,7 @@ export function planExec(inventory: Inventory, hosts: readonly HostName[], optio
   return execPlanSchema.parse({
     argv: [...options.argv],
     sudo: options.sudo,
-    concurrency: options.concurrency ?? EXEC_DEFAULT_CONCURRENCY,
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
     timeoutSeconds,
     hosts: hosts.map((name) => {
       const target = reachTarget(inventory, name, options.here);

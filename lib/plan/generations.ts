@@ -10,10 +10,9 @@ import { type HostSelector, resolveSelection } from '../inventory/select.ts';
 import { type Here, reachTarget, shortCommandTimeoutMs } from '../remote/fleet.ts';
 import { generationsArgv } from '../remote/generations.ts';
 import { remoteHostSchema } from '../remote/host.ts';
+import { DEFAULT_CONCURRENCY } from './concurrency.ts';
 import { plannedCommandSchema } from './types.ts';
 
-/** How many hosts are asked at once unless --concurrency says otherwise. */
-export const DEFAULT_GENERATIONS_CONCURRENCY = 10;
 
 export const generationsPlanSchema = z.object({
   /** the selected hosts, in inventory order */
@@ -47,6 +46,6 @@ export function planGenerations(
       const target = reachTarget(inventory, name, options.here);
       return { name, target, command: { argv: generationsArgv(target, inventory.paths), timeoutMs } };
     }),
-    concurrency: options.concurrency ?? DEFAULT_GENERATIONS_CONCURRENCY,
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
   };
 }

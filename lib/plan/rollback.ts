@@ -11,6 +11,7 @@ import { generationsArgv } from '../remote/generations.ts';
 import { remoteArgv } from '../remote/host.ts';
 import { SWITCH_TO_GENERATION } from '../remote/scripts.ts';
 import { type DeployStageChoices, planWaves, planDeployStage, planLock, planTargetChecks, planTargets } from './assemble.ts';
+import { concurrencyFor } from './concurrency.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import { OPERATION_STAGES, type RollbackPlan, type RollbackTarget } from './types.ts';
 
@@ -57,7 +58,7 @@ export function planRollback(inventory: Inventory, hosts: readonly HostName[], o
     deploy: planDeployStage(inventory, hosts, targets, {
       ...options,
       goal,
-      concurrency: rolling ? batchSize : Math.max(1, options.concurrency ?? Math.max(...waves.map((w) => w.length))),
+      concurrency: rolling ? batchSize : concurrencyFor(Math.max(...waves.map((w) => w.length)), options.concurrency),
       activate: (host, target) => ({
         argv: remoteArgv(target, ['sh', '-c', SWITCH_TO_GENERATION, 'avalanche-switch', inventory.paths.profile, PLACEHOLDER.generation(host), PLACEHOLDER.toplevel(host), goal], { asRoot: true }),
         timeoutMs: inventory.timeouts.deployMinutes * 60_000,

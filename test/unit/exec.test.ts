@@ -10,7 +10,8 @@ import { hostStatus, parseExecArgs, runExecCli } from '../../lib/cli/exec.ts';
 import type { Io } from '../../lib/cli/io.ts';
 import type { CommandResult, CommandSpec, Executor, RunOptions } from '../../lib/exec/types.ts';
 import { hostOutcome, runExec } from '../../lib/ops/exec.ts';
-import { EXEC_DEFAULT_CONCURRENCY, EXEC_DEFAULT_TIMEOUT_SECONDS, planExec } from '../../lib/plan/exec.ts';
+import { DEFAULT_CONCURRENCY } from '../../lib/plan/concurrency.ts';
+import { EXEC_DEFAULT_TIMEOUT_SECONDS, planExec } from '../../lib/plan/exec.ts';
 import { fleetInventory, fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
 import { RecordingExecutor, remoteWords, type Responder, when } from '../helpers/recording-executor.ts';
 
@@ -28,7 +29,7 @@ describe('exec plan', () => {
 
   it('runs the argv as the deploy user, bounded on the host; --sudo puts sudo -n -- in front inside the remote command', () => {
     const plain = planExec(inventory, HOSTS, { argv: ['systemctl', 'status', 'k3s'], sudo: false });
-    expect(plain).toMatchObject({ sudo: false, concurrency: EXEC_DEFAULT_CONCURRENCY, timeoutSeconds: EXEC_DEFAULT_TIMEOUT_SECONDS });
+    expect(plain).toMatchObject({ sudo: false, concurrency: DEFAULT_CONCURRENCY, timeoutSeconds: EXEC_DEFAULT_TIMEOUT_SECONDS });
     expect(plain.hosts.map((h) => h.name)).toEqual(HOSTS);
     const [opi01] = plain.hosts;
     expect(opi01!.command.argv.slice(0, 1)).toEqual(['ssh']);

@@ -14,7 +14,8 @@ import type { Io } from '../../lib/cli/io.ts';
 import { UsageError } from '../../lib/errors.ts';
 import type { CommandResult, CommandSpec, Executor, RunOptions } from '../../lib/exec/types.ts';
 import { runGenerations } from '../../lib/ops/generations.ts';
-import { DEFAULT_GENERATIONS_CONCURRENCY, planGenerations } from '../../lib/plan/generations.ts';
+import { DEFAULT_CONCURRENCY } from '../../lib/plan/concurrency.ts';
+import { planGenerations } from '../../lib/plan/generations.ts';
 import { LIST_GENERATIONS } from '../../lib/remote/generations.ts';
 import { fleetInventory, fleetInventoryText, repoRoot } from '../helpers/fixtures.ts';
 import { RecordingExecutor, type Responder, remoteWords, when } from '../helpers/recording-executor.ts';
@@ -68,7 +69,7 @@ describe('the generations plan', () => {
 
   it('asks every host by default, in inventory order, as its deploy user, bounded by the short-command timeout', () => {
     const plan = planGenerations(inventory, { on: [], exclude: [] });
-    expect(plan.concurrency).toBe(DEFAULT_GENERATIONS_CONCURRENCY);
+    expect(plan.concurrency).toBe(DEFAULT_CONCURRENCY);
     expect(plan.hosts.map((h) => h.name)).toEqual(['opi01', 'opi02', 'opi03']);
     const opi01 = plan.hosts[0]!;
     expect(opi01.target).toMatchObject({ user: 'deploy', address: { host: 'opi01.internal' } });
