@@ -232,6 +232,8 @@ export async function measureStaged(
     fullCommands?: boolean;
     /** the inventory's targets (default the lab's opis) */
     targets?: readonly string[];
+    /** the inventory's hosts left out (--exclude) */
+    exclude?: readonly string[];
   },
 ): Promise<StagedResult> {
   const { lab, executor, signal } = ctx;
@@ -248,6 +250,7 @@ export async function measureStaged(
     // user's .deploy history, whose medians would then mix lab seconds with real minutes.
     '--report-dir', join(lab.dir, 'runs'),
     ...(options.concurrency === undefined ? [] : ['--concurrency', String(options.concurrency)]),
+    ...(options.exclude ?? []).flatMap((host) => ['--exclude', host]),
   ];
   ctx.progress(`${options.label}: deploy-all on ${targets.length} hosts`);
   const knobs = lab.knobs!;
@@ -354,6 +357,8 @@ export async function measureMixed(ctx: Context, options: { generation: string; 
     label: 'mixed',
     inventoryPath: ctx.lab.fleetInventoryPath,
     targets: [...ctx.lab.hosts, X86_TARGET],
+    // hawk, a target of runs on hawk in its lab namespaces only (the bench runs as root outside them).
+    exclude: ['hawk'],
   });
   const [a, b] = run.systems;
   const span = (sys: SystemResult | undefined) =>

@@ -4,9 +4,10 @@
  * the seed opi, x86_64 on hawk (natively when the run is on hawk, over ssh as
  * a builder when it is on calypso) — and the machine the run is on deployed
  * here, without ssh, and last. The lab's fleet inventory holds the three
- * opis and calypso (x86_64); hawk, this machine's root namespace without
- * systemd, is never a target (test/lab/README.md), so calypso deploying
- * itself is where a coordinator deploys itself.
+ * opis and calypso (x86_64), and on hawk hawk itself: a run on hawk (in its
+ * lab namespaces, test/lab/hawk-ns.sh) deploys hawk here, last; a run on
+ * calypso deploys calypso itself last (and leaves hawk out: over ssh it
+ * would be this machine itself).
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -14,7 +15,9 @@ import {
   activations,
   buildRecordsOf,
   coordinator,
+  currentSystem,
   fleetInventoryPath,
+  hawkSshConnections,
   kernelName,
   kernelNameOf,
   lab,
@@ -31,11 +34,12 @@ type HostRow = { name: string; state: string; toplevel: string; startMs: number;
 type SystemBuildRow = { system: string; on: string; seed: string; outcome: string; derivations: number; startMs: number; durationMs: number };
 
 describe.skipIf(!lab)(`the whole fleet in one run${lab ? '' : ` (skipped: ${labSkipReason})`}`, () => {
-  it('two systems: x86_64 built on hawk and aarch64 on the seed at the same time, all four deployed, the machine the run is on last', async () => {
+  it('two systems: x86_64 built on hawk and aarch64 on the seed at the same time, all deployed, the machine the run is on locally and last', async () => {
     // Kernels long enough that two builds started together overlap whatever ssh's start-up costs.
     await newGeneration('m1', { kernelSeconds: 3 });
     const here = coordinator();
     const calypsoLogins = acceptedLogins('calypso');
+    const hawkConnections = hawkSshConnections();
     const run = await runScript('deploy-all', ['--json'], { inventory: fleetInventoryPath(), login: true });
     expect(run.exitCode, run.json?.error?.message ?? run.stderr).toBe(0);
     const report = run.json.report;
@@ -47,6 +51,7 @@ describe.skipIf(!lab)(`the whole fleet in one run${lab ? '' : ` (skipped: ${labS
     expect(armKernel.map((b) => b.host)).toEqual(['opi03']);
     expect(x86Kernel.map((b) => b.host)).toEqual(['hawk']);
     expect(built.find((b) => b.name === toplevelName('calypso', 'm1'))?.host).toBe('hawk');
+    if (here === 'hawk') expect(built.find((b) => b.name === toplevelName('hawk', 'm1'))?.host).toBe('hawk');
     expect(overlapped(armKernel[0]!, x86Kernel[0]!)).toBe(true);
 
     // The report's timeline: one seed build per system, side by side.
@@ -58,7 +63,8 @@ describe.skipIf(!lab)(`the whole fleet in one run${lab ? '' : ` (skipped: ${labS
     const [arm, x86] = systemBuilds;
     expect(arm!.startMs < x86!.startMs + x86!.durationMs && x86!.startMs < arm!.startMs + arm!.durationMs).toBe(true);
     expect(arm!.derivations).toBeGreaterThanOrEqual(4);
-    expect(x86!.derivations).toBe(2);
+    // The x86_64 kernel and calypso's toplevel, and from hawk hawk's too.
+    expect(x86!.derivations).toBe(here === 'hawk' ? 3 : 2);
 
     const hosts: HostRow[] = report.hosts;
     expect(hosts.map((h) => [h.name, h.state])).toEqual([
@@ -66,24 +72,47 @@ describe.skipIf(!lab)(`the whole fleet in one run${lab ? '' : ` (skipped: ${labS
       ['opi02', 'deployed'],
       ['opi03', 'deployed'],
       ['calypso', 'deployed'],
+      ...(here === 'hawk' ? [['hawk', 'deployed']] : []),
     ]);
     for (const host of hosts) {
       expect(host.toplevel.endsWith(toplevelName(host.name, 'm1'))).toBe(true);
       expect(systemProfile(host.name)).toBe(host.toplevel);
+      expect(currentSystem(host.name)).toBe(host.toplevel);
       expect(activations(host.name).at(-1)).toEqual({ goal: 'switch', toplevel: host.toplevel });
     }
+    const endOf = (h: HostRow) => h.startMs + h.durationMs;
 
+    // The machine the run is on: activated here, without ssh to itself, after every other host ended.
+    const self = hosts.find((h) => h.name === here)!;
+    expect(self.startMs).toBeGreaterThanOrEqual(Math.max(...hosts.filter((h) => h !== self).map(endOf)));
     const calypso = hosts.find((h) => h.name === 'calypso')!;
     if (here === 'calypso') {
-      // The machine the run is on: activated here, without logging in to itself, after every other host ended.
       expect(acceptedLogins('calypso')).toBe(calypsoLogins);
-      const othersEnd = Math.max(...hosts.filter((h) => h !== calypso).map((h) => h.startMs + h.durationMs));
-      expect(calypso.startMs).toBeGreaterThanOrEqual(othersEnd);
     } else {
+      expect(hawkSshConnections()).toBe(hawkConnections);
       // From hawk, calypso is a target like any other: over ssh, beside the opis after the seed.
       expect(acceptedLogins('calypso')).toBeGreaterThan(calypsoLogins);
-      expect(calypso.startMs).toBeLessThan(hosts.find((h) => h.name === 'opi01')!.startMs + hosts.find((h) => h.name === 'opi01')!.durationMs);
+      expect(calypso.startMs).toBeLessThan(endOf(hosts.find((h) => h.name === 'opi01')!));
     }
+  });
+
+  it.skipIf(coordinator() !== 'hawk')('hawk deploying itself: a failed switch rolls hawk back here, after the others were deployed', async () => {
+    await newGeneration('m3', { failActivation: ['hawk'] });
+    const before = currentSystem('hawk');
+    const run = await runScript('deploy-all', ['--json'], { inventory: fleetInventoryPath() });
+    expect(run.exitCode, run.stderr).toBe(1);
+    const hosts: HostRow[] = run.json.report.hosts;
+    expect(hosts.map((h) => [h.name, h.state])).toEqual([
+      ['opi01', 'deployed'],
+      ['opi02', 'deployed'],
+      ['opi03', 'deployed'],
+      ['calypso', 'deployed'],
+      ['hawk', 'rolled-back'],
+    ]);
+    // The attempt, then the previous generation made the boot default again; hawk runs what it ran.
+    expect(activations('hawk').slice(-2).map((a) => a.goal)).toEqual(['switch', 'boot']);
+    expect(currentSystem('hawk')).toBe(before);
+    expect(systemProfile('hawk')).toBe(before);
   });
 
   it('two boards with different kernels: Nix places them on two builders, built at the same time', async () => {

@@ -42,7 +42,11 @@ export function labPath(...parts: string[]): string {
   return join(lab!.dir, ...parts);
 }
 
-/** A path in a lab host's root filesystem, seen from this machine. */
+/**
+ * A path in a lab host's root filesystem, seen from this machine. For hawk:
+ * what a deploy wrote in its namespaces (/run, the system profile, the
+ * deploy's state, /var/lib/lab; test/lab/hawk-ns.sh), nothing else.
+ */
 export function hostPath(host: string, ...parts: string[]): string {
   return join(lab!.dir, host, 'root', ...parts);
 }
@@ -283,8 +287,13 @@ export function systemProfile(host: string): string | undefined {
   return link(hostPath(host, 'nix/var/nix/profiles/system'));
 }
 
-/** What the host is running: its /run/current-system (undefined while it is down or never activated). */
+/**
+ * What the host is running: its /run/current-system (undefined while it is
+ * down or never activated). hawk's is in its namespaces' /run, whose writes
+ * land in $LAB_DIR/hawk/root/run (test/lab/hawk-ns.sh).
+ */
 export function currentSystem(host: string): string | undefined {
+  if (host === 'hawk') return link(hostPath('hawk', 'run/current-system'));
   const pid = leaderPid(host);
   return pid === undefined ? undefined : link(`/proc/${pid}/root/run/current-system`);
 }
@@ -330,6 +339,11 @@ export async function until(what: string, check: () => boolean | Promise<boolean
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** How many connections hawk's sshd (the lab's, on 10.213.77.1) accepted so far, whoever logged in or failed to (its log; VERBOSE). */
+export function hawkSshConnections(): number {
+  return lines(labPath('hawk-sshd/sshd.log')).filter((line) => line.includes('Connection from')).length;
 }
 
 /** How many logins a host's sshd accepted so far (its journal; sshd logs VERBOSE). */

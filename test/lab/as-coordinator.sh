@@ -4,7 +4,9 @@
 # Runs ARGV as the orchestrator's user (avl) on a lab coordinator, with that
 # coordinator's environment, in the current directory (which must exist there:
 # the repository is mounted at the same path on calypso):
-#   hawk     this machine, hawk's Nix settings (env.sh), NIX_REMOTE=daemon,
+#   hawk     this machine in hawk's mount and UTS namespaces (hawk-ns.sh:
+#            hostname hawk, its own /run, system profile, deploy state and
+#            sudo rule), hawk's Nix settings (env.sh), NIX_REMOTE=daemon,
 #            test/lab/bin/bash-era first on PATH
 #   calypso  inside the calypso container (nsenter into its root, mount, UTS,
 #            net and IPC namespaces; not its PID namespace, so nothing forks,
@@ -43,8 +45,9 @@ case "$coordinator" in
     # node may live elsewhere on this machine (nvm, /opt): keep it reachable.
     node_dir=$(dirname "$(command -v node)")
     [[ ":$path:" == *":$node_dir:"* ]] || path=$path:$node_dir
-    exec setpriv --reuid "$LAB_USER" --regid "$LAB_USER" --init-groups -- \
-      env -i HOME="$home" USER="$LAB_USER" LOGNAME="$LAB_USER" SHELL=/bin/bash LANG=C.UTF-8 PATH="$path" \
+    ns=$(lab_hawk_ns_pid) || lab_die "hawk's namespaces (hawk-ns.sh) are not running"
+    exec nsenter -t "$ns" -m -u -- setpriv --reuid "$LAB_USER" --regid "$LAB_USER" --init-groups -- \
+      env -i -C "$PWD" HOME="$home" USER="$LAB_USER" LOGNAME="$LAB_USER" SHELL=/bin/bash LANG=C.UTF-8 PATH="$path" \
       LAB_DIR="$LAB_DIR" LAB_HOSTS="$LAB_HOSTS" NIX_CONF_DIR="$NIX_CONF_DIR" NIX_REMOTE=daemon \
       XDG_CACHE_HOME="$LAB_DIR/hawk/xdg-cache/$LAB_USER" "${passed[@]}" "$@"
     ;;

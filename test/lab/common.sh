@@ -26,6 +26,9 @@ LAB_LOCK=/run/avalanche-lab.lock
 LAB_GCROOT_DIR=/nix/var/nix/gcroots/arm-cache
 # The orchestrator's (non-root) user, on hawk and on calypso.
 LAB_USER=avl
+# The containers' Nix build users: nixbldN = this + N, group nixbld = this
+# (rootfs.sh; clear of Debian's system uids and NixOS's 30000 + N).
+LAB_BUILD_UID_BASE=37000
 LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_REPO=$(cd "$LAB_SCRIPTS/../.." && pwd)
 
@@ -186,6 +189,22 @@ lab_start_hawk_sshd() {
   setsid /usr/sbin/sshd -D -f "$LAB_DIR/hawk-sshd/sshd_config" -E "$LAB_DIR/hawk-sshd/sshd.log" \
     </dev/null >/dev/null 2>&1 9>&- &
   echo $! >"$LAB_DIR/hawk-sshd/sshd.pid"
+}
+
+# lab_start_hawk_ns: hawk's namespaces (hawk-ns.sh: hostname hawk, its own
+# /run, system profile and deploy state), held by a process in its own
+# session without the lab lock's descriptor; its PID in $LAB_DIR/hawk/ns.pid.
+# Started before the containers' namespaces and mounts exist, so that it
+# holds no copy of them.
+lab_start_hawk_ns() {
+  setsid unshare -m -u --propagation private -- bash "$LAB_SCRIPTS/hawk-ns.sh" </dev/null >>"$LAB_DIR/hawk/ns.log" 2>&1 9>&- &
+  echo $! >"$LAB_DIR/hawk/ns.pid"
+}
+
+# lab_hawk_ns_pid: the PID holding hawk's namespaces, once they are made.
+lab_hawk_ns_pid() {
+  local pid
+  pid=$(lab_pid_from "$LAB_DIR/hawk/ns.pid" 'sleep infinity') && [[ -e "/proc/$pid/root/run/avalanche-lab-hawk" ]] && echo "$pid"
 }
 
 # lab_start_hawk_daemon: hawk's nix-daemon (this machine's /nix) with hawk's

@@ -60,6 +60,13 @@ for dir in "${dirs[@]}"; do
     fi
   done
 done
+# hawk's namespaces (hawk-ns.sh): what runs in them (a deploy's detached
+# watchdog) goes with the containers' strays in step 4.
+for dir in "${dirs[@]}"; do
+  if pid=$(lab_pid_from "$dir/hawk/ns.pid" 'sleep infinity'); then
+    ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) && mntns[$ns]=1
+  fi
+done
 if ((${#supervisors[@]})); then
   LAB_STOP_SECONDS=10 lab_stop "${supervisors[@]}"
 fi
@@ -92,8 +99,9 @@ for dir in "${dirs[@]}"; do
 done
 lab_stop "${pids[@]}"
 
-# 4. Anything else still in a lab network namespace or a container's mount
-#    namespace (ssh sessions, nsenter'd commands), then the namespaces.
+# 4. Anything else still in a lab network namespace, a container's or hawk's
+#    mount namespace (ssh sessions, nsenter'd commands, hawk's holder and its
+#    deploys' watchdogs), then the namespaces.
 for h in $LAB_ALL_CONTAINERS; do
   [[ -e /run/netns/$h ]] || continue
   mapfile -t ns_pids < <(ip netns pids "$h" 2>/dev/null || true)
@@ -136,6 +144,8 @@ done < <(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' |
 # 7. hawk's state outside $LAB_DIR: the daemon socket it created, the GC roots.
 for dir in "${dirs[@]}"; do
   [[ -f "$dir/hawk/daemon-socket-created" ]] && rm -f /nix/var/nix/daemon-socket/socket
+  # The mount point of hawk's deploy state (its namespaces are gone: empty here).
+  [[ -f "$dir/hawk/target-state-dir-created" ]] && { rmdir /var/lib/avalanche-deploy 2>/dev/null || lab_log "warning: /var/lib/avalanche-deploy is not empty: left in place"; }
   if [[ -f "$dir/hawk/gcroot-dir-created" ]]; then
     # The directory was the lab's: every root in it is (symlinks only: rm does not follow them).
     rm -rf "$LAB_GCROOT_DIR"

@@ -96,8 +96,8 @@ version_re='^[0-9][A-Za-z0-9._+-]*$'
 [[ "$kernel_version" =~ $version_re ]] ||
   lab_die "--kernel-version '$kernel_version': start with a digit; letters, digits and . _ + - only"
 # Every host with a configuration: the opis (aarch64-linux) and the two
-# x86_64-linux coordinators (calypso a deploy target too; hawk never deployed:
-# it is the machine itself).
+# x86_64-linux coordinators (both deploy targets too; hawk only from a run on
+# hawk, in its namespaces: test/lab/hawk-ns.sh).
 all_hosts="$LAB_HOSTS calypso hawk"
 # --board-kernel: HOST=VERSION words -> a Nix attrset { HOST = "VERSION"; }.
 nix_board_kernels="{"
@@ -247,7 +247,13 @@ cat >"$tmp" <<'NIX'
       # template's lab-activate-on-boot.service runs at boot for the system
       # profile, as NixOS's stage 2 activates the booted generation and links
       # /run/booted-system to it: not recorded.
-      switchScript = host: ''
+      #
+      # hawk is this machine seen through its lab namespaces (test/lab/hawk-ns.sh:
+      # hostname hawk, a private /run): no systemd there, so its activation only
+      # points /run/current-system at the toplevel, and it records its goals in
+      # the lab's copy of hawk's /var/lib/lab. On the machine itself (its own
+      # hostname) the hostname check refuses it.
+      switchScript = host: let onHawk = host == "hawk"; in ''
         #!/bin/sh
         # Lab switch-to-configuration for ${host} (avalanche-deploy test/lab/flake.sh)
         set -e
@@ -256,11 +262,14 @@ cat >"$tmp" <<'NIX'
           echo "switch-to-configuration: this is ${host}'s system but this host is $(/bin/hostname)" >&2
           exit 2
         fi
+        log_dir=${if onHawk then "${labDir}/hawk/root/var/lib/lab" else "/var/lib/lab"}
         activate() {
+          ${if onHawk then "" else ''
           /bin/mkdir -p /run/systemd/system
           /bin/ln -sfn @out@/etc/systemd/system/lab-app.service /run/systemd/system/lab-app.service
+          ''}
           /bin/ln -sfn @out@ /run/current-system
-          /bin/systemctl daemon-reload
+          ${if onHawk then "" else "/bin/systemctl daemon-reload"}
         }
         case "$goal" in
           switch|boot|test|dry-activate) ;;
@@ -268,8 +277,8 @@ cat >"$tmp" <<'NIX'
           *) echo "usage: switch-to-configuration [switch|boot|test|dry-activate]" >&2; exit 1 ;;
         esac
         /bin/sleep @ACTIVATION_SECONDS@
-        /bin/mkdir -p /var/lib/lab
-        echo "$(/bin/date +%s) $goal @out@" >> /var/lib/lab/activations.log
+        /bin/mkdir -p "$log_dir"
+        echo "$(/bin/date +%s) $goal @out@" >> "$log_dir/activations.log"
         ${if has failActivation host then ''
           echo "switch-to-configuration: lab fault: activation of ${host} fails" >&2
           exit 1
@@ -277,7 +286,7 @@ cat >"$tmp" <<'NIX'
         case "$goal" in
           switch|test)
             activate
-            /bin/systemctl restart lab-app.service
+            ${if onHawk then "" else "/bin/systemctl restart lab-app.service"}
             ${if has restartSshd host then "/bin/systemctl restart ssh.service" else ""}
             ;;
         esac

@@ -53,6 +53,19 @@ prepare_template() {
     home=$(in_root getent passwd "$u" | cut -d: -f6)
     install -d -m 0700 -o "$(in_root id -u "$u")" -g "$(in_root id -g "$u")" "$root$home/.ssh"
   done
+  # Nix's build users get uids of their own (LAB_BUILD_UID_BASE + N, group
+  # nixbld = the base): the containers share this machine's kernel without a
+  # user namespace, and Nix kills every process of a build user around each
+  # build (kill(-1) as that uid). hawk's daemon (this machine's build users, in
+  # the root PID namespace) reaches into the containers: with Debian's system
+  # uids in both, a build on hawk as nixbld2 (uid 995 here) killed an opi's
+  # build as its nixbld1 (995 there), "failed due to signal 9". up.sh checks
+  # that the machine's build users stay clear of these.
+  local member
+  in_root groupmod -g "$LAB_BUILD_UID_BASE" nixbld
+  for member in $(in_root getent group nixbld | cut -d: -f4 | tr ',' ' '); do
+    in_root usermod -u "$((LAB_BUILD_UID_BASE + ${member#nixbld}))" "$member"
+  done
   printf 'deploy ALL=(ALL:ALL) NOPASSWD: ALL\n' >"$root/etc/sudoers.d/deploy"
   chmod 0440 "$root/etc/sudoers.d/deploy"
 
@@ -142,7 +155,7 @@ recipe_key() { # stage text... -> 16 hex chars
   printf '%s\n' "$@" | sha256sum | cut -c1-16
 }
 stage1_key=$(recipe_key v1 "$SUITE" "$MIRROR" "$INCLUDE")
-stage2_key=$(recipe_key "$stage1_key" "$DEPLOY_UID $AVL_UID $BUILDER_UID" "$(declare -f prepare_template)")
+stage2_key=$(recipe_key "$stage1_key" "$DEPLOY_UID $AVL_UID $BUILDER_UID $LAB_BUILD_UID_BASE" "$(declare -f prepare_template)")
 stage1=$CACHE/debootstrap-$stage1_key
 stage2=$CACHE/rootfs-$stage2_key
 

@@ -9,8 +9,11 @@
 // FLEET=1 (with CALYPSO_ADDR): the fleet variants, hosts-fleet.json and
 //                     hosts-fleet-calypso.json: the opis plus calypso as an
 //                     x86_64-linux deploy target (no builder entry: it builds
-//                     nothing for others). hawk is never a target in the lab
-//                     (it is this machine's root namespace).
+//                     nothing for others); on hawk also hawk itself, deployed
+//                     here by a run on hawk (in its namespaces, test/lab/hawk-ns.sh;
+//                     over ssh from calypso it would be this machine itself,
+//                     so hosts-fleet-calypso.json leaves it out). The lab's
+//                     unit check is then per host: hawk has no systemd.
 // LAB_KERNEL_SECONDS, LAB_HOST_SECONDS, LAB_ACTIVATION_SECONDS (exported by
 // up.sh) make the lab's own baseline: see baselineMinutes below.
 const e = process.env;
@@ -67,6 +70,12 @@ if (fleet) {
     sshKey: keys.deploy,
     tags: ["x86", "coordinator", "lab"],
   };
+  for (const name of Object.keys(hosts)) hosts[name].health = { units: ["lab-app.service"] };
+  if (onHawk) {
+    // hawk's namespaces have no systemd: no system state, no units (health then
+    // has only the settle window). Its deploy user is the orchestrator's own.
+    hosts.hawk = { address: e.HAWK_ADDR, system: "x86_64-linux", deployUser: "avl", tags: ["x86", "coordinator", "lab"], health: { systemState: "skip" } };
+  }
 }
 
 // The report compares a run with the one-by-one deploy of `baselineMinutes`.
@@ -112,7 +121,7 @@ const inventory = {
   // PATH and test/lab/bin/ng on calypso's (env.sh, as-coordinator.sh).
   nixosRebuild: { command: ["nixos-rebuild"], extraArgs: [] },
   // settleSeconds 1: the lab's units fail at once or after ~3 s (flake.sh); tests of the settle window set their own.
-  health: { systemState: "running", units: ["lab-app.service"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1, settleSeconds: 1 },
+  health: { systemState: "running", units: fleet ? [] : ["lab-app.service"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1, settleSeconds: 1 },
   paths: { lock: `${lab}/hawk/deploy.lock` },
   // --reboot waits for a host as long as up.sh waits for a container's first boot.
   timeouts: { rebootSeconds: Number(e.LAB_BOOT_SECONDS || 90) },
