@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { nixosRebuildCheck } from '../../lib/doctor/checks/nixos-rebuild.ts';
+import { createDoctorContext } from '../../lib/doctor/context.ts';
 import { chooseDeployMethod } from '../../lib/nix/deploy-method.ts';
 import { parseRebuildHelp, type RebuildTool, unprobedRebuildTool } from '../../lib/nix/nixos-rebuild.ts';
 import { planDeploy } from '../../lib/plan/assemble.ts';
@@ -6,7 +8,7 @@ import { renderPlan } from '../../lib/plan/render.ts';
 import { ACTIVATE_TOPLEVEL } from '../../lib/remote/scripts.ts';
 import { fixture, fleetInventory, wholeFleetInventory } from '../helpers/fixtures.ts';
 import { deployStepsRun, FLEET_HOSTS, runPipeline, WHOLE_FLEET_HOSTS } from '../helpers/pipeline.ts';
-import { remoteWords, when } from '../helpers/recording-executor.ts';
+import { RecordingExecutor, type Responder, remoteWords, when } from '../helpers/recording-executor.ts';
 
 const bash = parseRebuildHelp(['nixos-rebuild'], fixture('nixos-rebuild/bash-era.help'));
 const ng = parseRebuildHelp(['nixos-rebuild'], fixture('nixos-rebuild/ng.help'));
@@ -157,5 +159,27 @@ describe('running the direct method (recording executor)', () => {
       ['opi02', 'failed', 'previous', 'not touched'],
       ['opi03', 'deployed', 'new', undefined],
     ]);
+  });
+});
+
+describe('the doctor says which method a deploy would use', () => {
+  const helpOf = (text: string | undefined): Responder => (spec) =>
+    spec.argv.join(' ') === 'nixos-rebuild --help' ? (text === undefined ? { exitCode: 127, stderr: 'spawn nixos-rebuild ENOENT' } : { stdout: text }) : undefined;
+  const doctor = async (help: string | undefined, method?: 'nixos-rebuild' | 'direct') => {
+    const inventory = withMethod(method);
+    const check = nixosRebuildCheck(inventory);
+    return check.run(createDoctorContext({ inventory, executor: new RecordingExecutor([helpOf(help)]), onCoordinator: true }, Date.now()));
+  };
+
+  it('ng: --store-path; bash-era: direct; none here: direct, and that passes; none here but nixos-rebuild asked for: fails', async () => {
+    expect((await doctor(fixture('nixos-rebuild/ng.help'))).summary).toMatch(/accepts .*--store-path.*; a deploy would use: nixos-rebuild --store-path \(probed: /);
+    const bashEra = await doctor(fixture('nixos-rebuild/bash-era.help'));
+    expect(bashEra).toMatchObject({ status: 'pass' });
+    expect(bashEra.summary).toMatch(/; a deploy would use: direct \(probed: nixos-rebuild: bash-era nixos-rebuild has no --store-path/);
+    const none = await doctor(undefined);
+    expect(none).toMatchObject({ status: 'pass' });
+    expect(none.summary).toMatch(/^nixos-rebuild: not found .*; a deploy would use: direct/);
+    expect(await doctor(undefined, 'nixos-rebuild')).toMatchObject({ status: 'fail' });
+    expect((await doctor(fixture('nixos-rebuild/bash-era.help'), 'nixos-rebuild')).summary).toContain('a deploy would use: nixos-rebuild --flake (evaluates each host again)');
   });
 });
