@@ -63,6 +63,21 @@ export function chooseDeployMethod(tool: RebuildTool, requested?: InventoryDeplo
   return { kind: 'direct', why: `probed: ${probed}: the orchestrator copies the closure, sets the system profile and activates (nothing evaluated again)`, evaluatesAgain: false };
 }
 
+/**
+ * What nixos-rebuild-ng refuses beside `--store-path` ("--store-path cannot
+ * be used with --flake, --file, or --attr"; "--store-path and --rollback are
+ * mutually exclusive"): named in nixosRebuild.extraArgs, preflight fails on
+ * them before anything runs.
+ */
+const REFUSED_WITH_STORE_PATH = ['--flake', '--file', '-f', '--attr', '-A', '--rollback'];
+
+/** The problems of `method` with the inventory's nixosRebuild.extraArgs (preflight fails on them, as on the flags' own). */
+export function methodProblems(method: DeployMethod, extraArgs: readonly string[]): string[] {
+  if (method.kind !== 'store-path') return [];
+  const refused = extraArgs.filter((arg) => REFUSED_WITH_STORE_PATH.includes(arg.split('=')[0]!));
+  return refused.map((flag) => `nixosRebuild.extraArgs: ${flag.split('=')[0]} cannot go with --store-path (nixos-rebuild-ng refuses it): remove it, or set deploy.method to direct`);
+}
+
 /** Whether a method runs the configured nixos-rebuild (and so needs it, and its flags, in preflight). */
 export function runsNixosRebuild(method: DeployMethod): boolean {
   return method.kind !== 'direct';

@@ -27,7 +27,7 @@ import {
 } from '../nix/commands.ts';
 import { closureDiffArgv } from '../nix/closure-diff.ts';
 import { trustProbeCommands } from '../nix/trust.ts';
-import { chooseDeployMethod, type DeployMethod, runsNixosRebuild } from '../nix/deploy-method.ts';
+import { chooseDeployMethod, type DeployMethod, methodProblems, runsNixosRebuild } from '../nix/deploy-method.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
 import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, type Here, reachTarget, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
@@ -147,7 +147,9 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
     preflight: {
       targets: planTargetChecks(deployed, targets, shortMs),
       nixTrust: { user: localUser, ...trustProbeCommands(localUser, t.connectSeconds * 1000) },
-      ...(deployMethod && runsNixosRebuild(deployMethod) ? { rebuild: { tool: rebuildTool, problems: [...problems] } } : {}),
+      ...(deployMethod && runsNixosRebuild(deployMethod)
+        ? { rebuild: { tool: rebuildTool, problems: [...problems, ...methodProblems(deployMethod, inventory.nixosRebuild.extraArgs)] } }
+        : {}),
       gcRootDir,
       gcRootDirWritable: onCoordinator(writableDirArgv(gcRootDir)),
       cacheKey: { publicKey: inventory.cache.publicKey, listRoots: onCoordinator(listRootsArgv(gcRootDir)) },

@@ -183,3 +183,22 @@ describe('the doctor says which method a deploy would use', () => {
     expect((await doctor(fixture('nixos-rebuild/bash-era.help'), 'nixos-rebuild')).summary).toContain('a deploy would use: nixos-rebuild --flake (evaluates each host again)');
   });
 });
+
+describe('preflight refuses what nixos-rebuild-ng refuses beside --store-path', () => {
+  it('extraArgs with --flake, --file or --rollback fail preflight with --store-path, not with --flake or direct', () => {
+    const inventory = (method?: 'nixos-rebuild' | 'direct') =>
+      fleetInventory((json) => {
+        json.nixosRebuild.extraArgs = ['--rollback', '--file=/etc/nixos/default.nix', '--show-trace'];
+        if (method) json.deploy = { method };
+        else delete json.deploy;
+      });
+    const storePath = planDeploy(inventory(), ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: ng });
+    expect(storePath.preflight.rebuild!.problems).toEqual([
+      'nixosRebuild.extraArgs: --rollback cannot go with --store-path (nixos-rebuild-ng refuses it): remove it, or set deploy.method to direct',
+      'nixosRebuild.extraArgs: --file cannot go with --store-path (nixos-rebuild-ng refuses it): remove it, or set deploy.method to direct',
+    ]);
+    const olderNgFlake = planDeploy(inventory('nixos-rebuild'), ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: olderNg });
+    expect(olderNgFlake.preflight.rebuild!.problems).toEqual([]);
+    expect(planDeploy(inventory('direct'), ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: ng }).preflight.rebuild).toBeUndefined();
+  });
+});
