@@ -60,7 +60,9 @@ export function usage(command: Command): string {
       : 'Deploy every host of the inventory (or those --on selects) in stages.';
   return `${what}
 Builds each toplevel once on a seed builder, waits until the binary cache serves it
-signed, then runs nixos-rebuild on every host so targets pull from the cache.
+signed, then puts the built toplevel on every host so targets pull from the cache: with
+nixos-rebuild --store-path where it takes it, else itself (copy, profile, activation);
+the inventory's deploy.method chooses (nixos-rebuild | direct).
 
 Usage: ${synopsis}
 

@@ -33,7 +33,7 @@ export function doctorUsage(): string {
   return `Check the fleet the way an operator otherwise does by hand: the cache and its signing key, every builder and target over
 SSH, the GC roots on the cache host, that this machine cannot build the
 builders' systems itself, and which nixos-rebuild it has (bash-era or
-nixos-rebuild-ng, and the flags it accepts). Each check prints ✔/✖/⚠, what it tried and, when
+nixos-rebuild-ng, the flags it accepts, the deploy method a deploy would use). Each check prints ✔/✖/⚠, what it tried and, when
 something is wrong, a hint.
 
 Usage: npx tsx scripts/doctor.ts [<host|@tag|glob…>] [options]      (just nix doctor)

@@ -158,6 +158,9 @@ const cacheUrl = z
     return url.href.replace(/\/+$/, '');
   });
 
+/** The inventory's deploy methods (`deploy.method`); lib/nix/deploy-method.ts chooses between them. */
+export const DEPLOY_METHODS = ['nixos-rebuild', 'direct'] as const;
+
 const builder = z.strictObject({
   user: userName.default('nix-builder'),
   sshKey: absolutePath.optional(),
@@ -233,6 +236,14 @@ export const inventorySchema = z.strictObject({
       sudoFlag: z.enum(['--sudo', '--use-remote-sudo']).optional(),
     })
     .default({ command: ['nixos-rebuild'], extraArgs: [] }),
+  /**
+   * How the deploy stage puts each built toplevel on its host: `nixos-rebuild`
+   * (with --store-path where it takes it, else --flake, which evaluates the
+   * host again) or `direct` (the orchestrator copies the closure, sets the
+   * profile and activates). Absent: nixos-rebuild when the probed one takes
+   * --store-path, else direct (lib/nix/deploy-method.ts).
+   */
+  deploy: z.strictObject({ method: z.enum(DEPLOY_METHODS).optional() }).optional(),
   health: healthChecks
     .extend({
       timeoutSeconds: z.number().positive().default(10),

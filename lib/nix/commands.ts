@@ -1,6 +1,7 @@
 /** argv for every Nix and nixos-rebuild command the orchestrator runs. Pure. */
 import { HOST_PLACEHOLDER, type HostName, type Inventory } from '../inventory/schema.ts';
 import { nixSshOpts, nixSshStoreUri, type RemoteHost, remoteArgv, targetHostArg } from '../remote/host.ts';
+import { ACTIVATE_TOPLEVEL } from '../remote/scripts.ts';
 import type { RebuildFlags } from './nixos-rebuild.ts';
 
 export const GOALS = ['switch', 'boot', 'test', 'dry-activate'] as const;
@@ -101,21 +102,37 @@ export function seedBuildArgv(inventory: Inventory, flake: string, hosts: readon
   ];
 }
 
-/** When the orchestrator is not on the coordinator, the result must still land in the cache host's store. */
-export function copyToArgv(destination: RemoteHost, storePaths: readonly string[]): string[] {
-  return ['nix', 'copy', '--to', nixSshStoreUri(destination), ...storePaths];
+/**
+ * `nix copy` of `storePaths`' closures to `destination`'s store over
+ * `ssh://` (lib/remote/host.ts nixSshStoreUri; ssh options through
+ * NIX_SSHOPTS, {@link sshEnv}). `substituteOnDestination`: the destination
+ * first fetches what it can from its own substituters (the cache), and only
+ * the rest is pushed. Over `ssh://`, not `ssh-ng://`: Nix 2.8 ignores
+ * --substitute-on-destination over ssh-ng (fixed much later), while both
+ * 2.8 and 2.26 honour it over ssh:// — what nixos-rebuild's
+ * `nix-copy-closure --use-substitutes` does too.
+ */
+export function copyToArgv(destination: RemoteHost, storePaths: readonly string[], options: { readonly substituteOnDestination?: boolean } = {}): string[] {
+  return ['nix', 'copy', ...(options.substituteOnDestination ? ['--substitute-on-destination'] : []), '--to', nixSshStoreUri(destination), ...storePaths];
 }
+
+/** Where a host's configuration comes from in nixos-rebuild: evaluated from the flake, or the toplevel already built. */
+export type RebuildSource = { readonly flake: string; readonly host: HostName } | { readonly storePath: string };
 
 /**
  * nixos-rebuild for one host, with the flags chosen for the tool that will
  * run it (lib/nix/nixos-rebuild.ts): the sudo flag for a non-root user and
- * the flag that stops the re-exec, each only where needed.
+ * the flag that stops the re-exec, each only where needed. From a flake
+ * (`--flake <ref>#<host>`: it evaluates and builds the host again) or from a
+ * built toplevel (`--store-path`: recent nixos-rebuild-ng copies it,
+ * substituting on the target with --use-substitutes, sets the profile and
+ * activates; no evaluation).
  */
-export function nixosRebuildArgv(command: readonly string[], flake: string, host: HostName, target: RemoteHost, goal: Goal, flags: RebuildFlags): string[] {
+export function nixosRebuildArgv(command: readonly string[], source: RebuildSource, target: RemoteHost, goal: Goal, flags: RebuildFlags): string[] {
   return [
     ...command,
     goal,
-    '--flake', `${flake}#${host}`,
+    ...('storePath' in source ? ['--store-path', source.storePath] : ['--flake', `${source.flake}#${source.host}`]),
     // Without --target-host, nixos-rebuild activates this machine, with the same sudo flag.
     ...(target.local ? [] : ['--target-host', targetHostArg(target)]),
     '--use-substitutes',
@@ -123,6 +140,23 @@ export function nixosRebuildArgv(command: readonly string[], flake: string, host
     ...(flags.noReexec ? [flags.noReexec] : []),
     ...flags.extraArgs,
   ];
+}
+
+/**
+ * The direct deploy method's steps for one host, nixos-rebuild's own without
+ * it: copy the toplevel's closure to the target, the target fetching what
+ * it can from its substituters (none for this machine: the closure is here);
+ * for switch and boot, point the system profile at it (`nix-env -p <profile>
+ * --set`, as root: a new generation, as nixos-rebuild makes); activate it
+ * as root (lib/remote/scripts.ts ACTIVATE_TOPLEVEL: in the transient unit
+ * nixos-rebuild-ng uses on systemd, waited for).
+ */
+export function directDeployArgvs(target: RemoteHost, toplevel: string, goal: Goal, profile: string): { copy?: string[]; setProfile?: string[]; activate: string[] } {
+  return {
+    ...(target.local ? {} : { copy: copyToArgv(target, [toplevel], { substituteOnDestination: true }) }),
+    ...(goal === 'switch' || goal === 'boot' ? { setProfile: remoteArgv(target, ['nix-env', '-p', profile, '--set', toplevel], { asRoot: true }) } : {}),
+    activate: remoteArgv(target, ['sh', '-c', ACTIVATE_TOPLEVEL, 'avalanche-activate', toplevel, goal], { asRoot: true }),
+  };
 }
 
 /** nixos-rebuild and `nix copy` reach hosts with ssh: the same options as ours, through NIX_SSHOPTS. */

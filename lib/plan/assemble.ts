@@ -18,6 +18,7 @@ import {
   builderSpec,
   coordinatorBuilderSpec,
   copyToArgv,
+  directDeployArgvs,
   evaluateToplevelsArgv,
   type Goal,
   nixosRebuildArgv,
@@ -26,6 +27,7 @@ import {
 } from '../nix/commands.ts';
 import { closureDiffArgv } from '../nix/closure-diff.ts';
 import { trustProbeCommands } from '../nix/trust.ts';
+import { chooseDeployMethod, type DeployMethod, methodProblems, runsNixosRebuild } from '../nix/deploy-method.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
 import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, type Here, reachTarget, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
@@ -128,6 +130,8 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
 
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
   const { flags, problems } = planRebuildFlags(inventory, targets, rebuildTool, options.localSystem ?? inventory.coordinator.system);
+  // A build deploys nothing: no method. The direct method runs no nixos-rebuild, so preflight does not ask for it.
+  const deployMethod = deploys ? chooseDeployMethod(rebuildTool, inventory.deploy?.method) : undefined;
   const { gcRootDir } = inventory.cache;
   const roots = hosts.map((host) => ({ host, storePath: PLACEHOLDER.toplevel(host), root: posix.join(gcRootDir, PLACEHOLDER.toplevelName(host)) }));
   const onCoordinator = (argv: readonly string[]): PlannedCommand => ({ argv: atPlace(coordinator, argv), timeoutMs: shortMs });
@@ -144,7 +148,9 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
     preflight: {
       targets: planTargetChecks(deployed, targets, shortMs),
       nixTrust: { user: localUser, ...trustProbeCommands(localUser, t.connectSeconds * 1000) },
-      ...(deploys ? { rebuild: { tool: rebuildTool, problems: [...problems] } } : {}),
+      ...(deployMethod && runsNixosRebuild(deployMethod)
+        ? { rebuild: { tool: rebuildTool, problems: [...problems, ...methodProblems(deployMethod, inventory.nixosRebuild.extraArgs)] } }
+        : {}),
       gcRootDir,
       gcRootDirWritable: onCoordinator(writableDirArgv(gcRootDir)),
       cacheKey: { publicKey: inventory.cache.publicKey, listRoots: onCoordinator(listRootsArgv(gcRootDir)) },
@@ -167,15 +173,50 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       requestTimeoutMs: t.connectSeconds * 1000,
       allowUnsigned: options.allowUnsigned ?? false,
     },
+    ...(deployMethod ? { deployMethod } : {}),
     deploy: planDeployStage(inventory, deployed, targets, {
       ...options,
       goal: rebuildGoal,
       concurrency: rolling ? batchSize : concurrencyFor(Math.max(1, ...waves.map((w) => w.length)), options.concurrency),
-      activate: (host, target) => ({
-        argv: nixosRebuildArgv(inventory.nixosRebuild.command, flake, host, target, rebuildGoal, flags[host]!),
-        env: sshEnv(target),
-        timeoutMs: t.deployMinutes * MINUTE,
-      }),
+      ...planDeployMethodSteps(inventory, flake, rebuildGoal, deployMethod, flags),
+    }),
+  };
+}
+
+/**
+ * Each host's activation for the run's deploy method, and the direct
+ * method's steps before it: nixos-rebuild with the built toplevel
+ * (`{{toplevel:<host>}}`, filled after evaluation) or with the flake; or the
+ * copy, profile and activation commands the orchestrator runs itself.
+ */
+function planDeployMethodSteps(
+  inventory: Inventory,
+  flake: string,
+  goal: Goal,
+  method: DeployMethod | undefined,
+  flags: Readonly<Record<HostName, RebuildFlags>>,
+): Pick<DeployStageOptions, 'activate' | 'prepare'> {
+  const t = inventory.timeouts;
+  const deployMs = t.deployMinutes * MINUTE;
+  if (method?.kind === 'direct') {
+    const steps = (host: HostName, target: RemoteHost) => directDeployArgvs(target, PLACEHOLDER.toplevel(host), goal, inventory.paths.profile);
+    return {
+      activate: (host, target) => ({ argv: steps(host, target).activate, timeoutMs: deployMs }),
+      prepare: (host, target) => {
+        const { copy, setProfile } = steps(host, target);
+        return {
+          // Bounded like the activation: it may download the whole closure.
+          ...(copy ? { copy: { argv: copy, env: sshEnv(target), timeoutMs: deployMs } } : {}),
+          ...(setProfile ? { setProfile: { argv: setProfile, timeoutMs: shortCommandTimeoutMs(inventory) } } : {}),
+        };
+      },
+    };
+  }
+  return {
+    activate: (host, target) => ({
+      argv: nixosRebuildArgv(inventory.nixosRebuild.command, method?.kind === 'store-path' ? { storePath: PLACEHOLDER.toplevel(host) } : { flake, host }, target, goal, flags[host]!),
+      env: sshEnv(target),
+      timeoutMs: deployMs,
     }),
   };
 }
@@ -247,8 +288,10 @@ export interface DeployStageOptions extends Omit<DeployStageChoices, 'concurrenc
   readonly goal: Goal;
   /** hosts activated at once, decided (rolling: the batch size) */
   readonly concurrency: number;
-  /** nixos-rebuild for a deploy; the switch to an existing generation for a rollback */
+  /** nixos-rebuild or the direct method's activation for a deploy; the switch to an existing generation for a rollback */
   readonly activate: (host: HostName, target: RemoteHost) => PlannedCommand;
+  /** the direct deploy method's steps before the activation: the copy, the profile */
+  readonly prepare?: ((host: HostName, target: RemoteHost) => Pick<HostPlan, 'copy' | 'setProfile'>) | undefined;
 }
 
 /** The deploy stage: every host's steps around `activate` (probe, watchdog, health checks, confirmation, rollback). */
@@ -278,13 +321,16 @@ export function planDeployStage(inventory: Inventory, hosts: readonly HostName[]
     rollback,
     magicRollback,
     confirmTimeoutSeconds,
-    hosts: Object.fromEntries(hosts.map((host) => [host, planHost(inventory, host, targets[host]!, { ...context, activate: o.activate(host, targets[host]!) })])),
+    hosts: Object.fromEntries(
+      hosts.map((host) => [host, planHost(inventory, host, targets[host]!, { ...context, activate: o.activate(host, targets[host]!), prepare: o.prepare?.(host, targets[host]!) ?? {} })]),
+    ),
   };
 }
 
 interface HostPlanContext {
   readonly goal: Goal;
   readonly activate: PlannedCommand;
+  readonly prepare: Pick<HostPlan, 'copy' | 'setProfile'>;
   readonly magicRollback: boolean;
   readonly rollback: boolean;
   readonly confirmTimeoutSeconds: number;
@@ -315,7 +361,9 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     probe: { argv: generationProbeArgv(target, inventory.paths), timeoutMs: c.shortMs },
     // Bounded like the activation: it may download the new closure (which the activation then finds in place).
     ...(c.diff ? { diff: { argv: closureDiffArgv(target, { current: PLACEHOLDER.previousSystem, toplevel: PLACEHOLDER.toplevel(host) }), timeoutMs: deployMs } } : {}),
+    ...(c.prepare.copy ? { copy: c.prepare.copy } : {}),
     ...(c.magicRollback ? { arm: asRoot(armArgs([...previous, String(c.confirmTimeoutSeconds), armSeconds]), c.shortMs) } : {}),
+    ...(c.prepare.setProfile ? { setProfile: c.prepare.setProfile } : {}),
     rebuild: c.activate,
     ...(c.reboot ? { reboot: planReboot(inventory, host, target, c.shortMs) } : {}),
     ...(activates || c.reboot ? { health: planHealth(inventory, host, target) } : {}),

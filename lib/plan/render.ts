@@ -7,10 +7,11 @@ import { cacheInfoUrl } from '../cache/client.ts';
 import { isPlaceholderKey } from '../cache/hints.ts';
 import { commandLine } from '../exec/describe.ts';
 import type { HostClosureDiff } from '../nix/closure-diff.ts';
+import { describeDeployMethod } from '../nix/deploy-method.ts';
 import { describeTool, rebuildHelpArgv } from '../nix/nixos-rebuild.ts';
 import { sshDestination } from '../remote/host.ts';
 import { PLACEHOLDER } from './placeholders.ts';
-import { type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand, type RollbackPlan, type RollbackTarget, type RunnablePlan } from './types.ts';
+import { activationName, type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand, type RollbackPlan, type RollbackTarget, type RunnablePlan } from './types.ts';
 import { builderSeeds, isLastAloneWave, preferredSeed } from './waves.ts';
 
 const cmd = (c: Pick<PlannedCommand, 'argv' | 'env'>, indent = '    ') => `${indent}$ ${commandLine(c)}`;
@@ -39,13 +40,14 @@ function renderLock(plan: RunnablePlan): string[] {
 }
 
 /** The deploy stage's pace, waves and every host's steps. */
-function renderDeployStage(plan: RunnablePlan, heading: string, waves: readonly (readonly string[])[]): string[] {
+function renderDeployStage(plan: RunnablePlan, heading: string, waves: readonly (readonly string[])[], method: readonly string[] = []): string[] {
   const { deploy } = plan;
   return [
     heading,
+    ...method,
     ...(deploy.rolling ? [`  rolling: waves of ${deploy.concurrency}; ${deploy.keepGoing ? 'keep going after a failure' : 'the first failure stops the rollout'}`] : []),
     ...waves.map((wave, i) => `  wave ${i + 1}: ${wave.join(', ')}`),
-    ...plan.hosts.flatMap((host) => renderHost(deploy.hosts[host]!, deploy, plan.operation === 'rollback' ? 'switch to the chosen generation' : 'nixos-rebuild')),
+    ...plan.hosts.flatMap((host) => renderHost(deploy.hosts[host]!, deploy, activationName(plan))),
   ];
 }
 
@@ -75,7 +77,8 @@ function renderRollbackPlan(plan: RollbackPlan): string {
 }
 
 /** nixos-rebuild as probed when planning, and what will fail with it; nothing for a build (it runs none). */
-function renderRebuildTool(rebuild: DeployPlan['preflight']['rebuild']): string[] {
+function renderRebuildTool(rebuild: DeployPlan['preflight']['rebuild'], method: DeployPlan['deployMethod']): string[] {
+  if (method?.kind === 'direct') return ['    nixos-rebuild: not run (deploy method direct), so not checked'];
   if (!rebuild) return [];
   const { tool, problems } = rebuild;
   return [
@@ -98,7 +101,7 @@ function renderDeployPlan(plan: DeployPlan): string {
     '',
     ...renderLock(plan),
     '1. preflight',
-    ...renderRebuildTool(preflight.rebuild),
+    ...renderRebuildTool(preflight.rebuild, plan.deployMethod),
     ...plan.builds
       .filter((b) => b.on === 'builders')
       .flatMap((b) => [
@@ -136,11 +139,17 @@ function renderDeployPlan(plan: DeployPlan): string {
     ...(build
       ? ['the run stops after the cache wait: nothing is deployed, no host is touched', '5. report (per stage; what was built, where and how long; each host built or not; no baseline: nothing was deployed)']
       : [
-          ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${deployOrder(plan)}at most ${deploy.concurrency} at a time)`, plan.waves),
+          ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${deployOrder(plan)}at most ${deploy.concurrency} at a time)`, plan.waves, renderDeployMethod(plan)),
           `6. report (per stage and host, against the ${plan.baselineMinutes} min baseline)`,
         ]),
   ];
   return lines.join('\n');
+}
+
+/** The deploy method and why it was chosen (lib/nix/deploy-method.ts). */
+function renderDeployMethod(plan: DeployPlan): string[] {
+  const method = plan.deployMethod;
+  return method ? [`  method: ${describeDeployMethod(method)} — ${method.why}`] : [];
 }
 
 /** How the waves go: the seeds first when they are targets; the cache host, then this machine, last. */
@@ -159,8 +168,10 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
     `  ${host.name}:`,
     ...step('read its generation', host.probe),
     ...step(`compare its closure with what it runs (nix store diff-closures)${deploy.diffOnly ? ' — and stop: nothing is activated' : deploy.interactive ? ', show it and ask before activating' : ''}`, host.diff),
+    ...step('copy the closure (the target substitutes from its caches what it can)', host.copy),
     ...step(`arm the magic-rollback watchdog (reverts unless confirmed within ${deploy.confirmTimeoutSeconds} s of the activation)`, host.arm),
-    ...step(activation, host.rebuild),
+    ...step('set the system profile (a new generation)', host.setProfile),
+    ...step(activation === 'switch-to-configuration' ? 'activate (switch-to-configuration, in a transient unit where systemd runs)' : activation, host.rebuild),
     ...(host.reboot
       ? [
           ...step(`reboot into the new boot default: leave ${host.reboot.marker} (/run is new every boot), systemctl reboot (the session may end with 255)`, host.reboot.command),

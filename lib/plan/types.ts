@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { hostClosureDiffSchema } from '../nix/closure-diff.ts';
 import { GOALS } from '../nix/commands.ts';
+import { deployMethodSchema } from '../nix/deploy-method.ts';
 import { rebuildToolSchema } from '../nix/nixos-rebuild.ts';
 import { remoteHostSchema } from '../remote/host.ts';
 
@@ -110,8 +111,13 @@ export const hostPlanSchema = z.object({
    * fetching the new toplevel from its substituters): before activation
    */
   diff: plannedCommandSchema.optional(),
+  /** deploy method direct, a target other than this machine: copies the toplevel's closure there (before the watchdog is armed: it changes nothing the host runs) */
+  copy: plannedCommandSchema.optional(),
   /** arms the magic-rollback watchdog with the generation the probe read */
   arm: plannedCommandSchema.optional(),
+  /** deploy method direct, goals switch and boot: points the system profile at the new toplevel (a new generation) */
+  setProfile: plannedCommandSchema.optional(),
+  /** the activation: nixos-rebuild (--store-path or --flake), the direct method's switch-to-configuration, or a rollback's switch to a generation */
   rebuild: plannedCommandSchema,
   /** --reboot: reboot into the new boot default and check it booted it */
   reboot: rebootPlanSchema.optional(),
@@ -216,7 +222,7 @@ export const deployPlanSchema = z.object({
       showConfig: plannedCommandSchema,
       groups: plannedCommandSchema,
     }),
-    /** the nixos-rebuild that will run here, as probed, and what cannot work with it; absent for goal build (none runs) */
+    /** the nixos-rebuild probed here, and what cannot work with it; absent for goal build and the direct method (none runs) */
     rebuild: z.object({ tool: rebuildToolSchema, problems: z.array(z.string()) }).optional(),
     gcRootDir: z.string(),
     /** the seed build pins into gcRootDir on the coordinator: it must be writable there before building */
@@ -245,6 +251,8 @@ export const deployPlanSchema = z.object({
     requestTimeoutMs: z.number(),
     allowUnsigned: z.boolean(),
   }),
+  /** how the deploy stage puts each toplevel on its host, and why (lib/nix/deploy-method.ts); absent for goal build */
+  deployMethod: deployMethodSchema.optional(),
   /** no hosts for goal build: the run stops after the cache wait (`stages` has no `deploy`) */
   deploy: deployStageSchema,
 });
@@ -295,6 +303,12 @@ export type RollbackPlan = z.infer<typeof rollbackPlanSchema>;
 
 /** A plan a run executes (lib/run/run.ts). */
 export type RunnablePlan = DeployPlan | RollbackPlan;
+
+/** What a plan's activation step is called in --dry-run, a host's progress and its failure. */
+export function activationName(plan: RunnablePlan): string {
+  if (plan.operation === 'rollback') return 'switch to the chosen generation';
+  return plan.deployMethod?.kind === 'direct' ? 'switch-to-configuration' : 'nixos-rebuild';
+}
 
 /** What `--dry-run --json` prints. */
 export const dryRunOutputSchema = z.object({

@@ -28,14 +28,31 @@ export function generationProbeArgv(target: RemoteHost, paths: { readonly profil
 export const ACTIVATION_UNIT = 'nixos-rebuild-switch-to-configuration.service';
 
 /**
+ * Runs `$toplevel/bin/switch-to-configuration "$goal"` as nixos-rebuild-ng
+ * does on systemd: a transient unit named {@link ACTIVATION_UNIT}, waited
+ * for (`--wait`), so that it finishes although the SSH session drops and the
+ * watchdog knows when it ended; elsewhere directly. Exits with the
+ * activation's status. Expects `toplevel` and `goal` set.
+ */
+const ACTIVATE_IN_UNIT = `
+if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+  exec systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe --quiet --service-type=exec \\
+    --unit=${ACTIVATION_UNIT.replace(/\.service$/, '')} --wait "$toplevel/bin/switch-to-configuration" "$goal" </dev/null
+fi
+exec "$toplevel/bin/switch-to-configuration" "$goal" </dev/null
+`;
+
+/** Exit 4 before anything runs when the toplevel is not a NixOS system. */
+const CHECK_SWITCHABLE = `
+if [ ! -x "$toplevel/bin/switch-to-configuration" ]; then echo "$toplevel has no bin/switch-to-configuration: not a NixOS system" >&2; exit 4; fi
+`;
+
+/**
  * Switches the host to a generation it has (a rollback's activation): checks
  * that `<profile>-<N>-link` still resolves to the toplevel the rollback chose,
  * points the profile at it (for switch and boot, as `nix-env
  * --switch-generation` does: the link is relative, made beside and renamed
- * over), then runs the toplevel's `switch-to-configuration <goal>` as
- * nixos-rebuild-ng does on systemd: a transient unit named
- * {@link ACTIVATION_UNIT}, waited for, so that it finishes although the SSH
- * session drops and the watchdog knows when it ended; elsewhere directly.
+ * over), then activates it as {@link ACTIVATE_IN_UNIT} does.
  * Exit 4, before changing anything, when that generation is gone or is
  * another system now, or the toplevel has no switch-to-configuration; else
  * the activation's status.
@@ -46,18 +63,21 @@ profile=$1 number=$2 toplevel=$3 goal=$4
 link="$(basename "$profile")-$number-link"
 if [ "$(readlink -f "$(dirname "$profile")/$link" 2>/dev/null)" != "$toplevel" ]; then
   echo "generation $number of $profile is not $toplevel any more (deleted, or made again?)" >&2; exit 4
-fi
-if [ ! -x "$toplevel/bin/switch-to-configuration" ]; then echo "$toplevel has no bin/switch-to-configuration: not a NixOS system" >&2; exit 4; fi
-echo "generation $number: $toplevel"
+fi${CHECK_SWITCHABLE}echo "generation $number: $toplevel"
 if [ "$goal" != test ]; then
   ln -sfn "$link" "$profile.avalanche-tmp" && mv -T "$profile.avalanche-tmp" "$profile" || exit 1
-fi
-if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-  exec systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe --quiet --service-type=exec \\
-    --unit=${ACTIVATION_UNIT.replace(/\.service$/, '')} --wait "$toplevel/bin/switch-to-configuration" "$goal" </dev/null
-fi
-exec "$toplevel/bin/switch-to-configuration" "$goal" </dev/null
-`;
+fi${ACTIVATE_IN_UNIT}`;
+
+/**
+ * The direct deploy method's activation of a toplevel already in the
+ * target's store (its profile set before, for switch and boot, by `nix-env
+ * --set`): {@link ACTIVATE_IN_UNIT}, as nixos-rebuild-ng activates. Exit 4,
+ * before anything runs, when the toplevel has no switch-to-configuration;
+ * else the activation's status (switch-to-configuration's 4: switched, some
+ * units failed). Run as root. Args: toplevel goal.
+ */
+export const ACTIVATE_TOPLEVEL = `
+toplevel=$1 goal=$2${CHECK_SWITCHABLE}${ACTIVATE_IN_UNIT}`;
 
 /** Who restored a generation, as written in the targets' rollback log. */
 export const ROLLED_BACK_BY = { watchdog: 'watchdog', deploy: 'avalanche-deploy' } as const;

@@ -97,6 +97,14 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }
   }
 
+  // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
+  if (steps.copy) {
+    say('copying the closure (the target substitutes what it can)');
+    const copied = await run(steps.copy);
+    if (copied.aborted) return interrupted(end, host, 'previous');
+    if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
+  }
+
   let armed = false;
   if (steps.arm) {
     const arm = await run(steps.arm);
@@ -105,6 +113,13 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     armed = true;
   }
   const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
+
+  if (steps.setProfile) {
+    say('setting the system profile');
+    const set = await run(steps.setProfile);
+    if (set.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+    if (!succeeded(set)) return fail(await rollBack(armed, 'setting the system profile failed'), describeFailure(`${host}: cannot set its system profile`, fill(steps.setProfile), set));
+  }
 
   const activation = deployment.activation ?? 'nixos-rebuild';
   say(activation === 'nixos-rebuild' ? `nixos-rebuild ${goal}` : `${activation} (${goal})`);

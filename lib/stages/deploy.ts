@@ -16,6 +16,7 @@ import pLimit from 'p-limit';
 import { InterruptedError, StageError } from '../errors.ts';
 import { summarizeClosureDiff } from '../nix/closure-diff.ts';
 import { withProgressTitle } from '../report/progress.ts';
+import { activationName } from '../plan/types.ts';
 import { builderSeeds, isLastAloneWave } from '../plan/waves.ts';
 import type { RunContext } from './context.ts';
 import { deployHost } from './deploy-host.ts';
@@ -79,7 +80,7 @@ export function deployTask(): ListrTask<RunContext> {
                       goal,
                       confirmTimeoutSeconds: deploy.confirmTimeoutSeconds,
                       values: ctx.values,
-                      activation: rollback ? 'switch to the chosen generation' : 'nixos-rebuild',
+                      activation: activationName(plan),
                       diffOnly: deploy.diffOnly,
                     };
                     // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.

@@ -13,6 +13,7 @@ import {
   activated,
   buildsOf,
   cacheRequests,
+  coordinator,
   currentSystem,
   fault,
   hostPath,
@@ -31,6 +32,8 @@ import {
 } from './lab.ts';
 
 type HostRow = { name: string; state: string; generation: string; note?: string };
+const OPIS = ['opi01', 'opi02', 'opi03'];
+const DEPLOY_METHODS = ['direct', 'nixos-rebuild'] as const;
 const states = (report: { hosts: HostRow[] }) => report.hosts.map((h) => [h.name, h.state, h.generation]);
 const snapshot = (hosts: string[]) => Object.fromEntries(hosts.map((h) => [h, { profile: systemProfile(h), current: currentSystem(h) }]));
 
@@ -97,44 +100,104 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
     expect(snapshot(['opi01'])).toEqual({ opi01: before.opi01 });
   });
 
-  it('4. activation fails on one host: it is back on its previous generation, the rollout stops', async () => {
-    await newGeneration('f4', { failActivation: ['opi01'] });
-    const before = snapshot(['opi01', 'opi02']);
-    const run = await runScript('deploy-all', ['--rolling', '--json']);
-    expect(run.exitCode).toBe(1);
-    expect(states(run.json.report)).toEqual([
-      ['opi01', 'rolled-back', 'previous'],
-      ['opi02', 'not-started', 'previous'],
-      ['opi03', 'deployed', 'new'],
-    ]);
-    expect(activated('opi01', 'f4')).toBe(true);
-    expect(snapshot(['opi01', 'opi02'])).toEqual(before);
+  /**
+   * The key cases with each deploy method (lib/nix/deploy-method.ts), asked
+   * for in the inventory: `direct` (the orchestrator copies, sets the profile,
+   * activates) and `nixos-rebuild` — `--store-path` from calypso (ng), `--flake`
+   * from hawk (bash-era: no --store-path, so it evaluates each host again).
+   */
+  describe.each(DEPLOY_METHODS)('deploy method %s', (method) => {
+    const kind = method === 'direct' ? 'direct' : coordinator() === 'hawk' ? 'flake' : 'store-path';
+    const label = (name: string) => `${name}${method === 'direct' ? 'd' : 'n'}`;
+    const withMethod = () => inventoryCopy(`method-${method}`, (json) => (json.deploy = { method }));
+
+    it(`a good deploy: every host on its new generation; the deploy stage evaluates ${kind === 'flake' ? 'each host again (--flake)' : 'nothing'}`, async () => {
+      await newGeneration(label('m1'));
+      const run = await runScript('deploy-all', ['--json'], { inventory: withMethod() });
+      expect(run.exitCode, run.stderr).toBe(0);
+      const report = run.json.report;
+      expect(states(report)).toEqual(OPIS.map((h) => [h, 'deployed', 'new']));
+      for (const { name, toplevel } of report.hosts as (HostRow & { toplevel: string })[]) {
+        expect(snapshot([name])).toEqual({ [name]: { profile: toplevel, current: toplevel } });
+        expect(activated(name, label('m1'))).toBe(true);
+      }
+      const argvs: string[][] = report.commands.map((c: { argv: string[] }) => c.argv);
+      // Evaluations: the evaluate stage's nix eval, the seed build's nix build, and nixos-rebuild --flake per host.
+      const evaluating = argvs.filter((argv) => argv.includes('--flake') || (argv[0] === 'nix' && (argv.includes('eval') || argv.includes('build'))));
+      expect(evaluating.filter((argv) => argv[0] === 'nix')).toHaveLength(2);
+      expect(evaluating.filter((argv) => argv.includes('--flake'))).toHaveLength(kind === 'flake' ? OPIS.length : 0);
+      // The deploy's nixos-rebuilds (planning's `nixos-rebuild --help` is in the log too).
+      const rebuilds = argvs.filter((argv) => argv[0] === 'nixos-rebuild' && argv[1] === 'switch');
+      if (kind === 'direct') {
+        expect(rebuilds).toEqual([]);
+        const copies = argvs.filter((argv) => argv.join(' ').startsWith('nix copy --substitute-on-destination --to ssh://deploy@'));
+        expect(copies).toHaveLength(OPIS.length);
+        // The remote command line quotes the toplevel (it was a {{placeholder}} when the plan quoted it).
+        expect(argvs.filter((argv) => /sudo -n -- nix-env -p \/nix\/var\/nix\/profiles\/system --set '?\/nix\/store\//.test(argv.join(' ')))).toHaveLength(OPIS.length);
+      } else {
+        expect(rebuilds.map((argv) => argv[2])).toEqual(OPIS.map(() => (kind === 'flake' ? '--flake' : '--store-path')));
+      }
+    });
+
+    it('4. activation fails on one host: it is back on its previous generation, the rollout stops', async () => {
+      await newGeneration(label('f4'), { failActivation: ['opi01'] });
+      const before = snapshot(['opi01', 'opi02']);
+      const run = await runScript('deploy-all', ['--rolling', '--json'], { inventory: withMethod() });
+      expect(run.exitCode).toBe(1);
+      expect(states(run.json.report)).toEqual([
+        ['opi01', 'rolled-back', 'previous'],
+        ['opi02', 'not-started', 'previous'],
+        ['opi03', 'deployed', 'new'],
+      ]);
+      // Named once: the host, the command, its exit status.
+      expect(run.json.error.message).toMatch(new RegExp(`^opi01 failed: ${kind === 'direct' ? 'ssh' : 'nixos-rebuild'} exited with \\d+`, 'm'));
+      expect(activated('opi01', label('f4'))).toBe(true);
+      expect(snapshot(['opi01', 'opi02'])).toEqual(before);
+    });
+
+    it('5. connection cut right after activation: the target reverts itself (magic rollback)', async () => {
+      await newGeneration(label('f5'));
+      const before = snapshot(['opi02']);
+      expect(before.opi02!.current).toBeTruthy();
+      const rollbacksLog = hostPath('opi02', 'var/lib/avalanche-deploy/rollbacks.log');
+      const rollbacks = () => (existsSync(rollbacksLog) ? readFileSync(rollbacksLog, 'utf8').split('\n').filter(Boolean).length : 0);
+      const rolledBefore = rollbacks();
+      const child = runScript('deploy', ['opi02', '--confirm-timeout', '4', '--json'], { inventory: withMethod() });
+      try {
+        await until('opi02 activated the new generation', () => activated('opi02', label('f5')));
+        await fault('link-down', 'opi02');
+        const run = await child;
+        expect(run.exitCode).toBe(1);
+        const opi02: HostRow = run.json.report.hosts[0];
+        expect(opi02.state).toBe('failed');
+        expect(opi02.note).toMatch(/magic-rollback watchdog on opi02 reverts it within 4 s of its activation/);
+        // The watchdog acts on the target alone, while it is still cut off.
+        await until('opi02 rolled itself back', () => rollbacks() > rolledBefore, 30_000);
+        // By the watchdog (a transient systemd unit armed through sudo -n), not by the deploy's own rollback.
+        expect(readFileSync(rollbacksLog, 'utf8').trim().split('\n').at(-1)).toMatch(/^\d+ watchdog canary-\S+ \/nix\/store\//);
+      } finally {
+        await fault('link-up', 'opi02');
+      }
+      expect(snapshot(['opi02'])).toEqual(before);
+    });
   });
 
-  it('5. connection cut right after activation: the target reverts itself (magic rollback)', async () => {
-    await newGeneration('f5');
-    const before = snapshot(['opi02']);
-    expect(before.opi02!.current).toBeTruthy();
-    const rollbacksLog = hostPath('opi02', 'var/lib/avalanche-deploy/rollbacks.log');
-    const rollbacks = () => (existsSync(rollbacksLog) ? readFileSync(rollbacksLog, 'utf8').split('\n').filter(Boolean).length : 0);
-    const rolledBefore = rollbacks();
-    const child = runScript('deploy', ['opi02', '--confirm-timeout', '4', '--json']);
-    try {
-      await until('opi02 activated the new generation', () => activated('opi02', 'f5'));
-      await fault('link-down', 'opi02');
-      const run = await child;
-      expect(run.exitCode).toBe(1);
-      const opi02: HostRow = run.json.report.hosts[0];
-      expect(opi02.state).toBe('failed');
-      expect(opi02.note).toMatch(/magic-rollback watchdog on opi02 reverts it within 4 s of its activation/);
-      // The watchdog acts on the target alone, while it is still cut off.
-      await until('opi02 rolled itself back', () => rollbacks() > rolledBefore, 30_000);
-      // By the watchdog (a transient systemd unit armed through sudo -n), not by the deploy's own rollback.
-      expect(readFileSync(rollbacksLog, 'utf8').trim().split('\n').at(-1)).toMatch(/^\d+ watchdog canary-\S+ \/nix\/store\//);
-    } finally {
-      await fault('link-up', 'opi02');
+  it('the default method is what the probe found: direct from hawk (bash-era, no --store-path), nixos-rebuild --store-path from calypso (ng); --dry-run says which and why', async () => {
+    const byDefault = inventoryCopy('method-default', (json) => delete json.deploy);
+    const dry = await runScript('deploy-all', ['--dry-run', '--json'], { inventory: byDefault });
+    expect(dry.exitCode, dry.stderr).toBe(0);
+    const method = dry.json.plan.deployMethod;
+    if (coordinator() === 'hawk') {
+      expect(method).toMatchObject({ kind: 'direct', evaluatesAgain: false });
+      expect(method.why).toMatch(/bash-era nixos-rebuild has no --store-path/);
+      expect(dry.json.plan.preflight.rebuild).toBeUndefined();
+    } else {
+      expect(method).toMatchObject({ kind: 'store-path', evaluatesAgain: false });
+      expect(method.why).toMatch(/nixos-rebuild-ng accepts --store-path/);
     }
-    expect(snapshot(['opi02'])).toEqual(before);
+    const text = await runScript('deploy-all', ['--dry-run'], { inventory: byDefault });
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`  method: ${coordinator() === 'hawk' ? 'direct' : 'nixos-rebuild --store-path'} — ${method.why}`);
   });
 
   it('6. a failed health check rolls the host back', async () => {

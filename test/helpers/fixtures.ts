@@ -17,11 +17,22 @@ export function wholeFleetInventoryText(): string {
   return readFileSync(new URL('../../hosts.json', import.meta.url), 'utf8');
 }
 
-/** hosts.json's text with its aarch64 hosts only (see {@link fleetInventory}). */
+/** hosts.json's text with its aarch64 hosts only, deploying with nixos-rebuild (see {@link fleetInventory}). */
 export function fleetInventoryText(): string {
-  const json = JSON.parse(wholeFleetInventoryText());
+  const json = withNixosRebuild(JSON.parse(wholeFleetInventoryText()));
   for (const name of X86_HOSTS) delete json.hosts[name];
   return `${JSON.stringify(json, null, 2)}\n`;
+}
+
+/**
+ * The tests' inventories pin `deploy.method: nixos-rebuild`: most tests are
+ * about the deploy's steps around a nixos-rebuild, and a tool probed as
+ * unknown would otherwise choose the direct method (lib/nix/deploy-method.ts;
+ * test/unit/deploy-method.test.ts covers the default and the direct steps).
+ */
+function withNixosRebuild(json: any): any {
+  json.deploy ??= { method: 'nixos-rebuild' };
+  return json;
 }
 
 /** A file holding {@link fleetInventoryText}: an --inventory for command-line tests of the aarch64 fleet. */
@@ -39,8 +50,8 @@ export const X86_HOSTS = ['hawk', 'calypso'];
 
 /**
  * The repository's hosts.json with its aarch64 hosts only (opi01–opi03, one
- * system: what most tests deploy), optionally changed by `edit` (applied to
- * the raw JSON).
+ * system: what most tests deploy) and deploy.method nixos-rebuild,
+ * optionally changed by `edit` (applied to the raw JSON).
  */
 export function fleetInventory(edit?: (json: any) => void): Inventory {
   const json = JSON.parse(fleetInventoryText());
@@ -50,7 +61,7 @@ export function fleetInventory(edit?: (json: any) => void): Inventory {
 
 /** The repository's hosts.json as it is: the whole fleet, two systems (x86_64 hawk and calypso, aarch64 opis). */
 export function wholeFleetInventory(edit?: (json: any) => void): Inventory {
-  const json = JSON.parse(wholeFleetInventoryText());
+  const json = withNixosRebuild(JSON.parse(wholeFleetInventoryText()));
   edit?.(json);
   return parseInventory(JSON.stringify(json));
 }

@@ -61,11 +61,11 @@ describe('planning a deploy of the fleet', () => {
     expect(plan.builds[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
   });
 
-  it('deploys the seed first, then the rest at once, with sudo for the non-root deploy user', () => {
+  it('deploys the seed first, then the rest at once, with sudo for the non-root deploy user; the built toplevel (ng has --store-path)', () => {
     expect(plan.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
     expect(plan.deploy.concurrency).toBe(2);
     expect(plan.deploy.hosts.opi01!.rebuild).toEqual({
-      argv: ['nixos-rebuild', 'switch', '--flake', '.#opi01', '--target-host', 'deploy@opi01.internal', '--use-substitutes', '--sudo', '--no-reexec'],
+      argv: ['nixos-rebuild', 'switch', '--store-path', '{{toplevel:opi01}}', '--target-host', 'deploy@opi01.internal', '--use-substitutes', '--sudo', '--no-reexec'],
       env: { NIX_SSHOPTS: TARGET_SSHOPTS },
       timeoutMs: 60 * 60_000,
     });
@@ -146,7 +146,7 @@ describe('planning a deploy of the fleet', () => {
     expect(headings).toEqual(['preflight', 'evaluate', 'seed', 'wait', 'deploy', 'report']);
     expect(OPERATION_STAGES.deploy).toHaveLength(6);
     expect(text).toContain(
-      "      $ NIX_SSHOPTS='" + TARGET_SSHOPTS + "' nixos-rebuild switch --flake '.#opi02' --target-host deploy@opi02.internal --use-substitutes --sudo --no-reexec",
+      "      $ NIX_SSHOPTS='" + TARGET_SSHOPTS + "' nixos-rebuild switch --store-path '{{toplevel:opi02}}' --target-host deploy@opi02.internal --use-substitutes --sudo --no-reexec",
     );
     expect(text).toContain("--builders '{{builders:aarch64-linux}}'");
     expect(text).toContain('\n      ssh://nix-builder@opi03.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -\n');
@@ -184,7 +184,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     expect(plan.deploy.concurrency).toBe(3);
     const hawk = plan.deploy.hosts.hawk!;
     expect(hawk.target).toMatchObject({ user: 'avl', escalation: 'sudo', local: true });
-    expect(hawk.rebuild.argv).toEqual(['nixos-rebuild', 'switch', '--flake', '.#hawk', '--use-substitutes', '--sudo', '--no-reexec']);
+    expect(hawk.rebuild.argv).toEqual(['nixos-rebuild', 'switch', '--store-path', '{{toplevel:hawk}}', '--use-substitutes', '--sudo', '--no-reexec']);
     expect(hawk.probe.argv[0]).toBe('sh');
     expect(hawk.arm!.argv.slice(0, 4)).toEqual(['sudo', '-n', '--', 'sh']);
     expect(hawk.confirm!.argv.slice(0, 4)).toEqual(['sudo', '-n', '--', 'sh']);
