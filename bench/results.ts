@@ -2,6 +2,7 @@
 import { expectedDeployWaves, median, type ReportSpan } from './analysis.ts';
 import type { Knobs } from './lab.ts';
 import type { Check, Dissection, MixedResult, SequentialResult, StagedResult } from './measure.ts';
+import type { PeersPoint } from './peers.ts';
 import { writeJsonAtomically } from '../lib/util/atomic-json.ts';
 
 /** nix-distributed-builds.md: ~40 min kernel per opi, ~120 min one by one, ~44 min staged, cache download ~1 min. */
@@ -41,7 +42,15 @@ export interface BenchResults {
   readonly source: { commit: string; uncommitted: readonly string[] };
   readonly timeScale: '1 minute = 1 second';
   readonly knobs: Knobs;
-  readonly options: { concurrency: number | undefined; scale: readonly number[]; dissectKernelSeconds: number; sequential: boolean; mixed: boolean };
+  readonly options: {
+    concurrency: number | undefined;
+    scale: readonly number[];
+    peers: boolean;
+    onlyScale: boolean;
+    dissectKernelSeconds: number;
+    sequential: boolean;
+    mixed: boolean;
+  };
   readonly document: typeof DOCUMENT;
   /** the lab's ideal numbers at these knobs (see README "Benchmark") */
   readonly model: {
@@ -66,6 +75,8 @@ export interface BenchResults {
   noopRerunMultiplexed?: StagedResult;
   dissection?: Dissection;
   scale?: { concurrency: number | undefined; points: ScalePoint[]; verdict?: string };
+  /** per scale point: the document's flow, parallel nixos-rebuild, colmena's way and deploy-all, same lab and knobs */
+  peers?: PeersPoint[];
   checks: Check[];
   /** the benchmark's progress lines, with the 1-minute load average when each was printed */
   readonly timeline: { atMs: number; load1: number; text: string }[];
