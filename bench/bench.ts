@@ -15,7 +15,7 @@ import { BenchError, Interrupted, type Knobs, Lab, LAB_LOCK, LAB_MARKER, labHost
 import { acquireLabLock, type LabLock } from './lock.ts';
 import { type Context, dissectRebuild, dissectSeedBuild, measureMixed, measureSequential, measureSsh, measureStaged, multiplexOptions, withMultiplexedInventory } from './measure.ts';
 import { type BenchResults, DOCUMENT, model, scalePoint, scaleVerdict, writeResults } from './results.ts';
-import { measurePeers } from './peers.ts';
+import { measurePeers, STRATEGIES, type Strategy } from './peers.ts';
 import { renderSummary } from './summary.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -64,6 +64,8 @@ Options:
   --scale <n,n,…>               host counts for the scale table, 1..30 (default 3,10,30)
   --skip-scale                  no scale table (and so no peers)
   --skip-peers                  scale table with deploy-all only (no document/parallel/colmena)
+  --strategies <s,s,…>          which of the peers run (default document,parallel,colmena,deploy-all;
+                                without deploy-all the scale table stays empty)
   --only-scale                  only the scale table and the peers: no sequential, staged,
                                 no-op, mixed or dissection (the 3-host block)
   --skip-sequential             no baseline (and so no ratio)
@@ -82,6 +84,7 @@ interface Options {
   readonly knobs: Knobs;
   readonly scale: readonly number[];
   readonly peers: boolean;
+  readonly strategies: readonly Strategy[];
   readonly onlyScale: boolean;
   readonly sequential: boolean;
   readonly mixed: boolean;
@@ -110,6 +113,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
         'skip-scale': { type: 'boolean', default: false },
         'skip-peers': { type: 'boolean', default: false },
         'only-scale': { type: 'boolean', default: false },
+        strategies: { type: 'string', default: STRATEGIES.join(',') },
         'skip-sequential': { type: 'boolean', default: false },
         'skip-mixed': { type: 'boolean', default: false },
         concurrency: { type: 'string' },
@@ -139,6 +143,11 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
     },
     scale: [...new Set(scale)].sort((a, b) => a - b),
     peers: !values['skip-peers'],
+    strategies: values.strategies.split(',').map((name) => {
+      const strategy = STRATEGIES.find((st) => st === name.trim());
+      if (!strategy) throw new UsageError(`--strategies: '${name}' is not one of ${STRATEGIES.join(', ')}`);
+      return strategy;
+    }),
     onlyScale: values['only-scale'],
     sequential: !values['skip-sequential'],
     mixed: !values['skip-mixed'],
@@ -218,6 +227,7 @@ async function main(argv: readonly string[]): Promise<number> {
       concurrency: options.concurrency,
       scale: options.scale,
       peers: options.peers,
+      strategies: options.strategies,
       onlyScale: options.onlyScale,
       dissectKernelSeconds: options.dissectKernelSeconds,
       sequential: options.sequential && !options.onlyScale,
@@ -311,7 +321,7 @@ async function main(argv: readonly string[]): Promise<number> {
         let run;
         if (options.peers) {
           // deploy-all's row of the peers is also the scale table's point.
-          const point = await measurePeers(ctx, { generation, labUpMs: upMs, concurrency: options.concurrency });
+          const point = await measurePeers(ctx, { generation, labUpMs: upMs, concurrency: options.concurrency, strategies: options.strategies });
           results.peers!.push(point);
           results.checks.push(...point.runs.flatMap((r) => r.checks));
           run = point.runs.find((r) => r.strategy === 'deploy-all')?.staged;
