@@ -50,6 +50,8 @@ export interface Evaluations {
   readonly perHost: Readonly<Record<string, number>>;
   readonly min: number;
   readonly max: number;
+  /** by the nix command that evaluated (bench/bin/nix: `nix-eval`, `nix-build`, …) */
+  readonly byCommand: Readonly<Record<string, number>>;
 }
 
 export interface PeerRun {
@@ -99,15 +101,17 @@ function toplevelSuffix(host: string, generation: string): string {
 /** `lab-eval <host> <generation>` lines of one generation, counted per host. */
 export function countEvaluations(lines: readonly string[], hosts: readonly string[], generation: string): Evaluations {
   const perHost: Record<string, number> = Object.fromEntries(hosts.map((h) => [h, 0]));
+  const byCommand: Record<string, number> = {};
   let total = 0;
   for (const line of lines) {
-    const [marker, host, gen] = line.trim().split(' ');
+    const [marker, host, gen, command = 'unknown'] = line.trim().split(' ');
     if (marker !== 'lab-eval' || gen !== generation || host === undefined) continue;
     perHost[host] = (perHost[host] ?? 0) + 1;
+    byCommand[command] = (byCommand[command] ?? 0) + 1;
     total++;
   }
   const counts = hosts.map((h) => perHost[h] ?? 0);
-  return { total, perHost, min: Math.min(...counts), max: Math.max(...counts) };
+  return { total, perHost, min: Math.min(...counts), max: Math.max(...counts), byCommand };
 }
 
 /** The seed first (the inventory's), then the other hosts in the lab's order. */

@@ -118,6 +118,8 @@ export function peersBlock(point: PeersPoint, knobs: BenchResults['knobs']): str
   ];
   for (const r of point.runs) {
     out.push(`  ${r.strategy}: ${STRATEGY_TITLES[r.strategy]}`);
+    const by = Object.entries(r.evaluations.byCommand ?? {}).map(([c, n]) => `${c} ${n}`);
+    if (by.length) out.push(`    evaluations by command: ${by.join(', ')}`);
     for (const ph of r.phases) out.push(`    at ${s(ph.startMs, 2).padStart(8)}  ${s(ph.ms, 2).padStart(8)}  ${ph.name}`);
     if (r.error) out.push(`    FAILED: ${r.error.split('\n')[0]}`);
   }

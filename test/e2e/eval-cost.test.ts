@@ -60,7 +60,7 @@ describe.skipIf(!lab)(`the lab's evaluation cost${lab ? '' : ` (skipped: ${labSk
     const one = await evaluate('cs: [ cs.opi01.config.system.build.toplevel.drvPath cs.opi01.config.system.build.toplevel.outPath cs.opi02.config.system.build.toplevel.drvPath cs.opi01.config.system.build.toplevel.name ]');
     expect(JSON.parse(one.stdout)).toHaveLength(4);
     expect(one.markers.sort()).toEqual([`lab-eval opi01 ${generation}`, `lab-eval opi02 ${generation}`]);
-    expect(countEvaluations(one.markers, HOSTS, generation)).toEqual({ total: 2, perHost: { opi01: 1, opi02: 1, opi03: 0 }, min: 0, max: 1 });
+    expect(countEvaluations(one.markers, HOSTS, generation)).toMatchObject({ total: 2, perHost: { opi01: 1, opi02: 1, opi03: 0 }, min: 0, max: 1 });
 
     // Another process evaluates again.
     const two = await evaluate('cs: cs.opi01.config.system.build.toplevel.drvPath');

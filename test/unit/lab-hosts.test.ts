@@ -43,7 +43,7 @@ describe('lab hosts opi01..opi30', () => {
 describe('countEvaluations', () => {
   it("counts one generation's lab-eval markers per host, other generations and lines ignored", () => {
     // bench/bin/nix keeps `grep -o` matches: the same from plain stderr and from internal-json msg lines.
-    const lines = ['lab-eval opi01 g2', 'lab-eval opi02 g2', 'lab-eval opi01 g2', 'lab-eval opi01 g1', '', 'something else'];
-    expect(countEvaluations(lines, ['opi01', 'opi02', 'opi03'], 'g2')).toEqual({ total: 3, perHost: { opi01: 2, opi02: 1, opi03: 0 }, min: 0, max: 2 });
+    const lines = ['lab-eval opi01 g2 nix-eval', 'lab-eval opi02 g2 nix-build', 'lab-eval opi01 g2', 'lab-eval opi01 g1', '', 'something else'];
+    expect(countEvaluations(lines, ['opi01', 'opi02', 'opi03'], 'g2')).toEqual({ total: 3, perHost: { opi01: 2, opi02: 1, opi03: 0 }, min: 0, max: 2, byCommand: { 'nix-eval': 1, 'nix-build': 1, unknown: 1 } });
   });
 });
