@@ -227,6 +227,18 @@ export class Lab {
     }
   }
 
+  /**
+   * The host's failed systemd units (`systemctl --failed`), asked inside the
+   * container through its PID 1's namespaces, as the lab inspects hosts (never
+   * over ssh); [] when it is down or none failed.
+   */
+  async failedUnits(host: string): Promise<string[]> {
+    const pid = this.leaderPid(host);
+    if (pid === undefined) return [];
+    const r = await this.executor.run({ argv: ['nsenter', '-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', 'systemctl', '--failed', '--no-legend', '--plain'], timeoutMs: 15_000 });
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  }
+
   /** What the host runs: its /run/current-system, on the container's tmpfs, read through /proc/<its PID 1>/root. */
   currentSystem(host: string): string | undefined {
     const pid = this.leaderPid(host);

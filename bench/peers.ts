@@ -72,6 +72,8 @@ export interface PeerRun {
   readonly phases: readonly { name: string; startMs: number; ms: number }[];
   /** each host from its first command to its last, ms from the strategy's start */
   readonly hostTimes: readonly { host: string; startMs: number; ms: number }[];
+  /** after a failure: each host's failed systemd units (what made a health check see `degraded`) */
+  readonly failedUnits?: Readonly<Record<string, readonly string[]>>;
   /** deploy-all's own measurement (report, overhead, checks) */
   readonly staged?: StagedResult;
   readonly checks: readonly Check[];
@@ -189,6 +191,15 @@ async function measureOne(
   const evaluations = countEvaluations(readFileSync(evalLog, 'utf8').split('\n'), lab.hosts, generation);
   rmSync(evalLog, { force: true });
   const wrong = lab.hosts.filter((h) => !(lab.currentSystem(h) ?? '').endsWith(toplevelSuffix(h, generation)));
+  const succeeded = error === undefined && (outcome?.staged ? outcome.staged.exitCode === 0 : true);
+  const failedUnits: Record<string, string[]> = {};
+  if (!succeeded) {
+    for (const host of lab.hosts) {
+      const units = await lab.failedUnits(host);
+      if (units.length) failedUnits[host] = units;
+    }
+    if (Object.keys(failedUnits).length) ctx.progress(`peers ${lab.hosts.length}: ${strategy}: failed units: ${Object.entries(failedUnits).map(([h, u]) => `${h}: ${u.join('; ')}`).join(' | ').slice(0, 600)}`);
+  }
   const checks: Check[] = [
     { name: `peers ${lab.hosts.length}: ${strategy} succeeded`, ok: error === undefined, detail: error?.split('\n')[0] ?? 'every command exited 0' },
     {
@@ -205,6 +216,7 @@ async function measureOne(
     wallMs: (outcome?.staged ? outcome.staged.wallMs : lastEnd - t0),
     ok: checks.every((c) => c.ok),
     ...(error === undefined ? {} : { error }),
+    ...(Object.keys(failedUnits).length ? { failedUnits } : {}),
     kernelBuiltOn: newBuilds.filter((b) => b.generation === generation && b.name.startsWith('linux-')).map((b) => b.host),
     toplevelBuilds: newBuilds.filter((b) => b.generation === generation && b.name.startsWith('nixos-system-')).length,
     evaluations,

@@ -122,6 +122,7 @@ export function peersBlock(point: PeersPoint, knobs: BenchResults['knobs']): str
     if (by.length) out.push(`    evaluations by command: ${by.join(', ')}`);
     for (const ph of r.phases) out.push(`    at ${s(ph.startMs, 2).padStart(8)}  ${s(ph.ms, 2).padStart(8)}  ${ph.name}`);
     if (r.error) out.push(`    FAILED: ${r.error.split('\n')[0]}`);
+    for (const [host, units] of Object.entries(r.failedUnits ?? {})) out.push(`    ${host}: failed units: ${units.join('; ')}`);
   }
   const ours = point.runs.find((r) => r.strategy === 'deploy-all');
   if (ours) {
