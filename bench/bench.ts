@@ -15,6 +15,7 @@ import { BenchError, Interrupted, type Knobs, Lab, LAB_LOCK, LAB_MARKER, labHost
 import { acquireLabLock, type LabLock } from './lock.ts';
 import { type Context, dissectRebuild, dissectSeedBuild, measureMixed, measureSequential, measureSsh, measureStaged, multiplexOptions, withMultiplexedInventory } from './measure.ts';
 import { type BenchResults, DOCUMENT, model, scalePoint, scaleVerdict, writeResults } from './results.ts';
+import { measurePeers, STRATEGIES, type Strategy } from './peers.ts';
 import { renderSummary } from './summary.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -35,12 +36,21 @@ in one run, each measurement on a fresh kernel derivation (new flake generation)
                        more with ControlMaster in the inventory's ssh options (connection reuse)
   dissection           the seed build's Nix activities (also with ControlMaster in NIX_SSHOPTS),
                        one nixos-rebuild's phases, the cost of an ssh connection
-  scale                deploy-all on 3, 6 and 9 hosts, a fresh lab and generation each
+  scale and peers      on 3, 10 and 30 hosts, a fresh lab each, each strategy on a fresh
+                       generation: the document's flow (nixos-rebuild --fast --flake …#host
+                       --target-host deploy@… --use-remote-sudo, one host after another, the seed
+                       first), plain parallel nixos-rebuild (every host at once), colmena's way (one
+                       nix build of every toplevel, then per host, 10 at once, nix copy --to ssh://
+                       from hawk and nix-env --set + switch-to-configuration over ssh with sudo),
+                       and deploy-all. Per strategy: wall, kernel builds, evaluations per host
+                       (bench/bin/nix counts the lab flake's lab-eval traces), the coordinator's CPU
+                       time and peak memory (each strategy in its own cgroup: the orchestrator and
+                       every child on hawk), where the time went; deploy-all's ratio to each peer
 
 It prints the totals, the ratio staged/sequential against the document's 44/120 min,
 the orchestration overhead (wall time − the union of the intervals in which a command
 of deploy-all's own command log ran), per-stage times and the scale table, and writes
-everything to bench/results/<ISO timestamp>.json. Needs root; ~6 minutes on 2 cores.
+everything to bench/results/<ISO timestamp>.json. Needs root; ~35 minutes on 2 cores (--only-scale: ~27).
 Waits for ${LAB_LOCK} (so it is safe next to a test run) and tears the lab down
 (test/lab/down.sh) also on failure and Ctrl-C.
 
@@ -48,11 +58,19 @@ Options:
   --kernel-seconds <n>          the shared kernel derivation (default 40: ~40 min)
   --host-seconds <n>            each host's toplevel derivation (default 1: ~1 min)
   --activation-seconds <n>      switch-to-configuration (default 1: ~1 min)
-  --scale <n,n,…>               host counts for the scale table, 1..9 (default 3,6,9)
-  --skip-scale                  no scale table
+  --eval-seconds <n>            CPU seconds per evaluation of a host's toplevel (default 1;
+                                0: off), standing in for nixpkgs' module system
+  --eval-mib <n>                MiB held per evaluation (default 256; 0: off)
+  --scale <n,n,…>               host counts for the scale table, 1..30 (default 3,10,30)
+  --skip-scale                  no scale table (and so no peers)
+  --skip-peers                  scale table with deploy-all only (no document/parallel/colmena)
+  --strategies <s,s,…>          which of the peers run (default document,parallel,colmena,deploy-all;
+                                without deploy-all the scale table stays empty)
+  --only-scale                  only the scale table and the peers: no sequential, staged,
+                                no-op, mixed or dissection (the 3-host block)
   --skip-sequential             no baseline (and so no ratio)
   --skip-mixed                  no mixed-fleet run
-  --concurrency <n>             passed to deploy-all (default: all hosts at once)
+  --concurrency <n>             passed to deploy-all (default: deploy-all's own)
   --dissect-kernel-seconds <n>  kernel of the dissection's generation (default 2)
   --results-dir <dir>           where the JSON goes (default bench/results)
   --lock-timeout <seconds>      how long to wait for the lab lock (default 1800)
@@ -65,6 +83,9 @@ staged, 1× per system and overlapping in the mixed run, hosts run their new sys
 interface Options {
   readonly knobs: Knobs;
   readonly scale: readonly number[];
+  readonly peers: boolean;
+  readonly strategies: readonly Strategy[];
+  readonly onlyScale: boolean;
   readonly sequential: boolean;
   readonly mixed: boolean;
   readonly concurrency: number | undefined;
@@ -86,8 +107,13 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
         'kernel-seconds': { type: 'string', default: '40' },
         'host-seconds': { type: 'string', default: '1' },
         'activation-seconds': { type: 'string', default: '1' },
-        scale: { type: 'string', default: '3,6,9' },
+        'eval-seconds': { type: 'string', default: '1' },
+        'eval-mib': { type: 'string', default: '256' },
+        scale: { type: 'string', default: '3,10,30' },
         'skip-scale': { type: 'boolean', default: false },
+        'skip-peers': { type: 'boolean', default: false },
+        'only-scale': { type: 'boolean', default: false },
+        strategies: { type: 'string', default: STRATEGIES.join(',') },
         'skip-sequential': { type: 'boolean', default: false },
         'skip-mixed': { type: 'boolean', default: false },
         concurrency: { type: 'string' },
@@ -105,17 +131,27 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
     if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new UsageError(`--${name} '${text}': a whole number from ${min} to ${max}`);
     return Number(text);
   };
-  const scale = values['skip-scale'] ? [] : values.scale.split(',').map((n) => int('scale', n.trim(), 1, 9));
+  const scale = values['skip-scale'] ? [] : values.scale.split(',').map((n) => int('scale', n.trim(), 1, 30));
+  if (values['only-scale'] && !scale.length) throw new UsageError('--only-scale with --skip-scale leaves nothing to measure');
   return {
     knobs: {
       kernelSeconds: int('kernel-seconds', values['kernel-seconds'], 1, 3600),
       hostSeconds: int('host-seconds', values['host-seconds'], 0, 600),
       activationSeconds: int('activation-seconds', values['activation-seconds'], 0, 600),
+      evalSeconds: int('eval-seconds', values['eval-seconds'], 0, 600),
+      evalMib: int('eval-mib', values['eval-mib'], 0, 8192),
     },
     scale: [...new Set(scale)].sort((a, b) => a - b),
+    peers: !values['skip-peers'],
+    strategies: values.strategies.split(',').map((name) => {
+      const strategy = STRATEGIES.find((st) => st === name.trim());
+      if (!strategy) throw new UsageError(`--strategies: '${name}' is not one of ${STRATEGIES.join(', ')}`);
+      return strategy;
+    }),
+    onlyScale: values['only-scale'],
     sequential: !values['skip-sequential'],
     mixed: !values['skip-mixed'],
-    concurrency: values.concurrency === undefined ? undefined : int('concurrency', values.concurrency, 1, 9),
+    concurrency: values.concurrency === undefined ? undefined : int('concurrency', values.concurrency, 1, 30),
     dissectKernelSeconds: int('dissect-kernel-seconds', values['dissect-kernel-seconds'], 1, 3600),
     resultsDir: resolve(values['results-dir']),
     lockTimeoutSeconds: int('lock-timeout', values['lock-timeout'], 0, 86_400),
@@ -187,7 +223,16 @@ async function main(argv: readonly string[]): Promise<number> {
     source: await gitSource(executor),
     timeScale: '1 minute = 1 second',
     knobs,
-    options: { concurrency: options.concurrency, scale: options.scale, dissectKernelSeconds: options.dissectKernelSeconds, sequential: options.sequential, mixed: options.mixed },
+    options: {
+      concurrency: options.concurrency,
+      scale: options.scale,
+      peers: options.peers,
+      strategies: options.strategies,
+      onlyScale: options.onlyScale,
+      dissectKernelSeconds: options.dissectKernelSeconds,
+      sequential: options.sequential && !options.onlyScale,
+      mixed: options.mixed && !options.onlyScale,
+    },
     document: DOCUMENT,
     model: model(knobs),
     checks: [],
@@ -199,7 +244,9 @@ async function main(argv: readonly string[]): Promise<number> {
   const ctx: Context = { executor, lab, repoRoot, signal: controller.signal, progress };
 
   const withLab = async <T>(hosts: readonly string[], run: (upMs: number) => Promise<T>): Promise<T> => {
-    progress(`lab up: ${hosts.join(' ')} (kernel ${knobs.kernelSeconds} s, toplevel ${knobs.hostSeconds} s, activation ${knobs.activationSeconds} s)`);
+    progress(
+      `lab up: ${hosts.length > 5 ? `${hosts[0]}…${hosts[hosts.length - 1]}` : hosts.join(' ')} (kernel ${knobs.kernelSeconds} s, toplevel ${knobs.hostSeconds} s, activation ${knobs.activationSeconds} s, evaluation ${knobs.evalSeconds} s / ${knobs.evalMib} MiB)`,
+    );
     let failed = true;
     try {
       const value = await run(await lab.up(hosts, knobs));
@@ -235,7 +282,7 @@ async function main(argv: readonly string[]): Promise<number> {
       );
     }
 
-    await withLab(labHosts(3), async (upMs) => {
+    if (!options.onlyScale) await withLab(labHosts(3), async (upMs) => {
       results.labUpMs = upMs;
       if (options.sequential) {
         results.sequential = await measureSequential(ctx, generation('seq'));
@@ -268,12 +315,22 @@ async function main(argv: readonly string[]): Promise<number> {
     });
 
     if (options.scale.length) results.scale = { concurrency: options.concurrency, points: [] };
+    if (options.scale.length && options.peers) results.peers = [];
     for (const count of options.scale) {
       await withLab(labHosts(count), async (upMs) => {
-        const run = await measureStaged(ctx, { generation: generation(`scale${count}`), newGeneration: true, concurrency: options.concurrency, label: `scale ${count}` });
-        results.checks.push(...run.checks);
-        results.scale!.points.push(scalePoint(run, upMs));
-        progress(`scale ${count}: ${(run.wallMs / 1000).toFixed(1)} s`);
+        let run;
+        if (options.peers) {
+          // deploy-all's row of the peers is also the scale table's point.
+          const point = await measurePeers(ctx, { generation, labUpMs: upMs, concurrency: options.concurrency, strategies: options.strategies });
+          results.peers!.push(point);
+          results.checks.push(...point.runs.flatMap((r) => r.checks));
+          run = point.runs.find((r) => r.strategy === 'deploy-all')?.staged;
+        } else {
+          run = await measureStaged(ctx, { generation: generation(`scale${count}`), newGeneration: true, concurrency: options.concurrency, label: `scale ${count}` });
+          results.checks.push(...run.checks);
+        }
+        if (run) results.scale!.points.push(scalePoint(run, upMs));
+        progress(`scale ${count}: ${run ? `${(run.wallMs / 1000).toFixed(1)} s` : 'deploy-all did not run'}`);
       });
     }
     if (results.scale) results.scale.verdict = scaleVerdict(results.scale.points, knobs);

@@ -27,6 +27,10 @@ export interface Knobs {
   readonly kernelSeconds: number;
   readonly hostSeconds: number;
   readonly activationSeconds: number;
+  /** CPU seconds per evaluation of a host's toplevel (LAB_EVAL_SECONDS; 0: off) */
+  readonly evalSeconds: number;
+  /** MiB held per evaluation of a host's toplevel (LAB_EVAL_MIB; 0: off) */
+  readonly evalMib: number;
 }
 
 export class BenchError extends Error {
@@ -41,7 +45,7 @@ export class Interrupted extends Error {
 }
 
 export function labHosts(count: number): string[] {
-  return Array.from({ length: count }, (_, i) => `opi0${i + 1}`);
+  return Array.from({ length: count }, (_, i) => `opi${String(i + 1).padStart(2, "0")}`);
 }
 
 /** A lab host's address: hawk (this machine's root namespace), calypso, an opi. */
@@ -76,6 +80,8 @@ export class Lab {
   private hawkEnv: Record<string, string> | undefined;
   hosts: readonly string[] = [];
   knobs: Knobs | undefined;
+  /** memory of each container after the last up.sh (its own report, cgroup memory incl. page cache), MiB */
+  upMemoryMiB: Record<string, number> = {};
 
   constructor(
     private readonly executor: Executor,
@@ -110,6 +116,8 @@ export class Lab {
       LAB_KERNEL_SECONDS: String(knobs.kernelSeconds),
       LAB_HOST_SECONDS: String(knobs.hostSeconds),
       LAB_ACTIVATION_SECONDS: String(knobs.activationSeconds),
+      LAB_EVAL_SECONDS: String(knobs.evalSeconds),
+      LAB_EVAL_MIB: String(knobs.evalMib),
     };
   }
 
@@ -118,6 +126,8 @@ export class Lab {
     const result = await must(this.executor, 'test/lab/up.sh', { argv: ['bash', this.script('up.sh')], env: this.knobEnv(hosts, knobs), timeoutMs: 180_000 }, { signal: this.signal });
     this.hosts = hosts;
     this.knobs = knobs;
+    // up.sh's last line: "… memory opi01=47MiB opi02=52MiB …;"
+    this.upMemoryMiB = Object.fromEntries([...result.stderr.matchAll(/ ([a-z]+\d*)=(\d+)MiB/g)].map((m) => [m[1]!, Number(m[2])]));
     const envSh = join(this.dir, 'env.sh');
     // Sourced in a shell of its own; "$1" is the file, nothing is pasted into the script.
     const dump = await must(this.executor, 'reading env.sh', { argv: ['bash', '-c', '. "$1" && env -0', 'env.sh', envSh], timeoutMs: 10_000 });
@@ -215,6 +225,18 @@ export class Lab {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * The host's failed systemd units (`systemctl --failed`), asked inside the
+   * container through its PID 1's namespaces, as the lab inspects hosts (never
+   * over ssh); [] when it is down or none failed.
+   */
+  async failedUnits(host: string): Promise<string[]> {
+    const pid = this.leaderPid(host);
+    if (pid === undefined) return [];
+    const r = await this.executor.run({ argv: ['nsenter', '-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', 'systemctl', '--failed', '--no-legend', '--plain'], timeoutMs: 15_000 });
+    return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   }
 
   /** What the host runs: its /run/current-system, on the container's tmpfs, read through /proc/<its PID 1>/root. */

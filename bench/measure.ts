@@ -234,6 +234,11 @@ export async function measureStaged(
     targets?: readonly string[];
     /** the inventory's hosts left out (--exclude) */
     exclude?: readonly string[];
+    /** the generation is new although written already (by the caller): check its builds as a new one's */
+    expectBuilds?: boolean;
+    /** runs deploy-all inside this (bench/peers.ts: its cgroup), with this environment added */
+    wrap?: (argv: readonly string[]) => string[];
+    env?: Readonly<Record<string, string>>;
   },
 ): Promise<StagedResult> {
   const { lab, executor, signal } = ctx;
@@ -255,7 +260,11 @@ export async function measureStaged(
   ctx.progress(`${options.label}: deploy-all on ${targets.length} hosts`);
   const knobs = lab.knobs!;
   const result = await executor.run(
-    { argv, env: { ...lab.env, CI: 'true' }, timeoutMs: (knobs.kernelSeconds + knobs.hostSeconds * targets.length + 300) * 1000 },
+    {
+      argv: options.wrap ? options.wrap(argv) : argv,
+      env: { ...lab.env, CI: 'true', ...options.env },
+      timeoutMs: (knobs.kernelSeconds + (knobs.hostSeconds + 3 * knobs.evalSeconds) * targets.length + 300) * 1000,
+    },
     { signal },
   );
   if (result.aborted || signal.aborted) throw new Interrupted();
@@ -285,7 +294,7 @@ export async function measureStaged(
   const checks: Check[] = [
     check(`${options.label}: deploy-all succeeded`, result.exitCode === 0 && report.outcome === 'success', `exit ${result.exitCode}, outcome ${report.outcome}${parsed.error?.message ? `: ${parsed.error.message.split('\n')[0]}` : ''}`),
   ];
-  if (options.newGeneration) {
+  if (options.newGeneration || options.expectBuilds) {
     checks.push(...buildChecks(options.label, systems, targets, lab.hosts));
     const seeds = systems.map((sys) => sys.seed);
     const notFetched = targets.filter((h) => !seeds.includes(h) && !(cacheRequests[h]?.nar ?? 0));

@@ -2,6 +2,7 @@
 import { expectedDeployWaves, median, type ReportSpan } from './analysis.ts';
 import type { Knobs } from './lab.ts';
 import type { Check, Dissection, MixedResult, SequentialResult, StagedResult } from './measure.ts';
+import type { PeersPoint } from './peers.ts';
 import { writeJsonAtomically } from '../lib/util/atomic-json.ts';
 
 /** nix-distributed-builds.md: ~40 min kernel per opi, ~120 min one by one, ~44 min staged, cache download ~1 min. */
@@ -41,7 +42,17 @@ export interface BenchResults {
   readonly source: { commit: string; uncommitted: readonly string[] };
   readonly timeScale: '1 minute = 1 second';
   readonly knobs: Knobs;
-  readonly options: { concurrency: number | undefined; scale: readonly number[]; dissectKernelSeconds: number; sequential: boolean; mixed: boolean };
+  readonly options: {
+    concurrency: number | undefined;
+    scale: readonly number[];
+    peers: boolean;
+    /** absent in results written before --strategies: all four */
+    strategies?: readonly string[];
+    onlyScale: boolean;
+    dissectKernelSeconds: number;
+    sequential: boolean;
+    mixed: boolean;
+  };
   readonly document: typeof DOCUMENT;
   /** the lab's ideal numbers at these knobs (see README "Benchmark") */
   readonly model: {
@@ -66,6 +77,8 @@ export interface BenchResults {
   noopRerunMultiplexed?: StagedResult;
   dissection?: Dissection;
   scale?: { concurrency: number | undefined; points: ScalePoint[]; verdict?: string };
+  /** per scale point: the document's flow, parallel nixos-rebuild, colmena's way and deploy-all, same lab and knobs */
+  peers?: PeersPoint[];
   checks: Check[];
   /** the benchmark's progress lines, with the 1-minute load average when each was printed */
   readonly timeline: { atMs: number; load1: number; text: string }[];
@@ -123,7 +136,8 @@ export function scaleVerdict(points: readonly ScalePoint[], knobs: Knobs): strin
   const perBuildS = knobs.kernelSeconds + knobs.hostSeconds;
   const extraWaves = last.expectedDeployWaves - first.expectedDeployWaves;
   const perWaveS = (first.otherHostsMedianMs ?? 0) / 1000;
-  const withBuilds = growthS > 0.5 * perBuildS;
+  // Built per host: more than one kernel build (the time alone cannot say: with the evaluation cost on, evaluations grow with the hosts too).
+  const withBuilds = last.kernelBuilds > 1;
   const delta = (name: string) => ((last.stages[name] ?? 0) - (first.stages[name] ?? 0)) / 1000;
   const parts = ['preflight', 'evaluate', 'seed-build', 'wait-for-cache', 'deploy']
     .map((s) => [s, delta(s)] as const)
@@ -135,7 +149,7 @@ export function scaleVerdict(points: readonly ScalePoint[], knobs: Knobs): strin
     `If every host built its own system it would add ${extraHosts} × ${perBuildS} s = ${extraHosts * perBuildS} s;`,
     `deploy waves go ${first.expectedDeployWaves}→${last.expectedDeployWaves}, i.e. ≈ ${(extraWaves * perWaveS).toFixed(1)} s expected from waves.`,
     withBuilds
-      ? 'The wall time DOES grow like the number of builds: something is built per host.'
+      ? `The kernel was built ${last.kernelBuilds}× at ${last.hosts} hosts: something is built per host.`
       : Math.abs(residualS) <= 0.5
         ? 'The wall time does not grow with the number of builds and follows the deploy waves.'
         : `The wall time does not grow with the number of builds; beyond the deploy waves it grows ${residualS.toFixed(1)} s (${(residualS / Math.max(1, extraHosts)).toFixed(2)} s per extra host)${parts.length ? ` — by stage: ${parts.join(', ')}` : ''}.`,

@@ -1,5 +1,6 @@
 /** The readable summary of a benchmark run (the JSON has everything). */
 import type { MixedResult, StagedResult } from './measure.ts';
+import { type PeersPoint, STRATEGY_TITLES } from './peers.ts';
 import type { BenchResults } from './results.ts';
 
 const s = (ms: number | undefined, digits = 1) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(digits)} s`);
@@ -91,11 +92,53 @@ function stagedBlock(run: StagedResult, knobs: BenchResults['knobs'], floorS: nu
   ];
 }
 
+const mib = (bytes: number | undefined) => (bytes === undefined ? '—' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
+
+/** One scale point's strategies side by side, where their time went, and deploy-all against each peer. */
+export function peersBlock(point: PeersPoint, knobs: BenchResults['knobs']): string[] {
+  const floorS = knobs.kernelSeconds + knobs.hostSeconds + knobs.activationSeconds + knobs.evalSeconds;
+  const memory = Object.entries(point.containerMemoryMiB).filter(([h]) => h !== 'calypso').map(([, m]) => m);
+  const out = [
+    `  ${point.hosts} hosts; lab up in ${s(point.labUpMs)}${memory.length ? `; opi containers after boot ${Math.min(...memory)}–${Math.max(...memory)} MiB each (cgroup memory, page cache included)` : ''}`,
+    `  physical floor (one evaluation + kernel + toplevel + activation): ${floorS} s`,
+    ...table(
+      ['strategy', 'wall', 'kernel builds', 'toplevels', 'evaluations/host', 'coordinator CPU', 'peak memory', 'ok'],
+      point.runs.map((r) => [
+        r.strategy,
+        s(r.wallMs),
+        String(r.kernelBuiltOn.length),
+        String(r.toplevelBuilds),
+        r.evaluations.min === r.evaluations.max ? String(r.evaluations.min) : `${r.evaluations.min}–${r.evaluations.max}`,
+        s(r.coordinator?.cpuMs),
+        mib(r.coordinator?.peakMemoryBytes),
+        r.ok ? 'yes' : 'NO',
+      ]),
+      [1, 2, 3, 4, 5, 6],
+    ),
+  ];
+  for (const r of point.runs) {
+    out.push(`  ${r.strategy}: ${STRATEGY_TITLES[r.strategy]}`);
+    const by = Object.entries(r.evaluations.byCommand ?? {}).map(([c, n]) => `${c} ${n}`);
+    if (by.length) out.push(`    evaluations by command: ${by.join(', ')}`);
+    for (const ph of r.phases) out.push(`    at ${s(ph.startMs, 2).padStart(8)}  ${s(ph.ms, 2).padStart(8)}  ${ph.name}`);
+    if (r.error) out.push(`    FAILED: ${r.error.split('\n')[0]}`);
+    for (const [host, units] of Object.entries(r.failedUnits ?? {})) out.push(`    ${host}: failed units: ${units.join('; ')}`);
+  }
+  const ours = point.runs.find((r) => r.strategy === 'deploy-all');
+  if (ours) {
+    const ratios = point.runs
+      .filter((r) => r.strategy !== 'deploy-all')
+      .map((r) => `${r.strategy} ${(ours.wallMs / r.wallMs).toFixed(2)} (${ours.wallMs <= r.wallMs ? `${s(r.wallMs - ours.wallMs)} faster` : `${s(ours.wallMs - r.wallMs)} SLOWER`})`);
+    if (ratios.length) out.push(`  deploy-all ÷ peer (wall): ${ratios.join('; ')}`);
+  }
+  return out;
+}
+
 export function renderSummary(results: BenchResults, resultsPath: string | undefined): string {
   const { knobs, model, document: doc } = results;
   const out: string[] = [];
   out.push(
-    `avalanche-deploy benchmark ${results.id} — ${results.timeScale}: kernel ${knobs.kernelSeconds} s, per-host derivation ${knobs.hostSeconds} s, activation ${knobs.activationSeconds} s`,
+    `avalanche-deploy benchmark ${results.id} — ${results.timeScale}: kernel ${knobs.kernelSeconds} s, per-host derivation ${knobs.hostSeconds} s, activation ${knobs.activationSeconds} s, evaluation ${knobs.evalSeconds ?? 0} s / ${knobs.evalMib ?? 0} MiB per host`,
     `machine: ${results.machine.cpus} CPUs, node ${results.machine.node}; source ${results.source.commit.slice(0, 12)}${results.source.uncommitted.length ? ` + ${results.source.uncommitted.length} uncommitted files` : ''}`,
   );
 
@@ -218,6 +261,11 @@ export function renderSummary(results: BenchResults, resultsPath: string | undef
       ),
     );
     if (scale.verdict) out.push(`  ${scale.verdict}`);
+  }
+
+  for (const point of results.peers ?? []) {
+    out.push('', `PEERS at ${point.hosts} hosts — each strategy on a fresh generation of the same lab; evaluation ${knobs.evalSeconds} s CPU / ${knobs.evalMib} MiB per host`);
+    out.push(...peersBlock(point, knobs));
   }
 
   const failed = results.checks.filter((c) => !c.ok);

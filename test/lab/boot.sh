@@ -19,7 +19,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 name=${1:-}
 d=$LAB_DIR/$name
-[[ "$name" =~ ^(calypso|opi0[1-9])$ && -d "$d/root" ]] || lab_die "boot.sh: no lab host '$name'"
+{ [[ "$name" == calypso ]] || lab_is_opi "$name"; } && [[ -d "$d/root" ]] || lab_die "boot.sh: no lab host '$name'"
 
 # --- own cgroup subtree -------------------------------------------------------
 # With --keep-unit, nspawn puts its payload/ and supervisor/ cgroups next to

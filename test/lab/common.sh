@@ -7,8 +7,12 @@ LAB_HOSTS=${LAB_HOSTS:-"opi01 opi02 opi03"}
 LAB_KERNEL_SECONDS=${LAB_KERNEL_SECONDS:-3}
 LAB_HOST_SECONDS=${LAB_HOST_SECONDS:-0}
 LAB_ACTIVATION_SECONDS=${LAB_ACTIVATION_SECONDS:-0}
+# Evaluation cost per host configuration (stands for nixpkgs' module system):
+# CPU seconds and MiB held by the Nix evaluator each time a toplevel is evaluated.
+LAB_EVAL_SECONDS=${LAB_EVAL_SECONDS:-0}
+LAB_EVAL_MIB=${LAB_EVAL_MIB:-0}
 
-# The lab network. hawk is the root namespace; calypso .2; opiNN .(10+NN).
+# The lab network. hawk is the root namespace; calypso .2; opiNN .(10+NN), opi01..opi30.
 LAB_BRIDGE=avl0
 LAB_NET_PREFIX=10.213.77
 LAB_HAWK_ADDR=$LAB_NET_PREFIX.1
@@ -16,7 +20,9 @@ LAB_CALYPSO_ADDR=$LAB_NET_PREFIX.2
 LAB_CACHE_PORT=5000
 # Every opi name the lab may ever create: down.sh sweeps all of them, whatever
 # LAB_HOSTS said when the lab came up. Containers = the opis and calypso.
-LAB_ALL_HOSTS="opi01 opi02 opi03 opi04 opi05 opi06 opi07 opi08 opi09"
+LAB_MAX_HOSTS=30
+LAB_ALL_HOSTS=$(for ((n = 1; n <= LAB_MAX_HOSTS; n++)); do printf 'opi%02d ' "$n"; done)
+LAB_ALL_HOSTS=${LAB_ALL_HOSTS% }
 LAB_ALL_CONTAINERS="calypso $LAB_ALL_HOSTS"
 # Remembers which LAB_DIR the running lab uses, so down.sh with another
 # LAB_DIR still stops the old lab (its cache server holds port 5000).
@@ -41,12 +47,17 @@ lab_log() {
   echo "lab: $*" >&2
 }
 
-# lab_check_hosts: LAB_HOSTS must be distinct names opi01..opi09.
+# lab_is_opi NAME: one of opi01..opi30 (LAB_MAX_HOSTS).
+lab_is_opi() {
+  [[ "$1" =~ ^opi[0-9][0-9]$ ]] && ((10#${1#opi} >= 1 && 10#${1#opi} <= LAB_MAX_HOSTS))
+}
+
+# lab_check_hosts: LAB_HOSTS must be distinct names opi01..opi30.
 lab_check_hosts() {
   local h seen=" "
   [[ -n "${LAB_HOSTS// /}" ]] || lab_die "LAB_HOSTS is empty"
   for h in $LAB_HOSTS; do
-    [[ "$h" =~ ^opi0[1-9]$ ]] || lab_die "LAB_HOSTS: '$h' is not one of opi01..opi09"
+    lab_is_opi "$h" || lab_die "LAB_HOSTS: '$h' is not one of opi01..opi$LAB_MAX_HOSTS"
     [[ "$seen" != *" $h "* ]] || lab_die "LAB_HOSTS: '$h' is listed twice"
     seen+="$h "
   done
@@ -54,7 +65,7 @@ lab_check_hosts() {
 
 lab_check_seconds() {
   local name
-  for name in LAB_KERNEL_SECONDS LAB_HOST_SECONDS LAB_ACTIVATION_SECONDS; do
+  for name in LAB_KERNEL_SECONDS LAB_HOST_SECONDS LAB_ACTIVATION_SECONDS LAB_EVAL_SECONDS LAB_EVAL_MIB; do
     [[ "${!name}" =~ ^[0-9]+$ ]] || lab_die "$name must be a whole number of seconds, got '${!name}'"
   done
 }
@@ -64,8 +75,8 @@ lab_addr() {
   case "$1" in
     hawk) echo "$LAB_HAWK_ADDR" ;;
     calypso) echo "$LAB_CALYPSO_ADDR" ;;
-    opi0[1-9]) echo "$LAB_NET_PREFIX.$((10 + 10#${1#opi}))" ;;
-    *) lab_die "no lab host '$1'" ;;
+    *) lab_is_opi "$1" || lab_die "no lab host '$1'"
+      echo "$LAB_NET_PREFIX.$((10 + 10#${1#opi}))" ;;
   esac
 }
 

@@ -162,6 +162,13 @@ for dir in "${dirs[@]}"; do
   fi
 done
 
+# 7b. The inotify limit up.sh raised for many containers.
+for dir in "${dirs[@]}"; do
+  if [[ -f "$dir/inotify-instances-before" ]]; then
+    cat "$dir/inotify-instances-before" >/proc/sys/fs/inotify/max_user_instances || true
+  fi
+done
+
 # 8. The lab's files. Only a directory that up.sh made (it holds lab-id) or an
 #    empty one: a mistyped LAB_DIR must not cost someone their files.
 rc=0

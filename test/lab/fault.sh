@@ -21,7 +21,7 @@ usage() {
 }
 
 host_arg() {
-  [[ "${1:-}" =~ ^(opi0[1-9]|calypso)$ && -d "$LAB_DIR/$1/root" ]] || lab_die "no lab host '${1:-}'"
+  { [[ "${1:-}" == calypso ]] || lab_is_opi "${1:-}"; } && [[ -d "$LAB_DIR/${1:-}/root" ]] || lab_die "no lab host '${1:-}'"
 }
 
 kill_pidfile() {

@@ -38,6 +38,15 @@
 #                      that panics): at boot the lab bootloader (rootfs.sh) falls back to the
 #                      newest older generation, as systemd-boot's boot counting or GRUB's
 #                      fallback entry would; switch/test still activate it live
+# Evaluation cost (LAB_EVAL_SECONDS, LAB_EVAL_MIB; both 0 = off): evaluating a
+# host's toplevel, which nixpkgs' module system makes cost seconds of CPU and
+# hundreds of MiB, costs that here too, in the Nix evaluator itself: sha256
+# rounds over a 64 KiB string (sized for this machine: the rounds per second
+# are measured once per lab into $LAB_DIR/eval-rate) and LAB_EVAL_MIB distinct
+# 1 MiB strings held until the toplevel is known. Each such evaluation prints
+# "trace: lab-eval <host> <generation>" on the evaluating nix's stderr (only
+# when the cost is on): once per host and evaluator process, as Nix evaluates
+# a value once per process.
 # Prints the flake reference (path:$LAB_DIR/flake) on stdout.
 set -euo pipefail
 
@@ -135,6 +144,42 @@ if [[ ! -s "$LAB_DIR/lab-id" ]]; then
 fi
 lab_id=$(<"$LAB_DIR/lab-id")
 [[ "$lab_id" =~ ^[0-9a-f]+$ ]] || lab_die "$LAB_DIR/lab-id is corrupt"
+
+# The evaluation cost's expression (flake.nix below has the same, with the
+# lab's values): CPU in sha256 rounds, memory in held 1 MiB strings.
+eval_cost_nix='rounds: mib: salt:
+        let
+          kib = builtins.substring 0 1024 (builtins.concatStringsSep "" (builtins.genList (_: "lab evaluation ${salt} ") 64));
+          double = s: n: if n == 0 then s else double (s + s) (n - 1);
+          block = double kib 6;
+          mibString = double block 4;
+          held = builtins.genList (i: "${toString i}${mibString}") mib;
+          size = builtins.foldl'"'"' (a: s: a + builtins.stringLength s) 0;
+          hashes = builtins.genList (_: builtins.hashString "sha256" block) rounds;
+        in builtins.foldl'"'"' (a: h: a + builtins.stringLength h) (size held) hashes + size held'
+# eval_rate: sha256 rounds per second of this machine's Nix evaluator (no store:
+# dummy://), measured once per lab (the median of three 4000-round runs).
+eval_rate() {
+  local f=$LAB_DIR/eval-rate t0 t1 i ms=()
+  if [[ ! -s "$f" ]]; then
+    for i in 1 2 3; do
+      t0=$(date +%s%N)
+      nix --extra-experimental-features 'nix-command flakes' eval --store dummy:// \
+        --expr "($eval_cost_nix) 4000 0 \"calibration-$i\"" >/dev/null || lab_die "calibrating the evaluation cost failed"
+      t1=$(date +%s%N)
+      ms+=($(((t1 - t0) / 1000000)))
+    done
+    i=$(printf '%s\n' "${ms[@]}" | sort -n | sed -n 2p)
+    echo $((4000 * 1000 / (i > 0 ? i : 1))) >"$f"
+  fi
+  cat "$f"
+}
+eval_rounds=0
+if ((LAB_EVAL_SECONDS > 0)); then
+  eval_rounds=$((LAB_EVAL_SECONDS * $(eval_rate)))
+fi
+eval_on=false
+((LAB_EVAL_SECONDS > 0 || LAB_EVAL_MIB > 0)) && eval_on=true
 
 nix_list() { # words -> [ "a" "b" ]
   local w out="["
@@ -293,7 +338,16 @@ cat >"$tmp" <<'NIX'
         exit 0
       '';
 
-      toplevel = host: derivation {
+      # Evaluation cost (LAB_EVAL_SECONDS, LAB_EVAL_MIB), standing in for
+      # nixpkgs' module system: forced with the toplevel, once per evaluator
+      # process and host, and counted by its trace "lab-eval <host> <generation>".
+      evalCost = @EVAL_COST_NIX@;
+      evaluated = host: value:
+        if @EVAL_ON@
+        then builtins.trace "lab-eval ${host} ${generation}" (builtins.seq (evalCost @EVAL_ROUNDS@ @EVAL_MIB@ "${host} ${generation}") value)
+        else value;
+
+      toplevel = host: evaluated host (derivation {
         name = "nixos-system-${host}-${nixosVersion}";
         system = systemOf host;
         kernel = kernelOf host;
@@ -320,7 +374,7 @@ cat >"$tmp" <<'NIX'
           printf '%s' "$appUnit" | /bin/sed "s|@out@|$out|g" > "$out/etc/systemd/system/lab-app.service"
           ${buildEnd}
         '' ];
-      };
+      });
     in {
       nixosConfigurations = builtins.listToAttrs (map (host: {
         name = host;
@@ -348,7 +402,12 @@ sed -i \
   -e "s|@KERNEL_SECONDS@|$LAB_KERNEL_SECONDS|g" \
   -e "s|@HOST_SECONDS@|$LAB_HOST_SECONDS|g" \
   -e "s|@ACTIVATION_SECONDS@|$LAB_ACTIVATION_SECONDS|g" \
+  -e "s|@EVAL_ON@|$eval_on|g" \
+  -e "s|@EVAL_ROUNDS@|$eval_rounds|g" \
+  -e "s|@EVAL_MIB@|$LAB_EVAL_MIB|g" \
   "$tmp"
+# The cost expression has | and & in it: inserted by a literal replacement.
+EVAL_COST_NIX=$eval_cost_nix perl -0pi -e 's/\@EVAL_COST_NIX\@/$ENV{EVAL_COST_NIX}/g' "$tmp"
 chmod 0644 "$tmp"
 # A lock file for a flake without inputs, so Nix never has to write one.
 printf '%s\n' '{"nodes":{"root":{}},"root":"root","version":7}' >"$flake_dir/flake.lock"
@@ -366,5 +425,8 @@ LAB_FLAKE_UNIT_DIES="$unit_dies"
 LAB_FLAKE_RESTART_SSHD="$restart_sshd"
 LAB_FLAKE_BOOT_FALLS_BACK="$boot_falls_back"
 LAB_FLAKE_HOSTS="$LAB_HOSTS"
+LAB_FLAKE_EVAL_SECONDS=$LAB_EVAL_SECONDS
+LAB_FLAKE_EVAL_ROUNDS=$eval_rounds
+LAB_FLAKE_EVAL_MIB=$LAB_EVAL_MIB
 EOF
 echo "path:$flake_dir"
