@@ -245,9 +245,10 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
           return false;
         }
       });
-    // Afterwards: no nixos-rebuild left anywhere on the machine (an orphan is no one's descendant).
+    // Afterwards: no nixos-rebuild left anywhere on the machine (an orphan is no one's descendant),
+    // whichever way it was given the system (--flake from hawk, --store-path from calypso).
     const anyRebuilding = () => {
-      const ps = spawn('pgrep', ['-f', 'nixos-rebuild switch --flake path:']);
+      const ps = spawn('pgrep', ['-f', 'nixos-rebuild switch --']);
       return new Promise<boolean>((resolve) => ps.on('exit', (status) => resolve(status === 0)));
     };
     await until('nixos-rebuild runs', rebuilding);
