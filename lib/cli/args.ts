@@ -24,6 +24,8 @@ export interface CliOptions {
   readonly concurrency?: number | undefined;
   readonly rolling: boolean;
   readonly batchSize?: number | undefined;
+  /** --canary: hosts deployed first, alone; the others only if they deploy well */
+  readonly canaries: string[];
   readonly keepGoing: boolean;
   readonly magicRollback: boolean;
   readonly rollback: boolean;
@@ -78,7 +80,10 @@ Options:
                        booted the new generation (/run/booted-system), run the health checks
   --seed <host>        preferred builder of its system's seed build (default: the inventory's
                        "seed"; the other systems' builders, or the coordinator, build theirs)
-  --concurrency <n>    hosts deployed at once after the seed (default ${DEFAULT_CONCURRENCY})
+  --concurrency <n>    hosts deployed at once (default ${DEFAULT_CONCURRENCY})
+  --canary <host>      deploy <host> first, alone (repeatable); the others only if it deployed
+                       well. Default: none (every host as soon as it can), or with --rolling
+                       the seeds
 ${SELECTION_HELP}
 ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' : ''}  --rolling            deploy in waves (--batch-size, default 1) with health checks
                        between them; the first failure stops the rollout
@@ -157,6 +162,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     goal: { type: 'string', default: 'switch' },
     seed: { type: 'string' },
     concurrency: { type: 'string' },
+    canary: { type: 'string', multiple: true, default: [] },
     tag: { type: 'string', multiple: true, default: [] },
     ...SELECTION_OPTIONS,
     rolling: { type: 'boolean', default: false },
@@ -189,6 +195,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   if (command !== 'rollback') {
     for (const flag of ['to', 'run'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} belongs to rollback`);
   } else {
+    if ((values.canary ?? []).length) throw new UsageError('--canary belongs to deploy and deploy-all (a rollback goes in one wave, or --rolling)');
     for (const flag of ['flake', 'seed', 'allow-unsigned', 'tag'] as const) {
       const value = values[flag];
       if (value !== undefined && value !== false && !(Array.isArray(value) && value.length === 0)) throw new UsageError(`--${flag}: a rollback builds nothing (it switches to a generation the host has)`);
@@ -205,6 +212,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
   }
   const goal = values.goal ?? 'switch';
   if (goal === 'build') refuseWithBuild(command, values);
+  if (goal === 'build' && (values.canary ?? []).length) throw new UsageError('--goal build deploys nothing: --canary does not apply');
   const goals: readonly string[] = command === 'rollback' ? ROLLBACK_GOALS : DEPLOY_GOALS;
   if (!goals.includes(goal)) throw new UsageError(`--goal must be one of ${goals.join(', ')} (got '${goal}')`);
   if (values.reboot && goal !== 'boot') {
@@ -225,6 +233,7 @@ export function parseCliArgs(command: Command, argv: readonly string[]): CliOpti
     concurrency,
     rolling: values.rolling ?? false,
     batchSize,
+    canaries: values.canary ?? [],
     keepGoing: values['keep-going'] ?? false,
     magicRollback: !(values['no-magic-rollback'] ?? false),
     rollback: !(values['no-rollback'] ?? false),

@@ -14,6 +14,7 @@ import { flakeRef } from '../inventory/schema.ts';
 import { resolveSelection } from '../inventory/select.ts';
 import { probeRebuildTool } from '../nix/nixos-rebuild.ts';
 import { localNixSystem } from '../nix/system.ts';
+import { probeNixVersion } from '../nix/version.ts';
 import { planDeploy } from '../plan/assemble.ts';
 import { dryRunJson, renderPlan } from '../plan/render.ts';
 import type { DeployPlan, RollbackPlan, RunnablePlan } from '../plan/types.ts';
@@ -117,25 +118,32 @@ async function makeRollback(options: CliOptions): Promise<RollbackPlan> {
   return makeRollbackPlan(options, inventory, isOnCoordinator(inventory, hostname()));
 }
 
-/** Loads and selects, probes the nixos-rebuild that will run here (its flags depend on it, also for --dry-run), and plans. */
+/** Loads and selects, probes the nixos-rebuild and the Nix that will run here (flags and installables depend on them, also for --dry-run), and plans. */
 async function makePlan(options: CliOptions, executor: Executor): Promise<DeployPlan> {
   if (options.flake !== undefined && !flakeRef.safeParse(options.flake).success) {
     throw new UsageError(`--flake '${options.flake}': must be a flake reference without "#", spaces or shell characters`);
   }
   const inventory = await loadInventory(options.inventory);
   const hosts = resolveSelection(inventory, options.selector);
-  // A build runs no nixos-rebuild: nothing to probe.
-  const rebuildTool = options.goal === 'build' ? undefined : await probeRebuildTool(executor, inventory.nixosRebuild.command, inventory.timeouts.connectSeconds * 1000);
+  const probeMs = inventory.timeouts.connectSeconds * 1000;
+  const [rebuildTool, localNix] = await Promise.all([
+    // A build runs no nixos-rebuild: nothing to probe.
+    options.goal === 'build' ? undefined : probeRebuildTool(executor, inventory.nixosRebuild.command, probeMs),
+    // The seed build's installables are spelt for this Nix.
+    probeNixVersion(executor, probeMs),
+  ]);
   const onCoordinator = isOnCoordinator(inventory, hostname());
   return planDeploy(inventory, hosts, {
     goal: options.goal,
     flake: options.flake,
     seed: options.seed,
+    canaries: options.canaries,
     ...deployStageChoices(options),
     onCoordinator,
     thisMachine: thisMachine(inventory)?.name,
     allowUnsigned: options.allowUnsigned,
     rebuildTool,
+    localNix,
     localSystem: localNixSystem(),
   });
 }
@@ -153,7 +161,8 @@ async function confirmed(command: Command, plan: RunnablePlan, options: CliOptio
     const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time`;
     return io.ask(`${command}: switch ${hosts.length} hosts back (${goal}: ${hosts.join(', ')}), ${how}. Roll back?`);
   }
-  const how = deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time after the seed`;
+  const canaries = deploy.canaries.length ? `${deploy.canaries.join(', ')} first, ` : '';
+  const how = `${canaries}${deploy.rolling ? `rolling in waves of ${deploy.concurrency}` : `at most ${deploy.concurrency} at a time`}`;
   const reboot = Object.values(deploy.hosts).some((h) => h.reboot) ? ' and reboot' : '';
   return io.ask(`${command}: ${goal}${reboot} ${hosts.length} hosts (${hosts.join(', ')}), seed${plan.builds.length > 1 ? 's' : ''} ${plan.builds.map((b) => preferredSeed(b, plan.coordinator.name)).join(', ')}, ${how}. Deploy?`);
 }

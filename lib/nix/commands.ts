@@ -80,7 +80,9 @@ export function builderProbeArgv(builder: RemoteHost): string[] {
 }
 
 /**
- * One system's seed build. On builders: `--builders` names only them and
+ * One system's seed build of `installables`: the evaluated toplevels'
+ * derivations (lib/nix/version.ts derivationOutputInstallable), so the
+ * flake is not evaluated a second time. On builders: `--builders` names only them and
  * `--max-jobs 0` forbids local builds, so nothing is built under emulation
  * on the coordinator; Nix places independent derivations across them (the
  * least loaded for its speed factor, the first on a tie: the seed) and
@@ -89,7 +91,7 @@ export function builderProbeArgv(builder: RemoteHost): string[] {
  * builders of its nix.conf out, `--max-jobs auto` undoes a nix.conf that
  * delegates everything).
  */
-export function seedBuildArgv(inventory: Inventory, flake: string, hosts: readonly HostName[], on: { readonly builders: string } | 'here'): string[] {
+export function seedBuildArgv(installables: readonly string[], on: { readonly builders: string } | 'here'): string[] {
   const placement = on === 'here'
     ? ['--max-jobs', 'auto', '--builders', '']
     : ['--max-jobs', '0', '--builders', on.builders, '--option', 'builders-use-substitutes', 'true'];
@@ -98,7 +100,7 @@ export function seedBuildArgv(inventory: Inventory, flake: string, hosts: readon
     'nix', '--log-format', 'internal-json', 'build',
     '--no-link', '--json',
     ...placement,
-    ...hosts.map((host) => installable(flake, toplevelAttribute(inventory, host))),
+    ...installables,
   ];
 }
 

@@ -27,6 +27,7 @@ import {
 } from '../nix/commands.ts';
 import { closureDiffArgv } from '../nix/closure-diff.ts';
 import { trustProbeCommands } from '../nix/trust.ts';
+import { derivationOutputInstallable, type NixVersion } from '../nix/version.ts';
 import { chooseDeployMethod, type DeployMethod, methodProblems, runsNixosRebuild } from '../nix/deploy-method.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
@@ -41,7 +42,7 @@ import { builderSeeds } from './waves.ts';
 
 /** The deploy stage's pace and safety choices, the same for a deploy and a rollback (lib/cli/args.ts deployStageChoices fills them). */
 export interface DeployStageChoices {
-  /** hosts activated at once (a deploy: after the seed); undefined: all at once */
+  /** hosts activated at once; undefined: the default (lib/plan/concurrency.ts) */
   readonly concurrency?: number | undefined;
   /** in waves of batchSize, health-checked, stopping at the first failure */
   readonly rolling?: boolean | undefined;
@@ -75,12 +76,16 @@ export interface PlanOptions extends DeployStageChoices {
   readonly allowUnsigned?: boolean | undefined;
   /** the configured nixos-rebuild as probed on this machine; default: not probed (flavour unknown) */
   readonly rebuildTool?: RebuildTool | undefined;
+  /** this machine's Nix (`nix --version`), which runs the seed build: how it names a derivation's output; default: a current Nix */
+  readonly localNix?: NixVersion | undefined;
   /** this machine's Nix system (e.g. x86_64-linux); default: the coordinator's */
   readonly localSystem?: string | undefined;
   /** the user the deploy runs as here (whose trust in Nix matters); default: this process's */
   readonly localUser?: string | undefined;
   /** the selected host that is this machine (lib/cli/selection.ts thisMachine): activated here, without ssh, last */
   readonly thisMachine?: HostName | undefined;
+  /** hosts deployed first, alone, before the others (--canary); default: the seeds with --rolling, none otherwise */
+  readonly canaries?: readonly HostName[] | undefined;
 }
 
 const MINUTE = 60_000;
@@ -119,14 +124,15 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const localUser = options.localUser ?? userInfo().username;
   const thisMachine = options.thisMachine !== undefined && deployed.includes(options.thisMachine) ? options.thisMachine : undefined;
   const targets = planTargets(inventory, deployed, options.reuseConnections ?? true, thisMachine === undefined ? undefined : { name: thisMachine, user: localUser });
-  const builds = planBuilds(inventory, flake, hosts, options, coordinatorEnv);
+  const builds = planBuilds(inventory, hosts, options, coordinatorEnv);
 
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
-  // Each system's seed that is a target goes first, a canary for what its build made; the cache host and this machine last.
-  const seedTargets = builderSeeds(builds);
+  // The cache host and this machine last. A canary wave only where it buys something: asked for (--canary), or a
+  // rolling deploy's seeds (a canary for what their build made); otherwise every other host at once, none waiting.
   const last = [inventory.coordinator.name, ...(thisMachine === undefined ? [] : [thisMachine])];
-  const waves = planWaves(deployed, { first: seedTargets, last, rolling, batchSize });
+  const canaries = deploys ? planCanaries(options.canaries, deployed, last, rolling ? builderSeeds(builds) : []) : [];
+  const waves = planWaves(deployed, { first: canaries, last, rolling, batchSize });
 
   const rebuildTool = options.rebuildTool ?? unprobedRebuildTool(inventory.nixosRebuild.command);
   const { flags, problems } = planRebuildFlags(inventory, targets, rebuildTool, options.localSystem ?? inventory.coordinator.system);
@@ -178,6 +184,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       ...options,
       goal: rebuildGoal,
       concurrency: rolling ? batchSize : concurrencyFor(Math.max(1, ...waves.map((w) => w.length)), options.concurrency),
+      canaries,
       ...planDeployMethodSteps(inventory, flake, rebuildGoal, deployMethod, flags),
     }),
   };
@@ -226,14 +233,16 @@ function planDeployMethodSteps(
  * first; the coordinator over ssh when the run is elsewhere and it builds its
  * own system), or here on the coordinator.
  */
-function planBuilds(inventory: Inventory, flake: string, hosts: readonly HostName[], options: PlanOptions, env: Record<string, string>): SystemBuild[] {
+function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: PlanOptions, env: Record<string, string>): SystemBuild[] {
   const t = inventory.timeouts;
   const shortMs = shortCommandTimeoutMs(inventory);
   const check = (builder: ReturnType<typeof coordinatorHost>) => ({ argv: builderProbeArgv(builder), timeoutMs: shortMs });
+  // The derivations the evaluate stage instantiated: built as they are, the flake is evaluated once per run.
+  const toplevelDrvs = (of: readonly HostName[]) => of.map((host) => derivationOutputInstallable(PLACEHOLDER.toplevelDrv(host), 'out', options.localNix));
   return systemBuilders(inventory, hosts, options.seed).map(({ system, hosts: of, builders: names }): SystemBuild => {
     const timeoutMs = t.buildMinutes * MINUTE;
     if (names.length === 0 && options.onCoordinator) {
-      return { system, hosts: [...of], on: 'here', builders: [], build: { argv: seedBuildArgv(inventory, flake, of, 'here'), env, timeoutMs } };
+      return { system, hosts: [...of], on: 'here', builders: [], build: { argv: seedBuildArgv(toplevelDrvs(of), 'here'), env, timeoutMs } };
     }
     const builders: BuilderPlan[] = names.length
       ? names.map((name) => {
@@ -244,7 +253,7 @@ function planBuilds(inventory: Inventory, flake: string, hosts: readonly HostNam
           const builder = coordinatorBuilderHost(inventory);
           return { host: inventory.coordinator.name, check: check(builder), uri: nixSshStoreUri(builder), spec: coordinatorBuilderSpec(inventory, builder) };
         })()];
-    return { system, hosts: [...of], on: 'builders', builders, build: { argv: seedBuildArgv(inventory, flake, of, { builders: PLACEHOLDER.builders(system) }), env, timeoutMs } };
+    return { system, hosts: [...of], on: 'builders', builders, build: { argv: seedBuildArgv(toplevelDrvs(of), { builders: PLACEHOLDER.builders(system) }), env, timeoutMs } };
   });
 }
 
@@ -288,6 +297,8 @@ export interface DeployStageOptions extends Omit<DeployStageChoices, 'concurrenc
   readonly goal: Goal;
   /** hosts activated at once, decided (rolling: the batch size) */
   readonly concurrency: number;
+  /** the first wave's hosts when it is a canary wave (default none) */
+  readonly canaries?: readonly HostName[] | undefined;
   /** nixos-rebuild or the direct method's activation for a deploy; the switch to an existing generation for a rollback */
   readonly activate: (host: HostName, target: RemoteHost) => PlannedCommand;
   /** the direct deploy method's steps before the activation: the copy, the profile */
@@ -316,6 +327,7 @@ export function planDeployStage(inventory: Inventory, hosts: readonly HostName[]
     interactive,
     diffOnly,
     concurrency: o.concurrency,
+    canaries: [...(o.canaries ?? [])],
     rolling: o.rolling ?? false,
     keepGoing: o.keepGoing ?? false,
     rollback,
@@ -456,7 +468,7 @@ export function defaultConfirmSeconds(inventory: Inventory): number {
 }
 
 /**
- * The deploy stage's waves: `first` alone (the seeds), the others at once or
+ * The deploy stage's waves: `first` alone (the canaries), the others at once or
  * in batches of `batchSize` when `rolling`, then each of `last` alone, in
  * order (the cache host, whose switch could stop it serving the others'
  * closures; this machine, whose switch could cut off the rest); empty waves
@@ -470,6 +482,21 @@ export function planWaves(
   const first = (o.first ?? []).filter((h) => hosts.includes(h) && !last.includes(h));
   const rest = hosts.filter((h) => !first.includes(h) && !last.includes(h));
   return [first, ...(o.rolling ? chunk(rest, o.batchSize) : [rest]), ...last.map((h) => [h])].filter((w) => w.length > 0);
+}
+
+/**
+ * The canary wave: the hosts asked for, else `fallback` (the seeds of a
+ * rolling deploy) among the deployed hosts. Throws UsageError for a canary
+ * that is not deployed, or one that goes last anyway (the cache host, this
+ * machine).
+ */
+export function planCanaries(asked: readonly HostName[] | undefined, deployed: readonly HostName[], last: readonly HostName[], fallback: readonly HostName[]): HostName[] {
+  if (!asked?.length) return fallback.filter((h) => deployed.includes(h) && !last.includes(h));
+  for (const host of asked) {
+    if (!deployed.includes(host)) throw new UsageError(`--canary ${host}: not one of the hosts deployed (${deployed.join(', ')})`);
+    if (last.includes(host)) throw new UsageError(`--canary ${host}: the cache host and the machine the run is on go last, alone, after every other host; name another canary`);
+  }
+  return [...new Set(asked)];
 }
 
 /** `items` in consecutive groups of `size` (the last may be smaller): a rollout's waves. */

@@ -29,13 +29,15 @@ export const PLACEHOLDER = {
   toplevelName: (host: string) => `{{toplevel-name:${host}}}`,
   /** the hash part of a host's toplevel, which names its narinfo */
   toplevelHash: (host: string) => `{{toplevel-hash:${host}}}`,
+  /** the derivation (`.drv` store path) the evaluate stage instantiated for a host's toplevel: what the seed build builds */
+  toplevelDrv: (host: string) => `{{toplevel-drv:${host}}}`,
   /** the --builders entries of a system's builders that answered in preflight, the seed first */
   builders: (system: string) => `{{builders:${system}}}`,
   /** a rollback's chosen system generation number on a host (its toplevel is `{{toplevel:<host>}}`) */
   generation: (host: string) => `{{generation:${host}}}`,
 } as const;
 
-const KNOWN = /\{\{(run-id|ssh-control-dir|previous-profile-link|previous-system|lock-holder|lock-holder-id|toplevel:[^{}]+|toplevel-name:[^{}]+|toplevel-hash:[^{}]+|generation:[^{}]+|builders:[^{}]+)\}\}/g;
+const KNOWN = /\{\{(run-id|ssh-control-dir|previous-profile-link|previous-system|lock-holder|lock-holder-id|toplevel:[^{}]+|toplevel-name:[^{}]+|toplevel-hash:[^{}]+|toplevel-drv:[^{}]+|generation:[^{}]+|builders:[^{}]+)\}\}/g;
 const UNSAFE = /['\n\r\0]/;
 
 /** What the run knows, by placeholder name (`run-id`, `toplevel:opi01`, …). */
@@ -50,6 +52,11 @@ export function toplevelValues(toplevels: Readonly<Record<string, string>>): Rec
       [`toplevel-hash:${host}`, storePathHash(storePath)],
     ]),
   );
+}
+
+/** The run-time values for hosts' `{{toplevel-drv:…}}`: each toplevel's derivation path, by host. */
+export function toplevelDerivationValues(drvPaths: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(drvPaths).map(([host, drvPath]) => [`toplevel-drv:${host}`, drvPath]));
 }
 
 /** The values for a host's `{{previous-…}}` placeholders, from what its probe read. */

@@ -12,7 +12,7 @@ import { describeTool, rebuildHelpArgv } from '../nix/nixos-rebuild.ts';
 import { sshDestination } from '../remote/host.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import { activationName, type DeployPlan, dryRunOutputSchema, type HostPlan, type PlannedCommand, type RollbackPlan, type RollbackTarget, type RunnablePlan } from './types.ts';
-import { builderSeeds, isLastAloneWave, preferredSeed } from './waves.ts';
+import { isLastAloneWave, preferredSeed } from './waves.ts';
 
 const cmd = (c: Pick<PlannedCommand, 'argv' | 'env'>, indent = '    ') => `${indent}$ ${commandLine(c)}`;
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
@@ -152,10 +152,10 @@ function renderDeployMethod(plan: DeployPlan): string[] {
   return method ? [`  method: ${describeDeployMethod(method)} — ${method.why}`] : [];
 }
 
-/** How the waves go: the seeds first when they are targets; the cache host, then this machine, last. */
+/** How the waves go: the canaries first, when there are any; the cache host, then this machine, last. */
 function deployOrder(plan: DeployPlan): string {
-  const seeds = new Set(builderSeeds(plan.builds));
-  const first = plan.waves.length > 1 && plan.waves[0]!.some((h) => seeds.has(h)) ? ['the seeds first'] : [];
+  const { canaries } = plan.deploy;
+  const first = plan.waves.length > 1 && canaries.length ? [`${canaries.join(', ')} first (canar${canaries.length > 1 ? 'ies' : 'y'}: the others only if ${canaries.length > 1 ? 'they deploy' : 'it deploys'} well)`] : [];
   const last = plan.waves
     .filter((_, index) => isLastAloneWave(plan, index))
     .map(([host]) => (plan.deploy.hosts[host!]!.target.local ? `${host} (this machine, no ssh)` : `${host} (the cache host)`));

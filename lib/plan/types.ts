@@ -191,6 +191,8 @@ const deployStageSchema = z.object({
   /** stop each host after its closure diff: nothing is activated (--dry-run --diff) */
   diffOnly: z.boolean(),
   concurrency: z.number(),
+  /** the first wave's hosts when it is a canary wave: deployed alone first, their failure stops the rest (--canary, or the seeds with --rolling) */
+  canaries: z.array(z.string()),
   rolling: z.boolean(),
   keepGoing: z.boolean(),
   rollback: z.boolean(),

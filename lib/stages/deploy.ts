@@ -1,6 +1,7 @@
 /**
  * Stage 5: every host through lib/stages/deploy-host.ts in the plan's
- * waves: the seeds first, this machine (a coordinator deploying itself) last.
+ * waves: the canaries first when there are any (--canary; the seeds with
+ * --rolling), the cache host and this machine (a coordinator deploying itself) last.
  * Without --rolling the rest go at once (at most `concurrency` at a time);
  * with it, in health-checked waves that stop at the first failure unless
  * --keep-going. Hosts not started stay untouched.
@@ -17,7 +18,7 @@ import { InterruptedError, StageError } from '../errors.ts';
 import { summarizeClosureDiff } from '../nix/closure-diff.ts';
 import { withProgressTitle } from '../report/progress.ts';
 import { activationName } from '../plan/types.ts';
-import { builderSeeds, isLastAloneWave } from '../plan/waves.ts';
+import { isLastAloneWave } from '../plan/waves.ts';
 import type { RunContext } from './context.ts';
 import { deployHost } from './deploy-host.ts';
 import { stageFailure, type SubtaskWrapper, subtaskList } from './subtasks.ts';
@@ -29,9 +30,7 @@ export function deployTask(): ListrTask<RunContext> {
       const { deploy, goal } = ctx.plan;
       // A build's plan has no deploy stage in its `stages`: reaching here with it is a bug.
       if (goal === 'build') throw new Error('the deploy stage in a --goal build run');
-      // A deploy's preferred seeds go first, alone, when they are targets (the plan's first wave): its failure stops the rest.
       const plan = ctx.plan;
-      const preferredSeeds = new Set(plan.operation === 'deploy' ? builderSeeds(plan.builds) : []);
       // The hosts that built: a system built here has no seed among the targets.
       const seeds = new Set(plan.operation === 'deploy' ? plan.builds.filter((b) => b.on === 'builders').map((b) => ctx.seeds[b.system]) : []);
       const { waves } = ctx.plan;
@@ -42,7 +41,8 @@ export function deployTask(): ListrTask<RunContext> {
       // Where the rollout stopped: the first wave whose failure stops the later ones.
       let stoppedAfter: number | undefined;
       let firstFailed: number | undefined;
-      const stops = (index: number) => (index === 0 && waves[0]!.some((h) => preferredSeeds.has(h))) || (deploy.rolling && !deploy.keepGoing);
+      // A canary wave (the plan's first, when it has canaries) stops the rest when it fails.
+      const stops = (index: number) => (index === 0 && deploy.canaries.length > 0) || (deploy.rolling && !deploy.keepGoing);
       // The cache host's and this machine's waves (the plan's last, alone: isLastAloneWave) go only when nothing failed before them, unless --keep-going.
       const rollout = new Waves(
         waves.map((wave) => wave.length),

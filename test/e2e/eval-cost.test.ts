@@ -5,13 +5,13 @@
  * trace — once per host and evaluator process, nothing for the host's system
  * attribute — which is how the benchmark counts evaluations per host.
  */
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { countEvaluations } from '../../bench/peers.ts';
 import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
-import { lab, labEnv, labPath, labSkipReason, revision, runOnCoordinator } from './lab.ts';
+import { inventoryCopy, lab, labEnv, labPath, labSkipReason, revision, runOnCoordinator, scriptArgv } from './lab.ts';
 
 const executor = new ZxExecutor();
 const HOSTS = ['opi01', 'opi02', 'opi03'];
@@ -70,5 +70,25 @@ describe.skipIf(!lab)(`the lab's evaluation cost${lab ? '' : ` (skipped: ${labSk
     const system = await evaluate('cs: map (h: cs.${h}.config.nixpkgs.hostPlatform.system) [ "opi01" "opi02" "opi03" ]');
     expect(JSON.parse(system.stdout)).toEqual(['aarch64-linux', 'aarch64-linux', 'aarch64-linux']);
     expect(system.markers).toEqual([]);
+  });
+
+  it('a deploy-all run evaluates each host exactly once: its evaluate stage, not the seed build nor the deploy stage', async () => {
+    const generation = await writeGeneration('eval-once', { seconds: 1, mib: 16 });
+    // The product's default method (what the coordinator's nixos-rebuild allows: direct on hawk, --store-path on calypso).
+    const inventory = inventoryCopy('default-method', (json) => delete json.deploy);
+    // bench/bin/nix (first on PATH) runs the real nix and appends each lab-eval trace with the nix command that printed it.
+    const evalLog = labPath('shared', 'eval-once.log');
+    writeFileSync(evalLog, '');
+    chmodSync(evalLog, 0o666);
+    const asCoordinator = scriptArgv('deploy-all', ['--yes', '--json'], inventory);
+    const deployAll = asCoordinator.slice(asCoordinator.indexOf('--') + 1);
+    const result = await runOnCoordinator(
+      ['bash', '-c', 'PATH="$0:$PATH" exec "$@"', join(repoRoot, 'bench/bin'), 'env', 'BENCH_REAL_NIX=/usr/bin/nix', `BENCH_EVAL_LOG=${evalLog}`, ...deployAll],
+      170_000,
+    );
+    expect(result.exitCode, `${result.stdout}\n${result.stderr}`).toBe(0);
+    expect(JSON.parse(result.stdout).report.hosts.map((h: { name: string; state: string }) => [h.name, h.state])).toEqual(HOSTS.map((h) => [h, 'deployed']));
+    const evaluations = countEvaluations(readFileSync(evalLog, 'utf8').split('\n'), HOSTS, generation);
+    expect(evaluations).toMatchObject({ total: HOSTS.length, min: 1, max: 1, byCommand: { 'nix-eval': HOSTS.length } });
   });
 });

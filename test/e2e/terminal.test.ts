@@ -95,7 +95,7 @@ describe.skipIf(!lab)(`the live view in a terminal${lab ? '' : ` (skipped: ${lab
           if (!colouredFrame) colouredFrame = await screen(run.session, true);
           // A running host's row: spinner, name, elapsed time; then, indented under it, what it does now.
           for (const [i, row] of lines.slice(stage + 1).entries()) {
-            const host = new RegExp(`^ {2}${SPINNER.source} (opi0\\d) \\((seed, )?wave \\d/2\\) · \\d+s$`).exec(row)?.[1];
+            const host = new RegExp(`^ {2}${SPINNER.source} (opi0\\d) \\((seed, )?wave \\d/\\d\\) · \\d+s$`).exec(row)?.[1];
             const now = /^ {4}› (opi0\d): (.*)$/.exec(lines[stage + 2 + i] ?? '');
             if (host && now?.[1] === host) doing.get(host)!.add(now[2]!.replace(/\d+/g, 'N'));
           }

@@ -8,7 +8,7 @@ import { commandLine } from '../../lib/exec/describe.ts';
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import type { Inventory } from '../../lib/inventory/schema.ts';
 import { planDeploy, type PlanOptions } from '../../lib/plan/assemble.ts';
-import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelValues } from '../../lib/plan/placeholders.ts';
+import { fillCommand, type PlaceholderValues, previousGenerationValues, toplevelDerivationValues, toplevelValues } from '../../lib/plan/placeholders.ts';
 import type { DeployPlan, PlannedCommand, RollbackPlan } from '../../lib/plan/types.ts';
 import { sshDestination } from '../../lib/remote/host.ts';
 import { parseGeneration } from '../../lib/remote/scripts.ts';
@@ -121,7 +121,8 @@ export interface RecordedRun {
 /**
  * What the run knew for the plan's placeholders: its id (`r1`, as
  * runPipeline asks), the ssh control directory it made (read from a
- * ControlPath it ran with) and the toplevels it evaluated (as reported).
+ * ControlPath it ran with) and the toplevels it evaluated (as reported;
+ * their derivation is the fixture's, as the fake evaluation gives it).
  */
 export function runValues({ executor, result }: Omit<RecordedRun, 'plan'>): Record<string, string> {
   const controlDir = executor.calls
@@ -135,7 +136,7 @@ export function runValues({ executor, result }: Omit<RecordedRun, 'plan'>): Reco
     const system = value?.split(' ')[1];
     return call.argv.includes('--builders') && value && system ? [[`builders:${system}`, value]] : [];
   });
-  return { 'run-id': 'r1', ...(controlDir ? { 'ssh-control-dir': controlDir } : {}), ...toplevelValues(toplevels), ...Object.fromEntries(builders) };
+  return { 'run-id': 'r1', ...(controlDir ? { 'ssh-control-dir': controlDir } : {}), ...toplevelValues(toplevels), ...toplevelDerivationValues(Object.fromEntries(Object.keys(toplevels).map((h) => [h, FIXTURE_DRV]))), ...Object.fromEntries(builders) };
 }
 
 /** A planned command as the run ran it: its placeholders filled with {@link runValues}. */

@@ -40,7 +40,7 @@ export async function printedBy<T>(action: () => Promise<T>): Promise<{ value: T
 }
 
 /** `responders` answer first, the fleet's usual answers the rest; `colours`: what the command decided (default none). */
-export async function runAndPrint(responders: readonly Responder[], options: { renderer?: RendererChoice; colours?: ChalkInstance } = {}) {
+export async function runAndPrint(responders: readonly Responder[], options: { renderer?: RendererChoice; colours?: ChalkInstance; canaries?: string[] } = {}) {
   const cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': fixture('narinfo/signed.narinfo') });
   try {
     const inventory = fleetInventory((json) => {
@@ -48,7 +48,7 @@ export async function runAndPrint(responders: readonly Responder[], options: { r
       json.cache.publicKey = FIXTURE_KEY;
       json.health = { systemState: 'skip', retries: 0, intervalSeconds: 0, settleSeconds: 0 };
     });
-    const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true });
+    const plan = planDeploy(inventory, FLEET_HOSTS, { goal: 'switch', onCoordinator: true, canaries: options.canaries });
     const executor = new RecordingExecutor([...responders, ...fleetResponders]);
     // runs/ inside a directory of its own: the history line goes beside it (<report-dir>/../history.jsonl), not into /tmp.
     const reportDir = join(await mkdtemp(join(tmpdir(), 'run-output-')), 'runs');

@@ -42,8 +42,9 @@ describe('default concurrency', () => {
 
   it('bounds a deploy of 30 hosts to 10 at a time unless --concurrency says otherwise', async () => {
     expect(await plannedConcurrency(30)).toBe(10);
-    expect(await plannedConcurrency(30, ['--concurrency', '30'])).toBe(29); // the seed goes first, alone
-    expect(await plannedConcurrency(3)).toBe(2);
+    expect(await plannedConcurrency(30, ['--concurrency', '30'])).toBe(30); // no canary: every host in one wave
+    expect(await plannedConcurrency(30, ['--concurrency', '30', '--canary', 'opi01'])).toBe(29); // the canary goes first, alone
+    expect(await plannedConcurrency(3)).toBe(3);
     expect(await plannedConcurrency(30, ['--rolling', '--batch-size', '4'])).toBe(4);
   });
 });

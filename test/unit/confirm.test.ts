@@ -31,14 +31,14 @@ async function deployAll(args: string[], options: { answer?: boolean; env?: Node
 describe('confirmation before a fleet deploy', () => {
   it('asks on a terminal, showing the hosts, goal and seed; no is exit 1 and runs nothing', async () => {
     const { code, asked, stderr } = await deployAll(['--goal', 'boot']);
-    expect(asked).toEqual(['deploy-all: boot 3 hosts (opi01, opi02, opi03), seed opi03, at most 2 at a time after the seed. Deploy?']);
+    expect(asked).toEqual(['deploy-all: boot 3 hosts (opi01, opi02, opi03), seed opi03, at most 3 at a time. Deploy?']);
     expect(code).toBe(1);
     expect(stderr).toContain('not deployed: not confirmed (--yes skips the question)');
   });
 
   it('says that the hosts will be rebooted (--reboot)', async () => {
     const { asked } = await deployAll(['--goal', 'boot', '--reboot', '--rolling']);
-    expect(asked).toEqual(['deploy-all: boot and reboot 3 hosts (opi01, opi02, opi03), seed opi03, rolling in waves of 1. Deploy?']);
+    expect(asked).toEqual(['deploy-all: boot and reboot 3 hosts (opi01, opi02, opi03), seed opi03, opi03 first, rolling in waves of 1. Deploy?']);
   });
 
   it('goes on after yes (here: to the report-directory check, exit 2)', async () => {

@@ -76,6 +76,7 @@ describe('--goal build on the command line', () => {
     expect(() => parseCliArgs('deploy-all', ['--goal', 'build', '--rolling'])).toThrow('--goal build deploys nothing and takes no deploy lock: --rolling does not apply');
     expect(() => parseCliArgs('deploy-all', ['--goal', 'build', '--force-unlock', '--no-diff'])).toThrow('--force-unlock, --no-diff do not apply');
     expect(() => parseCliArgs('deploy-all', ['--goal', 'build', '--dry-run', '--diff'])).toThrow('--diff does not apply');
+    expect(() => parseCliArgs('deploy-all', ['--goal', 'build', '--canary', 'opi01'])).toThrow('--goal build deploys nothing: --canary does not apply');
   });
 
   it('exits 2 for rollback --goal build, and prints the build plan with --dry-run (no nixos-rebuild probed)', async () => {

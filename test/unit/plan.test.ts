@@ -54,16 +54,16 @@ describe('planning a deploy of the fleet', () => {
       'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', '0',
       '--builders', '{{builders:aarch64-linux}}',
       '--option', 'builders-use-substitutes', 'true',
-      '.#nixosConfigurations.opi01.config.system.build.toplevel',
-      '.#nixosConfigurations.opi02.config.system.build.toplevel',
-      '.#nixosConfigurations.opi03.config.system.build.toplevel',
+      // The derivations the evaluation instantiated: the flake is not evaluated again.
+      '{{toplevel-drv:opi01}}^out', '{{toplevel-drv:opi02}}^out', '{{toplevel-drv:opi03}}^out',
     ]);
     expect(plan.builds[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
   });
 
-  it('deploys the seed first, then the rest at once, with sudo for the non-root deploy user; the built toplevel (ng has --store-path)', () => {
-    expect(plan.waves).toEqual([['opi03'], ['opi01', 'opi02']]);
-    expect(plan.deploy.concurrency).toBe(2);
+  it('deploys every host at once, with sudo for the non-root deploy user; the built toplevel (ng has --store-path)', () => {
+    expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03']]);
+    expect(plan.deploy.canaries).toEqual([]);
+    expect(plan.deploy.concurrency).toBe(3);
     expect(plan.deploy.hosts.opi01!.rebuild).toEqual({
       argv: ['nixos-rebuild', 'switch', '--store-path', '{{toplevel:opi01}}', '--target-host', 'deploy@opi01.internal', '--use-substitutes', '--sudo', '--no-reexec'],
       env: { NIX_SSHOPTS: TARGET_SSHOPTS },
@@ -113,10 +113,23 @@ describe('planning a deploy of the fleet', () => {
       goal: 'boot', flake: 'path:/srv/avalanche', seed: 'opi01', concurrency: 1, onCoordinator: true,
     });
     expect(custom.builds[0]!.builders.map((b) => b.host)).toEqual(['opi01', 'opi03', 'opi02']);
-    expect(custom.waves).toEqual([['opi01'], ['opi02', 'opi03']]);
+    expect(custom.waves).toEqual([['opi01', 'opi02', 'opi03']]);
     expect(custom.deploy.concurrency).toBe(1);
     expect(custom.deploy.hosts.opi02!.rebuild.argv.slice(0, 4)).toEqual(['nixos-rebuild', 'boot', '--flake', 'path:/srv/avalanche#opi02']);
     expect(custom.builds[0]!.builders[0]!.spec).toBe('ssh://nix-builder@opi01.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -');
+  });
+
+  it('a canary wave only when asked for (--canary) or rolling (the seeds); a canary must be deployed and not go last anyway', () => {
+    expect(planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'switch', onCoordinator: true, canaries: ['opi02'] }).waves).toEqual([['opi02'], ['opi01', 'opi03']]);
+    const rolling = planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'switch', onCoordinator: true, rolling: true });
+    expect([rolling.waves, rolling.deploy.canaries]).toEqual([[['opi03'], ['opi01'], ['opi02']], ['opi03']]);
+    expect(renderPlan(rolling)).toContain('opi03 first (canary: the others only if it deploys well)');
+    expect(planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'switch', onCoordinator: true, rolling: true, canaries: ['opi01'] }).waves).toEqual([['opi01'], ['opi02'], ['opi03']]);
+    expect(() => planDeploy(inventory, ['opi01', 'opi02'], { goal: 'switch', onCoordinator: true, canaries: ['opi03'] })).toThrow(/--canary opi03: not one of the hosts deployed \(opi01, opi02\)/);
+    const whole = wholeFleetInventory();
+    expect(() => planDeploy(whole, Object.keys(whole.hosts), { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', canaries: ['hawk'] })).toThrow(/--canary hawk: the cache host and the machine the run is on go last/);
+    // A build deploys nothing: no canary.
+    expect(planDeploy(inventory, ['opi01', 'opi02', 'opi03'], { goal: 'build', onCoordinator: true, rolling: true }).deploy.canaries).toEqual([]);
   });
 
   it('leaves out the sudo flag for root and keeps the seed out of waves it is not in', () => {
@@ -171,8 +184,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     ]);
     expect(plan.builds[1]!.build.argv).toEqual([
       'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', 'auto', '--builders', '',
-      '.#nixosConfigurations.hawk.config.system.build.toplevel',
-      '.#nixosConfigurations.calypso.config.system.build.toplevel',
+      '{{toplevel-drv:hawk}}^out', '{{toplevel-drv:calypso}}^out',
     ]);
     // One evaluation for every host of every system.
     expect(plan.evaluate.argv.at(-1)).toContain('[ "opi01" "opi02" "opi03" "hawk" "calypso" ]');
@@ -180,8 +192,8 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
 
   it('deploys the seed first and hawk, the machine it runs on, last, here: no ssh, sudo -n, no --target-host', () => {
     const plan = planDeploy(whole, all, { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', localUser: 'avl', rebuildTool: ngTool });
-    expect(plan.waves).toEqual([['opi03'], ['opi01', 'opi02', 'calypso'], ['hawk']]);
-    expect(plan.deploy.concurrency).toBe(3);
+    expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03', 'calypso'], ['hawk']]);
+    expect(plan.deploy.concurrency).toBe(4);
     const hawk = plan.deploy.hosts.hawk!;
     expect(hawk.target).toMatchObject({ user: 'avl', escalation: 'sudo', local: true });
     expect(hawk.rebuild.argv).toEqual(['nixos-rebuild', 'switch', '--store-path', '{{toplevel:hawk}}', '--use-substitutes', '--sudo', '--no-reexec']);
@@ -193,7 +205,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     expect(plan.preflight.targets.find((t) => t.host === 'hawk')).toMatchObject({ command: { argv: ['sudo', '-n', '--', 'true'] }, escalates: true, local: true });
     // calypso is an x86_64 target like any other: over ssh, as its deploy user.
     expect(plan.deploy.hosts.calypso!.rebuild.argv).toContain('deploy@calypso.internal');
-    expect(renderPlan(plan)).toContain('5. deploy (switch; the seeds first, hawk (this machine, no ssh) last, at most 3 at a time)');
+    expect(renderPlan(plan)).toContain('5. deploy (switch; hawk (this machine, no ssh) last, at most 4 at a time)');
     // As root here, nothing is escalated.
     const asRoot = planDeploy(whole, all, { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', localUser: 'root', rebuildTool: ngTool });
     expect(asRoot.deploy.hosts.hawk!.rebuild.argv).not.toContain('--sudo');
@@ -205,7 +217,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     const x86 = plan.builds[1]!;
     expect([x86.on, x86.builders.map((b) => b.spec)]).toEqual(['builders', ['ssh://root@hawk.internal x86_64-linux - 8 4 nixos-test,benchmark,big-parallel,kvm - -']]);
     expect(x86.build.argv.slice(6, 10)).toEqual(['--max-jobs', '0', '--builders', '{{builders:x86_64-linux}}']);
-    expect(plan.waves).toEqual([['opi03'], ['opi01', 'opi02'], ['hawk'], ['calypso']]);
+    expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03'], ['hawk'], ['calypso']]);
     expect(plan.deploy.hosts.hawk!.rebuild.argv).toContain('deploy@hawk.internal');
     expect(plan.deploy.hosts.calypso!.target.local).toBe(true);
     // Without coordinator.builder: one job, Nix's default features.

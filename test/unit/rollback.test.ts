@@ -326,6 +326,7 @@ describe('rollback command line', () => {
 
   it('exits 2 for --to and --run on a deploy', async () => {
     expect(await cli('deploy', ['opi01', '--to', '3'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--to belongs to rollback') });
+    expect(await cli('rollback', ['opi01', '--canary', 'opi01'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--canary belongs to deploy and deploy-all') });
     expect(await cli('deploy', ['opi01', '--run', 'latest'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--run belongs to rollback') });
     expect(await cli('deploy-all', ['--to', '3'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--to belongs to rollback') });
   });

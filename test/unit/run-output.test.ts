@@ -35,7 +35,7 @@ describe('a failed run is told once, where it happened', () => {
     expect(occurrences(run.text, 'opi01 failed: nixos-rebuild exited with 1')).toBe(1);
     expect(occurrences(run.text, '| error: switch-to-configuration failed (lab fault)')).toBe(1);
     // Where it happened: on opi01's line of the task list.
-    expect(run.printed).toMatch(/✖ \[\d\d:\d\d:\d\d\] opi01 \(wave 2\/2\)[^\n]* \[FAILED: opi01 failed: nixos-rebuild exited with 1\n/);
+    expect(run.printed).toMatch(/✖ \[\d\d:\d\d:\d\d\] opi01 \(wave 1\/1\)[^\n]* \[FAILED: opi01 failed: nixos-rebuild exited with 1\n/);
     // The stage's line says how many, not what.
     expect(run.printed).toMatch(/✖ \[\d\d:\d\d:\d\d\] deploy \(switch\)[^\n]* \[FAILED: 1 of 3 hosts failed\]/);
     // The end: which stage and host failed, then the report.
@@ -51,8 +51,8 @@ describe('a failed run is told once, where it happened', () => {
     expect(run.end.split('\n').filter(Boolean).slice(-2)).toEqual(['error: evaluate failed (shown above)', `report: ${run.result.reportPath}`]);
   });
 
-  it('a stopped rollout: the failed seed once, the others named as not started', async () => {
-    const run = await runAndPrint([when(['--flake', '.#opi03'], { exitCode: 1, stderr: 'error: activation failed' })]);
+  it('a stopped rollout: the failed canary once, the others named as not started', async () => {
+    const run = await runAndPrint([when(['--flake', '.#opi03'], { exitCode: 1, stderr: 'error: activation failed' })], { canaries: ['opi03'] });
     expect(occurrences(run.text, `$ ${commandLine(asRun(run, run.plan.deploy.hosts.opi03!.rebuild))}`)).toBe(1);
     expect(run.printed).toMatch(/↓ \[\d\d:\d\d:\d\d\] opi01 \(wave 2\/2\) \[SKIPPED: opi01: not started \(wave 1 failed\)\]/);
     expect(run.result.error!.message).toMatch(/\nnot started: opi01, opi02$/);

@@ -13,7 +13,7 @@ function rebuilds(pipeline: Awaited<ReturnType<typeof run>>): string[] {
 }
 
 describe('running a plan (recording executor, real HTTP cache)', () => {
-  it('runs the stages in order, the seed before the others', async () => {
+  it('runs the stages in order, every host at once (no canary asked for)', async () => {
     const pipeline = await run([]);
     const { result, executor, cacheRequests, plan } = pipeline;
     expect(result.error).toBeUndefined();
@@ -29,11 +29,9 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     expect(plan.preflight.cacheKey.listRoots.argv.slice(0, 2)).toEqual(['find', '/nix/var/nix/gcroots/arm-cache']);
     expect(executor.calls.slice(logins.length, evalAt)).toContainEqual(asRun(pipeline, plan.preflight.cacheKey.listRoots));
     expect(executor.calls.slice(evalAt, evalAt + 2)).toEqual([evaluate, asRun(pipeline, plan.builds[0]!.build)]);
-    // The seed's nixos-rebuild first, then the others'.
-    const deploys = rebuilds(pipeline);
-    expect(deploys[0]).toBe('opi03 rebuild');
-    expect(deploys.slice(1)).toHaveLength(2);
-    expect(deploys.slice(1)).toEqual(expect.arrayContaining(['opi01 rebuild', 'opi02 rebuild']));
+    // One wave: every host's nixos-rebuild, none waiting for another's.
+    expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03']]);
+    expect(rebuilds(pipeline).sort()).toEqual(['opi01 rebuild', 'opi02 rebuild', 'opi03 rebuild']);
     expect(result.report.hosts.map((h) => [h.name, h.state])).toEqual([['opi01', 'deployed'], ['opi02', 'deployed'], ['opi03', 'deployed']]);
     expect(result.report.builds).toEqual([
       { drvPath: '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv', machine: 'ssh://nix-builder@opi03.internal', startMs: expect.any(Number) },
@@ -60,8 +58,8 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     ]);
   });
 
-  it('starts no other host when the seed fails', async () => {
-    const pipeline = await run([when(['--flake', '.#opi03'], { exitCode: 4, stderr: 'activation failed' })]);
+  it('starts no other host when the canary fails', async () => {
+    const pipeline = await run([when(['--flake', '.#opi03'], { exitCode: 4, stderr: 'activation failed' })], { plan: { canaries: ['opi03'] } });
     const { result } = pipeline;
     expect(result.error!.message).toContain('opi03 failed: nixos-rebuild exited with 4');
     expect(rebuilds(pipeline)).toEqual(['opi03 rebuild']);
