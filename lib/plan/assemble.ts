@@ -163,7 +163,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
       cacheUrl: inventory.cache.url,
       requestTimeoutMs: t.connectSeconds * 1000,
     },
-    evaluate: { argv: evaluateToplevelsArgv(inventory, flake, hosts), env: coordinatorEnv, timeoutMs: 10 * MINUTE },
+    evaluate: evaluationGroups(builds).map((group) => ({ hosts: group, command: { argv: evaluateToplevelsArgv(inventory, flake, group), env: coordinatorEnv, timeoutMs: 10 * MINUTE } })),
     builds,
     waves,
     ...(options.onCoordinator
@@ -241,8 +241,11 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
   const toplevelDrvs = (of: readonly HostName[]) => of.map((host) => derivationOutputInstallable(PLACEHOLDER.toplevelDrv(host), 'out', options.localNix));
   return systemBuilders(inventory, hosts, options.seed).map(({ system, hosts: of, builders: names }): SystemBuild => {
     const timeoutMs = t.buildMinutes * MINUTE;
+    // The first host's toplevel, built while the others are evaluated (a system of one host has no head start).
+    const headStart = (placement: Parameters<typeof seedBuildArgv>[1]) =>
+      of.length > 1 ? { headStart: { hosts: [of[0]!], build: { argv: seedBuildArgv(toplevelDrvs([of[0]!]), placement), env, timeoutMs } } } : {};
     if (names.length === 0 && options.onCoordinator) {
-      return { system, hosts: [...of], on: 'here', builders: [], build: { argv: seedBuildArgv(toplevelDrvs(of), 'here'), env, timeoutMs } };
+      return { system, hosts: [...of], on: 'here', builders: [], ...headStart('here'), build: { argv: seedBuildArgv(toplevelDrvs(of), 'here'), env, timeoutMs } };
     }
     const builders: BuilderPlan[] = names.length
       ? names.map((name) => {
@@ -253,8 +256,22 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
           const builder = coordinatorBuilderHost(inventory);
           return { host: inventory.coordinator.name, check: check(builder), uri: nixSshStoreUri(builder), spec: coordinatorBuilderSpec(inventory, builder) };
         })()];
-    return { system, hosts: [...of], on: 'builders', builders, build: { argv: seedBuildArgv(toplevelDrvs(of), { builders: PLACEHOLDER.builders(system) }), env, timeoutMs } };
+    const placement = { builders: PLACEHOLDER.builders(system) };
+    return { system, hosts: [...of], on: 'builders', builders, ...headStart(placement), build: { argv: seedBuildArgv(toplevelDrvs(of), placement), env, timeoutMs } };
   });
+}
+
+/**
+ * The hosts of each evaluation: each system's first host together, then
+ * every other host (none left out, none twice; an empty group dropped). The
+ * first group is small so that the seed builds' head starts wait for one
+ * evaluation per system, not for all of them; two evaluators at most, so
+ * the coordinator's memory is bounded by two evaluations, not the fleet.
+ */
+export function evaluationGroups(builds: readonly SystemBuild[]): HostName[][] {
+  const first = builds.map((b) => b.hosts[0]!);
+  const rest = builds.flatMap((b) => b.hosts.slice(1));
+  return [first, rest].filter((group) => group.length > 0);
 }
 
 /** The fleet's deploy lock on the coordinator: every run that changes hosts holds it. */

@@ -120,14 +120,15 @@ function renderDeployPlan(plan: DeployPlan): string {
     cmd(preflight.cacheKey.listRoots),
     `    GET ${preflight.cacheUrl}/<hash of each of the newest pinned paths>.narinfo`,
     `    GET ${cacheInfoUrl(preflight.cacheUrl)}   (expects StoreDir: /nix/store)`,
-    '2. evaluate',
-    cmd(plan.evaluate),
+    `2. evaluate (${plan.evaluate.length > 1 ? `${plan.evaluate.length} evaluations at once, ` : ''}from the start of the run, beside preflight; each host once)`,
+    ...plan.evaluate.flatMap((e) => [`    ${e.hosts.join(', ')}:`, cmd(e.command)]),
     `3. seed build (one per system, at the same time${plan.builds.some((b) => b.on === 'builders') ? '; on builders nothing is built locally' : ''})`,
     ...plan.builds.flatMap((b) => [
       b.on === 'here'
         ? `    ${b.system} (${b.hosts.join(', ')}): here, natively on ${plan.coordinator.name}`
         : `    ${b.system} (${b.hosts.join(', ')}): on those of ${b.builders.map((x) => x.host).join(', ')} that answered, ${PLACEHOLDER.builders(b.system)} = their entries:`,
       ...b.builders.map((x) => `      ${x.spec}`),
+      ...(b.headStart ? [`    ${b.headStart.hosts.join(', ')} as soon as evaluated (a head start for what the toplevels share):`, cmd(b.headStart.build), `    then all of them, once evaluated:`] : []),
       cmd(b.build),
     ]),
     // A Nix daemon makes the builds itself: only the --builders spec reaches it.

@@ -159,6 +159,14 @@ export const systemBuildSchema = z.object({
   on: z.enum(['builders', 'here']),
   /** the preferred seed first, then the others in inventory order; empty when built here */
   builders: z.array(builderPlanSchema),
+  /**
+   * Started as soon as `hosts`' first host is evaluated (the first
+   * evaluation), while the others' evaluation goes on: the derivations its
+   * toplevel shares with the others (the kernel) start building then.
+   * Absent for a system of one host.
+   */
+  headStart: z.object({ hosts: z.array(z.string()), build: plannedCommandSchema }).optional(),
+  /** every toplevel of the system, once all are evaluated (what the head start built is found built or building) */
   build: plannedCommandSchema,
 });
 export type SystemBuild = z.infer<typeof systemBuildSchema>;
@@ -234,7 +242,13 @@ export const deployPlanSchema = z.object({
     cacheUrl: z.string(),
     requestTimeoutMs: z.number(),
   }),
-  evaluate: plannedCommandSchema,
+  /**
+   * The evaluations, all started with the run, beside preflight (they touch
+   * no host): the first holds each system's first host, so that its head
+   * start begins after one evaluation; the second the others. Each host is
+   * in exactly one: evaluated once per run.
+   */
+  evaluate: z.array(z.object({ hosts: z.array(z.string()), command: plannedCommandSchema })),
   /** one build per Nix system of the selected hosts, run at the same time */
   builds: z.array(systemBuildSchema),
   /** the deploy stage's order: each system's seed that is a target first, alone with them; the rest; this machine last */

@@ -21,7 +21,7 @@ import { buildReport, type RunOutcome, type RunReport, writeReport } from '../re
 import { RunRecorder } from '../report/timing.ts';
 import type { RunContext } from '../stages/context.ts';
 import { deployTask } from '../stages/deploy.ts';
-import { evaluateTask } from '../stages/evaluate.ts';
+import { evaluateTask, startEvaluations } from '../stages/evaluate.ts';
 import { preflightTask, targetsPreflightTask } from '../stages/preflight.ts';
 import { resolveTask } from '../stages/resolve.ts';
 import { seedBuildTask } from '../stages/seed-build.ts';
@@ -157,11 +157,15 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
       });
       if (lock.note) options.notice?.(lock.note);
     }
+    // A deploy's evaluations run beside preflight (they read the flake here, touch no host); the evaluate stage waits for them.
+    if (plan.operation === 'deploy') ctx.evaluations = startEvaluations(ctx);
     await listr.run();
   } catch (caught) {
     // A stage's failure its rows have shown travels through listr2 wrapped (lib/stages/subtasks.ts).
     error = options.signal.aborted ? new InterruptedError() : caught instanceof ShownFailure ? caught.failure : (caught as Error);
   } finally {
+    // A failed preflight (or any stage) leaves no evaluation running.
+    ctx.evaluations?.stop();
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
     // Not abortable: after Ctrl-C too, no ssh master outlives the run.
     const closing = Object.values(plan.deploy.hosts).flatMap((host) => (host.closeConnection ? [fillCommand(host.closeConnection, ctx.values)] : []));

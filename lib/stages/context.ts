@@ -12,6 +12,24 @@ export interface Toplevel {
   readonly outPath: string;
 }
 
+/** One of the plan's evaluations, running or ended (lib/stages/evaluate.ts). */
+export interface RunningEvaluation {
+  readonly hosts: readonly string[];
+  /** resolves once its toplevels are in the run's values; rejects with the failure (StageError, or InterruptedError when stopped) */
+  readonly done: Promise<void>;
+  /** ms it took, once ended */
+  durationMs?: number;
+}
+
+/** A deploy's evaluations, started with the run (lib/stages/evaluate.ts startEvaluations). */
+export interface Evaluations {
+  readonly running: readonly RunningEvaluation[];
+  /** where their latest stderr line goes (the evaluate stage's row, while it shows) */
+  show: (line: string) => void;
+  /** stops those still running (the run ended: a stage failed, or it was interrupted) */
+  readonly stop: () => void;
+}
+
 export interface RunContext {
   /** the whole plan, made before the run; the stages execute it and never plan again */
   readonly plan: RunnablePlan;
@@ -28,8 +46,10 @@ export interface RunContext {
   readonly executor: Executor;
   readonly signal: AbortSignal;
   readonly recorder: RunRecorder;
-  /** a deploy's evaluated toplevels (derivation and output paths); the placeholders hold every run's output paths */
+  /** a deploy's evaluated toplevels (derivation and output paths), each evaluation's as it ends; the placeholders hold every run's output paths */
   toplevels?: Record<string, Toplevel>;
+  /** a deploy's evaluations, running from the start of the run */
+  evaluations?: Evaluations;
   builds: BuildRecord[];
   /** GC roots made on the cache host after the seed build */
   pinnedRoots?: PinnedRoot[];

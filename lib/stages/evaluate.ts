@@ -1,10 +1,25 @@
-/** Stage 2: every selected host's toplevel, in one `nix eval`. */
+/**
+ * Stage 2: every selected host's toplevel, evaluated once per run.
+ *
+ * The plan's evaluations start with the run, beside preflight
+ * ({@link startEvaluations}, called by lib/run/run.ts): they only read the
+ * flake on this machine and touch no host, and a failed preflight stops them.
+ * The stage waits for the first (each system's first host), which the seed
+ * build's head starts need; the seed build waits for the others
+ * ({@link evaluated}) while its head starts already build what the toplevels
+ * share.
+ */
 import type { ListrTask } from 'listr2';
-import { StageError } from '../errors.ts';
-import { deployRun, filled, type RunContext, type Toplevel } from './context.ts';
+import { InterruptedError, StageError } from '../errors.ts';
+import { deployRun, type Evaluations, filled, type RunContext, type RunningEvaluation, type Toplevel } from './context.ts';
 import { toplevelDerivationValues, toplevelValues } from '../plan/placeholders.ts';
 import { expectSuccess } from './failure.ts';
 
+/**
+ * Reads `nix eval --json` of lib/nix/commands.ts evaluateToplevelsArgv: per
+ * host `{ drv, out }`. Throws StageError when a host's entry is missing or
+ * is not a `.drv` and an absolute store path.
+ */
 export function parseEvaluation(stdout: string, hosts: readonly string[]): Record<string, Toplevel> {
   let parsed: unknown;
   try {
@@ -23,22 +38,73 @@ export function parseEvaluation(stdout: string, hosts: readonly string[]): Recor
   return toplevels;
 }
 
+/**
+ * Starts every evaluation of the plan at once. Each, when it ends well,
+ * puts its hosts' toplevels into `ctx.toplevels` and the values of their
+ * `{{toplevel…:<host>}}` placeholders. Never rejects unobserved: a failure
+ * reaches whoever awaits it (the evaluate stage, the seed build).
+ */
+export function startEvaluations(ctx: RunContext): Evaluations {
+  const { plan } = deployRun(ctx);
+  const stopper = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, stopper.signal]);
+  const evaluations: Evaluations = { running: [], show: () => {}, stop: () => stopper.abort() };
+  const running = plan.evaluate.map((evaluation): RunningEvaluation => {
+    const startedAt = Date.now();
+    const entry: { hosts: readonly string[]; done: Promise<void>; durationMs?: number } = { hosts: evaluation.hosts, done: Promise.resolve() };
+    entry.done = (async () => {
+      const command = filled(ctx, evaluation.command);
+      const result = await ctx.executor.run(command, { signal, onLine: (line, stream) => stream === 'stderr' && evaluations.show(line) });
+      entry.durationMs = Date.now() - startedAt;
+      expectSuccess(`evaluation of ${evaluation.hosts.join(', ')} failed`, command, result);
+      const toplevels = parseEvaluation(result.stdout, evaluation.hosts);
+      ctx.toplevels = { ...ctx.toplevels, ...toplevels };
+      const each = (pick: (t: Toplevel) => string) => Object.fromEntries(Object.entries(toplevels).map(([host, t]) => [host, pick(t)]));
+      // From here on, these hosts' {{toplevel:…}} and {{toplevel-drv:…}} placeholders have their values.
+      Object.assign(ctx.values, toplevelValues(each((t) => t.outPath)), toplevelDerivationValues(each((t) => t.drvPath)));
+    })();
+    entry.done.catch(() => undefined);
+    return entry;
+  });
+  return Object.assign(evaluations, { running });
+}
+
+/**
+ * Waits until every evaluation holding one of `hosts` has ended well;
+ * rethrows the first failure. Gives up with InterruptedError when `signal`
+ * aborts first.
+ */
+export async function evaluated(ctx: RunContext, hosts: readonly string[], signal: AbortSignal): Promise<void> {
+  const evaluations = ctx.evaluations ?? (ctx.evaluations = startEvaluations(ctx));
+  const waits = evaluations.running.filter((e) => e.hosts.some((h) => hosts.includes(h))).map((e) => e.done);
+  const aborted = new Promise<never>((_, reject) => {
+    const fail = () => reject(new InterruptedError('stopped while waiting for the evaluation'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+  aborted.catch(() => undefined);
+  await Promise.race([Promise.all(waits), aborted]);
+}
+
 export function evaluateTask(): ListrTask<RunContext> {
   return {
     title: 'evaluate',
     task: async (ctx, task) => {
       const { plan } = deployRun(ctx);
-      const command = filled(ctx, plan.evaluate);
-      const result = await ctx.executor.run(command, {
-        signal: ctx.signal,
-        onLine: (line, stream) => stream === 'stderr' && (task.output = line),
-      });
-      expectSuccess('evaluation failed', command, result);
-      ctx.toplevels = parseEvaluation(result.stdout, plan.hosts);
-      // From here on, the plan's {{toplevel:…}} and {{toplevel-drv:…}} placeholders have their values.
-      const each = (pick: (t: Toplevel) => string) => Object.fromEntries(Object.entries(ctx.toplevels!).map(([host, t]) => [host, pick(t)]));
-      Object.assign(ctx.values, toplevelValues(each((t) => t.outPath)), toplevelDerivationValues(each((t) => t.drvPath)));
-      task.title = `evaluate: ${plan.hosts.length} toplevel${plan.hosts.length > 1 ? 's' : ''} in one nix eval`;
+      const evaluations = ctx.evaluations ?? (ctx.evaluations = startEvaluations(ctx));
+      evaluations.show = (line) => (task.output = line);
+      const first = evaluations.running[0]!;
+      await evaluated(ctx, first.hosts, ctx.signal);
+      const s = (ms: number | undefined) => `${((ms ?? 0) / 1000).toFixed(1)} s`;
+      const rest = evaluations.running.slice(1);
+      const total = plan.hosts.length;
+      const what = `${total} toplevel${total > 1 ? 's' : ''}`;
+      task.title = rest.length === 0
+        ? `evaluate: ${what} in one nix eval (${s(first.durationMs)}, beside preflight)`
+        : rest.every((e) => e.durationMs !== undefined)
+          ? `evaluate: ${what} in ${evaluations.running.length} nix evals at once (${evaluations.running.map((e) => s(e.durationMs)).join(', ')}, beside preflight)`
+          : `evaluate: ${first.hosts.join(', ')} (${s(first.durationMs)}); the other ${total - first.hosts.length} beside the seed build`;
+      evaluations.show = () => {};
     },
   };
 }

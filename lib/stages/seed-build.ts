@@ -9,7 +9,8 @@ import { StageError } from '../errors.ts';
 import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, isOutputNoise, parseBuildResults, tailWithoutNoise } from '../nix/build-log.ts';
 import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
-import type { SystemBuild } from '../plan/types.ts';
+import type { PlannedCommand, SystemBuild } from '../plan/types.ts';
+import { evaluated } from './evaluate.ts';
 import { deployRun, filled, type RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
 import { type SubtaskWrapper, subtaskList } from './subtasks.ts';
@@ -44,22 +45,64 @@ export function seedBuildTask(): ListrTask<RunContext> {
 }
 
 /**
- * One system's `nix build`, recorded on the run's time axis: what Nix's log
- * says it built where (the report's "built on" comes from there, never from
- * the plan), checked against where it may build (the builders that answered,
- * or this machine) and against the evaluated toplevels.
+ * One system's builds, recorded on the run's time axis as one: its head
+ * start (the first host's toplevel, from the moment it is evaluated) beside
+ * the build of every toplevel once all are evaluated. The first failure
+ * stops the other.
  */
 async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub: SubtaskWrapper): Promise<void> {
   const { plan } = deployRun(ctx);
-  const log = new BuildLogRecorder();
-  const command = filled(ctx, build.build);
   // Prefixed when several systems build: the plain renderer (CI logs) interleaves their lines.
   const say = (line: string) => (sub.output = plan.builds.length > 1 ? `${build.system}: ${line}` : line);
   ctx.recorder.startBuild(build.system, { on: build.on, seed: seedOf(ctx, build), hosts: build.hosts });
+  const built: BuildRecord[] = [];
+  const stopper = new AbortController();
+  const signal = AbortSignal.any([ctx.signal, stopper.signal]);
   let outcome: 'success' | 'failed' = 'failed';
   try {
+    const headStart = build.headStart ? runBuild(ctx, build, build.headStart, on, say, signal, built) : undefined;
+    const all = (async () => {
+      if (build.headStart) say(`evaluating ${build.hosts.filter((h) => !build.headStart!.hosts.includes(h)).join(', ')}; building ${build.headStart.hosts.join(', ')} meanwhile`);
+      await evaluated(ctx, build.hosts, signal);
+      return runBuild(ctx, build, { hosts: build.hosts, build: build.build }, on, say, signal, built);
+    })();
+    try {
+      await Promise.all([headStart, all]);
+    } catch (error) {
+      stopper.abort();
+      await Promise.allSettled([headStart, all]);
+      throw error;
+    }
+    sub.title = `${build.system} on ${on}: ${summarizeBuilds(built)}`;
+    outcome = 'success';
+  } finally {
+    ctx.builds.push(...built);
+    ctx.recorder.endBuild(build.system, ctx.signal.aborted ? 'interrupted' : outcome, built.length);
+  }
+}
+
+/**
+ * One `nix build` of a system: what Nix's log says it built where (the
+ * report's "built on" comes from there, never from the plan; appended to
+ * `built`), checked against where it may build (the builders that
+ * answered, or this machine) and against the evaluated toplevels it was
+ * asked for.
+ */
+async function runBuild(
+  ctx: RunContext,
+  build: SystemBuild,
+  of: { readonly hosts: readonly string[]; readonly build: PlannedCommand },
+  on: string,
+  say: (line: string) => void,
+  signal: AbortSignal,
+  built: BuildRecord[],
+): Promise<void> {
+  const { plan } = deployRun(ctx);
+  const log = new BuildLogRecorder();
+  const command = filled(ctx, of.build);
+  try {
     const result = await ctx.executor.run(command, {
-      signal: ctx.signal,
+      signal,
       onLine: (line, stream) => {
         const event = log.add(line, stream);
         if (!event || stream === 'stdout') return;
@@ -68,7 +111,6 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
         else if (!isOutputNoise(event.text)) say(event.text);
       },
     });
-    ctx.builds.push(...log.builds);
     // Nix names a remote build's machine by the URI its --builders entry starts with; a build here has none.
     const answered = new Set((ctx.values[`builders:${build.system}`] ?? '').split(' ; '));
     const used = build.builders.filter((b) => answered.has(b.spec));
@@ -84,13 +126,12 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub:
       const where = build.on === 'here' ? 'this machine' : used.map((b) => `${b.host} (${b.uri})`).join(', ');
       throw new StageError(`built elsewhere than on ${where}: ${describeBuilds(elsewhere)}`, hints);
     }
-    const built = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
-    const missing = build.hosts.filter((host) => !built.has(ctx.toplevels?.[host]?.outPath ?? ''));
+    const outputs = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
+    const missing = of.hosts.filter((host) => !outputs.has(ctx.toplevels?.[host]?.outPath ?? ''));
     if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);
-    sub.title = `${build.system} on ${on}: ${summarizeBuilds(log.builds)}`;
-    outcome = 'success';
   } finally {
-    ctx.recorder.endBuild(build.system, ctx.signal.aborted ? 'interrupted' : outcome, log.builds.length);
+    // Whatever it built before failing too: the report says where.
+    built.push(...log.builds);
   }
 }
 

@@ -28,15 +28,22 @@ function evaluatesTo(hosts: readonly string[]): Responder {
 }
 export const FIXTURE_DRV = '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv';
 
+/** Whether `spec` is a seed build of one toplevel (a head start, or a system of one host): the one that builds what the toplevels share. */
+export function buildsOneToplevel(spec: CommandSpec): boolean {
+  return spec.argv.includes('build') && spec.argv.filter((a) => a.endsWith('^out') || a.endsWith('.drv')).length === 1;
+}
+
 /** Every host evaluates and builds to the fixture path (on opi03), and ran system-4 before. */
 export const fleetResponders: readonly Responder[] = [
   evaluatesTo(FLEET_HOSTS),
-  // Built where --builders points (the seed, or the one preflight failed over to), as Nix reports it.
+  // Built where --builders points (the seed, or the one preflight failed over to), as Nix reports it. The kernel
+  // is built by the build of one toplevel (a head start, or a system of one host); the build of all of them that
+  // follows finds it built.
   when(['build'], (spec) => ({
     stdout: JSON.stringify(FLEET_HOSTS.map(() => ({ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }))),
-    lines: [
-      `@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","${spec.argv[spec.argv.indexOf('--builders') + 1]!.split(' ')[0]}",1,1],"id":7,"level":3,"text":"","type":105}`,
-    ],
+    lines: buildsOneToplevel(spec)
+      ? [`@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","${spec.argv[spec.argv.indexOf('--builders') + 1]!.split(' ')[0]}",1,1],"id":7,"level":3,"text":"","type":105}`]
+      : [],
   })),
   // What each target ran before: its profile link, the profile's path, the running system.
   when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),

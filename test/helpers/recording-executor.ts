@@ -8,6 +8,10 @@ export interface ScriptedResponse {
   readonly stderr?: string;
   /** lines handed to onLine as stderr, as a streaming command would */
   readonly lines?: readonly string[];
+  /** the command runs until this settles (then answers as scripted) */
+  readonly until?: Promise<unknown>;
+  /** the command runs until its run is aborted (then answers aborted, as a killed process) */
+  readonly untilAborted?: boolean;
 }
 
 export type Responder = (spec: CommandSpec) => ScriptedResponse | undefined;
@@ -26,6 +30,11 @@ export class RecordingExecutor implements Executor {
     for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
     await Promise.resolve();
     const startedAt = Date.now();
+    await response.until;
+    const aborted = response.untilAborted === true;
+    if (aborted) {
+      await new Promise<void>((resolve) => (options.signal?.aborted ? resolve() : options.signal?.addEventListener('abort', () => resolve(), { once: true })));
+    }
     const result: CommandResult = {
       argv: spec.argv,
       exitCode: response.exitCode ?? 0,
@@ -35,7 +44,7 @@ export class RecordingExecutor implements Executor {
       startedAt,
       durationMs: 0,
       timedOut: false,
-      aborted: false,
+      aborted,
     };
     this.results[index] = result;
     this.log.push({ argv: spec.argv, exitCode: result.exitCode, startedAt, durationMs: 0 });

@@ -36,7 +36,7 @@ describe('which nixos-rebuild this is, from its --help', () => {
     });
     expect(result.outcome).toBe('failed');
     expect(result.error!.message).toContain('nixosRebuild.extraArgs: --elevate is not an option of nixos-rebuild: bash-era nixos-rebuild');
-    expect(executor.calls.some((c) => c.argv.includes('eval'))).toBe(false);
+    expect(executor.calls.some((c) => c.argv.includes('build'))).toBe(false);
   });
 });
 

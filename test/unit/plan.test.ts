@@ -38,12 +38,17 @@ describe('planning a deploy of the fleet', () => {
     expect(plan.preflight.cacheUrl).toBe('http://hawk.internal:5000');
   });
 
-  it('evaluates every toplevel in one nix eval', () => {
-    expect(plan.evaluate.argv).toEqual([
+  it('evaluates each toplevel once: the first host of each system alone (for the head start), the others in a second nix eval', () => {
+    expect(plan.evaluate.map((e) => e.hosts)).toEqual([['opi01'], ['opi02', 'opi03']]);
+    expect(plan.evaluate[1]!.command.argv).toEqual([
       'nix', 'eval', '--json', '.#nixosConfigurations', '--apply',
       'attrs: builtins.listToAttrs (map (name: let t = attrs.${name}.config.system.build.toplevel; in ' +
-        '{ inherit name; value = { drv = t.drvPath; out = t.outPath; }; }) [ "opi01" "opi02" "opi03" ])',
+        '{ inherit name; value = { drv = t.drvPath; out = t.outPath; }; }) [ "opi02" "opi03" ])',
     ]);
+    expect(plan.builds[0]!.headStart).toEqual({ hosts: ['opi01'], build: { ...plan.builds[0]!.build, argv: [...plan.builds[0]!.build.argv.slice(0, -3), '{{toplevel-drv:opi01}}^out'] } });
+    // One host: one evaluation, no head start.
+    const one = planDeploy(inventory, ['opi02'], { goal: 'switch', onCoordinator: true });
+    expect([one.evaluate.map((e) => e.hosts), one.builds[0]!.headStart]).toEqual([[['opi02']], undefined]);
   });
 
   it('builds on the builders that answer, the seed first, nothing locally', () => {
@@ -186,8 +191,9 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
       'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', 'auto', '--builders', '',
       '{{toplevel-drv:hawk}}^out', '{{toplevel-drv:calypso}}^out',
     ]);
-    // One evaluation for every host of every system.
-    expect(plan.evaluate.argv.at(-1)).toContain('[ "opi01" "opi02" "opi03" "hawk" "calypso" ]');
+    // Each system's first host in the first evaluation, every other host in the second.
+    expect(plan.evaluate.map((e) => e.hosts)).toEqual([['opi01', 'hawk'], ['opi02', 'opi03', 'calypso']]);
+    expect(plan.evaluate[0]!.command.argv.at(-1)).toContain('[ "opi01" "hawk" ]');
   });
 
   it('deploys the seed first and hawk, the machine it runs on, last, here: no ssh, sudo -n, no --target-host', () => {

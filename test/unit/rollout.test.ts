@@ -227,9 +227,9 @@ describe('safe rollouts (recording executor)', () => {
     expect(result.error).toBeUndefined();
     expect(result.report.seed).toBe('opi01');
     expect(result.report.seedFailover).toBe('seed opi03 did not answer (Connection refused); opi01 builds instead');
-    // The build that ran names the builders that answered, opi01 first; opi03 is left out.
+    // The first build that ran (the head start) names the builders that answered, opi01 first; opi03 is left out.
     const build = executor.calls.find((c) => c.argv.includes('build'))!;
-    expect(build).toEqual(asRun(pipeline, plan.builds[0]!.build));
+    expect(build).toEqual(asRun(pipeline, plan.builds[0]!.headStart!.build));
     expect(build.argv[build.argv.indexOf('--builders') + 1]).toBe(
       ['opi01', 'opi02'].map((h) => `ssh://nix-builder@${h}.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -`).join(' ; '),
     );

@@ -45,7 +45,7 @@ describe('a failed run is told once, where it happened', () => {
 
   it('a stage without rows (evaluation): its failure once, on its line; the end names the stage', async () => {
     const run = await runAndPrint([when(['eval'], { exitCode: 1, stderr: "error: attribute 'opi01' missing" })]);
-    const line = `$ ${commandLine(asRun(run, run.plan.evaluate))}`;
+    const line = `$ ${commandLine(asRun(run, run.plan.evaluate[0]!.command))}`;
     expect(occurrences(run.text, line)).toBe(1);
     expect(run.printed).toMatch(/✖ \[\d\d:\d\d:\d\d\] evaluate[^\n]* \[FAILED: /);
     expect(run.end.split('\n').filter(Boolean).slice(-2)).toEqual(['error: evaluate failed (shown above)', `report: ${run.result.reportPath}`]);

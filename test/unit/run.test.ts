@@ -18,17 +18,19 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     const { result, executor, cacheRequests, plan } = pipeline;
     expect(result.error).toBeUndefined();
     expect(result.outcome).toBe('success');
-    // First preflight's SSH logins, side by side: the builders (the seed first), every target as its root steps will.
+    // First both evaluations at once, beside preflight (they read the flake here, touch no host).
+    expect(executor.calls.slice(0, 2)).toEqual(plan.evaluate.map((e) => asRun(pipeline, e.command)));
+    // Then preflight's SSH logins, side by side: the builders (the seed first), every target as its root steps will.
     const logins = [...plan.builds[0]!.builders.map((b) => b.check), ...plan.preflight.targets.map((t) => t.command)].map((c) => asRun(pipeline, c));
     expect(logins.every((c) => c.argv[0] === 'ssh')).toBe(true);
-    expect(executor.calls.slice(0, logins.length)).toEqual(expect.arrayContaining(logins));
+    expect(executor.calls.slice(2, 2 + logins.length)).toEqual(expect.arrayContaining(logins));
     // Then preflight's local questions: the pinned roots on the cache host (to check the cache's key)
-    // and whether Nix trusts this user; then evaluation and the build.
-    const evaluate = asRun(pipeline, plan.evaluate);
-    const evalAt = executor.calls.findIndex((c) => isCommand(c, evaluate));
+    // and whether Nix trusts this user; then the head start (opi01's toplevel) and the build of all.
+    const headStart = asRun(pipeline, plan.builds[0]!.headStart!.build);
+    const buildAt = executor.calls.findIndex((c) => isCommand(c, headStart));
     expect(plan.preflight.cacheKey.listRoots.argv.slice(0, 2)).toEqual(['find', '/nix/var/nix/gcroots/arm-cache']);
-    expect(executor.calls.slice(logins.length, evalAt)).toContainEqual(asRun(pipeline, plan.preflight.cacheKey.listRoots));
-    expect(executor.calls.slice(evalAt, evalAt + 2)).toEqual([evaluate, asRun(pipeline, plan.builds[0]!.build)]);
+    expect(executor.calls.slice(2 + logins.length, buildAt)).toContainEqual(asRun(pipeline, plan.preflight.cacheKey.listRoots));
+    expect(executor.calls.slice(buildAt, buildAt + 2)).toEqual([headStart, asRun(pipeline, plan.builds[0]!.build)]);
     // One wave: every host's nixos-rebuild, none waiting for another's.
     expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03']]);
     expect(rebuilds(pipeline).sort()).toEqual(['opi01 rebuild', 'opi02 rebuild', 'opi03 rebuild']);
@@ -68,11 +70,12 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     expect(result.report.hosts.map((h) => h.state)).toEqual(['not-started', 'not-started', 'rolled-back']);
   });
 
-  it('fails preflight naming the unreachable host, before evaluating anything', async () => {
+  it('fails preflight naming the unreachable host, before building anything or touching a target', async () => {
     const { result, executor } = await run([when(['deploy@opi01.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi01.internal port 22: No route to host' })]);
     expect(result.error!.message).toContain('opi01 (target) does not answer SSH: ssh exited with 255');
     expect(result.error!.message).toContain('No route to host');
-    expect(executor.summary()).not.toContain('nix eval');
+    expect(executor.calls.some((c) => c.argv.includes('build'))).toBe(false);
+    expect(executor.calls.filter((c) => c.argv.some((a) => a.includes('nixos-rebuild') || a.includes('switch-to-configuration')))).toEqual([]);
     expect(result.report.stages[0]).toMatchObject({ name: 'preflight', outcome: 'failed' });
     expect(result.report.stages[1]).toMatchObject({ name: 'evaluate', outcome: 'not-started' });
   });

@@ -7,8 +7,9 @@ import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { StageError } from '../../lib/errors.ts';
 import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
-import { FIXTURE_DRV, FLEET_HOSTS, runPipeline, runPipelinePrinted } from '../helpers/pipeline.ts';
-import { type ScriptedResponse, when } from '../helpers/recording-executor.ts';
+import type { CommandSpec } from '../../lib/exec/types.ts';
+import { buildsOneToplevel, FIXTURE_DRV, FLEET_HOSTS, runPipeline, runPipelinePrinted } from '../helpers/pipeline.ts';
+import type { ScriptedResponse } from '../helpers/recording-executor.ts';
 
 const KERNEL = '/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv';
 const TOPLEVEL_DRV = '/nix/store/2zm4rahx77g4c80hn2qvx802dnpva6cn-nixos-system-opi03.drv';
@@ -33,6 +34,9 @@ const progress = (id: string, n: number) => [
   `@nix {"action":"result","fields":[${n},1200,1,0],"id":${id},"type":105}`,
   `@nix {"action":"result","fields":[101,${n}],"id":${id},"type":106}`,
 ];
+
+/** Answers the head start (the build of opi01's toplevel, which builds the kernel); the build of all that follows finds everything built. */
+const headStart = (response: ScriptedResponse) => (spec: CommandSpec) => (buildsOneToplevel(spec) ? response : undefined);
 
 /** Answers the seed build with these stderr lines (also as the command's captured stderr, as the executor keeps it). */
 function nixBuild(lines: readonly string[], exitCode = 0): ScriptedResponse {
@@ -60,7 +64,7 @@ function failingRemoteBuild226(): string[] {
 
 describe('seed build: a failed build is told from the parsed log', () => {
   it('shows the builder\'s own message and exit status, and the failed derivation\'s last log lines, never raw records', async () => {
-    const { result } = await runPipeline([when(['build'], nixBuild(failingRemoteBuild226(), 1))]);
+    const { result } = await runPipeline([headStart(nixBuild(failingRemoteBuild226(), 1))]);
     expect(result.error).toBeInstanceOf(StageError);
     const lines = result.error!.message.split('\n');
     expect(lines[0]).toBe('seed build of aarch64-linux on opi03 failed: nix exited with 1');
@@ -84,7 +88,7 @@ describe('seed build: a failed build is told from the parsed log', () => {
 
   it('a failure after the daemon ignored --builders also says how to fix that', async () => {
     const lines = [msg(0, RESTRICTED), msg(0, "\u001b[31;1merror:\u001b[0m unable to start any build; either increase 'max-jobs' or enable remote builds.")];
-    const { result } = await runPipeline([when(['build'], nixBuild(lines, 1))]);
+    const { result } = await runPipeline([headStart(nixBuild(lines, 1))]);
     expect(result.error!.message).toContain("  | error: unable to start any build; either increase 'max-jobs' or enable remote builds.");
     expect((result.error as StageError).hints).toEqual([
       `add ${userInfo().username} to trusted-users in the coordinator's nix.conf (the daemon ignores --builders from untrusted users)`,
@@ -98,7 +102,7 @@ describe('seed build: every derivation must be built on the seed', () => {
     // A machine of the daemon's own machines file, none of the builders --builders names.
     const theirs = 'ssh://nix-builder@spare.internal';
     const lines = [msg(0, RESTRICTED), start(build, KERNEL, theirs), logLine(build, 'building')];
-    const { result } = await runPipeline([when(['build'], nixBuild(lines))]);
+    const { result } = await runPipeline([headStart(nixBuild(lines))]);
     expect(result.report.stages.find((s) => s.name === 'seed-build')?.outcome).toBe('failed');
     expect(result.error!.message).toBe(`built elsewhere than on ${ANSWERED}: linux-6.1-opi (${KERNEL}) on ${theirs}`);
     expect((result.error as StageError).hints).toEqual([
@@ -110,7 +114,7 @@ describe('seed build: every derivation must be built on the seed', () => {
 
   it('without the warning (daemons before Nix 2.22 log it at debug level) it names both causes', async () => {
     const lines = [start(newId(), KERNEL, OPI03), start(newId(), TOPLEVEL_DRV, '')];
-    const { result } = await runPipeline([when(['build'], nixBuild(lines))]);
+    const { result } = await runPipeline([headStart(nixBuild(lines))]);
     expect(result.error!.message).toBe(`built elsewhere than on ${ANSWERED}: nixos-system-opi03 (${TOPLEVEL_DRV}) on this machine`);
     const hints = (result.error as StageError).hints;
     expect(hints).toHaveLength(1);
@@ -120,7 +124,7 @@ describe('seed build: every derivation must be built on the seed', () => {
 
   it('passes when everything was built on the seed, as Nix names it', async () => {
     const lines = [start(newId(), KERNEL, OPI03), start(newId(), TOPLEVEL_DRV, `${OPI03}?remote-store=local`)];
-    const { result } = await runPipeline([when(['build'], nixBuild(lines))]);
+    const { result } = await runPipeline([headStart(nixBuild(lines))]);
     expect(result.error).toBeUndefined();
     expect(result.report.builds.map((b) => b.machine)).toEqual([OPI03, `${OPI03}?remote-store=local`]);
   });
@@ -128,7 +132,7 @@ describe('seed build: every derivation must be built on the seed', () => {
 
 describe('seed build: when Nix said nothing in its log', () => {
   it('shows what came out that is not a log record', async () => {
-    const { result } = await runPipeline([when(['build'], { exitCode: 127, stderr: 'sh: 1: nix: not found\n' })]);
+    const { result } = await runPipeline([headStart({ exitCode: 127, stderr: 'sh: 1: nix: not found\n' })]);
     expect(result.error!.message.split('\n').at(-1)).toBe('  | sh: 1: nix: not found');
   });
 });
@@ -139,7 +143,7 @@ describe('seed build: what the operator sees leaves out Nix\'s noise', () => {
 
   it('no "copying 0 paths" in the live output; what was copied stays', async () => {
     const lines = [start(newId(), KERNEL, OPI03), copying(0), copying(1), copying(0), 'copying 0 paths...'];
-    const { result, output } = await runPipelinePrinted([when(['build'], nixBuild(lines))]);
+    const { result, output } = await runPipelinePrinted([headStart(nixBuild(lines))]);
     expect(result.error).toBeUndefined();
     expect(output).toContain(`building linux-6.1-opi on ${OPI03}`);
     expect(output).toContain('copying 1 paths');
@@ -147,7 +151,7 @@ describe('seed build: what the operator sees leaves out Nix\'s noise', () => {
   });
 
   it('a failure that left no log shows neither nix build\'s JSON result nor "copying 0 paths"', async () => {
-    const { result } = await runPipeline([when(['build'], { exitCode: 1, lines: [copying(0)], stderr: `${copying(0)}\ncopying 0 paths...\n`, stdout: `${BUILT}\n` })]);
+    const { result } = await runPipeline([headStart({ exitCode: 1, lines: [copying(0)], stderr: `${copying(0)}\ncopying 0 paths...\n`, stdout: `${BUILT}\n` })]);
     const message = result.error!.message;
     expect(message.split('\n')[0]).toBe('seed build of aarch64-linux on opi03 failed: nix exited with 1');
     expect(message).not.toContain('"drvPath"');

@@ -1,0 +1,63 @@
+/**
+ * The stages overlap where nothing needs to wait: the evaluations run beside
+ * preflight, each system's head start (its first host's toplevel) builds
+ * while the other hosts are evaluated, and a failure anywhere stops what
+ * still runs beside it — before any target is touched.
+ */
+import { describe, expect, it } from 'vitest';
+import type { CommandSpec } from '../../lib/exec/types.ts';
+import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
+import { asRun, buildsOneToplevel, FIXTURE_DRV, runPipeline } from '../helpers/pipeline.ts';
+import { type Responder, when } from '../helpers/recording-executor.ts';
+
+/** The evaluation of opi02 and opi03 (the plan's second): it names them and not opi01. */
+const isRestEvaluation = (spec: CommandSpec) => spec.argv.includes('eval') && spec.argv.at(-1)!.includes('[ "opi02" "opi03" ]');
+const touchedTarget = (calls: readonly CommandSpec[]) => calls.some((c) => c.argv.some((a) => /nixos-rebuild|avalanche-(probe|arm|closure-diff)/.test(a)));
+
+describe('pipelined stages', () => {
+  it('a failed preflight stops the evaluation running beside it; nothing is built, no target touched', async () => {
+    const slowEvaluation: Responder = (spec) => (isRestEvaluation(spec) ? { untilAborted: true } : undefined);
+    const { result, executor } = await runPipeline([slowEvaluation, when(['deploy@opi02.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection refused' })]);
+    expect(result.outcome).toBe('failed');
+    expect(result.error!.message).toContain('opi02 (target) does not answer SSH');
+    const rest = executor.calls.findIndex(isRestEvaluation);
+    expect(rest).toBeGreaterThanOrEqual(0);
+    // Stopped when the run ended (a killed process), not left behind.
+    expect(executor.results[rest]).toMatchObject({ aborted: true });
+    expect(executor.calls.some((c) => c.argv.includes('build'))).toBe(false);
+    expect(touchedTarget(executor.calls)).toBe(false);
+  });
+
+  it("builds the first host's toplevel while the others are still being evaluated", async () => {
+    // opi02's and opi03's evaluation ends only once the head start (opi01's toplevel) has started building.
+    let headStarted!: () => void;
+    const started = new Promise<void>((resolve) => (headStarted = resolve));
+    const evaluated = JSON.stringify(Object.fromEntries(['opi02', 'opi03'].map((h) => [h, { drv: FIXTURE_DRV, out: FIXTURE_TOPLEVEL }])));
+    const evaluationAfterHeadStart: Responder = (spec) => (isRestEvaluation(spec) ? { until: started, stdout: evaluated } : undefined);
+    const recordHeadStart: Responder = (spec) => (buildsOneToplevel(spec) ? (headStarted(), undefined) : undefined);
+    const pipeline = await runPipeline([recordHeadStart, evaluationAfterHeadStart]);
+    expect(pipeline.result.error).toBeUndefined();
+    const { executor, plan } = pipeline;
+    const at = (command: Parameters<typeof asRun>[1]) => executor.calls.findIndex((c) => JSON.stringify(c) === JSON.stringify(asRun(pipeline, command)));
+    expect(at(plan.builds[0]!.headStart!.build)).toBeLessThan(at(plan.builds[0]!.build));
+    expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
+  });
+
+  it("a failed evaluation of the others fails the seed build naming them, and stops the head start's build", async () => {
+    let headStarted!: () => void;
+    const started = new Promise<void>((resolve) => (headStarted = resolve));
+    const pipeline = await runPipeline([
+      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true }) : undefined),
+      (spec) => (isRestEvaluation(spec) ? { until: started, exitCode: 1, stderr: "error: attribute 'opi03' missing" } : undefined),
+    ]);
+    const { result, executor } = pipeline;
+    expect(result.outcome).toBe('failed');
+    expect(result.error!.message).toMatch(/^evaluation of opi02, opi03 failed: nix exited with 1/);
+    expect(result.error!.message).toContain("error: attribute 'opi03' missing");
+    expect(executor.results[executor.calls.findIndex(buildsOneToplevel)]).toMatchObject({ aborted: true });
+    expect(result.report.stages.map((s) => [s.name, s.outcome])).toEqual([
+      ['preflight', 'success'], ['evaluate', 'success'], ['seed-build', 'failed'], ['wait-for-cache', 'not-started'], ['deploy', 'not-started'],
+    ]);
+    expect(touchedTarget(executor.calls)).toBe(false);
+  });
+});
