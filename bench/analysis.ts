@@ -5,6 +5,7 @@
  */
 import type { CommandLogEntry } from '../lib/exec/types.ts';
 import type { RunReport } from '../lib/report/report.ts';
+import { concurrencyFor } from '../lib/plan/concurrency.ts';
 
 export interface Interval {
   readonly start: number;
@@ -246,8 +247,7 @@ export function stageDurations(report: DeployReport): Record<string, number | un
   return Object.fromEntries(report.stages.map((s) => [s.name, s.durationMs]));
 }
 
-/** Deploy waves deploy-all runs: the seed alone, then the rest `concurrency` at a time. */
+/** Rounds of deploys deploy-all runs: every host at once (no canary wave by default), `concurrency` (default: lib/plan/concurrency.ts) at a time. */
 export function expectedDeployWaves(hosts: number, concurrency: number | undefined): number {
-  const rest = Math.max(0, hosts - 1);
-  return 1 + (rest === 0 ? 0 : Math.ceil(rest / Math.max(1, concurrency ?? rest)));
+  return Math.ceil(Math.max(1, hosts) / concurrencyFor(hosts, concurrency));
 }

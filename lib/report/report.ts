@@ -205,7 +205,8 @@ export function buildReport(input: ReportInput): RunReport {
     }),
     ...(recorder.builds.size
       ? {
-          systemBuilds: [...recorder.builds].map(([system, b]) => ({
+          // By system name: the order the builds started in (a head start first) says nothing.
+          systemBuilds: [...recorder.builds].sort(([a], [b]) => a.localeCompare(b)).map(([system, b]) => ({
             system,
             on: b.on,
             seed: b.seed,

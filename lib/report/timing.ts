@@ -88,6 +88,11 @@ export class RunRecorder {
     for (const [name, span] of this.stages) if (span.endedAt === undefined) this.endStage(name, outcome);
   }
 
+  /** Whether the build of `system` has started. */
+  hasBuild(system: string): boolean {
+    return this.builds.has(system);
+  }
+
   startBuild(system: string, what: Pick<BuildSpan, 'on' | 'seed' | 'hosts'>): void {
     this.builds.set(system, { startedAt: this.now(), ...what });
   }

@@ -24,7 +24,7 @@ import { deployTask } from '../stages/deploy.ts';
 import { evaluateTask, startEvaluations } from '../stages/evaluate.ts';
 import { preflightTask, targetsPreflightTask } from '../stages/preflight.ts';
 import { resolveTask } from '../stages/resolve.ts';
-import { seedBuildTask } from '../stages/seed-build.ts';
+import { seedBuildTask, startHeadStarts } from '../stages/seed-build.ts';
 import { ShownFailure } from '../stages/subtasks.ts';
 import { waitForCacheTask } from '../stages/wait-for-cache.ts';
 import { DeployLock } from './lock.ts';
@@ -128,6 +128,7 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
     recorder,
     confirmActivation: options.confirmActivation,
     builds: [],
+    background: new AbortController(),
   };
   const renderer: ListrRendererValue = options.renderer;
   const colours = options.colours ?? new Chalk({ level: 0 });
@@ -157,15 +158,19 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
       });
       if (lock.note) options.notice?.(lock.note);
     }
-    // A deploy's evaluations run beside preflight (they read the flake here, touch no host); the evaluate stage waits for them.
-    if (plan.operation === 'deploy') ctx.evaluations = startEvaluations(ctx);
+    // A deploy's evaluations, then each system's head start, run beside preflight: they read the flake here and
+    // build on the builders, touching no target; the evaluate and seed-build stages wait for them.
+    if (plan.operation === 'deploy') {
+      ctx.evaluations = startEvaluations(ctx);
+      startHeadStarts(ctx);
+    }
     await listr.run();
   } catch (caught) {
     // A stage's failure its rows have shown travels through listr2 wrapped (lib/stages/subtasks.ts).
     error = options.signal.aborted ? new InterruptedError() : caught instanceof ShownFailure ? caught.failure : (caught as Error);
   } finally {
-    // A failed preflight (or any stage) leaves no evaluation running.
-    ctx.evaluations?.stop();
+    // A failed preflight (or any stage) leaves no evaluation or build running.
+    ctx.background?.abort();
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
     // Not abortable: after Ctrl-C too, no ssh master outlives the run.
     const closing = Object.values(plan.deploy.hosts).flatMap((host) => (host.closeConnection ? [fillCommand(host.closeConnection, ctx.values)] : []));

@@ -5,6 +5,7 @@ import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
 import type { DeployPlan, PlannedCommand, RunnablePlan } from '../plan/types.ts';
 import type { PinnedRoot } from '../report/report.ts';
 import type { RunRecorder } from '../report/timing.ts';
+import type { Deferred } from '../util/deferred.ts';
 import type { HostDeps } from './deploy-host.ts';
 
 export interface Toplevel {
@@ -26,8 +27,20 @@ export interface Evaluations {
   readonly running: readonly RunningEvaluation[];
   /** where their latest stderr line goes (the evaluate stage's row, while it shows) */
   show: (line: string) => void;
-  /** stops those still running (the run ended: a stage failed, or it was interrupted) */
+}
+
+/** A system's head start, begun before the seed-build stage (lib/stages/seed-build.ts startHeadStarts). */
+export interface HeadStart {
+  /** resolves when its build ended well; rejects with its failure */
+  readonly done: Promise<void>;
+  /** what Nix's log says it built, where */
+  readonly built: BuildRecord[];
+  /** where its log lines go: the system's row once the seed-build stage shows it; until then kept (the last few), to be shown then */
+  show: (line: string) => void;
+  /** stops its build (the system's other build failed) */
   readonly stop: () => void;
+  /** the last lines it printed before its row showed */
+  readonly early: string[];
 }
 
 export interface RunContext {
@@ -50,6 +63,17 @@ export interface RunContext {
   toplevels?: Record<string, Toplevel>;
   /** a deploy's evaluations, running from the start of the run */
   evaluations?: Evaluations;
+  /** a deploy's head starts by system, begun beside preflight once their builders answered and their first host is evaluated */
+  headStarts?: Record<string, HeadStart>;
+  /**
+   * Settled when preflight's checks a build needs have ended: resolved when
+   * they all passed (the builders that answered are in `{{builders:<system>}}`,
+   * this machine's Nix obeys --builders, the GC roots, the cache), rejected at
+   * the first failure; the targets' checks are not among them
+   */
+  buildChecked?: Deferred;
+  /** aborted when the run ends: stops whatever was begun before its stage and still runs (a failed preflight leaves nothing behind) */
+  readonly background?: AbortController;
   builds: BuildRecord[];
   /** GC roots made on the cache host after the seed build */
   pinnedRoots?: PinnedRoot[];

@@ -39,16 +39,16 @@ export function parseEvaluation(stdout: string, hosts: readonly string[]): Recor
 }
 
 /**
- * Starts every evaluation of the plan at once. Each, when it ends well,
- * puts its hosts' toplevels into `ctx.toplevels` and the values of their
- * `{{toplevel…:<host>}}` placeholders. Never rejects unobserved: a failure
- * reaches whoever awaits it (the evaluate stage, the seed build).
+ * Starts every evaluation of the plan at once (stopped when the run ends:
+ * `ctx.background`). Each, when it ends well, puts its hosts' toplevels
+ * into `ctx.toplevels` and the values of their `{{toplevel…:<host>}}`
+ * placeholders. Never rejects unobserved: a failure reaches whoever awaits
+ * it (the evaluate stage, the seed build).
  */
 export function startEvaluations(ctx: RunContext): Evaluations {
   const { plan } = deployRun(ctx);
-  const stopper = new AbortController();
-  const signal = AbortSignal.any([ctx.signal, stopper.signal]);
-  const evaluations: Evaluations = { running: [], show: () => {}, stop: () => stopper.abort() };
+  const signal = ctx.background ? AbortSignal.any([ctx.signal, ctx.background.signal]) : ctx.signal;
+  const evaluations: Evaluations = { running: [], show: () => {} };
   const running = plan.evaluate.map((evaluation): RunningEvaluation => {
     const startedAt = Date.now();
     const entry: { hosts: readonly string[]; done: Promise<void>; durationMs?: number } = { hosts: evaluation.hosts, done: Promise.resolve() };

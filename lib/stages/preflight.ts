@@ -15,7 +15,8 @@ import { describeTool, REBUILD_NOT_FOUND_HINT } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
 import { SUDO_HINT } from '../remote/host.ts';
 import { expectSuccess } from './failure.ts';
-import { subtaskList } from './subtasks.ts';
+import { type Subtask, type SubtaskWrapper, subtaskList } from './subtasks.ts';
+import { type Deferred, deferred } from '../util/deferred.ts';
 
 /** ssh's own exit status when it cannot connect or authenticate (ssh(1)); the remote command's status otherwise. */
 const SSH_FAILED = 255;
@@ -57,9 +58,8 @@ export function preflightTask(): ListrTask<RunContext> {
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
       const { preflight, coordinator } = plan;
-      return subtaskList(task, [
-        ...plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build)),
-        ...preflight.targets.map((check) => targetCheckTask(ctx, check)),
+      const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build));
+      const others: Subtask[] = [
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
           run: async (sub) => {
@@ -121,9 +121,35 @@ export function preflightTask(): ListrTask<RunContext> {
             sub.title = `cache ${preflight.cacheUrl} answers (StoreDir ${storeDir}${priority === undefined ? '' : `, priority ${priority}`})`;
           },
         },
-      ]);
+      ];
+      const gated = gatedBy(ctx.buildChecked, [...builders, ...others]);
+      return subtaskList(task, [...gated.slice(0, builders.length), ...preflight.targets.map((check) => targetCheckTask(ctx, check)), ...gated.slice(builders.length)]);
     },
   };
+}
+
+/**
+ * `checks`, each settling its share of `gate` (ctx.buildChecked): resolved
+ * when every check a build needs has passed, rejected at the first that
+ * fails. The head starts (lib/stages/seed-build.ts) wait for it, not for the
+ * targets' checks, which take longest on a large fleet.
+ */
+function gatedBy(gate: Deferred | undefined, checks: readonly Subtask[]): Subtask[] {
+  if (!gate) return [...checks];
+  const passed = checks.map(() => deferred());
+  void Promise.all(passed.map((d) => d.promise)).then(() => gate.resolve(), (error: unknown) => gate.reject(error));
+  return checks.map((check, i) => ({
+    ...check,
+    run: async (sub: SubtaskWrapper) => {
+      try {
+        await check.run(sub);
+        passed[i]!.resolve();
+      } catch (error) {
+        passed[i]!.reject(error);
+        throw error;
+      }
+    },
+  }));
 }
 
 /**

@@ -1,7 +1,13 @@
 /**
  * Stage 3: every selected toplevel built once, each Nix system's in its own
- * build at the same time (on that system's builders, or natively here), then
- * landed in the cache host's store and pinned there.
+ * builds at the same time (on that system's builders, or natively here),
+ * then landed in the cache host's store and pinned there.
+ *
+ * A system's head start (its first host's toplevel: the kernel and whatever
+ * else the toplevels share) begins before this stage, beside preflight, as
+ * soon as that system's builders answered and that host is evaluated
+ * ({@link startHeadStarts}); the stage builds every toplevel once all are
+ * evaluated, beside it.
  */
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
@@ -10,8 +16,9 @@ import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, isOutputNoise, 
 import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
 import type { PlannedCommand, SystemBuild } from '../plan/types.ts';
+import { deferred } from '../util/deferred.ts';
 import { evaluated } from './evaluate.ts';
-import { deployRun, filled, type RunContext } from './context.ts';
+import { deployRun, filled, type HeadStart, type RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
 import { type SubtaskWrapper, subtaskList } from './subtasks.ts';
 
@@ -20,14 +27,13 @@ export function seedBuildTask(): ListrTask<RunContext> {
     title: 'seed build',
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
-      const on = (build: SystemBuild) => (build.on === 'here' ? `${plan.coordinator.name} (here)` : seedOf(ctx, build));
-      task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${on(b)}`).join(', ')}`;
+      task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${whereBuilt(ctx, b)}`).join(', ')}`;
       return subtaskList(
         task,
         [
           ...plan.builds.map((build) => ({
-            title: `${build.system} on ${on(build)}`,
-            run: (sub: SubtaskWrapper) => buildSystem(ctx, build, on(build), sub),
+            title: `${build.system} on ${whereBuilt(ctx, build)}`,
+            run: (sub: SubtaskWrapper) => buildSystem(ctx, build, sub),
           })),
         ],
         {
@@ -35,7 +41,7 @@ export function seedBuildTask(): ListrTask<RunContext> {
           // The toplevels land in the coordinator's store and are pinned once every system's build has ended well.
           after: async () => {
             await landAndPin(ctx, task);
-            task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${on(b)}`).join(', ')}; pinned in ${plan.preflight.gcRootDir}`;
+            task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${whereBuilt(ctx, b)}`).join(', ')}; pinned in ${plan.preflight.gcRootDir}`;
           },
         },
       );
@@ -44,40 +50,92 @@ export function seedBuildTask(): ListrTask<RunContext> {
   };
 }
 
+/** Where a system builds: its seed (the first of its builders that answered), or this machine. */
+function whereBuilt(ctx: RunContext, build: SystemBuild): string {
+  return build.on === 'here' ? `${deployRun(ctx).plan.coordinator.name} (here)` : seedOf(ctx, build);
+}
+
+/**
+ * Begins each system's head start in the background (stopped when the run
+ * ends: `ctx.background`): once preflight's checks a build needs have
+ * passed (`ctx.buildChecked`: its builders answered, this machine's Nix
+ * obeys --builders, the GC roots, the cache; not the targets' checks, the
+ * slowest on a large fleet) and its first host is evaluated. Nothing of it
+ * touches a target. Its failure reaches the seed-build stage.
+ */
+export function startHeadStarts(ctx: RunContext): void {
+  const { plan } = deployRun(ctx);
+  ctx.buildChecked ??= deferred();
+  ctx.headStarts = Object.fromEntries(
+    plan.builds.flatMap((build) => {
+      const head = build.headStart;
+      if (!head) return [];
+      const stopper = new AbortController();
+      const signal = AbortSignal.any([ctx.signal, stopper.signal, ...(ctx.background ? [ctx.background.signal] : [])]);
+      // Until its row shows, the last lines it printed wait to be shown there (lib/stages/seed-build.ts buildSystem).
+      const early: string[] = [];
+      const entry: HeadStart = { done: Promise.resolve(), built: [], show: (line) => early.splice(0, Math.max(0, early.push(line) - EARLY_LINES)), stop: () => stopper.abort(), early };
+      const done = (async () => {
+        await ctx.buildChecked?.promise;
+        await evaluated(ctx, head.hosts, signal);
+        startBuildSpan(ctx, build);
+        entry.show(`building ${head.hosts.join(', ')} first, while the others are evaluated`);
+        await runBuild(ctx, build, head, (line) => entry.show(line), signal, entry.built);
+      })();
+      done.catch(() => undefined);
+      return [[build.system, Object.assign(entry, { done })]];
+    }),
+  );
+}
+
+/** How many of a head start's lines printed before its row shows are shown there (the row's output bar shows 5). */
+const EARLY_LINES = 10;
+
+/** The system's build on the run's time axis starts once, with whichever of its builds starts first. */
+function startBuildSpan(ctx: RunContext, build: SystemBuild): void {
+  if (ctx.recorder.hasBuild(build.system)) return;
+  ctx.recorder.startBuild(build.system, { on: build.on, seed: seedOf(ctx, build), hosts: build.hosts });
+}
+
 /**
  * One system's builds, recorded on the run's time axis as one: its head
- * start (the first host's toplevel, from the moment it is evaluated) beside
- * the build of every toplevel once all are evaluated. The first failure
- * stops the other.
+ * start (begun earlier, or now) beside the build of every toplevel once all
+ * are evaluated. The first failure stops the other.
  */
-async function buildSystem(ctx: RunContext, build: SystemBuild, on: string, sub: SubtaskWrapper): Promise<void> {
+async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrapper): Promise<void> {
   const { plan } = deployRun(ctx);
   // Prefixed when several systems build: the plain renderer (CI logs) interleaves their lines.
   const say = (line: string) => (sub.output = plan.builds.length > 1 ? `${build.system}: ${line}` : line);
-  ctx.recorder.startBuild(build.system, { on: build.on, seed: seedOf(ctx, build), hosts: build.hosts });
+  const head = ctx.headStarts?.[build.system];
+  if (head) {
+    for (const line of head.early.splice(0)) say(line);
+    head.show = say;
+  }
+  startBuildSpan(ctx, build);
   const built: BuildRecord[] = [];
   const stopper = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stopper.signal]);
   let outcome: 'success' | 'failed' = 'failed';
   try {
-    const headStart = build.headStart ? runBuild(ctx, build, build.headStart, on, say, signal, built) : undefined;
     const all = (async () => {
-      if (build.headStart) say(`evaluating ${build.hosts.filter((h) => !build.headStart!.hosts.includes(h)).join(', ')}; building ${build.headStart.hosts.join(', ')} meanwhile`);
+      const others = build.hosts.filter((h) => !build.headStart?.hosts.includes(h));
+      if (head && others.length) say(`evaluating ${others.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
       await evaluated(ctx, build.hosts, signal);
-      return runBuild(ctx, build, { hosts: build.hosts, build: build.build }, on, say, signal, built);
+      return runBuild(ctx, build, { hosts: build.hosts, build: build.build }, say, signal, built);
     })();
     try {
-      await Promise.all([headStart, all]);
+      await Promise.all([head?.done, all]);
     } catch (error) {
       stopper.abort();
-      await Promise.allSettled([headStart, all]);
+      head?.stop();
+      await Promise.allSettled([head?.done, all]);
       throw error;
     }
-    sub.title = `${build.system} on ${on}: ${summarizeBuilds(built)}`;
+    sub.title = `${build.system} on ${whereBuilt(ctx, build)}: ${summarizeBuilds([...(head?.built ?? []), ...built])}`;
     outcome = 'success';
   } finally {
-    ctx.builds.push(...built);
-    ctx.recorder.endBuild(build.system, ctx.signal.aborted ? 'interrupted' : outcome, built.length);
+    ctx.builds.push(...(head?.built ?? []), ...built);
+    ctx.recorder.endBuild(build.system, ctx.signal.aborted ? 'interrupted' : outcome, (head?.built.length ?? 0) + built.length);
   }
 }
 
@@ -92,7 +150,6 @@ async function runBuild(
   ctx: RunContext,
   build: SystemBuild,
   of: { readonly hosts: readonly string[]; readonly build: PlannedCommand },
-  on: string,
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
@@ -120,7 +177,7 @@ async function runBuild(
     const told = log.failureLines();
     const shown = told.length ? told : tailWithoutNoise(result);
     const hints = placementHints(log, elsewhere, plan.preflight.nixTrust.user);
-    expectSuccess(`seed build of ${build.system} on ${on} failed`, command, result, hints, shown);
+    expectSuccess(`seed build of ${build.system} on ${whereBuilt(ctx, build)} failed`, command, result, hints, shown);
 
     if (elsewhere.length) {
       const where = build.on === 'here' ? 'this machine' : used.map((b) => `${b.host} (${b.uri})`).join(', ');

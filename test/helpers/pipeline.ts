@@ -28,6 +28,11 @@ function evaluatesTo(hosts: readonly string[]): Responder {
 }
 export const FIXTURE_DRV = '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-fixture-toplevel.drv';
 
+/** Whether any of `calls` acted on a target as a deploy does (the probe, the watchdog, the diff, an activation). */
+export function touchedTarget(calls: readonly CommandSpec[]): boolean {
+  return calls.some((c) => c.argv.some((a) => /nixos-rebuild|switch-to-configuration|avalanche-(probe|arm|closure-diff|activate)/.test(a)));
+}
+
 /** Whether `spec` is a seed build of one toplevel (a head start, or a system of one host): the one that builds what the toplevels share. */
 export function buildsOneToplevel(spec: CommandSpec): boolean {
   return spec.argv.includes('build') && spec.argv.filter((a) => a.endsWith('^out') || a.endsWith('.drv')).length === 1;

@@ -7,23 +7,37 @@
 import { describe, expect, it } from 'vitest';
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
-import { asRun, buildsOneToplevel, FIXTURE_DRV, runPipeline } from '../helpers/pipeline.ts';
+import { asRun, buildsOneToplevel, FIXTURE_DRV, runPipeline, touchedTarget } from '../helpers/pipeline.ts';
 import { type Responder, when } from '../helpers/recording-executor.ts';
 
 /** The evaluation of opi02 and opi03 (the plan's second): it names them and not opi01. */
 const isRestEvaluation = (spec: CommandSpec) => spec.argv.includes('eval') && spec.argv.at(-1)!.includes('[ "opi02" "opi03" ]');
-const touchedTarget = (calls: readonly CommandSpec[]) => calls.some((c) => c.argv.some((a) => /nixos-rebuild|avalanche-(probe|arm|closure-diff)/.test(a)));
 
 describe('pipelined stages', () => {
-  it('a failed preflight stops the evaluation running beside it; nothing is built, no target touched', async () => {
-    const slowEvaluation: Responder = (spec) => (isRestEvaluation(spec) ? { untilAborted: true } : undefined);
-    const { result, executor } = await runPipeline([slowEvaluation, when(['deploy@opi02.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection refused' })]);
+  it("a target failing preflight stops the evaluation and the head start running beside it; no target touched", async () => {
+    // The target's check answers only once the head start runs (its build checks passed, opi01 evaluated) and holds.
+    let headStarted!: () => void;
+    const started = new Promise<void>((resolve) => (headStarted = resolve));
+    const { result, executor } = await runPipeline([
+      (spec) => (isRestEvaluation(spec) ? { untilAborted: true } : undefined),
+      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true }) : undefined),
+      when(['deploy@opi02.internal'], { until: started, exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection refused' }),
+    ]);
     expect(result.outcome).toBe('failed');
     expect(result.error!.message).toContain('opi02 (target) does not answer SSH');
-    const rest = executor.calls.findIndex(isRestEvaluation);
-    expect(rest).toBeGreaterThanOrEqual(0);
-    // Stopped when the run ended (a killed process), not left behind.
-    expect(executor.results[rest]).toMatchObject({ aborted: true });
+    // Both stopped when the run ended (killed processes), not left behind; the build of all never started.
+    expect(executor.results[executor.calls.findIndex(isRestEvaluation)]).toMatchObject({ aborted: true });
+    expect(executor.results[executor.calls.findIndex(buildsOneToplevel)]).toMatchObject({ aborted: true });
+    expect(executor.calls.filter((c) => c.argv.includes('build'))).toHaveLength(1);
+    expect(result.report.stages.map((s) => [s.name, s.outcome])).toEqual([
+      ['preflight', 'failed'], ['evaluate', 'not-started'], ['seed-build', 'not-started'], ['wait-for-cache', 'not-started'], ['deploy', 'not-started'],
+    ]);
+    expect(touchedTarget(executor.calls)).toBe(false);
+  });
+
+  it('a check the build needs failing preflight (the cache key) stops everything before the head start builds', async () => {
+    const { result, executor } = await runPipeline([], { editInventory: (json) => (json.cache.publicKey = 'hawk.internal:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=') });
+    expect(result.error!.message).toContain('cache.publicKey is the placeholder');
     expect(executor.calls.some((c) => c.argv.includes('build'))).toBe(false);
     expect(touchedTarget(executor.calls)).toBe(false);
   });

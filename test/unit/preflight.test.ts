@@ -5,10 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { fixture, FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
 import { rootDirListing, rootLine, rootsListing } from '../helpers/doctor-fleet.ts';
-import { runPipeline } from '../helpers/pipeline.ts';
+import { runPipeline, touchedTarget } from '../helpers/pipeline.ts';
 import { when } from '../helpers/recording-executor.ts';
 
-// The evaluation runs beside preflight (it reads the flake here, touches no host); a failed preflight stops it, and nothing is built.
+// The evaluation runs beside preflight (it reads the flake here, touches no host); a failed check a build needs stops it, and nothing is built.
 const built = (calls: readonly { argv: readonly string[] }[]) => calls.some((c) => c.argv.includes('build'));
 const pinned = rootsListing(rootDirListing(rootLine(FIXTURE_TOPLEVEL)));
 
@@ -39,11 +39,13 @@ describe('preflight', () => {
     expect(result.outcome).toBe('success');
   });
 
-  it('a deploy user whose sudo asks for a password fails preflight with the hint, nothing built', async () => {
+  it('a deploy user whose sudo asks for a password fails preflight with the hint, no target touched', async () => {
     const { result, executor } = await runPipeline([when(['deploy@opi02.internal', 'sudo -n -- true'], { exitCode: 1, stderr: 'sudo: a password is required\n' })]);
     expect(result.error!.message).toMatch(/^opi02: the deploy user cannot become root with sudo -n \(no password prompt\): ssh exited with 1\n  \$ ssh .* deploy@opi02\.internal -- 'sudo -n -- true'\n  \| sudo: a password is required$/);
     expect((result.error as { hints?: string[] }).hints).toEqual([expect.stringMatching(/passwordless sudo/)]);
-    expect(built(executor.calls)).toBe(false);
+    // A target's check does not hold back the head start (pipelining.test.ts); no target is touched, the seed-build stage never starts.
+    expect(touchedTarget(executor.calls)).toBe(false);
+    expect(result.report.stages.find((s) => s.name === 'seed-build')!.outcome).toBe('not-started');
   });
 
   it('a user the Nix daemon does not trust fails before building: the daemon would ignore --builders', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InterruptedError, StageError } from '../../lib/errors.ts';
 import { FIXTURE_TOPLEVEL, fixture } from '../helpers/fixtures.ts';
-import { asRun, deployStepsRun, FIXTURE_DRV, isCommand, runPipeline } from '../helpers/pipeline.ts';
+import { asRun, buildsOneToplevel, deployStepsRun, FIXTURE_DRV, isCommand, runPipeline, touchedTarget } from '../helpers/pipeline.ts';
 import { when } from '../helpers/recording-executor.ts';
 
 const run = runPipeline;
@@ -74,10 +74,10 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     const { result, executor } = await run([when(['deploy@opi01.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi01.internal port 22: No route to host' })]);
     expect(result.error!.message).toContain('opi01 (target) does not answer SSH: ssh exited with 255');
     expect(result.error!.message).toContain('No route to host');
-    expect(executor.calls.some((c) => c.argv.includes('build'))).toBe(false);
-    expect(executor.calls.filter((c) => c.argv.some((a) => a.includes('nixos-rebuild') || a.includes('switch-to-configuration')))).toEqual([]);
-    expect(result.report.stages[0]).toMatchObject({ name: 'preflight', outcome: 'failed' });
-    expect(result.report.stages[1]).toMatchObject({ name: 'evaluate', outcome: 'not-started' });
+    // The head start may have begun on the builders beside it (pipelining.test.ts): the build of all never did.
+    expect(executor.calls.filter((c) => c.argv.includes('build')).every(buildsOneToplevel)).toBe(true);
+    expect(touchedTarget(executor.calls)).toBe(false);
+    expect(result.report.stages.map((s) => s.outcome)).toEqual(['failed', 'not-started', 'not-started', 'not-started', 'not-started']);
   });
 
   it('refuses a path signed by another key, with the key-mismatch hint', async () => {
