@@ -124,7 +124,9 @@ export function commandLabel(argv: readonly string[]): string {
     // ssh [options] user@host -- remote command
     const dash = argv.indexOf('--');
     const destination = dash > 0 ? argv[dash - 1] : argv.find((a, i) => i > 0 && /@/.test(a) && !argv[i - 1]?.startsWith('-'));
-    const remote = splitQuoted(dash > 0 ? argv.slice(dash + 1).join(' ') : '');
+    const words = splitQuoted(dash > 0 ? argv.slice(dash + 1).join(' ') : '');
+    // sudo -n -- COMMAND (as root: lib/remote/host.ts asRoot) is named by its command, as the direct method's steps differ only there.
+    const remote = words[0] === 'sudo' && words.includes('--') ? words.slice(words.indexOf('--') + 1) : words;
     // sh -c SCRIPT NAME …: the script's $0 names it
     const what = remote[0] === 'sh' && remote[1] === '-c' && remote[3] ? `sh -c … ${remote[3]}` : remote.slice(0, 2).map(storeName).join(' ');
     return `ssh ${destination ?? '?'} ${what}`.trim();

@@ -542,9 +542,11 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
 /** One nixos-rebuild of a host that fetches from the cache (after a seed build), its output lines timed. */
 export async function dissectRebuild(ctx: Context, host: string): Promise<RebuildDissection> {
   const { lab, executor, signal } = ctx;
-  const inventory = await loadInventory(lab.inventoryPath);
+  // nixos-rebuild's phases (what the document's flow and the parallel peer run), asked for: the lab inventory
+  // names no method, and the one chosen from hawk (direct) runs no nixos-rebuild.
+  const inventory = { ...(await loadInventory(lab.inventoryPath)), deploy: { method: 'nixos-rebuild' as const } };
   ctx.progress(`dissection: one nixos-rebuild of ${host}, which fetches from the cache, its phases timed`);
-  // The deploy's own command for that host, as its plan has it.
+  // The deploy's own command for that host, as its plan has it with that method.
   const rebuildCommand = planDeploy(inventory, [host], { goal: 'switch', onCoordinator: true, reuseConnections: false }).deploy.hosts[host]!.rebuild;
   const phases: { phase: string; ms: number }[] = [];
   let mark = { text: '(start)', at: Date.now() };

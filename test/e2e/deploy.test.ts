@@ -13,6 +13,7 @@ import {
   buildsOf,
   cacheRequests,
   currentSystem,
+  defaultDeployMethod,
   hostAddress,
   inventoryPath,
   kernelName,
@@ -167,8 +168,16 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
     const running = currentSystem('opi01');
     const run = await runScript('deploy-all', ['--json']);
     expect(run.exitCode).toBe(1);
-    expect(run.json.error.message).toMatch(/^opi01 failed: .*nixos-rebuild exited with 1/);
-    expect(run.json.error.message).toContain('--target-host deploy@10.213.77.11');
+    // The default method's activation command: the direct method's over ssh (sudo -n, the transient unit), or nixos-rebuild --store-path.
+    if (defaultDeployMethod() === 'direct') {
+      expect(run.json.error.message).toMatch(/^opi01 failed: ssh exited with 1\n/);
+      // The script spans lines; the toplevel is quoted twice (the plan's placeholder, then the remote command).
+      expect(run.json.error.message).toMatch(/^ {2}\$ ssh .* deploy@10\.213\.77\.11 -- 'sudo -n -- sh -c /m);
+      expect(run.json.error.message).toMatch(/ avalanche-activate \S*\/nix\/store\/[0-9a-z]{32}-nixos-system-opi01-[^\s']+\S* switch'$/m);
+    } else {
+      expect(run.json.error.message).toMatch(/^opi01 failed: nixos-rebuild exited with 1\n/);
+      expect(run.json.error.message).toMatch(/^ {2}\$ .*nixos-rebuild switch --store-path \/nix\/store\/[0-9a-z]{32}-nixos-system-opi01-\S+ --target-host deploy@10\.213\.77\.11 /m);
+    }
     expect(run.json.error.message).toMatch(/\| .*switch-to-configuration/);
     expect(run.json.report.hosts.map((h: { name: string; state: string; generation: string }) => [h.name, h.state, h.generation])).toEqual([
       ['opi01', 'rolled-back', 'previous'], ['opi02', 'deployed', 'new'], ['opi03', 'deployed', 'new'],

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { descendantsOf, listProcesses } from '../../lib/exec/proc.ts';
 import {
@@ -15,6 +15,7 @@ import {
   cacheRequests,
   coordinator,
   currentSystem,
+  defaultDeployMethod,
   fault,
   hostPath,
   inventoriesDir,
@@ -136,6 +137,9 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
         expect(argvs.filter((argv) => /sudo -n -- nix-env -p \/nix\/var\/nix\/profiles\/system --set '?\/nix\/store\//.test(argv.join(' ')))).toHaveLength(OPIS.length);
       } else {
         expect(rebuilds.map((argv) => argv[2])).toEqual(OPIS.map(() => (kind === 'flake' ? '--flake' : '--store-path')));
+        // The coordinator's own nixos-rebuild got the flags it knows, and only those (bash-era on hawk, ng on calypso).
+        const [sudoFlag, reexecFlag] = coordinator() === 'hawk' ? ['--use-remote-sudo', '--fast'] : ['--sudo', '--no-reexec'];
+        for (const argv of rebuilds) expect(argv.slice(-2)).toEqual([sudoFlag, reexecFlag]);
       }
     });
 
@@ -236,29 +240,32 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // A nixos-rebuild of this run: a descendant of the deploy we started (never one left by another test).
-    const rebuilding = async () =>
-      descendantsOf([child.pid!], await listProcesses()).some((p) => {
-        try {
-          return readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0').join(' ').includes('nixos-rebuild switch');
-        } catch {
-          return false;
-        }
-      });
-    // Afterwards: no nixos-rebuild left anywhere on the machine (an orphan is no one's descendant),
-    // whichever way it was given the system (--flake from hawk, --store-path from calypso).
-    const anyRebuilding = () => {
-      const ps = spawn('pgrep', ['-f', 'nixos-rebuild switch --']);
-      return new Promise<boolean>((resolve) => ps.on('exit', (status) => resolve(status === 0)));
+    // The default method's activation as the coordinator runs it: from hawk the direct method's ssh running
+    // switch-to-configuration on the host (`sh -c … avalanche-activate <toplevel> switch`), from calypso
+    // nixos-rebuild switch --store-path (ng). Never a process on a target; a zombie (no cmdline) runs nothing.
+    const isActivation = (pid: number) => {
+      let argv: string[];
+      try {
+        argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+      } catch {
+        return false;
+      }
+      return defaultDeployMethod() === 'direct'
+        ? basename(argv[0] ?? '') === 'ssh' && / avalanche-activate \S+ switch$/.test(argv.at(-1) ?? '')
+        : argv.join(' ').includes('nixos-rebuild switch --store-path /nix/store/');
     };
-    await until('nixos-rebuild runs', rebuilding);
+    // One of this run: a descendant of the deploy we started (never one left by another test).
+    const activating = async () => descendantsOf([child.pid!], await listProcesses()).some((p) => isActivation(p.pid));
+    // Afterwards: none left anywhere on the machine (an orphan is no one's descendant).
+    const anyActivating = async () => (await listProcesses()).some((p) => isActivation(p.pid));
+    await until('the activation runs', activating);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const interruptedAt = Date.now();
     child.kill('SIGINT');
     const code = await exited;
     expect(code).toBe(130);
     expect(Date.now() - interruptedAt).toBeLessThan(5000);
-    expect(await anyRebuilding()).toBe(false);
+    expect(await anyActivating()).toBe(false);
     const report = JSON.parse(stdout).report;
     expect(report.outcome).toBe('interrupted');
     const rows: HostRow[] = report.hosts;

@@ -33,6 +33,16 @@ export function coordinator(): Coordinator {
   return name;
 }
 
+/**
+ * The deploy method of a lab run whose inventory names none (the lab's own do
+ * not: test/lab/write-inventory.mjs), as the preflight probe chooses it
+ * (lib/nix/deploy-method.ts): direct from hawk (its bash-era nixos-rebuild
+ * has no --store-path), nixos-rebuild --store-path from calypso (ng).
+ */
+export function defaultDeployMethod(): 'direct' | 'store-path' {
+  return coordinator() === 'hawk' ? 'direct' : 'store-path';
+}
+
 function env(): Record<string, string> {
   if (!lab) throw new Error('no lab');
   return { ...lab.env, CI: 'true', LAB_COORDINATOR: coordinator() };

@@ -1,9 +1,10 @@
 /**
  * The deploy against hosts as the fleet has them: systemd as PID 1, a Nix
  * daemon, a non-root `deploy` user with passwordless sudo, the orchestrator
- * itself running as a non-root user (avl) on hawk or on calypso, and the
- * strict nixos-rebuild stand-in of that coordinator (bash-era on hawk, ng on
- * calypso). Each scenario starts a fleet revision of its own.
+ * itself running as a non-root user (avl) on hawk or on calypso, with the
+ * deploy method that coordinator's strict nixos-rebuild stand-in leads to
+ * (bash-era on hawk: direct; ng on calypso: --store-path). Each scenario
+ * starts a fleet revision of its own.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import {
   buildsOf,
   coordinator,
   currentSystem,
+  defaultDeployMethod,
   fault,
   inHost,
   inventoryCopy,
@@ -73,11 +75,20 @@ describe.skipIf(!lab)(`systemd hosts, a non-root deploy user, the orchestrator a
     // The kernel was built once, on the seed, through the builder user.
     expect(buildsOf('s1').filter((b) => b.name.startsWith('linux-'))).toEqual([{ host: 'opi03', name: kernelName('s1') }]);
     expect(run.json.report.builds.map((b: { machine: string }) => b.machine)).toEqual(expect.arrayContaining(['ssh://nix-builder@10.213.77.13']));
-    // The coordinator's own nixos-rebuild got the flags it knows, and only those.
-    const rebuilds = run.json.report.commands.filter((c: { argv: string[] }) => c.argv[0] === 'nixos-rebuild' && c.argv[1] === 'switch').map((c: { argv: string[] }) => c.argv);
-    expect(rebuilds).toHaveLength(3);
-    const [sudoFlag, reexecFlag] = coordinator() === 'hawk' ? ['--use-remote-sudo', '--fast'] : ['--sudo', '--no-reexec'];
-    for (const argv of rebuilds) expect(argv.slice(-2)).toEqual([sudoFlag, reexecFlag]);
+    // The default method's commands got root as this coordinator's tool knows how, and only so.
+    const argvs: string[][] = run.json.report.commands.map((c: { argv: string[] }) => c.argv);
+    const rebuilds = argvs.filter((argv) => argv[0] === 'nixos-rebuild' && argv[1] === 'switch');
+    if (defaultDeployMethod() === 'direct') {
+      // No nixos-rebuild: the profile and the activation as root over ssh, through the deploy user's sudo -n.
+      expect(rebuilds).toEqual([]);
+      const remote = argvs.filter((argv) => argv[0] === 'ssh').map((argv) => argv.at(-1)!);
+      expect(remote.filter((command) => /^sudo -n -- nix-env -p \/nix\/var\/nix\/profiles\/system --set '?\/nix\/store\/[0-9a-z]{32}-nixos-system-opi0\d-\S+$/.test(command))).toHaveLength(3);
+      expect(remote.filter((command) => /^sudo -n -- sh -c '[\s\S]*' avalanche-activate '?\/nix\/store\/[0-9a-z]{32}-nixos-system-opi0\d-\S+ switch$/.test(command))).toHaveLength(3);
+    } else {
+      // The coordinator's own nixos-rebuild (ng) got the flags it knows, and only those.
+      expect(rebuilds).toHaveLength(3);
+      for (const argv of rebuilds) expect(argv.slice(-2)).toEqual(['--sudo', '--no-reexec']);
+    }
   });
 
   it('the bash-era stand-in refuses --sudo and --no-reexec as the real one does; ng accepts them; without the re-exec flag both die with Exec format error', async () => {

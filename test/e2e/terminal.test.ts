@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
 import { shellQuote } from '../../lib/util/shell.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
-import { activated, coordinatorArgv, currentSystem, inventoryPath, lab, labEnv, labSkipReason, newGeneration, reportDir, until } from './lab.ts';
+import { activated, coordinatorArgv, currentSystem, defaultDeployMethod, inventoryPath, lab, labEnv, labSkipReason, newGeneration, reportDir, until } from './lab.ts';
 
 const executor = new ZxExecutor();
 const socket = `avalanche-terminal-${process.pid}`;
@@ -112,13 +112,16 @@ describe.skipIf(!lab)(`the live view in a terminal${lab ? '' : ` (skipped: ${lab
       const rows = lines.slice(lines.findIndex((l) => /^\S+ deploy \(switch\)/.test(l)) + 1).filter((l) => /^ {2}\S+ opi0\d/.test(l));
       expect(rows.map((l) => /opi0\d/.exec(l)![0]).sort(), frame).toEqual(HOSTS);
     }
+    // The activation step as the default method names it (the direct method's switch-to-configuration prints nothing
+    // when it succeeds; nixos-rebuild's row shows its latest line after the step).
+    const activating = defaultDeployMethod() === 'direct' ? (step: string) => step === 'switch-to-configuration (switch)' : (step: string) => step === 'nixos-rebuild switch' || /-nixos-system-opiN-/.test(step);
     for (const host of HOSTS) {
-      // Several steps, those that last among them: the activation (3 s; its row shows the step, then nixos-rebuild's latest
-      // line), the health checks and the confirmation. The probe and the diff may pass between two frames.
+      // Several steps, those that last among them: the activation (3 s), the health checks and the confirmation.
+      // The probe, the diff, the copy and the profile may pass between two frames.
       const seen = [...doing.get(host)!];
       expect(seen.length, host).toBeGreaterThanOrEqual(4);
       expect(seen, host).toContain('confirming over a new SSH connection');
-      expect(seen.some((step) => step === 'nixos-rebuild switch' || step.startsWith('building the system configuration') || /-nixos-system-opiN-/.test(step)), host).toBe(true);
+      expect(seen.some(activating), host).toBe(true);
       expect([...doing.get(host)!].some((step) => step.startsWith('health: ')), host).toBe(true);
     }
     // The terminal gets colour (no NO_COLOR): listr2's yellow spinner or green ticks.
@@ -155,10 +158,13 @@ describe.skipIf(!lab)(`the live view in a terminal${lab ? '' : ` (skipped: ${lab
     for (const frame of [...frames, all]) expect(frame).not.toMatch(SGR);
     expect(frames.some((frame) => /deploy \(switch\)/.test(frame))).toBe(true);
 
-    // Once, on opi03's row: what failed, the command (wrapped to the terminal's width) and its output.
-    expect(all.split('opi03 failed: nixos-rebuild exited with 1').length - 1, all).toBe(1);
-    expect(all.split("$ NIX_SSHOPTS='").length - 1, all).toBe(1);
-    expect(all).toMatch(/^ {2}✖ opi03 failed: nixos-rebuild exited with 1$/m);
+    // Once, on opi03's row: what failed, the command (wrapped to the terminal's width) and its output. The default
+    // method's activation: the direct method's ssh to the host, or nixos-rebuild (its ssh options in NIX_SSHOPTS).
+    const [program, commandStart] = defaultDeployMethod() === 'direct' ? ['ssh', '$ ssh '] : ['nixos-rebuild', "$ NIX_SSHOPTS='"];
+    expect(all.split(`opi03 failed: ${program} exited with 1`).length - 1, all).toBe(1);
+    expect(all.split(commandStart).length - 1, all).toBe(1);
+    expect(all).toMatch(new RegExp(`^ {2}✖ opi03 failed: ${program} exited with 1$`, 'm'));
+    expect(all).toContain('switch-to-configuration: lab fault: activation of opi03 fails');
     // The end: which host failed, and the report.
     expect(all).toMatch(/^error: deploy failed on opi03 \(shown above\)$/m);
     expect(await screen(run.session)).toMatch(/^report: .*\.json$/m);

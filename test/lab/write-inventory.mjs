@@ -120,9 +120,9 @@ const inventory = {
   // nixos-rebuild from PATH: the lab puts test/lab/bin/bash-era first on hawk's
   // PATH and test/lab/bin/ng on calypso's (env.sh, as-coordinator.sh).
   nixosRebuild: { command: ["nixos-rebuild"], extraArgs: [] },
-  // The suite's deploys go through nixos-rebuild (bash-era --flake from hawk, ng --store-path from calypso);
-  // test/e2e/faults.test.ts "deploy method" runs the key cases with each method and checks the default.
-  deploy: { method: "nixos-rebuild" },
+  // No deploy.method: the lab runs what users get, the method the preflight probe chooses (direct from
+  // hawk, whose bash-era nixos-rebuild has no --store-path; nixos-rebuild --store-path from calypso's ng).
+  // test/e2e/faults.test.ts "deploy method" asks for each method explicitly.
   // settleSeconds 1: the lab's units fail at once or after ~3 s (flake.sh); tests of the settle window set their own.
   health: { systemState: "running", units: fleet ? [] : ["lab-app.service"], timeoutSeconds: 5, retries: 1, intervalSeconds: 1, settleSeconds: 1 },
   paths: { lock: `${lab}/hawk/deploy.lock` },
