@@ -104,7 +104,7 @@ describe.skipIf(!lab)(`deploys in the lab${lab ? '' : ` (skipped: ${labSkipReaso
       if (!builtOn.has(host.name)) {
         expect(mine, host.name).toContain(`/${hashOf(kernelPath)}.narinfo`);
       }
-      if (mine.length) expect(mine.some((p) => p.startsWith('/nar/')), host.name).toBe(true);
+      if (mine.length) expect(mine.some((p) => p.startsWith('/nar/')), `${host.name} asked ${mine.join(' ')}; built: ${JSON.stringify(buildsOf('e2e-all'))}`).toBe(true);
     }
   });
 
