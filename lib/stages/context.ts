@@ -35,12 +35,10 @@ export interface HeadStart {
   readonly done: Promise<void>;
   /** what Nix's log says it built, where */
   readonly built: BuildRecord[];
-  /** where its log lines go: the system's row once the seed-build stage shows it; until then kept (the last few), to be shown then */
-  show: (line: string) => void;
   /** stops its build (the system's other build failed) */
   readonly stop: () => void;
-  /** the last lines it printed before its row showed */
-  readonly early: string[];
+  /** its log lines go to `say` from now on (the system's row), after the last few it printed before */
+  readonly attach: (say: (line: string) => void) => void;
 }
 
 export interface RunContext {

@@ -5,7 +5,7 @@
  *
  * A system's head start (its first host's toplevel: the kernel and whatever
  * else the toplevels share) begins before this stage, beside preflight, as
- * soon as that system's builders answered and that host is evaluated
+ * soon as the checks a build needs have passed and that host is evaluated
  * ({@link startHeadStarts}); the stage builds every toplevel once all are
  * evaluated, beside it.
  */
@@ -72,18 +72,30 @@ export function startHeadStarts(ctx: RunContext): void {
       if (!head) return [];
       const stopper = new AbortController();
       const signal = AbortSignal.any([ctx.signal, stopper.signal, ...(ctx.background ? [ctx.background.signal] : [])]);
-      // Until its row shows, the last lines it printed wait to be shown there (lib/stages/seed-build.ts buildSystem).
+      const built: BuildRecord[] = [];
+      // Until its row shows (buildSystem attaches it), the last lines it printed wait to be shown there.
       const early: string[] = [];
-      const entry: HeadStart = { done: Promise.resolve(), built: [], show: (line) => early.splice(0, Math.max(0, early.push(line) - EARLY_LINES)), stop: () => stopper.abort(), early };
+      let show = (line: string) => {
+        if (early.push(line) > EARLY_LINES) early.shift();
+      };
       const done = (async () => {
         await ctx.buildChecked?.promise;
         await evaluated(ctx, head.hosts, signal);
         startBuildSpan(ctx, build);
-        entry.show(`building ${head.hosts.join(', ')} first, while the others are evaluated`);
-        await runBuild(ctx, build, head, (line) => entry.show(line), signal, entry.built);
+        show(`building ${head.hosts.join(', ')} first, while the others are evaluated`);
+        await runBuild(ctx, build, head, (line) => show(line), signal, built);
       })();
       done.catch(() => undefined);
-      return [[build.system, Object.assign(entry, { done })]];
+      const entry: HeadStart = {
+        done,
+        built,
+        stop: () => stopper.abort(),
+        attach: (say) => {
+          for (const line of early.splice(0)) say(line);
+          show = say;
+        },
+      };
+      return [[build.system, entry]];
     }),
   );
 }
@@ -107,10 +119,7 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
   // Prefixed when several systems build: the plain renderer (CI logs) interleaves their lines.
   const say = (line: string) => (sub.output = plan.builds.length > 1 ? `${build.system}: ${line}` : line);
   const head = ctx.headStarts?.[build.system];
-  if (head) {
-    for (const line of head.early.splice(0)) say(line);
-    head.show = say;
-  }
+  head?.attach(say);
   startBuildSpan(ctx, build);
   const built: BuildRecord[] = [];
   const stopper = new AbortController();
