@@ -11,7 +11,9 @@ import { loadInventory } from '../lib/inventory/load.ts';
 import { resolveSelection } from '../lib/inventory/select.ts';
 import { parseBuildResults } from '../lib/nix/build-log.ts';
 import { joinBuilderSpecs, toplevelAttribute } from '../lib/nix/commands.ts';
-import { fillCommand } from '../lib/plan/placeholders.ts';
+import { fillCommand, toplevelDerivationValues } from '../lib/plan/placeholders.ts';
+import { probeNixVersion } from '../lib/nix/version.ts';
+import { parseEvaluation } from '../lib/stages/evaluate.ts';
 import { planDeploy } from '../lib/plan/assemble.ts';
 import { builderHost, targetHost } from '../lib/remote/fleet.ts';
 import { remoteArgv, sshDestination, sshOptionArgs } from '../lib/remote/host.ts';
@@ -472,12 +474,21 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
   const { lab, executor, signal } = ctx;
   await lab.generation(generation, kernelSeconds);
   const inventory = await loadInventory(lab.inventoryPath);
-  const plan = planDeploy(inventory, resolveSelection(inventory, { on: [], exclude: [] }), { goal: 'switch', onCoordinator: true });
+  // Spelt for this machine's Nix, as deploy-all plans it (the seed build's installables depend on it).
+  const localNix = await probeNixVersion(executor, 10_000);
+  const plan = planDeploy(inventory, resolveSelection(inventory, { on: [], exclude: [] }), { goal: 'switch', onCoordinator: true, localNix });
   ctx.progress(`dissection: seed build with Nix's activity log (kernel ${kernelSeconds} s${extraSshOptions.length ? ', ssh multiplexed' : ''})`);
   const activities = new Map<number, NixActivity>();
-  // The pipeline's own build of the lab's one system, on every builder (as preflight fills them when all answer).
+  // The pipeline's own evaluations first: its seed build builds the derivations they instantiate.
+  const drvPaths: Record<string, string> = {};
+  for (const evaluation of plan.evaluate) {
+    const command = fillCommand(evaluation.command, {});
+    const result = await must(executor, 'dissection: evaluation', { argv: command.argv, env: { ...lab.env, ...command.env }, timeoutMs: 300_000 }, { signal });
+    for (const [host, toplevel] of Object.entries(parseEvaluation(result.stdout, evaluation.hosts))) drvPaths[host] = toplevel.drvPath;
+  }
+  // The pipeline's own build of all the lab's one system's toplevels, on every builder (as preflight fills them when all answer).
   const system = plan.builds[0]!;
-  const seedBuild = fillCommand(system.build, { [`builders:${system.system}`]: joinBuilderSpecs(system.builders.map((b) => b.spec)) });
+  const seedBuild = fillCommand(system.build, { [`builders:${system.system}`]: joinBuilderSpecs(system.builders.map((b) => b.spec)), ...toplevelDerivationValues(drvPaths) });
   const env = { ...lab.env, ...seedBuild.env };
   if (extraSshOptions.length) env.NIX_SSHOPTS = [env.NIX_SSHOPTS ?? '', ...extraSshOptions].join(' ').trim();
   const t0 = Date.now();
