@@ -5,13 +5,14 @@
  * The seed build builds the derivations the evaluate stage instantiated
  * (no second evaluation of the flake). How a `.drv` installable is read
  * changed twice:
- *   - Nix ≤ 2.8: a `.drv` path means its outputs; `drv!out` and `drv^out`
- *     are refused (verified here with 2.8.0: "is not a valid URL" /
- *     "does not contain a flake.nix").
- *   - Nix 2.9 added `drv^out` (the DerivedPath syntax).
- *   - Later versions read a plain `.drv` path as the derivation file itself
- *     (an opaque path: "built" without building anything, with a warning in
- *     the versions between), so `^out` is required there.
+ *   - Before Nix 2.13: a `.drv` path means its outputs; `drv!out` and
+ *     `drv^out` are refused (verified here with 2.8.0: "is not a valid URL"
+ *     / "does not contain a flake.nix"). 2.9 brought `^` for flake
+ *     installables only (`nixpkgs#glibc^dev`).
+ *   - Nix 2.13 added `^` for store paths (`/nix/store/…drv^out`).
+ *   - Nix 2.15 removed the `.drv` special case: a bare `.drv` path is the
+ *     derivation file itself (an opaque path: "built" without building
+ *     anything), so `^out` is required from there on (release notes of 2.15).
  * Lix reports `nix (Lix, like Nix) 2.9x`: `^` syntax too.
  */
 import type { Executor } from '../exec/types.ts';
@@ -41,15 +42,15 @@ export async function probeNixVersion(executor: Executor, timeoutMs: number): Pr
   return result.exitCode === 0 ? parseNixVersion(result.stdout) : undefined;
 }
 
-/** Whether this Nix knows `<drv>^<output>` (2.9 and later; assumed when the version is unknown). */
+/** Whether this Nix knows `<drv>^<output>` for a store path (2.13 and later; assumed when the version is unknown). */
 function knowsCaretSyntax(nix: NixVersion | undefined): boolean {
-  return nix === undefined || nix.major > 2 || (nix.major === 2 && nix.minor >= 9);
+  return nix === undefined || nix.major > 2 || (nix.major === 2 && nix.minor >= 13);
 }
 
 /**
  * The installable that builds `output` of the derivation at `drvPath` (a
  * store path or a placeholder for one) with the given Nix: `<drv>^<output>`,
- * or the bare `.drv` path before Nix 2.9, which builds every output (a
+ * or the bare `.drv` path before Nix 2.13, which builds every output (a
  * NixOS toplevel has only `out`).
  */
 export function derivationOutputInstallable(drvPath: string, output: string, nix: NixVersion | undefined): string {

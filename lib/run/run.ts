@@ -169,8 +169,10 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
     // A stage's failure its rows have shown travels through listr2 wrapped (lib/stages/subtasks.ts).
     error = options.signal.aborted ? new InterruptedError() : caught instanceof ShownFailure ? caught.failure : (caught as Error);
   } finally {
-    // A failed preflight (or any stage) leaves no evaluation or build running.
+    // A failed preflight (or any stage) leaves no evaluation or build running: stopped, and waited for (their
+    // processes killed) before the lock is released and the report is made.
     ctx.background?.abort();
+    await Promise.allSettled([...(ctx.evaluations?.running ?? []).map((e) => e.done), ...Object.values(ctx.headStarts ?? {}).map((h) => h.done)]);
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
     // Not abortable: after Ctrl-C too, no ssh master outlives the run.
     const closing = Object.values(plan.deploy.hosts).flatMap((host) => (host.closeConnection ? [fillCommand(host.closeConnection, ctx.values)] : []));
@@ -179,6 +181,10 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
   }
   const outcome: RunOutcome = error instanceof InterruptedError ? 'interrupted' : error ? 'failed' : 'success';
   recorder.closeOpenStages(outcome === 'interrupted' ? 'interrupted' : 'failed');
+  // A head start whose stage never ran (a target failed preflight, Ctrl-C) ends its system's build span here.
+  for (const [system, head] of Object.entries(ctx.headStarts ?? {})) {
+    recorder.endBuild(system, head.succeeded() ? 'success' : outcome === 'interrupted' ? 'interrupted' : 'failed', head.built.length);
+  }
 
   const report = buildReport({
     recorder,

@@ -33,7 +33,9 @@ export interface Evaluations {
 export interface HeadStart {
   /** resolves when its build ended well; rejects with its failure */
   readonly done: Promise<void>;
-  /** what Nix's log says it built, where */
+  /** whether its build ended well (so far) */
+  readonly succeeded: () => boolean;
+  /** what Nix's log says it built, where (also in the run's `builds` once it ended) */
   readonly built: BuildRecord[];
   /** stops its build (the system's other build failed) */
   readonly stop: () => void;

@@ -55,9 +55,10 @@ export function startEvaluations(ctx: RunContext): Evaluations {
     entry.done = (async () => {
       const command = filled(ctx, evaluation.command);
       const result = await ctx.executor.run(command, { signal, onLine: (line, stream) => stream === 'stderr' && evaluations.show(line) });
-      entry.durationMs = Date.now() - startedAt;
       expectSuccess(`evaluation of ${evaluation.hosts.join(', ')} failed`, command, result);
       const toplevels = parseEvaluation(result.stdout, evaluation.hosts);
+      // Only an evaluation that ended well has a duration: the stage's title counts it as done.
+      entry.durationMs = Date.now() - startedAt;
       ctx.toplevels = { ...ctx.toplevels, ...toplevels };
       const each = (pick: (t: Toplevel) => string) => Object.fromEntries(Object.entries(toplevels).map(([host, t]) => [host, pick(t)]));
       // From here on, these hosts' {{toplevel:…}} and {{toplevel-drv:…}} placeholders have their values.
@@ -77,13 +78,26 @@ export function startEvaluations(ctx: RunContext): Evaluations {
 export async function evaluated(ctx: RunContext, hosts: readonly string[], signal: AbortSignal): Promise<void> {
   const evaluations = ctx.evaluations ?? (ctx.evaluations = startEvaluations(ctx));
   const waits = evaluations.running.filter((e) => e.hosts.some((h) => hosts.includes(h))).map((e) => e.done);
-  const aborted = new Promise<never>((_, reject) => {
-    const fail = () => reject(new InterruptedError('stopped while waiting for the evaluation'));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
+  await unlessStopped(Promise.all(waits), signal, 'the evaluation');
+}
+
+/**
+ * `promise`'s outcome, or InterruptedError as soon as `signal` aborts
+ * (whichever comes first); the listener it adds is removed either way.
+ */
+export async function unlessStopped<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) throw new InterruptedError(`stopped before ${what}`);
+  let onAbort = () => {};
+  const stopped = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new InterruptedError(`stopped while waiting for ${what}`));
+    signal.addEventListener('abort', onAbort, { once: true });
   });
-  aborted.catch(() => undefined);
-  await Promise.race([Promise.all(waits), aborted]);
+  stopped.catch(() => undefined);
+  try {
+    return await Promise.race([promise, stopped]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
 }
 
 export function evaluateTask(): ListrTask<RunContext> {

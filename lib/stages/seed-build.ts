@@ -17,7 +17,7 @@ import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
 import type { PlannedCommand, SystemBuild } from '../plan/types.ts';
 import { deferred } from '../util/deferred.ts';
-import { evaluated } from './evaluate.ts';
+import { evaluated, unlessStopped } from './evaluate.ts';
 import { deployRun, filled, type HeadStart, type RunContext } from './context.ts';
 import { expectSuccess } from './failure.ts';
 import { type SubtaskWrapper, subtaskList } from './subtasks.ts';
@@ -73,21 +73,29 @@ export function startHeadStarts(ctx: RunContext): void {
       const stopper = new AbortController();
       const signal = AbortSignal.any([ctx.signal, stopper.signal, ...(ctx.background ? [ctx.background.signal] : [])]);
       const built: BuildRecord[] = [];
+      let succeeded = false;
       // Until its row shows (buildSystem attaches it), the last lines it printed wait to be shown there.
       const early: string[] = [];
       let show = (line: string) => {
         if (early.push(line) > EARLY_LINES) early.shift();
       };
       const done = (async () => {
-        await ctx.buildChecked?.promise;
+        await unlessStopped(ctx.buildChecked?.promise ?? Promise.resolve(), signal, "preflight's checks for the build");
         await evaluated(ctx, head.hosts, signal);
         startBuildSpan(ctx, build);
         show(`building ${head.hosts.join(', ')} first, while the others are evaluated`);
-        await runBuild(ctx, build, head, (line) => show(line), signal, built);
+        try {
+          await runBuild(ctx, build, head, (line) => show(line), signal, built);
+          succeeded = true;
+        } finally {
+          // In the report whether or not the seed-build stage ever runs (a target failing preflight stops it first).
+          ctx.builds.push(...built);
+        }
       })();
       done.catch(() => undefined);
       const entry: HeadStart = {
         done,
+        succeeded: () => succeeded,
         built,
         stop: () => stopper.abort(),
         attach: (say) => {
@@ -143,7 +151,7 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
     sub.title = `${build.system} on ${whereBuilt(ctx, build)}: ${summarizeBuilds([...(head?.built ?? []), ...built])}`;
     outcome = 'success';
   } finally {
-    ctx.builds.push(...(head?.built ?? []), ...built);
+    ctx.builds.push(...built);
     ctx.recorder.endBuild(build.system, ctx.signal.aborted ? 'interrupted' : outcome, (head?.built.length ?? 0) + built.length);
   }
 }

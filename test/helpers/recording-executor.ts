@@ -12,6 +12,8 @@ export interface ScriptedResponse {
   readonly until?: Promise<unknown>;
   /** the command runs until its run is aborted (then answers aborted, as a killed process) */
   readonly untilAborted?: boolean;
+  /** with untilAborted: how long the killed process takes to exit (ms; default at once) */
+  readonly diesAfterMs?: number;
 }
 
 export type Responder = (spec: CommandSpec) => ScriptedResponse | undefined;
@@ -34,6 +36,7 @@ export class RecordingExecutor implements Executor {
     const aborted = response.untilAborted === true;
     if (aborted) {
       await new Promise<void>((resolve) => (options.signal?.aborted ? resolve() : options.signal?.addEventListener('abort', () => resolve(), { once: true })));
+      await new Promise((resolve) => setTimeout(resolve, response.diesAfterMs ?? 0));
     }
     const result: CommandResult = {
       argv: spec.argv,

@@ -10,10 +10,13 @@ describe("this machine's Nix and how it names a derivation's output", () => {
     expect(parseNixVersion('command not found')).toBeUndefined();
   });
 
-  it('spells <drv>^out from Nix 2.9 on (and when unknown), the bare .drv before', () => {
+  it('spells <drv>^out from Nix 2.13 on (and when unknown), the bare .drv before', () => {
     const drv = '/nix/store/1vywq121qhh8y6hakaxa5n96fvvznv3k-nixos-system-opi01.drv';
     expect(derivationOutputInstallable(drv, 'out', parseNixVersion('nix (Nix) 2.8.0'))).toBe(drv);
-    expect(derivationOutputInstallable(drv, 'out', parseNixVersion('nix (Nix) 2.9.0'))).toBe(`${drv}^out`);
+    // 2.9 to 2.12 know ^ for flake installables only (NixOS 22.11 ships 2.11).
+    expect(derivationOutputInstallable(drv, 'out', parseNixVersion('nix (Nix) 2.11.1'))).toBe(drv);
+    expect(derivationOutputInstallable(drv, 'out', parseNixVersion('nix (Nix) 2.12.0'))).toBe(drv);
+    expect(derivationOutputInstallable(drv, 'out', parseNixVersion('nix (Nix) 2.13.0'))).toBe(`${drv}^out`);
     expect(derivationOutputInstallable(drv, 'out', parseNixVersion('nix (Nix) 2.26.3'))).toBe(`${drv}^out`);
     expect(derivationOutputInstallable(drv, 'out', parseNixVersion('nix (Nix) 3.0.0'))).toBe(`${drv}^out`);
     expect(derivationOutputInstallable(drv, 'out', undefined)).toBe(`${drv}^out`);

@@ -19,8 +19,8 @@ describe('pipelined stages', () => {
     let headStarted!: () => void;
     const started = new Promise<void>((resolve) => (headStarted = resolve));
     const { result, executor } = await runPipeline([
-      (spec) => (isRestEvaluation(spec) ? { untilAborted: true } : undefined),
-      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true }) : undefined),
+      (spec) => (isRestEvaluation(spec) ? { untilAborted: true, diesAfterMs: 50 } : undefined),
+      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true, diesAfterMs: 50 }) : undefined),
       when(['deploy@opi02.internal'], { until: started, exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection refused' }),
     ]);
     expect(result.outcome).toBe('failed');
@@ -33,6 +33,10 @@ describe('pipelined stages', () => {
       ['preflight', 'failed'], ['evaluate', 'not-started'], ['seed-build', 'not-started'], ['wait-for-cache', 'not-started'], ['deploy', 'not-started'],
     ]);
     expect(touchedTarget(executor.calls)).toBe(false);
+    // Waited for before the report was made: the killed commands are in its command log, and the head start's
+    // build has its span, ended, though its stage never ran.
+    expect(result.report.commands.filter((c) => c.argv.includes('eval') || c.argv.includes('build'))).toHaveLength(3);
+    expect(result.report.systemBuilds).toEqual([expect.objectContaining({ system: 'aarch64-linux', outcome: 'failed', durationMs: expect.any(Number) })]);
   });
 
   it('a check the build needs failing preflight (the cache key) stops everything before the head start builds', async () => {
