@@ -256,8 +256,13 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
           const builder = coordinatorBuilderHost(inventory);
           return { host: inventory.coordinator.name, check: check(builder), uri: nixSshStoreUri(builder), spec: coordinatorBuilderSpec(inventory, builder) };
         })()];
-    const placement = { builders: PLACEHOLDER.builders(system) };
-    return { system, hosts: [...of], on: 'builders', builders, ...headStart(placement), build: { argv: seedBuildArgv(toplevelDrvs(of), placement), env, timeoutMs } };
+    // The head start on the seed alone (it starts once the seed answered, before the other builders have);
+    // every toplevel on every builder that answered.
+    return {
+      system, hosts: [...of], on: 'builders', builders,
+      ...headStart({ builders: PLACEHOLDER.seedBuilder(system) }),
+      build: { argv: seedBuildArgv(toplevelDrvs(of), { builders: PLACEHOLDER.builders(system) }), env, timeoutMs },
+    };
   });
 }
 
@@ -265,8 +270,9 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
  * The hosts of each evaluation: each system's first host together, then
  * every other host (none left out, none twice; an empty group dropped). The
  * first group is small so that the seed builds' head starts wait for one
- * evaluation per system, not for all of them; two evaluators at most, so
- * the coordinator's memory is bounded by two evaluations, not the fleet.
+ * evaluation per system, not for all of them. They run one after the other
+ * (lib/stages/evaluate.ts): the first has the machine to itself, and the
+ * coordinator's memory is bounded by one evaluator, not the fleet.
  */
 export function evaluationGroups(builds: readonly SystemBuild[]): HostName[][] {
   const first = builds.map((b) => b.hosts[0]!);

@@ -33,11 +33,13 @@ export const PLACEHOLDER = {
   toplevelDrv: (host: string) => `{{toplevel-drv:${host}}}`,
   /** the --builders entries of a system's builders that answered in preflight, the seed first */
   builders: (system: string) => `{{builders:${system}}}`,
+  /** the --builders entry of a system's seed alone: the preferred seed as soon as it answered, else the first builder that did */
+  seedBuilder: (system: string) => `{{seed-builder:${system}}}`,
   /** a rollback's chosen system generation number on a host (its toplevel is `{{toplevel:<host>}}`) */
   generation: (host: string) => `{{generation:${host}}}`,
 } as const;
 
-const KNOWN = /\{\{(run-id|ssh-control-dir|previous-profile-link|previous-system|lock-holder|lock-holder-id|toplevel:[^{}]+|toplevel-name:[^{}]+|toplevel-hash:[^{}]+|toplevel-drv:[^{}]+|generation:[^{}]+|builders:[^{}]+)\}\}/g;
+const KNOWN = /\{\{(run-id|ssh-control-dir|previous-profile-link|previous-system|lock-holder|lock-holder-id|toplevel:[^{}]+|toplevel-name:[^{}]+|toplevel-hash:[^{}]+|toplevel-drv:[^{}]+|generation:[^{}]+|builders:[^{}]+|seed-builder:[^{}]+)\}\}/g;
 const UNSAFE = /['\n\r\0]/;
 
 /** What the run knows, by placeholder name (`run-id`, `toplevel:opi01`, …). */

@@ -120,7 +120,7 @@ function renderDeployPlan(plan: DeployPlan): string {
     cmd(preflight.cacheKey.listRoots),
     `    GET ${preflight.cacheUrl}/<hash of each of the newest pinned paths>.narinfo`,
     `    GET ${cacheInfoUrl(preflight.cacheUrl)}   (expects StoreDir: /nix/store)`,
-    `2. evaluate (${plan.evaluate.length > 1 ? `${plan.evaluate.length} evaluations at once, ` : ''}from the start of the run, beside preflight; each host once)`,
+    `2. evaluate (${plan.evaluate.length > 1 ? `${plan.evaluate.length} evaluations one after the other, ` : ''}from the start of the run, beside preflight; each host once)`,
     ...plan.evaluate.flatMap((e) => [`    ${e.hosts.join(', ')}:`, cmd(e.command)]),
     `3. seed build (one per system, at the same time${plan.builds.some((b) => b.on === 'builders') ? '; on builders nothing is built locally' : ''})`,
     ...plan.builds.flatMap((b) => [

@@ -162,7 +162,9 @@ export const systemBuildSchema = z.object({
   /**
    * Started as soon as `hosts`' first host is evaluated (the first
    * evaluation), while the others' evaluation goes on: the derivations its
-   * toplevel shares with the others (the kernel) start building then.
+   * toplevel shares with the others (the kernel) start building then. On
+   * builders: on the seed alone (`{{seed-builder:<system>}}`), once it
+   * answered, not waiting for the other builders' checks.
    * Absent for a system of one host.
    */
   headStart: z.object({ hosts: z.array(z.string()), build: plannedCommandSchema }).optional(),

@@ -5,7 +5,7 @@ import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
 import type { DeployPlan, PlannedCommand, RunnablePlan } from '../plan/types.ts';
 import type { PinnedRoot } from '../report/report.ts';
 import type { RunRecorder } from '../report/timing.ts';
-import type { Deferred } from '../util/deferred.ts';
+import { type Deferred, deferred } from '../util/deferred.ts';
 import type { HostDeps } from './deploy-host.ts';
 
 export interface Toplevel {
@@ -72,6 +72,14 @@ export interface RunContext {
    * the first failure; the targets' checks are not among them
    */
   buildChecked?: Deferred;
+  /**
+   * Per system built on builders, settled by preflight's builder check:
+   * resolved as soon as its seed is known (the preferred seed answered, or
+   * else the first builder that did: `ctx.seeds` and
+   * `{{seed-builder:<system>}}` hold it), rejected when none answered
+   * ({@link seedAnswered})
+   */
+  seedsAnswered?: Record<string, Deferred>;
   /** aborted when the run ends: stops whatever was begun before its stage and still runs (a failed preflight leaves nothing behind) */
   readonly background?: AbortController;
   builds: BuildRecord[];
@@ -81,6 +89,12 @@ export interface RunContext {
   readonly confirmActivation?: HostDeps['confirmActivation'];
   /** what was accepted against the defaults (--allow-unsigned), for the output and the report */
   warnings?: string[];
+}
+
+/** The deferred that says a system's seed is known (created by whichever asks first: the head start, or preflight). */
+export function seedAnswered(ctx: RunContext, system: string): Deferred {
+  const all = (ctx.seedsAnswered ??= {});
+  return (all[system] ??= deferred());
 }
 
 /** A planned command as it runs now: its placeholders filled with what the run knows (plus `extra`). */

@@ -1,9 +1,10 @@
 /**
  * Stage 2: every selected host's toplevel, evaluated once per run.
  *
- * The plan's evaluations start with the run, beside preflight
- * ({@link startEvaluations}, called by lib/run/run.ts): they only read the
- * flake on this machine and touch no host, and a failed preflight stops them.
+ * The plan's evaluations start with the run, beside preflight, one after
+ * the other ({@link startEvaluations}, called by lib/run/run.ts): they only
+ * read the flake on this machine and touch no host, and a failed preflight
+ * stops them.
  * The stage waits for the first (each system's first host), which the seed
  * build's head starts need; the seed build waits for the others
  * ({@link evaluated}) while its head starts already build what the toplevels
@@ -11,6 +12,7 @@
  */
 import type { ListrTask } from 'listr2';
 import { InterruptedError, StageError } from '../errors.ts';
+import type { DeployPlan } from '../plan/types.ts';
 import { deployRun, type Evaluations, filled, type RunContext, type RunningEvaluation, type Toplevel } from './context.ts';
 import { toplevelDerivationValues, toplevelValues } from '../plan/placeholders.ts';
 import { expectSuccess } from './failure.ts';
@@ -39,35 +41,48 @@ export function parseEvaluation(stdout: string, hosts: readonly string[]): Recor
 }
 
 /**
- * Starts every evaluation of the plan at once (stopped when the run ends:
- * `ctx.background`). Each, when it ends well, puts its hosts' toplevels
- * into `ctx.toplevels` and the values of their `{{toplevel…:<host>}}`
- * placeholders. Never rejects unobserved: a failure reaches whoever awaits
- * it (the evaluate stage, the seed build).
+ * Starts the plan's evaluations, one after another in the plan's order
+ * (stopped when the run ends: `ctx.background`): the first (each system's
+ * first host, which the head starts need) has this machine to itself, and
+ * at most one evaluator's memory is in use at a time. Each, when it ends
+ * well, puts its hosts' toplevels into `ctx.toplevels` and the values of
+ * their `{{toplevel…:<host>}}` placeholders; one that fails (or is stopped)
+ * fails those after it with the same error. Never rejects unobserved: a
+ * failure reaches whoever awaits it (the evaluate stage, the seed build).
  */
 export function startEvaluations(ctx: RunContext): Evaluations {
   const { plan } = deployRun(ctx);
   const signal = ctx.background ? AbortSignal.any([ctx.signal, ctx.background.signal]) : ctx.signal;
-  const evaluations: Evaluations = { running: [], show: () => {} };
-  const running = plan.evaluate.map((evaluation): RunningEvaluation => {
-    const startedAt = Date.now();
-    const entry: { hosts: readonly string[]; done: Promise<void>; durationMs?: number } = { hosts: evaluation.hosts, done: Promise.resolve() };
-    entry.done = (async () => {
-      const command = filled(ctx, evaluation.command);
-      const result = await ctx.executor.run(command, { signal, onLine: (line, stream) => stream === 'stderr' && evaluations.show(line) });
-      expectSuccess(`evaluation of ${evaluation.hosts.join(', ')} failed`, command, result);
-      const toplevels = parseEvaluation(result.stdout, evaluation.hosts);
-      // Only an evaluation that ended well has a duration: the stage's title counts it as done.
-      entry.durationMs = Date.now() - startedAt;
-      ctx.toplevels = { ...ctx.toplevels, ...toplevels };
-      const each = (pick: (t: Toplevel) => string) => Object.fromEntries(Object.entries(toplevels).map(([host, t]) => [host, pick(t)]));
-      // From here on, these hosts' {{toplevel:…}} and {{toplevel-drv:…}} placeholders have their values.
-      Object.assign(ctx.values, toplevelValues(each((t) => t.outPath)), toplevelDerivationValues(each((t) => t.drvPath)));
-    })();
+  const running: RunningEvaluation[] = [];
+  const evaluations: Evaluations = { running, show: () => {} };
+  let previous = Promise.resolve();
+  for (const evaluation of plan.evaluate) {
+    const entry: RunningEvaluation = {
+      hosts: evaluation.hosts,
+      done: previous.then(async () => {
+        const startedAt = Date.now();
+        await runEvaluation(ctx, evaluation, signal, (line) => evaluations.show(line));
+        // Only an evaluation that ended well has a duration: the stage's title counts it as done.
+        entry.durationMs = Date.now() - startedAt;
+      }),
+    };
     entry.done.catch(() => undefined);
-    return entry;
-  });
-  return Object.assign(evaluations, { running });
+    previous = entry.done;
+    running.push(entry);
+  }
+  return evaluations;
+}
+
+/** One `nix eval` of the plan; its hosts' toplevels go into the run's values. */
+async function runEvaluation(ctx: RunContext, evaluation: DeployPlan['evaluate'][number], signal: AbortSignal, show: (line: string) => void): Promise<void> {
+  const command = filled(ctx, evaluation.command);
+  const result = await ctx.executor.run(command, { signal, onLine: (line, stream) => stream === 'stderr' && show(line) });
+  expectSuccess(`evaluation of ${evaluation.hosts.join(', ')} failed`, command, result);
+  const toplevels = parseEvaluation(result.stdout, evaluation.hosts);
+  ctx.toplevels = { ...ctx.toplevels, ...toplevels };
+  const each = (pick: (t: Toplevel) => string) => Object.fromEntries(Object.entries(toplevels).map(([host, t]) => [host, pick(t)]));
+  // From here on, these hosts' {{toplevel:…}} and {{toplevel-drv:…}} placeholders have their values.
+  Object.assign(ctx.values, toplevelValues(each((t) => t.outPath)), toplevelDerivationValues(each((t) => t.drvPath)));
 }
 
 /**
@@ -86,6 +101,8 @@ export async function evaluated(ctx: RunContext, hosts: readonly string[], signa
  * (whichever comes first); the listener it adds is removed either way.
  */
 export async function unlessStopped<T>(promise: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  // Left behind when the signal wins: its later rejection is nobody's to handle.
+  promise.catch(() => undefined);
   if (signal.aborted) throw new InterruptedError(`stopped before ${what}`);
   let onAbort = () => {};
   const stopped = new Promise<never>((_, reject) => {
@@ -116,7 +133,7 @@ export function evaluateTask(): ListrTask<RunContext> {
       task.title = rest.length === 0
         ? `evaluate: ${what} in one nix eval (${s(first.durationMs)}, beside preflight)`
         : rest.every((e) => e.durationMs !== undefined)
-          ? `evaluate: ${what} in ${evaluations.running.length} nix evals at once (${evaluations.running.map((e) => s(e.durationMs)).join(', ')}, beside preflight)`
+          ? `evaluate: ${what} in ${evaluations.running.length} nix evals, one after the other (${evaluations.running.map((e) => s(e.durationMs)).join(', ')}, beside preflight)`
           : `evaluate: ${first.hosts.join(', ')} (${s(first.durationMs)}); the other ${total - first.hosts.length} beside the seed build`;
       evaluations.show = () => {};
     },

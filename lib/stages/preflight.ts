@@ -1,12 +1,14 @@
 /** Stage 1: the hosts answer over SSH and the cache answers as a Nix binary cache. */
 import type { ListrTask } from 'listr2';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { fetchCacheInfo } from '../cache/client.ts';
 import { cacheUnreachableHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
-import { deployRun, filled, type RunContext } from './context.ts';
+import { deployRun, filled, type RunContext, seedAnswered } from './context.ts';
 import { describeFailure } from '../exec/describe.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
-import type { DeployPlan, SystemBuild } from '../plan/types.ts';
+import { DEFAULT_CONCURRENCY } from '../plan/concurrency.ts';
+import type { BuilderPlan, DeployPlan, SystemBuild } from '../plan/types.ts';
 import { newestLiveRoots, parseRootListing } from '../cache/gc-roots.ts';
 import { gcRootHints, isPlaceholderKey } from '../cache/hints.ts';
 import { checkCacheKey } from '../cache/key-check.ts';
@@ -28,12 +30,12 @@ const SSH_HINT = 'Check the address, the key and known_hosts: ssh with the same 
 type TargetCheck = DeployPlan['preflight']['targets'][number];
 
 /** A target answers SSH as its deploy user and, for a non-root one, becomes root with `sudo -n` (as every root step will). */
-function targetCheckTask(ctx: RunContext, check: TargetCheck) {
+function targetCheckTask(ctx: RunContext, check: TargetCheck, login: LimitFunction) {
   return {
     title: check.local ? `${check.host} (this machine) runs root steps here` : `${check.host} answers SSH as target`,
     run: async () => {
       const command = filled(ctx, check.command);
-      const result = await ctx.executor.run(command, { signal: ctx.signal });
+      const result = await login(() => ctx.executor.run(command, { signal: ctx.signal }));
       // ssh itself fails with 255; any other failure of `sudo -n -- true` is sudo refusing (whatever its wording: sudo, sudo-rs).
       if (check.escalates && !succeeded(result) && !result.aborted && !result.timedOut && result.exitCode !== SSH_FAILED) {
         throw new StageError(describeFailure(`${check.host}: the deploy user cannot become root with sudo -n (no password prompt)`, command, result), [SUDO_HINT]);
@@ -47,7 +49,10 @@ function targetCheckTask(ctx: RunContext, check: TargetCheck) {
 export function targetsPreflightTask(): ListrTask<RunContext> {
   return {
     title: 'preflight',
-    task: (ctx, task) => subtaskList(task, ctx.plan.preflight.targets.map((check) => targetCheckTask(ctx, check))),
+    task: (ctx, task) => {
+      const login = pLimit(LOGINS_AT_ONCE);
+      return subtaskList(task, ctx.plan.preflight.targets.map((check) => targetCheckTask(ctx, check, login)));
+    },
   };
 }
 
@@ -58,7 +63,9 @@ export function preflightTask(): ListrTask<RunContext> {
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
       const { preflight, coordinator } = plan;
-      const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build));
+      // The seeds' logins queue first: the head starts build there as soon as they answered.
+      const login = pLimit(LOGINS_AT_ONCE);
+      const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build, login));
       const others: Subtask[] = [
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
@@ -122,17 +129,17 @@ export function preflightTask(): ListrTask<RunContext> {
           },
         },
       ];
-      const gated = gatedBy(ctx.buildChecked, [...builders, ...others]);
-      return subtaskList(task, [...gated.slice(0, builders.length), ...preflight.targets.map((check) => targetCheckTask(ctx, check)), ...gated.slice(builders.length)]);
+      return subtaskList(task, [...builders, ...preflight.targets.map((check) => targetCheckTask(ctx, check, login)), ...gatedBy(ctx.buildChecked, others)]);
     },
   };
 }
 
 /**
  * `checks`, each settling its share of `gate` (ctx.buildChecked): resolved
- * when every check a build needs has passed, rejected at the first that
- * fails. The head starts (lib/stages/seed-build.ts) wait for it, not for the
- * targets' checks, which take longest on a large fleet.
+ * when every check of this machine a build needs has passed, rejected at the
+ * first that fails. The head starts (lib/stages/seed-build.ts) wait for it
+ * and for their seed ({@link buildersCheckTask}), not for the targets' nor
+ * the other builders' logins, which take longest on a large fleet.
  */
 function gatedBy(gate: Deferred | undefined, checks: readonly Subtask[]): Subtask[] {
   if (!gate) return [...checks];
@@ -155,40 +162,65 @@ function gatedBy(gate: Deferred | undefined, checks: readonly Subtask[]): Subtas
 /**
  * A system's builders answer SSH as their builder users: those that do make
  * its build's --builders (`{{builders:<system>}}`), the first of them its seed.
- * When the preferred seed does not answer, the next that does builds instead
- * (said in the report); when none answers, preflight fails with the
- * preferred seed's failure.
+ * The preferred seed is the seed as soon as it answered (`{{seed-builder:<system>}}`,
+ * {@link seedAnswered}: its head start need not wait for the others). When it
+ * does not answer, the next that does builds instead (said in the report);
+ * when none answers, preflight fails with the preferred seed's failure.
  */
-function buildersCheckTask(ctx: RunContext, build: SystemBuild) {
+function buildersCheckTask(ctx: RunContext, build: SystemBuild, login: LimitFunction) {
   const names = build.builders.map((b) => b.host);
+  const known = seedAnswered(ctx, build.system);
+  const choose = (seed: BuilderPlan) => {
+    ctx.seeds[build.system] = seed.host;
+    ctx.values[`seed-builder:${build.system}`] = seed.spec;
+    known.resolve();
+  };
   return {
     title: `${names.join(', ')} answer${names.length === 1 ? 's' : ''} SSH as builder${names.length === 1 ? '' : 's'} (${build.system})`,
     run: async (sub: { title: string }) => {
-      const probes = await Promise.all(
-        build.builders.map(async (builder) => {
-          const command = filled(ctx, builder.check);
-          return { builder, command, result: await ctx.executor.run(command, { signal: ctx.signal }) };
-        }),
-      );
-      const answering = probes.filter((p) => succeeded(p.result));
-      const [preferred] = probes;
-      if (answering.length === 0 || ctx.signal.aborted) {
-        expectSuccess(`${preferred!.builder.host} (builder) does not answer SSH`, preferred!.command, preferred!.result, [SSH_HINT]);
+      try {
+        await checkBuilders(sub);
+      } catch (error) {
+        known.reject(error);
+        throw error;
       }
-      const seed = answering[0]!.builder.host;
-      ctx.seeds[build.system] = seed;
-      ctx.values[`builders:${build.system}`] = joinBuilderSpecs(answering.map((p) => p.builder.spec));
-      const silent = probes.filter((p) => !succeeded(p.result)).map((p) => `${p.builder.host} (${outputTail(p.result, 1)[0] ?? `exit ${p.result.exitCode}`})`);
-      if (seed !== preferred!.builder.host) {
-        const failover = `seed ${preferred!.builder.host} did not answer (${outputTail(preferred!.result, 1)[0] ?? `exit ${preferred!.result.exitCode}`}); ${seed} builds instead`;
-        ctx.seedFailover = ctx.seedFailover ? `${ctx.seedFailover}; ${failover}` : failover;
-      }
-      sub.title = silent.length
-        ? `${build.system}: ${answering.map((p) => p.builder.host).join(', ')} build${seed === preferred!.builder.host ? '' : ` (seed ${seed})`}; not answering, left out: ${silent.join(', ')}`
-        : `${names.join(', ')} answer${names.length === 1 ? 's' : ''} SSH as builder${names.length === 1 ? '' : 's'} (${build.system}, seed ${seed})`;
     },
   };
+
+  async function checkBuilders(sub: { title: string }): Promise<void> {
+    const probes = await Promise.all(
+      build.builders.map(async (builder, i) => {
+        const command = filled(ctx, builder.check);
+        const result = await login(() => ctx.executor.run(command, { signal: ctx.signal }));
+        if (i === 0 && succeeded(result)) choose(builder);
+        return { builder, command, result };
+      }),
+    );
+    const answering = probes.filter((p) => succeeded(p.result));
+    const [preferred] = probes;
+    if (answering.length === 0 || ctx.signal.aborted) {
+      expectSuccess(`${preferred!.builder.host} (builder) does not answer SSH`, preferred!.command, preferred!.result, [SSH_HINT]);
+    }
+    const seed = answering[0]!.builder;
+    if (seed !== preferred!.builder) choose(seed);
+    ctx.values[`builders:${build.system}`] = joinBuilderSpecs(answering.map((p) => p.builder.spec));
+    const silent = probes.filter((p) => !succeeded(p.result)).map((p) => `${p.builder.host} (${outputTail(p.result, 1)[0] ?? `exit ${p.result.exitCode}`})`);
+    if (seed !== preferred!.builder) {
+      const failover = `seed ${preferred!.builder.host} did not answer (${outputTail(preferred!.result, 1)[0] ?? `exit ${preferred!.result.exitCode}`}); ${seed.host} builds instead`;
+      ctx.seedFailover = ctx.seedFailover ? `${ctx.seedFailover}; ${failover}` : failover;
+    }
+    sub.title = silent.length
+      ? `${build.system}: ${answering.map((p) => p.builder.host).join(', ')} build${seed === preferred!.builder ? '' : ` (seed ${seed.host})`}; not answering, left out: ${silent.join(', ')}`
+      : `${names.join(', ')} answer${names.length === 1 ? 's' : ''} SSH as builder${names.length === 1 ? '' : 's'} (${build.system}, seed ${seed.host})`;
+  }
 }
+
+/**
+ * How many ssh logins preflight makes at once (the run's default
+ * concurrency): a large fleet's logins all at once starve this machine's CPU
+ * (key exchanges), and the seeds', queued first, would wait for all of them.
+ */
+const LOGINS_AT_ONCE = DEFAULT_CONCURRENCY;
 
 /** The nixos-rebuild the deploy will run here was found and takes the flags the targets need (probed when planning). */
 function rebuildCheck(rebuild: NonNullable<DeployPlan['preflight']['rebuild']>) {

@@ -18,7 +18,7 @@ import { sshDestination } from '../remote/host.ts';
 import type { PlannedCommand, SystemBuild } from '../plan/types.ts';
 import { deferred } from '../util/deferred.ts';
 import { evaluated, unlessStopped } from './evaluate.ts';
-import { deployRun, filled, type HeadStart, type RunContext } from './context.ts';
+import { deployRun, filled, type HeadStart, type RunContext, seedAnswered } from './context.ts';
 import { expectSuccess } from './failure.ts';
 import { type SubtaskWrapper, subtaskList } from './subtasks.ts';
 
@@ -58,10 +58,11 @@ function whereBuilt(ctx: RunContext, build: SystemBuild): string {
 /**
  * Begins each system's head start in the background (stopped when the run
  * ends: `ctx.background`): once preflight's checks a build needs have
- * passed (`ctx.buildChecked`: its builders answered, this machine's Nix
- * obeys --builders, the GC roots, the cache; not the targets' checks, the
- * slowest on a large fleet) and its first host is evaluated. Nothing of it
- * touches a target. Its failure reaches the seed-build stage.
+ * passed (`ctx.buildChecked`: this machine's Nix obeys --builders, the GC
+ * roots, the cache), its seed answered (it builds there alone; not the
+ * other builders' nor the targets' logins, the slowest on a large fleet)
+ * and its first host is evaluated. Nothing of it touches a target. Its
+ * failure reaches the seed-build stage.
  */
 export function startHeadStarts(ctx: RunContext): void {
   const { plan } = deployRun(ctx);
@@ -80,12 +81,13 @@ export function startHeadStarts(ctx: RunContext): void {
         if (early.push(line) > EARLY_LINES) early.shift();
       };
       const done = (async () => {
-        await unlessStopped(ctx.buildChecked?.promise ?? Promise.resolve(), signal, "preflight's checks for the build");
+        const seed = build.on === 'builders' ? [seedAnswered(ctx, build.system).promise] : [];
+        await unlessStopped(Promise.all([ctx.buildChecked?.promise, ...seed]), signal, "preflight's checks for the build");
         await evaluated(ctx, head.hosts, signal);
         startBuildSpan(ctx, build);
         show(`building ${head.hosts.join(', ')} first, while the others are evaluated`);
         try {
-          await runBuild(ctx, build, head, (line) => show(line), signal, built);
+          await runBuild(ctx, build, { ...head, on: 'seed' }, (line) => show(line), signal, built);
           succeeded = true;
         } finally {
           // In the report whether or not the seed-build stage ever runs (a target failing preflight stops it first).
@@ -138,7 +140,7 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
       const others = build.hosts.filter((h) => !build.headStart?.hosts.includes(h));
       if (head && others.length) say(`evaluating ${others.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
       await evaluated(ctx, build.hosts, signal);
-      return runBuild(ctx, build, { hosts: build.hosts, build: build.build }, say, signal, built);
+      return runBuild(ctx, build, { hosts: build.hosts, build: build.build, on: 'builders' }, say, signal, built);
     })();
     try {
       await Promise.all([head?.done, all]);
@@ -159,14 +161,15 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
 /**
  * One `nix build` of a system: what Nix's log says it built where (the
  * report's "built on" comes from there, never from the plan; appended to
- * `built`), checked against where it may build (the builders that
- * answered, or this machine) and against the evaluated toplevels it was
+ * `built`), checked against where it may build (the builders its
+ * --builders named: the seed, or all that answered; or this machine) and against the evaluated toplevels it was
  * asked for.
  */
 async function runBuild(
   ctx: RunContext,
   build: SystemBuild,
-  of: { readonly hosts: readonly string[]; readonly build: PlannedCommand },
+  /** `on`: the builders its --builders names (the head start: the seed alone) */
+  of: { readonly hosts: readonly string[]; readonly build: PlannedCommand; readonly on: 'seed' | 'builders' },
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
@@ -186,7 +189,7 @@ async function runBuild(
       },
     });
     // Nix names a remote build's machine by the URI its --builders entry starts with; a build here has none.
-    const answered = new Set((ctx.values[`builders:${build.system}`] ?? '').split(' ; '));
+    const answered = new Set((ctx.values[`${of.on === 'seed' ? 'seed-builder' : 'builders'}:${build.system}`] ?? '').split(' ; '));
     const used = build.builders.filter((b) => answered.has(b.spec));
     const allowed = used.map((b) => b.uri);
     const elsewhere = log.builds.filter((b) => (build.on === 'here' ? b.machine !== undefined : !allowed.some((uri) => isBuiltOn(b.machine, uri))));

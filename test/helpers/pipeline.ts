@@ -142,11 +142,12 @@ export function runValues({ executor, result }: Omit<RecordedRun, 'plan'>): Reco
     .map((arg) => /^ControlPath=(.+)\/%C$/.exec(arg)?.[1])
     .find((dir) => dir !== undefined);
   const toplevels = Object.fromEntries(result.report.hosts.flatMap((h) => (h.toplevel ? [[h.name, h.toplevel]] : [])));
-  // Each build's --builders as preflight filled it, by the system its entries name (their second field).
+  // Each build's --builders as preflight filled it, by the system its entries name (their second field):
+  // the build of all has every builder that answered (the later one), the seed's entry is the first of any.
   const builders = executor.calls.flatMap((call) => {
     const value = call.argv[call.argv.indexOf('--builders') + 1];
     const system = value?.split(' ')[1];
-    return call.argv.includes('--builders') && value && system ? [[`builders:${system}`, value]] : [];
+    return call.argv.includes('--builders') && value && system ? [[`builders:${system}`, value], [`seed-builder:${system}`, value.split(' ; ')[0]!]] : [];
   });
   return { 'run-id': 'r1', ...(controlDir ? { 'ssh-control-dir': controlDir } : {}), ...toplevelValues(toplevels), ...toplevelDerivationValues(Object.fromEntries(Object.keys(toplevels).map((h) => [h, FIXTURE_DRV]))), ...Object.fromEntries(builders) };
 }

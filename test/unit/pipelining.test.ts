@@ -1,7 +1,8 @@
 /**
  * The stages overlap where nothing needs to wait: the evaluations run beside
- * preflight, each system's head start (its first host's toplevel) builds
- * while the other hosts are evaluated, and a failure anywhere stops what
+ * preflight (one after the other), each system's head start (its first
+ * host's toplevel) builds on its seed once the seed answered, while the other
+ * hosts are evaluated, and a failure anywhere stops what
  * still runs beside it — before any target is touched.
  */
 import { describe, expect, it } from 'vitest';
@@ -10,7 +11,8 @@ import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
 import { asRun, buildsOneToplevel, FIXTURE_DRV, runPipeline, touchedTarget } from '../helpers/pipeline.ts';
 import { type Responder, when } from '../helpers/recording-executor.ts';
 
-/** The evaluation of opi02 and opi03 (the plan's second): it names them and not opi01. */
+/** The plan's first evaluation (opi01 alone), and its second (opi02 and opi03). */
+const isFirstEvaluation = (spec: CommandSpec) => spec.argv.includes('eval') && spec.argv.at(-1)!.includes('[ "opi01" ]');
 const isRestEvaluation = (spec: CommandSpec) => spec.argv.includes('eval') && spec.argv.at(-1)!.includes('[ "opi02" "opi03" ]');
 
 describe('pipelined stages', () => {
@@ -44,6 +46,42 @@ describe('pipelined stages', () => {
     expect(result.error!.message).toContain('cache.publicKey is the placeholder');
     expect(executor.calls.some((c) => c.argv.includes('build'))).toBe(false);
     expect(touchedTarget(executor.calls)).toBe(false);
+  });
+
+  it('evaluates the others only once the first evaluation ended: one evaluator at a time', async () => {
+    let firstEnded = false;
+    let restStartedEarly: boolean | undefined;
+    const slowFirst: Responder = (spec) => {
+      if (isFirstEvaluation(spec)) {
+        const ends = new Promise((resolve) => setTimeout(resolve, 100)).then(() => (firstEnded = true));
+        return { until: ends, stdout: JSON.stringify({ opi01: { drv: FIXTURE_DRV, out: FIXTURE_TOPLEVEL } }) };
+      }
+      if (isRestEvaluation(spec)) restStartedEarly = !firstEnded;
+      return undefined;
+    };
+    const { result } = await runPipeline([slowFirst]);
+    expect(result.error).toBeUndefined();
+    expect(restStartedEarly).toBe(false);
+  });
+
+  it("starts the head start on the seed as soon as the seed answered, before the other builders have", async () => {
+    // opi01's builder login answers only once the head start runs (or after 2 s, which fails the test below).
+    let headStarted!: () => void;
+    const started = new Promise<void>((resolve) => (headStarted = resolve));
+    let headStartBeforeOpi01 = false;
+    let opi01Answered = false;
+    const pipeline = await runPipeline([
+      (spec) => (buildsOneToplevel(spec) ? ((headStartBeforeOpi01 = !opi01Answered), headStarted(), undefined) : undefined),
+      when(['nix-builder@opi01.internal'], () => ({ until: Promise.race([started, new Promise((r) => setTimeout(r, 2000))]).then(() => (opi01Answered = true)) })),
+    ]);
+    const { result, executor } = pipeline;
+    expect(result.error).toBeUndefined();
+    expect(headStartBeforeOpi01).toBe(true);
+    // On the seed alone; the build of all on every builder that answered, the seed first.
+    const [headStart, all] = executor.calls.filter((c) => c.argv.includes('build'));
+    const builders = (c: CommandSpec) => c.argv[c.argv.indexOf('--builders') + 1]!.split(' ; ').map((spec) => spec.split(' ')[0]);
+    expect(builders(headStart!)).toEqual(['ssh://nix-builder@opi03.internal']);
+    expect(builders(all!)).toEqual(['opi03', 'opi01', 'opi02'].map((h) => `ssh://nix-builder@${h}.internal`));
   });
 
   it("builds the first host's toplevel while the others are still being evaluated", async () => {

@@ -45,7 +45,10 @@ describe('planning a deploy of the fleet', () => {
       'attrs: builtins.listToAttrs (map (name: let t = attrs.${name}.config.system.build.toplevel; in ' +
         '{ inherit name; value = { drv = t.drvPath; out = t.outPath; }; }) [ "opi02" "opi03" ])',
     ]);
-    expect(plan.builds[0]!.headStart).toEqual({ hosts: ['opi01'], build: { ...plan.builds[0]!.build, argv: [...plan.builds[0]!.build.argv.slice(0, -3), '{{toplevel-drv:opi01}}^out'] } });
+    // The head start builds opi01's on the seed alone; the build of all on every builder that answered.
+    const seedOnly = plan.builds[0]!.build.argv.slice(0, -3).map((a) => (a === '{{builders:aarch64-linux}}' ? '{{seed-builder:aarch64-linux}}' : a));
+    expect(plan.builds[0]!.build.argv).toContain('{{builders:aarch64-linux}}');
+    expect(plan.builds[0]!.headStart).toEqual({ hosts: ['opi01'], build: { ...plan.builds[0]!.build, argv: [...seedOnly, '{{toplevel-drv:opi01}}^out'] } });
     // One host: one evaluation, no head start.
     const one = planDeploy(inventory, ['opi02'], { goal: 'switch', onCoordinator: true });
     expect([one.evaluate.map((e) => e.hosts), one.builds[0]!.headStart]).toEqual([[['opi02']], undefined]);

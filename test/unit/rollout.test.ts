@@ -227,12 +227,14 @@ describe('safe rollouts (recording executor)', () => {
     expect(result.error).toBeUndefined();
     expect(result.report.seed).toBe('opi01');
     expect(result.report.seedFailover).toBe('seed opi03 did not answer (Connection refused); opi01 builds instead');
-    // The first build that ran (the head start) names the builders that answered, opi01 first; opi03 is left out.
-    const build = executor.calls.find((c) => c.argv.includes('build'))!;
-    expect(build).toEqual(asRun(pipeline, plan.builds[0]!.headStart!.build));
-    expect(build.argv[build.argv.indexOf('--builders') + 1]).toBe(
-      ['opi01', 'opi02'].map((h) => `ssh://nix-builder@${h}.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -`).join(' ; '),
-    );
+    // The first build that ran (the head start) is on the new seed alone; the build of all names the builders that
+    // answered, opi01 first; opi03 is left out of both.
+    const [headStart, all] = executor.calls.filter((c) => c.argv.includes('build'));
+    const spec = (h: string) => `ssh://nix-builder@${h}.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -`;
+    expect(headStart).toEqual(asRun(pipeline, plan.builds[0]!.headStart!.build));
+    expect(headStart!.argv[headStart!.argv.indexOf('--builders') + 1]).toBe(spec('opi01'));
+    expect(all).toEqual(asRun(pipeline, plan.builds[0]!.build));
+    expect(all!.argv[all!.argv.indexOf('--builders') + 1]).toBe(['opi01', 'opi02'].map(spec).join(' ; '));
   });
 });
 
