@@ -486,7 +486,8 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
     const result = await must(executor, 'dissection: evaluation', { argv: command.argv, env: { ...lab.env, ...command.env }, timeoutMs: 300_000 }, { signal });
     for (const [host, toplevel] of Object.entries(parseEvaluation(result.stdout, evaluation.hosts))) drvPaths[host] = toplevel.drvPath;
   }
-  // The pipeline's own build of all the lab's one system's toplevels, on every builder (as preflight fills them when all answer).
+  // The pipeline's own build of the lab's one system's toplevels but the head start's (and the kernel they share),
+  // on every builder (as preflight fills them when all answer).
   const system = plan.builds[0]!;
   const seedBuild = fillCommand(system.build, { [`builders:${system.system}`]: joinBuilderSpecs(system.builders.map((b) => b.spec)), ...toplevelDerivationValues(drvPaths) });
   const env = { ...lab.env, ...seedBuild.env };

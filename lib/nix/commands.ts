@@ -90,6 +90,13 @@ export function builderProbeArgv(builder: RemoteHost): string[] {
  * this machine, the coordinator (`--builders ''` keeps the other systems'
  * builders of its nix.conf out, `--max-jobs auto` undoes a nix.conf that
  * delegates everything).
+ *
+ * `build-poll-interval 1`: a system's build of every toplevel finds what its
+ * head start is building (the kernel) locked by that other `nix build`, and
+ * Nix looks at a held lock again only every build-poll-interval seconds (5 by
+ * default: up to 5 s lost once the kernel is done; seen here with Nix 2.8).
+ * The setting is in Nix from 2.0 to today's, and one an untrusted client of
+ * the daemon may set too (daemon.cc).
  */
 export function seedBuildArgv(installables: readonly string[], on: { readonly builders: string } | 'here'): string[] {
   const placement = on === 'here'
@@ -99,6 +106,7 @@ export function seedBuildArgv(installables: readonly string[], on: { readonly bu
     // Nix 2.8 takes --log-format only before the subcommand.
     'nix', '--log-format', 'internal-json', 'build',
     '--no-link', '--json',
+    '--option', 'build-poll-interval', '1',
     ...placement,
     ...installables,
   ];

@@ -241,11 +241,13 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
   const toplevelDrvs = (of: readonly HostName[]) => of.map((host) => derivationOutputInstallable(PLACEHOLDER.toplevelDrv(host), 'out', options.localNix));
   return systemBuilders(inventory, hosts, options.seed).map(({ system, hosts: of, builders: names }): SystemBuild => {
     const timeoutMs = t.buildMinutes * MINUTE;
-    // The first host's toplevel, built while the others are evaluated (a system of one host has no head start).
+    // The first host's toplevel, built while the others are evaluated (a system of one host has no head start);
+    // the build of the others then need not wait for that toplevel, only for what it shares with them.
     const headStart = (placement: Parameters<typeof seedBuildArgv>[1]) =>
       of.length > 1 ? { headStart: { hosts: [of[0]!], build: { argv: seedBuildArgv(toplevelDrvs([of[0]!]), placement), env, timeoutMs } } } : {};
+    const rest = of.length > 1 ? of.slice(1) : of;
     if (names.length === 0 && options.onCoordinator) {
-      return { system, hosts: [...of], on: 'here', builders: [], ...headStart('here'), build: { argv: seedBuildArgv(toplevelDrvs(of), 'here'), env, timeoutMs } };
+      return { system, hosts: [...of], on: 'here', builders: [], ...headStart('here'), build: { argv: seedBuildArgv(toplevelDrvs(rest), 'here'), env, timeoutMs } };
     }
     const builders: BuilderPlan[] = names.length
       ? names.map((name) => {
@@ -257,11 +259,11 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
           return { host: inventory.coordinator.name, check: check(builder), uri: nixSshStoreUri(builder), spec: coordinatorBuilderSpec(inventory, builder) };
         })()];
     // The head start on the seed alone (it starts once the seed answered, before the other builders have);
-    // every toplevel on every builder that answered.
+    // the other toplevels on every builder that answered.
     return {
       system, hosts: [...of], on: 'builders', builders,
       ...headStart({ builders: PLACEHOLDER.seedBuilder(system) }),
-      build: { argv: seedBuildArgv(toplevelDrvs(of), { builders: PLACEHOLDER.builders(system) }), env, timeoutMs },
+      build: { argv: seedBuildArgv(toplevelDrvs(rest), { builders: PLACEHOLDER.builders(system) }), env, timeoutMs },
     };
   });
 }

@@ -128,7 +128,7 @@ function renderDeployPlan(plan: DeployPlan): string {
         ? `    ${b.system} (${b.hosts.join(', ')}): here, natively on ${plan.coordinator.name}`
         : `    ${b.system} (${b.hosts.join(', ')}): on those of ${b.builders.map((x) => x.host).join(', ')} that answered, ${PLACEHOLDER.builders(b.system)} = their entries:`,
       ...b.builders.map((x) => `      ${x.spec}`),
-      ...(b.headStart ? [`    ${b.headStart.hosts.join(', ')} as soon as evaluated (a head start for what the toplevels share):`, cmd(b.headStart.build), `    then all of them, once evaluated:`] : []),
+      ...(b.headStart ? [`    ${b.headStart.hosts.join(', ')} as soon as evaluated (a head start for what the toplevels share):`, cmd(b.headStart.build), `    then the others, once evaluated:`] : []),
       cmd(b.build),
     ]),
     // A Nix daemon makes the builds itself: only the --builders spec reaches it.

@@ -168,7 +168,11 @@ export const systemBuildSchema = z.object({
    * Absent for a system of one host.
    */
   headStart: z.object({ hosts: z.array(z.string()), build: plannedCommandSchema }).optional(),
-  /** every toplevel of the system, once all are evaluated (what the head start built is found built or building) */
+  /**
+   * the system's other toplevels (all of them without a head start), once
+   * they are evaluated: what they share with the head start's (the kernel)
+   * is found built or building
+   */
   build: plannedCommandSchema,
 });
 export type SystemBuild = z.infer<typeof systemBuildSchema>;

@@ -81,12 +81,19 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     ...(previousGeneration === undefined ? {} : { previousGeneration }),
   };
 
-  if (steps.diff) {
+  const noteDiff = (compared: { diff?: HostClosureDiff; why?: string }) => {
+    if (compared.diff) before = { ...before, diff: compared.diff };
+    say(compared.diff ? `closure: ${summarizeClosureDiff(compared.diff)}` : `no closure diff: ${compared.why}`);
+  };
+  // The closure diff goes first only when someone looks at it before the activation (--interactive, --dry-run
+  // --diff). Otherwise it is for the report: it runs beside the other steps (it only reads the store), and the
+  // host ends once it has.
+  let diffing: Promise<void> = Promise.resolve();
+  if (steps.diff && (deployment.diffOnly || deps.confirmActivation)) {
     say('comparing closures (nix store diff-closures)');
     const compared = await diffClosures(run, steps.diff);
     if (compared === 'aborted') return interrupted(end, host, 'previous');
-    if (compared.diff) before = { ...before, diff: compared.diff };
-    say(compared.diff ? `closure: ${summarizeClosureDiff(compared.diff)}` : `no closure diff: ${compared.why}`);
+    noteDiff(compared);
     if (deployment.diffOnly) {
       end({ state: 'not-started', generation: 'previous', note: compared.diff ? 'dry run: compared, not activated' : `dry run: no closure diff (${compared.why})` });
       return;
@@ -95,108 +102,117 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       end({ state: 'not-started', generation: 'previous', note: 'not activated: declined at the --interactive question' });
       return;
     }
+  } else if (steps.diff) {
+    say('comparing closures (nix store diff-closures)');
+    diffing = diffClosures(run, steps.diff).then((compared) => (compared === 'aborted' ? undefined : noteDiff(compared)), () => undefined);
   }
 
-  // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
-  if (steps.copy) {
-    say('copying the closure (the target substitutes what it can)');
-    const copied = await run(steps.copy);
-    if (copied.aborted) return interrupted(end, host, 'previous');
-    if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
-  }
-
-  let armed = false;
-  if (steps.arm) {
-    const arm = await run(steps.arm);
-    if (arm.aborted) return interrupted(end, host, 'previous');
-    if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
-    armed = true;
-  }
-  const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
-
-  if (steps.setProfile) {
-    say('setting the system profile');
-    const set = await run(steps.setProfile);
-    if (set.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
-    if (!succeeded(set)) return fail(await rollBack(armed, 'setting the system profile failed'), describeFailure(`${host}: cannot set its system profile`, fill(steps.setProfile), set));
-  }
-
-  const activation = deployment.activation ?? 'nixos-rebuild';
-  say(activation === 'nixos-rebuild' ? `nixos-rebuild ${goal}` : `${activation} (${goal})`);
-  const command = fill(steps.rebuild);
-  const shownLive = (line: string) => {
-    if (!isOutputNoise(line)) say(line);
-  };
-  const rebuilt = await executor.run(command, { signal, onLine: shownLive });
-  if (rebuilt.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
-  if (!succeeded(rebuilt)) {
-    const why = describeFailure(`${host} failed`, command, rebuilt, tailWithoutNoise(rebuilt));
-    return fail(await rollBack(armed, `${activation} failed`), why);
-  }
-
-  // --reboot: the boot default is set; the host must come back having booted it.
-  let rebootNote: string | undefined;
-  if (steps.reboot) {
-    const outcome = await rebootAndWait(steps.reboot, { host, run, signal, say, closeConnection: steps.closeConnection });
-    if (outcome.kind === 'aborted') return interrupted(end, host, 'unknown', 'interrupted while it rebooted');
-    if (outcome.kind === 'not-asked') return fail(await rollBack(false, 'could not ask it to reboot'), describeFailure(`${host}: cannot reboot it`, fill(steps.reboot.command), outcome.result));
-    const waited = `${Math.round(outcome.waitedMs / 1000)} s`;
-    const expected = fillText(steps.reboot.expectBooted, { ...deployment.values, ...generationValues });
-    if (outcome.kind === 'not-back') {
-      const note = `did not come back within ${waited} of its reboot (last: ${outcome.last}); nothing more could be done: it cannot be reached (its boot default is ${expected})`;
-      return fail({ state: 'failed', generation: 'unknown', note }, `${host}: did not come back within ${waited} after its reboot into ${expected}`);
+  try {
+    // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
+    if (steps.copy) {
+      say('copying the closure (the target substitutes what it can)');
+      const copied = await run(steps.copy);
+      if (copied.aborted) return interrupted(end, host, 'previous');
+      if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
     }
-    const booted = outcome.after.bootedSystem;
-    if (booted !== expected) {
-      const what = `it booted ${booted ?? `nothing (no ${steps.reboot.bootedSystem})`} instead of ${expected} (back after ${waited})`;
-      const ended = await rollBack(false, what);
-      // The rollback with goal boot points the boot default back at what runs.
-      return fail(ended.state === 'rolled-back' ? { ...ended, note: `${ended.note}; its boot default is what it runs again` } : ended, `${host}: did not boot the new generation`);
-    }
-    const bootIds = outcome.before.bootId && outcome.after.bootId ? (outcome.before.bootId === outcome.after.bootId ? ', boot id unchanged (a container sharing the machine\'s)' : ', new boot id') : '';
-    rebootNote = `rebooted into ${booted} in ${waited}${bootIds}`;
-    say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
-  }
 
-  if (steps.health) {
-    const checks = healthChecksFor(steps.health, executor, deployment.values);
-    const health = await runHealthChecks(checks, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
-    if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
-    if (health.failed) {
-      const why = `${host}: health check failed after ${health.failed.attempts} attempt(s): ${health.failed.check}: ${health.failed.reason}`;
-      return fail(await rollBack(armed, 'health check failed'), why);
+    let armed = false;
+    if (steps.arm) {
+      const arm = await run(steps.arm);
+      if (arm.aborted) return interrupted(end, host, 'previous');
+      if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
+      armed = true;
     }
-    // A unit that starts and dies seconds later passes one round of checks: they must hold.
-    const settleSeconds = steps.health.settleMs / 1000;
-    if (settleSeconds > 0) {
-      const held = await holdHealthy(checks, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
+    const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
+
+    if (steps.setProfile) {
+      say('setting the system profile');
+      const set = await run(steps.setProfile);
+      if (set.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+      if (!succeeded(set)) return fail(await rollBack(armed, 'setting the system profile failed'), describeFailure(`${host}: cannot set its system profile`, fill(steps.setProfile), set));
+    }
+
+    const activation = deployment.activation ?? 'nixos-rebuild';
+    say(activation === 'nixos-rebuild' ? `nixos-rebuild ${goal}` : `${activation} (${goal})`);
+    const command = fill(steps.rebuild);
+    const shownLive = (line: string) => {
+      if (!isOutputNoise(line)) say(line);
+    };
+    const rebuilt = await executor.run(command, { signal, onLine: shownLive });
+    if (rebuilt.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+    if (!succeeded(rebuilt)) {
+      const why = describeFailure(`${host} failed`, command, rebuilt, tailWithoutNoise(rebuilt));
+      return fail(await rollBack(armed, `${activation} failed`), why);
+    }
+
+    // --reboot: the boot default is set; the host must come back having booted it.
+    let rebootNote: string | undefined;
+    if (steps.reboot) {
+      const outcome = await rebootAndWait(steps.reboot, { host, run, signal, say, closeConnection: steps.closeConnection });
+      if (outcome.kind === 'aborted') return interrupted(end, host, 'unknown', 'interrupted while it rebooted');
+      if (outcome.kind === 'not-asked') return fail(await rollBack(false, 'could not ask it to reboot'), describeFailure(`${host}: cannot reboot it`, fill(steps.reboot.command), outcome.result));
+      const waited = `${Math.round(outcome.waitedMs / 1000)} s`;
+      const expected = fillText(steps.reboot.expectBooted, { ...deployment.values, ...generationValues });
+      if (outcome.kind === 'not-back') {
+        const note = `did not come back within ${waited} of its reboot (last: ${outcome.last}); nothing more could be done: it cannot be reached (its boot default is ${expected})`;
+        return fail({ state: 'failed', generation: 'unknown', note }, `${host}: did not come back within ${waited} after its reboot into ${expected}`);
+      }
+      const booted = outcome.after.bootedSystem;
+      if (booted !== expected) {
+        const what = `it booted ${booted ?? `nothing (no ${steps.reboot.bootedSystem})`} instead of ${expected} (back after ${waited})`;
+        const ended = await rollBack(false, what);
+        // The rollback with goal boot points the boot default back at what runs.
+        return fail(ended.state === 'rolled-back' ? { ...ended, note: `${ended.note}; its boot default is what it runs again` } : ended, `${host}: did not boot the new generation`);
+      }
+      const bootIds = outcome.before.bootId && outcome.after.bootId ? (outcome.before.bootId === outcome.after.bootId ? ', boot id unchanged (a container sharing the machine\'s)' : ', new boot id') : '';
+      rebootNote = `rebooted into ${booted} in ${waited}${bootIds}`;
+      say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
+    }
+
+    if (steps.health) {
+      const checks = healthChecksFor(steps.health, executor, deployment.values);
+      const health = await runHealthChecks(checks, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
       if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
-      if (held.failed) {
-        const why = `${host}: health check failed ${held.failed.afterSeconds} s after activation, within the ${settleSeconds} s settle window: ${held.failed.check}: ${held.failed.reason}`;
-        return fail(await rollBack(armed, 'health check failed in the settle window'), why);
+      if (health.failed) {
+        const why = `${host}: health check failed after ${health.failed.attempts} attempt(s): ${health.failed.check}: ${health.failed.reason}`;
+        return fail(await rollBack(armed, 'health check failed'), why);
+      }
+      // A unit that starts and dies seconds later passes one round of checks: they must hold.
+      const settleSeconds = steps.health.settleMs / 1000;
+      if (settleSeconds > 0) {
+        const held = await holdHealthy(checks, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
+        if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+        if (held.failed) {
+          const why = `${host}: health check failed ${held.failed.afterSeconds} s after activation, within the ${settleSeconds} s settle window: ${held.failed.check}: ${held.failed.reason}`;
+          return fail(await rollBack(armed, 'health check failed in the settle window'), why);
+        }
       }
     }
-  }
 
-  if (armed && steps.confirm) {
-    const over = steps.target.local ? 'here' : 'over a new SSH connection';
-    say(`confirming ${over}`);
-    const confirm = await run(steps.confirm);
-    if (confirm.exitCode === CONFIRM_TOO_LATE) {
-      // The canary was gone: read what the host runs, rather than assume the watchdog's rollback worked.
-      const now = parseRollbackReport(confirm.stdout);
-      const generation = generationAfter(now, previous, newToplevel);
-      const by = now.watchdogAt !== undefined ? `the watchdog rolled it back at ${new Date(now.watchdogAt * 1000).toISOString()}` : 'the watchdog had removed its canary without rolling back (it gave up waiting, or its rollback failed)';
-      fail(
-        { state: now.watchdogAt !== undefined && generation === 'previous' ? 'rolled-back' : 'failed', generation, note: `confirmation came too late: ${by}` },
-        `${host}: not confirmed in time`,
-      );
+    if (armed && steps.confirm) {
+      const over = steps.target.local ? 'here' : 'over a new SSH connection';
+      say(`confirming ${over}`);
+      const confirm = await run(steps.confirm);
+      if (confirm.exitCode === CONFIRM_TOO_LATE) {
+        // The canary was gone: read what the host runs, rather than assume the watchdog's rollback worked.
+        const now = parseRollbackReport(confirm.stdout);
+        const generation = generationAfter(now, previous, newToplevel);
+        const by = now.watchdogAt !== undefined ? `the watchdog rolled it back at ${new Date(now.watchdogAt * 1000).toISOString()}` : 'the watchdog had removed its canary without rolling back (it gave up waiting, or its rollback failed)';
+        fail(
+          { state: now.watchdogAt !== undefined && generation === 'previous' ? 'rolled-back' : 'failed', generation, note: `confirmation came too late: ${by}` },
+          `${host}: not confirmed in time`,
+        );
+      }
+      if (!succeeded(confirm)) {
+        fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy ${over}`);
+      }
     }
-    if (!succeeded(confirm)) {
-      fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy ${over}`);
-    }
+    await diffing;
+    end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: steps.reboot ? 'rebooted' : effectOf(goal, previous, newToplevel), ...(rebootNote ? { note: rebootNote } : {}) });
+  } finally {
+    // Not left running when the host failed (its end does not wait for it: the report has the diff if it came first).
+    await diffing;
   }
-  end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: steps.reboot ? 'rebooted' : effectOf(goal, previous, newToplevel), ...(rebootNote ? { note: rebootNote } : {}) });
 
   async function rollBack(armed: boolean, reason: string): Promise<HostEnd> {
     if (goal === 'dry-activate') return { state: 'failed', generation: 'previous', note: `${reason}; dry-activate changes nothing` };

@@ -4,10 +4,10 @@
  * then landed in the cache host's store and pinned there.
  *
  * A system's head start (its first host's toplevel: the kernel and whatever
- * else the toplevels share) begins before this stage, beside preflight, as
- * soon as the checks a build needs have passed and that host is evaluated
- * ({@link startHeadStarts}); the stage builds every toplevel once all are
- * evaluated, beside it.
+ * else the toplevels share) begins before this stage, beside preflight, on
+ * the seed as soon as it answered, this machine's checks a build needs have
+ * passed and that host is evaluated ({@link startHeadStarts}); the stage
+ * builds the other toplevels once they are evaluated, beside it.
  */
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
@@ -121,8 +121,8 @@ function startBuildSpan(ctx: RunContext, build: SystemBuild): void {
 
 /**
  * One system's builds, recorded on the run's time axis as one: its head
- * start (begun earlier, or now) beside the build of every toplevel once all
- * are evaluated. The first failure stops the other.
+ * start (begun earlier, or now) beside the build of the other toplevels once
+ * they are evaluated. The first failure stops the other.
  */
 async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrapper): Promise<void> {
   const { plan } = deployRun(ctx);
@@ -136,18 +136,18 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
   const signal = AbortSignal.any([ctx.signal, stopper.signal]);
   let outcome: 'success' | 'failed' = 'failed';
   try {
-    const all = (async () => {
-      const others = build.hosts.filter((h) => !build.headStart?.hosts.includes(h));
-      if (head && others.length) say(`evaluating ${others.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
-      await evaluated(ctx, build.hosts, signal);
-      return runBuild(ctx, build, { hosts: build.hosts, build: build.build, on: 'builders' }, say, signal, built);
+    const others = (async () => {
+      const hosts = build.hosts.filter((h) => !build.headStart?.hosts.includes(h));
+      if (head) say(`evaluating ${hosts.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
+      await evaluated(ctx, hosts, signal);
+      return runBuild(ctx, build, { hosts, build: build.build, on: 'builders' }, say, signal, built);
     })();
     try {
-      await Promise.all([head?.done, all]);
+      await Promise.all([head?.done, others]);
     } catch (error) {
       stopper.abort();
       head?.stop();
-      await Promise.allSettled([head?.done, all]);
+      await Promise.allSettled([head?.done, others]);
       throw error;
     }
     sub.title = `${build.system} on ${whereBuilt(ctx, build)}: ${summarizeBuilds([...(head?.built ?? []), ...built])}`;

@@ -38,6 +38,9 @@ export function buildsOneToplevel(spec: CommandSpec): boolean {
   return spec.argv.includes('build') && spec.argv.filter((a) => a.endsWith('^out') || a.endsWith('.drv')).length === 1;
 }
 
+/** What the new toplevel changes against /nix/store/old-system, as lib/nix/closure-diff.ts CLOSURE_DIFF prints it. */
+export const CLOSURE_DIFF_ANSWER = `format=avalanche-closure-diff-1\ncurrent-system=/nix/store/old-system\ntoplevel=${FIXTURE_TOPLEVEL}\nclosure-bytes-after=2048\nclosure-bytes-before=1024\ndiff-closures:\nlinux: 6.1.1 → 6.1.2\n`;
+
 /** Every host evaluates and builds to the fixture path (on opi03), and ran system-4 before. */
 export const fleetResponders: readonly Responder[] = [
   evaluatesTo(FLEET_HOSTS),
@@ -52,8 +55,7 @@ export const fleetResponders: readonly Responder[] = [
   })),
   // What each target ran before: its profile link, the profile's path, the running system.
   when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),
-  // What the new toplevel changes against /nix/store/old-system, as lib/nix/closure-diff.ts CLOSURE_DIFF prints it.
-  when(['avalanche-closure-diff'], { stdout: 'format=avalanche-closure-diff-1\ncurrent-system=/nix/store/old-system\ntoplevel=' + FIXTURE_TOPLEVEL + '\nclosure-bytes-after=2048\nclosure-bytes-before=1024\ndiff-closures:\nlinux: 6.1.1 → 6.1.2\n' }),
+  when(['avalanche-closure-diff'], { stdout: CLOSURE_DIFF_ANSWER }),
   // The rollback restores system-4 and reads the generation again.
   when(['avalanche-rollback'], { stdout: 'outcome=restored\nprofile-link=system-4-link\nprofile-path=/nix/store/old-system\ncurrent-system=/nix/store/old-system\n' }),
 ];

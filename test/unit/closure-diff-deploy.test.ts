@@ -1,7 +1,8 @@
 /**
- * Each host's closure diff in the deploy (issue 13 #4): planned before the
- * watchdog and the activation, recorded in the report, shown on the host's
- * row; --dry-run --diff stops there; --interactive asks with it; a diff that
+ * Each host's closure diff in the deploy (issue 13 #4): planned after the
+ * probe, run beside the other steps (before the activation only when asked
+ * about: --interactive, --dry-run --diff), recorded in the report, shown on
+ * the host's row; --dry-run --diff stops there; --interactive asks with it; a diff that
  * cannot be made never stops a deploy.
  */
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import type { Io } from '../../lib/cli/io.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
 import { planRollback } from '../../lib/plan/rollback.ts';
 import { fleetInventory, repoRoot, fleetInventoryPath } from '../helpers/fixtures.ts';
-import { deployStepsRun, FLEET_HOSTS, planFleet, runPipeline } from '../helpers/pipeline.ts';
+import { CLOSURE_DIFF_ANSWER, deployStepsRun, FLEET_HOSTS, planFleet, runPipeline } from '../helpers/pipeline.ts';
 import { when } from '../helpers/recording-executor.ts';
 
 describe('closure diff in the deploy', () => {
@@ -31,9 +32,21 @@ describe('closure diff in the deploy', () => {
     expect(renderPlan(planFleet({ diffOnly: true }))).toContain('and stop: nothing is activated');
   });
 
-  it('runs before the watchdog and the activation, and lands in the report and on the row', async () => {
-    const run = await runPipeline([]);
+  it('starts after the probe and runs beside the other steps; the host ends with it, in the report', async () => {
+    // opi01's diff answers only once its activation has started (or after 2 s, which fails the test below).
+    let activating!: () => void;
+    const activated = new Promise<void>((resolve) => (activating = resolve));
+    let diffAnswered = false;
+    let activatedBeforeDiff: boolean | undefined;
+    const run = await runPipeline([
+      (spec) => (spec.argv.includes('nixos-rebuild') && spec.argv.includes('deploy@opi01.internal') ? ((activatedBeforeDiff = !diffAnswered), activating(), undefined) : undefined),
+      when(['avalanche-closure-diff', 'deploy@opi01.internal'], () => ({
+        until: Promise.race([activated, new Promise((r) => setTimeout(r, 2000))]).then(() => (diffAnswered = true)),
+        stdout: CLOSURE_DIFF_ANSWER,
+      })),
+    ]);
     expect(run.result.outcome).toBe('success');
+    expect(activatedBeforeDiff).toBe(true);
     expect(deployStepsRun(run).filter((s) => s.startsWith('opi01'))).toEqual(['opi01 probe', 'opi01 diff', 'opi01 arm', 'opi01 rebuild', 'opi01 health: ssh answers', 'opi01 confirm']);
     const opi01 = run.result.report.hosts.find((h) => h.name === 'opi01')!;
     expect(opi01.diff).toMatchObject({ kind: 'diff', sizeDeltaBytes: 1024, packages: [{ name: 'linux', change: 'changed', before: ['6.1.1'], after: ['6.1.2'] }] });

@@ -46,7 +46,7 @@ describe('planning a deploy of the fleet', () => {
         '{ inherit name; value = { drv = t.drvPath; out = t.outPath; }; }) [ "opi02" "opi03" ])',
     ]);
     // The head start builds opi01's on the seed alone; the build of all on every builder that answered.
-    const seedOnly = plan.builds[0]!.build.argv.slice(0, -3).map((a) => (a === '{{builders:aarch64-linux}}' ? '{{seed-builder:aarch64-linux}}' : a));
+    const seedOnly = plan.builds[0]!.build.argv.slice(0, -2).map((a) => (a === '{{builders:aarch64-linux}}' ? '{{seed-builder:aarch64-linux}}' : a));
     expect(plan.builds[0]!.build.argv).toContain('{{builders:aarch64-linux}}');
     expect(plan.builds[0]!.headStart).toEqual({ hosts: ['opi01'], build: { ...plan.builds[0]!.build, argv: [...seedOnly, '{{toplevel-drv:opi01}}^out'] } });
     // One host: one evaluation, no head start.
@@ -59,11 +59,13 @@ describe('planning a deploy of the fleet', () => {
       ['opi03', 'opi01', 'opi02'].map((h) => `ssh://nix-builder@${h}.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -`),
     );
     expect(plan.builds[0]!.build.argv).toEqual([
-      'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', '0',
-      '--builders', '{{builders:aarch64-linux}}',
+      'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json',
+      // What the head start builds is locked by its own nix build: looked at again every second, not every 5.
+      '--option', 'build-poll-interval', '1',
+      '--max-jobs', '0', '--builders', '{{builders:aarch64-linux}}',
       '--option', 'builders-use-substitutes', 'true',
-      // The derivations the evaluation instantiated: the flake is not evaluated again.
-      '{{toplevel-drv:opi01}}^out', '{{toplevel-drv:opi02}}^out', '{{toplevel-drv:opi03}}^out',
+      // The derivations the evaluation instantiated (the flake is not evaluated again); opi01's is the head start's.
+      '{{toplevel-drv:opi02}}^out', '{{toplevel-drv:opi03}}^out',
     ]);
     expect(plan.builds[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
   });
@@ -191,9 +193,10 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
       ['x86_64-linux', 'here', ['hawk', 'calypso'], []],
     ]);
     expect(plan.builds[1]!.build.argv).toEqual([
-      'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--max-jobs', 'auto', '--builders', '',
-      '{{toplevel-drv:hawk}}^out', '{{toplevel-drv:calypso}}^out',
+      'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--option', 'build-poll-interval', '1', '--max-jobs', 'auto', '--builders', '',
+      '{{toplevel-drv:calypso}}^out',
     ]);
+    expect(plan.builds[1]!.headStart!.build.argv.at(-1)).toBe('{{toplevel-drv:hawk}}^out');
     // Each system's first host in the first evaluation, every other host in the second.
     expect(plan.evaluate.map((e) => e.hosts)).toEqual([['opi01', 'hawk'], ['opi02', 'opi03', 'calypso']]);
     expect(plan.evaluate[0]!.command.argv.at(-1)).toContain('[ "opi01" "hawk" ]');
@@ -225,7 +228,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     const plan = planDeploy(whole, all, { goal: 'switch', onCoordinator: false, thisMachine: 'calypso', localUser: 'avl', rebuildTool: ngTool });
     const x86 = plan.builds[1]!;
     expect([x86.on, x86.builders.map((b) => b.spec)]).toEqual(['builders', ['ssh://root@hawk.internal x86_64-linux - 8 4 nixos-test,benchmark,big-parallel,kvm - -']]);
-    expect(x86.build.argv.slice(6, 10)).toEqual(['--max-jobs', '0', '--builders', '{{builders:x86_64-linux}}']);
+    expect(x86.build.argv.slice(9, 13)).toEqual(['--max-jobs', '0', '--builders', '{{builders:x86_64-linux}}']);
     expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03'], ['hawk'], ['calypso']]);
     expect(plan.deploy.hosts.hawk!.rebuild.argv).toContain('deploy@hawk.internal');
     expect(plan.deploy.hosts.calypso!.target.local).toBe(true);
