@@ -35,7 +35,7 @@ export interface CliOptions {
   readonly dryRun: boolean;
   /** do not ask before deploying more than one host */
   readonly yes: boolean;
-  /** each host's closure diff before activation (--no-diff: false); with --dry-run, build and compare, activate nothing */
+  /** each host's closure diff, beside its other steps (--no-diff: false); with --dry-run, build and compare, activate nothing */
   readonly diff: boolean;
   /** with --dry-run: --diff was given (build, fetch and compare) */
   readonly dryRunDiff: boolean;
@@ -100,7 +100,7 @@ ${command === 'deploy-all' ? '  --tag <tag>          the same as --on @<tag>\n' 
   --dry-run            print every stage with the exact commands; run nothing
   --diff               with --dry-run: also build, fetch onto each target and show what
                        it would change (nix store diff-closures); activates nothing
-  --no-diff            skip the closure diff each host otherwise gets before activation
+  --no-diff            skip the closure diff each host otherwise gets
   --interactive        show each host's closure diff and ask before activating it
                        (a terminal only; never under CI or --json)
   -y, --yes            do not ask before deploying more than one host (asked only on a
@@ -145,7 +145,7 @@ ${SELECTION_HELP}
   --force-unlock       remove the deploy lock of a dead run first
   --dry-run            print every step with the exact commands; run nothing
   --diff               with --dry-run: also show what each switch would change
-  --no-diff            skip the closure diff each host otherwise gets before the switch
+  --no-diff            skip the closure diff each host otherwise gets
   --interactive        show each host's closure diff and ask before switching it
   -y, --yes            do not ask before switching more than one host back
   --json               machine-readable result on stdout

@@ -128,7 +128,9 @@ function renderDeployPlan(plan: DeployPlan): string {
         ? `    ${b.system} (${b.hosts.join(', ')}): here, natively on ${plan.coordinator.name}`
         : `    ${b.system} (${b.hosts.join(', ')}): on those of ${b.builders.map((x) => x.host).join(', ')} that answered, ${PLACEHOLDER.builders(b.system)} = their entries:`,
       ...b.builders.map((x) => `      ${x.spec}`),
-      ...(b.headStart ? [`    ${b.headStart.hosts.join(', ')} as soon as evaluated (a head start for what the toplevels share):`, cmd(b.headStart.build), `    then the others, once evaluated:`] : []),
+      ...(b.headStart
+        ? [`    ${b.headStart.hosts.join(', ')} as soon as evaluated (a head start for what the toplevels share)${b.on === 'builders' ? `, on the seed alone once it answered (${PLACEHOLDER.seedBuilder(b.system)}: its entry)` : ''}:`, cmd(b.headStart.build), `    then the others, once evaluated:`]
+        : []),
       cmd(b.build),
     ]),
     // A Nix daemon makes the builds itself: only the --builders spec reaches it.
@@ -168,7 +170,7 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
   return [
     `  ${host.name}:`,
     ...step('read its generation', host.probe),
-    ...step(`compare its closure with what it runs (nix store diff-closures)${deploy.diffOnly ? ' — and stop: nothing is activated' : deploy.interactive ? ', show it and ask before activating' : ''}`, host.diff),
+    ...step(`compare its closure with what it runs (nix store diff-closures)${deploy.diffOnly ? ' — and stop: nothing is activated' : deploy.interactive ? ', show it and ask before activating' : ', beside the steps below'}`, host.diff),
     ...step('copy the closure (the target substitutes from its caches what it can)', host.copy),
     ...step(`arm the magic-rollback watchdog (reverts unless confirmed within ${deploy.confirmTimeoutSeconds} s of the activation)`, host.arm),
     ...step('set the system profile (a new generation)', host.setProfile),

@@ -111,6 +111,12 @@ export class RunRecorder {
     if (span) Object.assign(span, { endedAt: this.now(), ...end, outcome: end.state === 'deployed' ? 'success' : 'failed' });
   }
 
+  /** A host's closure diff, also when it came after the host's end (it runs beside the host's steps). */
+  noteHostDiff(name: string, diff: NonNullable<HostEnd['diff']>): void {
+    const span = this.hosts.get(name);
+    if (span) Object.assign(span, { diff });
+  }
+
   elapsed(): number {
     return this.now() - this.startedAt;
   }

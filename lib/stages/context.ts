@@ -63,13 +63,13 @@ export interface RunContext {
   toplevels?: Record<string, Toplevel>;
   /** a deploy's evaluations, running from the start of the run */
   evaluations?: Evaluations;
-  /** a deploy's head starts by system, begun beside preflight once their builders answered and their first host is evaluated */
+  /** a deploy's head starts by system, begun beside preflight once their seed answered and their first host is evaluated */
   headStarts?: Record<string, HeadStart>;
   /**
-   * Settled when preflight's checks a build needs have ended: resolved when
-   * they all passed (the builders that answered are in `{{builders:<system>}}`,
-   * this machine's Nix obeys --builders, the GC roots, the cache), rejected at
-   * the first failure; the targets' checks are not among them
+   * Settled when preflight's checks of this machine a build needs have
+   * ended: resolved when they all passed (its Nix obeys --builders, the GC
+   * roots, the cache), rejected at the first failure; neither the builders'
+   * ({@link seedAnswered}) nor the targets' checks are among them
    */
   buildChecked?: Deferred;
   /**

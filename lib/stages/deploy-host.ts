@@ -82,14 +82,21 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   };
 
   const noteDiff = (compared: { diff?: HostClosureDiff; why?: string }) => {
-    if (compared.diff) before = { ...before, diff: compared.diff };
+    if (compared.diff) {
+      before = { ...before, diff: compared.diff };
+      recorder.noteHostDiff(host, compared.diff);
+    }
     say(compared.diff ? `closure: ${summarizeClosureDiff(compared.diff)}` : `no closure diff: ${compared.why}`);
   };
   // The closure diff goes first only when someone looks at it before the activation (--interactive, --dry-run
-  // --diff). Otherwise it is for the report: it runs beside the other steps (it only reads the store), and the
-  // host ends once it has.
+  // --diff). Otherwise it is for the report: it runs beside the other steps from the copy on (it only reads the
+  // store), and the host ends once it has.
   let diffing: Promise<void> = Promise.resolve();
-  if (steps.diff && (deployment.diffOnly || deps.confirmActivation)) {
+  // A host that failed does not wait for its diff: stopped, the report has it if it came first.
+  const stopDiff = new AbortController();
+  let deployed = false;
+  const diffAsked = deployment.diffOnly || deps.confirmActivation !== undefined;
+  if (steps.diff && diffAsked) {
     say('comparing closures (nix store diff-closures)');
     const compared = await diffClosures(run, steps.diff);
     if (compared === 'aborted') return interrupted(end, host, 'previous');
@@ -102,10 +109,16 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       end({ state: 'not-started', generation: 'previous', note: 'not activated: declined at the --interactive question' });
       return;
     }
-  } else if (steps.diff) {
-    say('comparing closures (nix store diff-closures)');
-    diffing = diffClosures(run, steps.diff).then((compared) => (compared === 'aborted' ? undefined : noteDiff(compared)), () => undefined);
   }
+  const diffBeside = diffAsked ? undefined : steps.diff;
+  const startDiff = (diff: PlannedCommand) => {
+    say('comparing closures (nix store diff-closures)');
+    const diffSignal = AbortSignal.any([signal, stopDiff.signal]);
+    const runDiff = (command: PlannedCommand) => executor.run(fill(command), { signal: diffSignal });
+    diffing = diffClosures(runDiff, diff).then((compared) => (compared === 'aborted' ? undefined : noteDiff(compared)), () => undefined);
+  };
+  // After the copy, which fetches the closure the diff reads (both at once fetch it twice over, slower).
+  if (diffBeside && !steps.copy) startDiff(diffBeside);
 
   try {
     // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
@@ -114,6 +127,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       const copied = await run(steps.copy);
       if (copied.aborted) return interrupted(end, host, 'previous');
       if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
+      if (diffBeside) startDiff(diffBeside);
     }
 
     let armed = false;
@@ -148,6 +162,8 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     // --reboot: the boot default is set; the host must come back having booted it.
     let rebootNote: string | undefined;
     if (steps.reboot) {
+      // The reboot closes the connection the diff runs over.
+      await diffing;
       const outcome = await rebootAndWait(steps.reboot, { host, run, signal, say, closeConnection: steps.closeConnection });
       if (outcome.kind === 'aborted') return interrupted(end, host, 'unknown', 'interrupted while it rebooted');
       if (outcome.kind === 'not-asked') return fail(await rollBack(false, 'could not ask it to reboot'), describeFailure(`${host}: cannot reboot it`, fill(steps.reboot.command), outcome.result));
@@ -208,9 +224,10 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       }
     }
     await diffing;
+    deployed = true;
     end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: steps.reboot ? 'rebooted' : effectOf(goal, previous, newToplevel), ...(rebootNote ? { note: rebootNote } : {}) });
   } finally {
-    // Not left running when the host failed (its end does not wait for it: the report has the diff if it came first).
+    if (!deployed) stopDiff.abort();
     await diffing;
   }
 

@@ -130,11 +130,10 @@ export function evaluateTask(): ListrTask<RunContext> {
       const rest = evaluations.running.slice(1);
       const total = plan.hosts.length;
       const what = `${total} toplevel${total > 1 ? 's' : ''}`;
+      // The others' evaluation starts when the first ended: it goes on beside the seed build.
       task.title = rest.length === 0
         ? `evaluate: ${what} in one nix eval (${s(first.durationMs)}, beside preflight)`
-        : rest.every((e) => e.durationMs !== undefined)
-          ? `evaluate: ${what} in ${evaluations.running.length} nix evals, one after the other (${evaluations.running.map((e) => s(e.durationMs)).join(', ')}, beside preflight)`
-          : `evaluate: ${first.hosts.join(', ')} (${s(first.durationMs)}); the other ${total - first.hosts.length} beside the seed build`;
+        : `evaluate: ${first.hosts.join(', ')} (${s(first.durationMs)}); the other ${total - first.hosts.length} beside the seed build`;
       evaluations.show = () => {};
     },
   };

@@ -63,7 +63,6 @@ export function preflightTask(): ListrTask<RunContext> {
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
       const { preflight, coordinator } = plan;
-      // The seeds' logins queue first: the head starts build there as soon as they answered.
       const login = pLimit(LOGINS_AT_ONCE);
       const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build, login));
       const others: Subtask[] = [
@@ -191,7 +190,9 @@ function buildersCheckTask(ctx: RunContext, build: SystemBuild, login: LimitFunc
     const probes = await Promise.all(
       build.builders.map(async (builder, i) => {
         const command = filled(ctx, builder.check);
-        const result = await login(() => ctx.executor.run(command, { signal: ctx.signal }));
+        // The preferred seed's login is not queued: its head start waits for it alone.
+        const ask = () => ctx.executor.run(command, { signal: ctx.signal });
+        const result = await (i === 0 ? ask() : login(ask));
         if (i === 0 && succeeded(result)) choose(builder);
         return { builder, command, result };
       }),
@@ -216,9 +217,10 @@ function buildersCheckTask(ctx: RunContext, build: SystemBuild, login: LimitFunc
 }
 
 /**
- * How many ssh logins preflight makes at once (the run's default
- * concurrency): a large fleet's logins all at once starve this machine's CPU
- * (key exchanges), and the seeds', queued first, would wait for all of them.
+ * How many ssh logins preflight makes at once besides the preferred seeds'
+ * (the run's default concurrency): a large fleet's logins all at once starve
+ * this machine's CPU (key exchanges), and the seeds' logins, which the head
+ * starts wait for, would wait for all of them.
  */
 const LOGINS_AT_ONCE = DEFAULT_CONCURRENCY;
 

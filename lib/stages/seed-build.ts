@@ -121,14 +121,16 @@ function startBuildSpan(ctx: RunContext, build: SystemBuild): void {
 
 /**
  * One system's builds, recorded on the run's time axis as one: its head
- * start (begun earlier, or now) beside the build of the other toplevels once
- * they are evaluated. The first failure stops the other.
+ * start (begun before this stage) beside the build of the other toplevels
+ * once they are evaluated. The first failure stops the other.
  */
 async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrapper): Promise<void> {
   const { plan } = deployRun(ctx);
   // Prefixed when several systems build: the plain renderer (CI logs) interleaves their lines.
   const say = (line: string) => (sub.output = plan.builds.length > 1 ? `${build.system}: ${line}` : line);
   const head = ctx.headStarts?.[build.system];
+  // The build below leaves the head start's toplevel to it: without it, that toplevel would not be built.
+  if (build.headStart && !head) throw new Error(`the head start of ${build.system} was never started (lib/run/run.ts startHeadStarts)`);
   head?.attach(say);
   startBuildSpan(ctx, build);
   const built: BuildRecord[] = [];

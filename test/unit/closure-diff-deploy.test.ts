@@ -52,6 +52,19 @@ describe('closure diff in the deploy', () => {
     expect(opi01.diff).toMatchObject({ kind: 'diff', sizeDeltaBytes: 1024, packages: [{ name: 'linux', change: 'changed', before: ['6.1.1'], after: ['6.1.2'] }] });
   });
 
+  it('a host that fails does not wait for its diff: stopped, the failure reported at once', async () => {
+    const run = await runPipeline([
+      when(['avalanche-closure-diff', 'deploy@opi02.internal'], { untilAborted: true }),
+      when(['--flake', '.#opi02'], { exitCode: 1, stderr: 'activation failed' }),
+    ]);
+    expect(run.result.outcome).toBe('failed');
+    const diffAt = run.executor.calls.findIndex((c) => c.argv.some((a) => a.includes('avalanche-closure-diff')) && c.argv.includes('deploy@opi02.internal'));
+    expect(run.executor.results[diffAt]).toMatchObject({ aborted: true });
+    expect(run.result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', diff: undefined });
+    // The others deployed, each with its diff.
+    expect(run.result.report.hosts.filter((h) => h.name !== 'opi02').map((h) => [h.state, h.diff?.kind])).toEqual([['deployed', 'diff'], ['deployed', 'diff']]);
+  });
+
   it('a diff that cannot be made says why and the deploy goes on', async () => {
     const run = await runPipeline([when(['avalanche-closure-diff', 'deploy@opi02.internal'], { exitCode: 3, stderr: 'closure-diff: cannot get the new toplevel here' })]);
     expect(run.result.outcome).toBe('success');
