@@ -111,7 +111,7 @@ export class RunRecorder {
     if (span) Object.assign(span, { endedAt: this.now(), ...end, outcome: end.state === 'deployed' ? 'success' : 'failed' });
   }
 
-  /** A host's closure diff, also when it came after the host's end (it runs beside the host's steps). */
+  /** A host's closure diff, whenever it comes: before its end or, running beside the host's steps, after it. */
   noteHostDiff(name: string, diff: NonNullable<HostEnd['diff']>): void {
     const span = this.hosts.get(name);
     if (span) Object.assign(span, { diff });

@@ -56,8 +56,9 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   let generationValues: PlaceholderValues = {};
   // Known once the probe read the host: it had no system profile, so no previous generation.
   let firstDeploy = false;
-  // What it ran before (for the report, and `rollback --run`, which goes back to it), and what the new system changes.
-  let before: Pick<HostEnd, 'previousToplevel' | 'previousGeneration' | 'diff'> = {};
+  // What it ran before (for the report, and `rollback --run`, which goes back to it); what the new system changes
+  // goes to the recorder when the diff comes (RunRecorder.noteHostDiff), before or after the host's end.
+  let before: Pick<HostEnd, 'previousToplevel' | 'previousGeneration'> = {};
   const fill = (command: PlannedCommand) => fillCommand(command, { ...deployment.values, ...generationValues });
   const run = (command: PlannedCommand) => executor.run(fill(command), { signal });
   const end = (result: HostEnd) => recorder.endHost(host, { ...result, ...before, ...(firstDeploy ? { firstDeploy } : {}) });
@@ -82,10 +83,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   };
 
   const noteDiff = (compared: { diff?: HostClosureDiff; why?: string }) => {
-    if (compared.diff) {
-      before = { ...before, diff: compared.diff };
-      recorder.noteHostDiff(host, compared.diff);
-    }
+    if (compared.diff) recorder.noteHostDiff(host, compared.diff);
     say(compared.diff ? `closure: ${summarizeClosureDiff(compared.diff)}` : `no closure diff: ${compared.why}`);
   };
   // The closure diff goes first only when someone looks at it before the activation (--interactive, --dry-run
