@@ -113,7 +113,10 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     say('comparing closures (nix store diff-closures)');
     const diffSignal = AbortSignal.any([signal, stopDiff.signal]);
     const runDiff = (command: PlannedCommand) => executor.run(fill(command), { signal: diffSignal });
-    diffing = diffClosures(runDiff, diff).then((compared) => (compared === 'aborted' ? undefined : noteDiff(compared)), () => undefined);
+    // Recorded, not said: the row shows what the host is doing (the activation, the checks), and its final line the diff.
+    diffing = diffClosures(runDiff, diff).then((compared) => {
+      if (compared !== 'aborted' && compared.diff) recorder.noteHostDiff(host, compared.diff);
+    }, () => undefined);
   };
   // After the copy, which fetches the closure the diff reads (both at once fetch it twice over, slower).
   if (diffBeside && !steps.copy) startDiff(diffBeside);
