@@ -33,6 +33,8 @@ export interface Evaluations {
 export interface HeadStart {
   /** resolves when its build ended well; rejects with its failure */
   readonly done: Promise<void>;
+  /** resolves once Nix's log says it began building a derivation, or once it ended (well or not); never rejects */
+  readonly underway: Promise<void>;
   /** whether its build ended well (so far) */
   readonly succeeded: () => boolean;
   /** what Nix's log says it built, where (also in the run's `builds` once it ended) */
@@ -95,6 +97,17 @@ export interface RunContext {
 export function seedAnswered(ctx: RunContext, system: string): Deferred {
   const all = (ctx.seedsAnswered ??= {});
   return (all[system] ??= deferred());
+}
+
+/**
+ * Resolves once every head start is underway ({@link HeadStart.underway}),
+ * at once when there is none. What no head start needs (the targets' logins,
+ * the other hosts' evaluation) waits for it: on a coordinator with few
+ * CPUs, ssh key exchanges and an evaluator beside it slow the head starts'
+ * way to their seeds, the run's critical path. Never rejects.
+ */
+export function headStartsUnderway(ctx: Pick<RunContext, 'headStarts'>): Promise<void> {
+  return Promise.all(Object.values(ctx.headStarts ?? {}).map((head) => head.underway)).then(() => undefined);
 }
 
 /** A planned command as it runs now: its placeholders filled with what the run knows (plus `extra`). */

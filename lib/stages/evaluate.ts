@@ -13,7 +13,7 @@
 import type { ListrTask } from 'listr2';
 import { InterruptedError, StageError } from '../errors.ts';
 import type { DeployPlan } from '../plan/types.ts';
-import { deployRun, type Evaluations, filled, type RunContext, type RunningEvaluation, type Toplevel } from './context.ts';
+import { deployRun, type Evaluations, filled, headStartsUnderway, type RunContext, type RunningEvaluation, type Toplevel } from './context.ts';
 import { toplevelDerivationValues, toplevelValues } from '../plan/placeholders.ts';
 import { expectSuccess } from './failure.ts';
 
@@ -43,8 +43,9 @@ export function parseEvaluation(stdout: string, hosts: readonly string[]): Recor
 /**
  * Starts the plan's evaluations, one after another in the plan's order
  * (stopped when the run ends: `ctx.background`): the first (each system's
- * first host, which the head starts need) has this machine to itself, and
- * at most one evaluator's memory is in use at a time. Each, when it ends
+ * first host, which the head starts need) has this machine to itself, the
+ * others begin once the head starts are underway ({@link headStartsUnderway}),
+ * and at most one evaluator's memory is in use at a time. Each, when it ends
  * well, puts its hosts' toplevels into `ctx.toplevels` and the values of
  * their `{{toplevel…:<host>}}` placeholders; one that fails (or is stopped)
  * fails those after it with the same error. Never rejects unobserved: a
@@ -56,10 +57,12 @@ export function startEvaluations(ctx: RunContext): Evaluations {
   const running: RunningEvaluation[] = [];
   const evaluations: Evaluations = { running, show: () => {} };
   let previous = Promise.resolve();
-  for (const evaluation of plan.evaluate) {
+  for (const [i, evaluation] of plan.evaluate.entries()) {
     const entry: RunningEvaluation = {
       hosts: evaluation.hosts,
       done: previous.then(async () => {
+        // The others wait for the head starts too (ctx.headStarts, set by then: lib/run/run.ts starts them next).
+        if (i > 0) await unlessStopped(headStartsUnderway(ctx), signal, 'the head starts');
         const startedAt = Date.now();
         await runEvaluation(ctx, evaluation, signal, (line) => evaluations.show(line));
         // Only an evaluation that ended well has a duration: the stage's title counts it as done.

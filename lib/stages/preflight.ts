@@ -1,10 +1,10 @@
 /** Stage 1: the hosts answer over SSH and the cache answers as a Nix binary cache. */
 import type { ListrTask } from 'listr2';
-import pLimit, { type LimitFunction } from 'p-limit';
+import pLimit from 'p-limit';
 import { fetchCacheInfo } from '../cache/client.ts';
 import { cacheUnreachableHints } from '../cache/hints.ts';
 import { StageError } from '../errors.ts';
-import { deployRun, filled, type RunContext, seedAnswered } from './context.ts';
+import { deployRun, filled, headStartsUnderway, type RunContext, seedAnswered } from './context.ts';
 import { describeFailure } from '../exec/describe.ts';
 import { outputTail, succeeded } from '../exec/types.ts';
 import { DEFAULT_CONCURRENCY } from '../plan/concurrency.ts';
@@ -30,7 +30,7 @@ const SSH_HINT = 'Check the address, the key and known_hosts: ssh with the same 
 type TargetCheck = DeployPlan['preflight']['targets'][number];
 
 /** A target answers SSH as its deploy user and, for a non-root one, becomes root with `sudo -n` (as every root step will). */
-function targetCheckTask(ctx: RunContext, check: TargetCheck, login: LimitFunction) {
+function targetCheckTask(ctx: RunContext, check: TargetCheck, login: Login) {
   return {
     title: check.local ? `${check.host} (this machine) runs root steps here` : `${check.host} answers SSH as target`,
     run: async () => {
@@ -50,7 +50,7 @@ export function targetsPreflightTask(): ListrTask<RunContext> {
   return {
     title: 'preflight',
     task: (ctx, task) => {
-      const login = pLimit(LOGINS_AT_ONCE);
+      const login = loginQueue()(() => Promise.resolve());
       return subtaskList(task, ctx.plan.preflight.targets.map((check) => targetCheckTask(ctx, check, login)));
     },
   };
@@ -63,8 +63,9 @@ export function preflightTask(): ListrTask<RunContext> {
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
       const { preflight, coordinator } = plan;
-      const login = pLimit(LOGINS_AT_ONCE);
-      const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build, login));
+      const queue = loginQueue();
+      const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build, queue));
+      const login = queue(afterHeadStarts(ctx));
       const others: Subtask[] = [
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
@@ -166,7 +167,7 @@ function gatedBy(gate: Deferred | undefined, checks: readonly Subtask[]): Subtas
  * does not answer, the next that does builds instead (said in the report);
  * when none answers, preflight fails with the preferred seed's failure.
  */
-function buildersCheckTask(ctx: RunContext, build: SystemBuild, login: LimitFunction) {
+function buildersCheckTask(ctx: RunContext, build: SystemBuild, queue: ReturnType<typeof loginQueue>) {
   const names = build.builders.map((b) => b.host);
   const known = seedAnswered(ctx, build.system);
   const choose = (seed: BuilderPlan) => {
@@ -187,16 +188,27 @@ function buildersCheckTask(ctx: RunContext, build: SystemBuild, login: LimitFunc
   };
 
   async function checkBuilders(sub: { title: string }): Promise<void> {
-    const probes = await Promise.all(
-      build.builders.map(async (builder, i) => {
-        const command = filled(ctx, builder.check);
-        // The preferred seed's login is not queued: its head start waits for it alone.
-        const ask = () => ctx.executor.run(command, { signal: ctx.signal });
-        const result = await (i === 0 ? ask() : login(ask));
-        if (i === 0 && succeeded(result)) choose(builder);
-        return { builder, command, result };
+    const [first, ...rest] = build.builders;
+    const ask = (builder: BuilderPlan) => {
+      const command = filled(ctx, builder.check);
+      return { builder, command, run: () => ctx.executor.run(command, { signal: ctx.signal }) };
+    };
+    // The preferred seed's login is not queued: its head start waits for it alone. The others are asked once
+    // the head start is underway (they build the other toplevels, later), or at once when the seed did not answer.
+    const seedProbe = (async () => {
+      const probe = ask(first!);
+      const result = await probe.run();
+      if (succeeded(result)) choose(first!);
+      return { ...probe, result };
+    })();
+    const login = queue(async () => (succeeded((await seedProbe).result) ? headStartsUnderway(ctx) : undefined));
+    const probes = await Promise.all([
+      seedProbe,
+      ...rest.map(async (builder) => {
+        const probe = ask(builder);
+        return { ...probe, result: await login(probe.run) };
       }),
-    );
+    ]);
     const answering = probes.filter((p) => succeeded(p.result));
     const [preferred] = probes;
     if (answering.length === 0 || ctx.signal.aborted) {
@@ -216,6 +228,9 @@ function buildersCheckTask(ctx: RunContext, build: SystemBuild, login: LimitFunc
   }
 }
 
+/** Runs one ssh login of preflight's when its turn comes ({@link loginQueue}). */
+type Login = <T>(login: () => Promise<T>) => Promise<T>;
+
 /**
  * How many ssh logins preflight makes at once besides the preferred seeds'
  * (the run's default concurrency): a large fleet's logins all at once starve
@@ -223,6 +238,31 @@ function buildersCheckTask(ctx: RunContext, build: SystemBuild, login: LimitFunc
  * starts wait for, would wait for all of them.
  */
 const LOGINS_AT_ONCE = DEFAULT_CONCURRENCY;
+
+/**
+ * The queue for the logins no head start waits for: at most
+ * {@link LOGINS_AT_ONCE} at a time, none before `after` has settled.
+ */
+function loginQueue(): (after: () => Promise<unknown>) => Login {
+  const limit = pLimit(LOGINS_AT_ONCE);
+  return (after) => async (login) => {
+    await after().catch(() => undefined);
+    return limit(login);
+  };
+}
+
+/**
+ * When the targets' logins begin: once a deploy's first evaluation has
+ * ended and its head starts are underway (or ended), whichever way
+ * ({@link headStartsUnderway}); those and the seeds' logins are the run's
+ * critical path. Measured in the lab (2 CPUs, 3 hosts, an evaluation of 1
+ * CPU-second): beside six ssh key exchanges the first evaluation took 2.2 s
+ * (1.2 s alone), then the head start's ssh to its seed 1 s more. A run
+ * without evaluations (a rollback) logs in at once.
+ */
+function afterHeadStarts(ctx: RunContext): () => Promise<unknown> {
+  return () => Promise.all([ctx.evaluations?.running[0]?.done, headStartsUnderway(ctx)]);
+}
 
 /** The nixos-rebuild the deploy will run here was found and takes the flags the targets need (probed when planning). */
 function rebuildCheck(rebuild: NonNullable<DeployPlan['preflight']['rebuild']>) {

@@ -75,6 +75,7 @@ export function startHeadStarts(ctx: RunContext): void {
       const signal = AbortSignal.any([ctx.signal, stopper.signal, ...(ctx.background ? [ctx.background.signal] : [])]);
       const built: BuildRecord[] = [];
       let succeeded = false;
+      const underway = deferred();
       // Until its row shows (buildSystem attaches it), the last lines it printed wait to be shown there.
       const early: string[] = [];
       let show = (line: string) => {
@@ -87,7 +88,7 @@ export function startHeadStarts(ctx: RunContext): void {
         startBuildSpan(ctx, build);
         show(`building ${head.hosts.join(', ')} first, while the others are evaluated`);
         try {
-          await runBuild(ctx, build, { ...head, on: 'seed' }, (line) => show(line), signal, built);
+          await runBuild(ctx, build, { ...head, on: 'seed' }, (line) => show(line), signal, built, () => underway.resolve());
           succeeded = true;
         } finally {
           // In the report whether or not the seed-build stage ever runs (a target failing preflight stops it first).
@@ -95,8 +96,10 @@ export function startHeadStarts(ctx: RunContext): void {
         }
       })();
       done.catch(() => undefined);
+      void done.finally(() => underway.resolve()).catch(() => undefined);
       const entry: HeadStart = {
         done,
+        underway: underway.promise,
         succeeded: () => succeeded,
         built,
         stop: () => stopper.abort(),
@@ -175,6 +178,8 @@ async function runBuild(
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
+  /** called at each derivation Nix's log says it began building */
+  onBuildStart: () => void = () => {},
 ): Promise<void> {
   const { plan } = deployRun(ctx);
   const log = new BuildLogRecorder();
@@ -185,7 +190,10 @@ async function runBuild(
       onLine: (line, stream) => {
         const event = log.add(line, stream);
         if (!event || stream === 'stdout') return;
-        if (event.kind === 'build-start') say(`building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`);
+        if (event.kind === 'build-start') {
+          onBuildStart();
+          say(`building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`);
+        }
         else if (event.kind === 'build-log') say(`${event.drvName}> ${event.line}`);
         else if (!isOutputNoise(event.text)) say(event.text);
       },

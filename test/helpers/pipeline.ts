@@ -38,6 +38,12 @@ export function buildsOneToplevel(spec: CommandSpec): boolean {
   return spec.argv.includes('build') && spec.argv.filter((a) => a.endsWith('^out') || a.endsWith('.drv')).length === 1;
 }
 
+/** What Nix's internal-json log says when `spec` (a seed build) begins building the kernel, where its --builders point. */
+export function kernelBuildStart(spec: CommandSpec): string[] {
+  const machine = spec.argv[spec.argv.indexOf('--builders') + 1]!.split(' ')[0];
+  return [`@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","${machine}",1,1],"id":7,"level":3,"text":"","type":105}`];
+}
+
 /** What the new toplevel changes against /nix/store/old-system, as lib/nix/closure-diff.ts CLOSURE_DIFF prints it. */
 export const CLOSURE_DIFF_ANSWER = `format=avalanche-closure-diff-1\ncurrent-system=/nix/store/old-system\ntoplevel=${FIXTURE_TOPLEVEL}\nclosure-bytes-after=2048\nclosure-bytes-before=1024\ndiff-closures:\nlinux: 6.1.1 → 6.1.2\n`;
 
@@ -49,9 +55,7 @@ export const fleetResponders: readonly Responder[] = [
   // follows finds it built.
   when(['build'], (spec) => ({
     stdout: JSON.stringify(FLEET_HOSTS.map(() => ({ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }))),
-    lines: buildsOneToplevel(spec)
-      ? [`@nix {"action":"start","fields":["/nix/store/vv8yjil9rfc1l65naywzx34q57jbyvhz-linux-6.1-opi.drv","${spec.argv[spec.argv.indexOf('--builders') + 1]!.split(' ')[0]}",1,1],"id":7,"level":3,"text":"","type":105}`]
-      : [],
+    lines: buildsOneToplevel(spec) ? kernelBuildStart(spec) : [],
   })),
   // What each target ran before: its profile link, the profile's path, the running system.
   when(['avalanche-probe'], { stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' }),

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
-import { asRun, buildsOneToplevel, FIXTURE_DRV, runPipeline, touchedTarget } from '../helpers/pipeline.ts';
+import { asRun, buildsOneToplevel, FIXTURE_DRV, kernelBuildStart, runPipeline, touchedTarget } from '../helpers/pipeline.ts';
 import { type Responder, when } from '../helpers/recording-executor.ts';
 
 /** The plan's first evaluation (opi01 alone), and its second (opi02 and opi03). */
@@ -22,7 +22,8 @@ describe('pipelined stages', () => {
     const started = new Promise<void>((resolve) => (headStarted = resolve));
     const { result, executor } = await runPipeline([
       (spec) => (isRestEvaluation(spec) ? { untilAborted: true, diesAfterMs: 50 } : undefined),
-      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true, diesAfterMs: 50 }) : undefined),
+      // Held once it began building the kernel (its log says so): the targets' logins wait for that.
+      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true, diesAfterMs: 50, lines: kernelBuildStart(spec) }) : undefined),
       when(['deploy@opi02.internal'], { until: started, exitCode: 255, stderr: 'ssh: connect to host opi02.internal port 22: Connection refused' }),
     ]);
     expect(result.outcome).toBe('failed');
@@ -64,6 +65,33 @@ describe('pipelined stages', () => {
     expect(restStartedEarly).toBe(false);
   });
 
+  it('evaluates the others, and logs in to the targets, once the head start began building on the seed: not before, not at its end', async () => {
+    // The head start says at once that it began building the kernel, then runs until the others' evaluation and
+    // the three targets' logins have come (or 2 s, which fails the test below).
+    const isTargetLogin = (spec: CommandSpec) => spec.argv[0] === 'ssh' && spec.argv.some((a) => /^deploy@opi0\d\.internal$/.test(a));
+    let headStartAt = -1;
+    const after: string[] = [];
+    let cameWhileBuilding!: () => void;
+    const came = new Promise<void>((resolve) => (cameWhileBuilding = resolve));
+    const pipeline = await runPipeline([
+      (spec) => {
+        // The first four: the deploy later logs in to the targets again.
+        if ((isRestEvaluation(spec) || isTargetLogin(spec)) && after.length < 4) after.push(headStartAt < 0 ? 'before the head start' : 'while it builds');
+        if (after.length === 4) cameWhileBuilding();
+        return undefined;
+      },
+      (spec) => {
+        if (!buildsOneToplevel(spec)) return undefined;
+        headStartAt = after.length;
+        const built = JSON.stringify([{ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }]);
+        return { lines: kernelBuildStart(spec), stdout: built, until: Promise.race([came, new Promise((resolve) => setTimeout(resolve, 2000))]) };
+      },
+    ]);
+    expect(pipeline.result.error).toBeUndefined();
+    expect(headStartAt).toBe(0);
+    expect(after).toEqual(Array(4).fill('while it builds'));
+  });
+
   it("starts the head start on the seed as soon as the seed answered, before the other builders have", async () => {
     // opi01's builder login answers only once the head start runs (or after 2 s, which fails the test below).
     let headStarted!: () => void;
@@ -103,7 +131,7 @@ describe('pipelined stages', () => {
     let headStarted!: () => void;
     const started = new Promise<void>((resolve) => (headStarted = resolve));
     const pipeline = await runPipeline([
-      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true }) : undefined),
+      (spec) => (buildsOneToplevel(spec) ? (headStarted(), { untilAborted: true, lines: kernelBuildStart(spec) }) : undefined),
       (spec) => (isRestEvaluation(spec) ? { until: started, exitCode: 1, stderr: "error: attribute 'opi03' missing" } : undefined),
     ]);
     const { result, executor } = pipeline;

@@ -22,15 +22,17 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     // touches no host); the second only once it ended.
     const [firstEvaluation, restEvaluation] = plan.evaluate.map((e) => asRun(pipeline, e.command));
     expect(executor.calls[0]).toEqual(firstEvaluation);
-    // Preflight's SSH logins, side by side, the seed's queued first: the builders, every target as its root steps will.
-    const logins = [...plan.builds[0]!.builders.map((b) => b.check), ...plan.preflight.targets.map((t) => t.command)].map((c) => asRun(pipeline, c));
-    expect(logins.every((c) => c.argv[0] === 'ssh')).toBe(true);
-    const loggedIn = executor.calls.filter((c) => c.argv[0] === 'ssh' && c.argv.at(-1) !== undefined && logins.some((l) => isCommand(c, l)));
-    expect(loggedIn).toEqual(logins);
-    // Then the head start (opi01's toplevel) on the seed, and the build of all after the second evaluation; the
-    // head start waited for preflight's local questions (here: the pinned roots on the cache host, to check the cache's key).
+    // Preflight's SSH logins: the seed's first; then, once the head start (opi01's toplevel, on the seed) is
+    // underway, the other builders' and every target's as its root steps will.
+    const [seedLogin, ...otherLogins] = [...plan.builds[0]!.builders.map((b) => b.check), ...plan.preflight.targets.map((t) => t.command)].map((c) => asRun(pipeline, c));
+    expect([seedLogin, ...otherLogins].every((c) => c!.argv[0] === 'ssh')).toBe(true);
+    const loginAt = (login: typeof seedLogin) => executor.calls.findIndex((c) => isCommand(c, login));
     const headStart = asRun(pipeline, plan.builds[0]!.headStart!.build);
     const buildAt = executor.calls.findIndex((c) => isCommand(c, headStart));
+    expect(loginAt(seedLogin)).toBeLessThan(buildAt);
+    expect(otherLogins.map(loginAt).every((at) => at > buildAt)).toBe(true);
+    // The head start waited for preflight's local questions (here: the pinned roots on the cache host, to check
+    // the cache's key); the build of all comes after the second evaluation.
     expect(plan.preflight.cacheKey.listRoots.argv.slice(0, 2)).toEqual(['find', '/nix/var/nix/gcroots/arm-cache']);
     expect(executor.calls.slice(0, buildAt)).toContainEqual(asRun(pipeline, plan.preflight.cacheKey.listRoots));
     expect(executor.calls.findIndex((c) => isCommand(c, restEvaluation))).toBeGreaterThan(0);
