@@ -24,10 +24,11 @@ import { constants } from 'node:os';
 const IN_OWN_PROCESS = 'AVALANCHE_OWN_PROCESS';
 
 /**
- * In the launcher: starts this same script (same Node, same loader flags,
- * same arguments) as a child and resolves with its exit status (128 + signal
- * number when a signal ended it). In the child: runs `command` and resolves
- * with its exit code.
+ * In the launcher: starts this same script as a child (same Node, same
+ * arguments: its prebuilt bundle, or else the script with the same loader
+ * flags) and resolves with its exit status (128 + signal number when a
+ * signal ended it). In the child: runs `command` and resolves with its exit
+ * code.
  */
 export async function runInOwnProcess(command: () => Promise<number>): Promise<number> {
   if (process.env[IN_OWN_PROCESS] === '1') {
@@ -35,7 +36,11 @@ export async function runInOwnProcess(command: () => Promise<number>): Promise<n
     delete process.env[IN_OWN_PROCESS];
     return command();
   }
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  // The command's process starts from the script's prebuilt bundle (lib/cli/script-bundle.ts), else under tsx again.
+  const { freshBundle } = await import('./script-bundle.ts');
+  const bundle = process.argv[1] ? await freshBundle(process.argv[1]) : undefined;
+  const argv = bundle ? ['--enable-source-maps', bundle, ...process.argv.slice(2)] : [...process.execArgv, ...process.argv.slice(1)];
+  const child = spawn(process.execPath, argv, {
     stdio: 'inherit',
     env: { ...process.env, [IN_OWN_PROCESS]: '1' },
   });
