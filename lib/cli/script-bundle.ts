@@ -16,6 +16,7 @@
  * bundle: the caller then runs the script under tsx as before, which says
  * what is wrong with a source.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +45,8 @@ interface Manifest {
 export async function freshBundle(script: string, options: { readonly cacheDir?: string; readonly root?: string } = {}): Promise<string | undefined> {
   const cacheDir = options.cacheDir ?? BUNDLE_CACHE;
   const root = options.root ?? ROOT;
-  const name = basename(script).replace(/\.[cm]?ts$/, '');
+  // Named by the checkout too: worktrees sharing one node_modules keep a bundle each.
+  const name = `${basename(script).replace(/\.[cm]?ts$/, '')}-${createHash('sha256').update(root).digest('hex').slice(0, 8)}`;
   const bundle = join(cacheDir, `${name}.mjs`);
   const manifestPath = join(cacheDir, `${name}.inputs.json`);
   try {
