@@ -117,8 +117,8 @@ function rollbackUsage(): string {
   return `Switch hosts back to a generation they have: the previous one (as nixos-rebuild
 --rollback), generation <n> (--to), or what a recorded run found on each host it changed
 (--run). The deploy's own steps run around the switch: the deploy lock, preflight of the
-targets, the magic-rollback watchdog, activation as root (sudo -n), health checks,
-confirmation over a new connection, a rollback of the rollback when it fails, the report
+targets, the magic-rollback watchdog, activation as root (sudo -n), health checks with a
+login over a new connection beside them, confirmation, a rollback of the rollback when it fails, the report
 and the history. Nothing is evaluated or built.
 
 Usage: npx tsx scripts/rollback.ts <host|@tag|glob…> [--to <n>] [options]   (just nix rollback opi03)

@@ -404,8 +404,9 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     rebuild: c.activate,
     ...(c.reboot ? { reboot: planReboot(inventory, host, target, c.shortMs) } : {}),
     ...(activates || c.reboot ? { health: planHealth(inventory, host, target) } : {}),
-    // Over a new connection: a path that only a multiplexed master still holds cannot confirm.
-    ...(c.magicRollback ? { confirm: asRoot(['sh', '-c', CONFIRM, 'avalanche-confirm', canary, marker, profile, currentSystem], c.shortMs, FRESH_CONNECTION) } : {}),
+    // Over a new connection: a path that only a multiplexed master still holds does not let the confirmation through.
+    ...(c.magicRollback && !target.local ? { freshLogin: asRoot(['true'], c.shortMs, FRESH_CONNECTION) } : {}),
+    ...(c.magicRollback ? { confirm: asRoot(['sh', '-c', CONFIRM, 'avalanche-confirm', canary, marker, profile, currentSystem], c.shortMs) } : {}),
     ...(c.rollback && c.goal !== 'dry-activate' ? { rollback: asRoot(['sh', '-c', ROLLBACK, 'avalanche-rollback', ...previous], deployMs) } : {}),
     ...(c.reuse && !target.local ? { closeConnection: { argv: closeMasterArgv(target), timeoutMs: c.shortMs } } : {}),
   };

@@ -189,7 +189,8 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
           ...host.health.checks.map((check) => (check.kind === 'http' ? `      GET ${check.url} answers ${check.status}` : cmd(check.command, '      '))),
         ]
       : []),
-    ...step(host.target.local ? 'confirm (here)' : 'confirm over a new SSH connection', host.confirm),
+    ...step('log in over a new SSH connection, beside the health checks (a host the activation left unreachable is not confirmed)', host.freshLogin),
+    ...step(host.target.local ? 'confirm (here)' : 'confirm, once the checks held and the new login worked', host.confirm),
     ...step('on failure, roll back', host.rollback),
     ...(host.rollback ? [] : [`    on failure: no rollback (${deploy.rollback ? 'nothing to roll back for this goal' : '--no-rollback'})`]),
     ...step('at the end, close the reused connection', host.closeConnection),

@@ -123,7 +123,13 @@ export const hostPlanSchema = z.object({
   reboot: rebootPlanSchema.optional(),
   /** for goals that activate (switch, test), and after a reboot */
   health: healthPlanSchema.optional(),
-  /** disarms the watchdog over a new connection: exit 3 means it came too late */
+  /**
+   * with the watchdog, a target other than this machine: after the activation, beside the health checks, a new
+   * SSH login (never the run's reused connection) that becomes root with `sudo -n`, as the next deploy will: the
+   * confirmation waits for it, so a host the activation left unreachable is not confirmed
+   */
+  freshLogin: plannedCommandSchema.optional(),
+  /** disarms the watchdog once the checks held and the new login worked: exit 3 means it came too late */
   confirm: plannedCommandSchema.optional(),
   /** back to the probed generation when activation or health checks fail */
   rollback: plannedCommandSchema.optional(),

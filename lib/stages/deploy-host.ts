@@ -2,7 +2,8 @@
  * One host's deploy, so that it always ends on its previous or its new
  * generation: remember what it runs, arm the magic-rollback watchdog,
  * nixos-rebuild, (--reboot: reboot into the new boot default, wait for it,
- * check what it booted), health checks, then confirm over a new connection.
+ * check what it booted), health checks and, beside them, a login over a new
+ * connection, then confirm.
  * On a failure it is rolled back; where even that cannot reach it, the armed
  * watchdog reverts it by itself.
  */
@@ -92,6 +93,9 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   let diffing: Promise<void> = Promise.resolve();
   // A host that failed does not wait for its diff: stopped, the report has it if it came first.
   const stopDiff = new AbortController();
+  // The new login beside the health checks, which the confirmation waits for; stopped when the host fails first.
+  let loggingIn: Promise<CommandResult> | undefined;
+  const stopLogin = new AbortController();
   let deployed = false;
   const diffAsked = deployment.diffOnly || deps.confirmActivation !== undefined;
   if (steps.diff && diffAsked) {
@@ -131,21 +135,19 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       if (diffBeside) startDiff(diffBeside);
     }
 
-    let armed = false;
-    if (steps.arm) {
-      const arm = await run(steps.arm);
-      if (arm.aborted) return interrupted(end, host, 'previous');
-      if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
-      armed = true;
-    }
+    // The watchdog and the new system profile at once: the watchdog acts only once the running system changes
+    // (the activation, after both), and a profile set while the arming failed is set back by the rollback.
+    if (steps.setProfile) say(steps.arm ? 'arming the watchdog, setting the system profile' : 'setting the system profile');
+    const [arm, set] = await Promise.all([steps.arm && run(steps.arm), steps.setProfile && run(steps.setProfile)]);
+    const armed = arm !== undefined && succeeded(arm);
     const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
-
-    if (steps.setProfile) {
-      say('setting the system profile');
-      const set = await run(steps.setProfile);
-      if (set.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
-      if (!succeeded(set)) return fail(await rollBack(armed, 'setting the system profile failed'), describeFailure(`${host}: cannot set its system profile`, fill(steps.setProfile), set));
+    if (arm?.aborted || set?.aborted) return interrupted(end, host, set && !armed ? 'unknown' : 'previous', set && armed ? watchdogNote : undefined);
+    if (arm && !armed) {
+      const why = describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm!), arm);
+      if (!set) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, why);
+      return fail(await rollBack(false, 'arming the watchdog failed'), why);
     }
+    if (set && !succeeded(set)) return fail(await rollBack(armed, 'setting the system profile failed'), describeFailure(`${host}: cannot set its system profile`, fill(steps.setProfile!), set));
 
     const activation = deployment.activation ?? 'nixos-rebuild';
     say(activation === 'nixos-rebuild' ? `nixos-rebuild ${goal}` : `${activation} (${goal})`);
@@ -186,6 +188,12 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
     }
 
+    let loggedIn = false;
+    if (armed && steps.freshLogin) {
+      loggingIn = executor.run(fill(steps.freshLogin), { signal: AbortSignal.any([signal, stopLogin.signal]) });
+      const settled = () => (loggedIn = true);
+      loggingIn.then(settled, settled);
+    }
     if (steps.health) {
       const checks = healthChecksFor(steps.health, executor, deployment.values);
       const health = await runHealthChecks(checks, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
@@ -207,8 +215,16 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }
 
     if (armed && steps.confirm) {
-      const over = steps.target.local ? 'here' : 'over a new SSH connection';
-      say(`confirming ${over}`);
+      if (loggingIn && steps.freshLogin) {
+        if (!loggedIn) say('waiting for the login over a new SSH connection');
+        const login = await loggingIn;
+        if (signal.aborted) return interrupted(end, host, 'previous', watchdogNote);
+        if (!succeeded(login)) {
+          const why = describeFailure(`${host}: could not log in over a new SSH connection after the activation, so it is not confirmed`, fill(steps.freshLogin), login);
+          fail({ state: 'failed', generation: 'unknown', note: `not confirmed: a new SSH login failed (${tail(login)}); ${watchdogNote}` }, why);
+        }
+      }
+      say(steps.target.local ? 'confirming here' : loggingIn ? 'confirming (a new SSH login worked)' : 'confirming');
       const confirm = await run(steps.confirm);
       if (confirm.exitCode === CONFIRM_TOO_LATE) {
         // The canary was gone: read what the host runs, rather than assume the watchdog's rollback worked.
@@ -221,7 +237,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
         );
       }
       if (!succeeded(confirm)) {
-        fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy ${over}`);
+        fail({ state: 'failed', generation: 'unknown', note: `not confirmed (${tail(confirm)}); ${watchdogNote}` }, `${host}: could not confirm the deploy${steps.target.local ? ' here' : ''}`);
       }
     }
     await diffing;
@@ -229,7 +245,8 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     end({ state: 'deployed', generation: goal === 'dry-activate' ? 'previous' : 'new', effect: steps.reboot ? 'rebooted' : effectOf(goal, previous, newToplevel), ...(rebootNote ? { note: rebootNote } : {}) });
   } finally {
     if (!deployed) stopDiff.abort();
-    await diffing;
+    stopLogin.abort();
+    await Promise.all([diffing, loggingIn]);
   }
 
   async function rollBack(armed: boolean, reason: string): Promise<HostEnd> {

@@ -196,7 +196,7 @@ export function deployStepsRun(run: RecordedRun): string[] {
     const generation = probed < 0 ? {} : previousGenerationValues(parseGeneration(executor.results[probed]!.stdout));
     const fill = (command: PlannedCommand | undefined) => (command ? asRunWith(command, { ...values, ...generation }) : undefined);
     const checks = (host.health?.checks ?? []).flatMap((check) => (check.kind === 'command' ? [[`health: ${check.name}`, check.command] as const] : []));
-    const steps = ([['probe', host.probe], ['diff', host.diff], ['copy', host.copy], ['arm', host.arm], ['set profile', host.setProfile], ['rebuild', host.rebuild], ['reboot', host.reboot?.command], ['boot check', host.reboot?.poll], ...checks, ['confirm', host.confirm], ['rollback', host.rollback]] as const)
+    const steps = ([['probe', host.probe], ['diff', host.diff], ['copy', host.copy], ['arm', host.arm], ['set profile', host.setProfile], ['rebuild', host.rebuild], ['reboot', host.reboot?.command], ['boot check', host.reboot?.poll], ['fresh login', host.freshLogin], ...checks, ['confirm', host.confirm], ['rollback', host.rollback]] as const)
       .map(([step, command]) => [step, fill(command)] as const);
     const notSteps = [plan.preflight.targets.find((t) => t.host === host.name)?.command, host.closeConnection].map(fill);
     return { name: host.name, login: sshDestination(host.target), steps, notSteps };

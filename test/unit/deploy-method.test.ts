@@ -78,7 +78,7 @@ describe('planning each method', () => {
     expect(opi01.rebuild.env).toBeUndefined();
     // The watchdog, health checks, confirmation and rollback are the same as with nixos-rebuild.
     const viaRebuild = planDeploy(withMethod(undefined), FLEET_HOSTS, { goal: 'switch', onCoordinator: true, rebuildTool: ng }).deploy.hosts.opi01!;
-    for (const step of ['probe', 'arm', 'health', 'confirm', 'rollback', 'closeConnection'] as const) expect(opi01[step]).toEqual(viaRebuild[step]);
+    for (const step of ['probe', 'arm', 'health', 'freshLogin', 'confirm', 'rollback', 'closeConnection'] as const) expect(opi01[step]).toEqual(viaRebuild[step]);
   });
 
   it('direct: goal test and dry-activate leave the profile alone; boot sets it', () => {
@@ -118,7 +118,8 @@ describe('planning each method', () => {
       'set the system profile (a new generation)',
       'activate (switch-to-configuration, in a transient unit where systemd runs)',
       'health checks',
-      'confirm over a new SSH connection',
+      'log in over a new SSH connection, beside the health checks',
+      'confirm, once the checks held and the new login worked',
     ].map((heading) => direct.indexOf(`\n    ${heading}`));
     expect(headings.every((at) => at > 0)).toBe(true);
     expect([...headings].sort((a, b) => a - b)).toEqual(headings);
@@ -136,7 +137,7 @@ describe('running the direct method (recording executor)', () => {
     expect(pipeline.executor.calls.some((c) => c.argv[0] === 'nixos-rebuild')).toBe(false);
     const opi01 = deployStepsRun(pipeline).filter((step) => step.startsWith('opi01 ')).map((step) => step.slice('opi01 '.length));
     // The closure diff starts once the copy brought the closure (it runs beside the steps after it).
-    expect(opi01.filter((step) => !step.startsWith('health:'))).toEqual(['probe', 'copy', 'diff', 'arm', 'set profile', 'rebuild', 'confirm']);
+    expect(opi01.filter((step) => !step.startsWith('health:'))).toEqual(['probe', 'copy', 'diff', 'arm', 'set profile', 'rebuild', 'fresh login', 'confirm']);
     expect(opi01.indexOf('rebuild')).toBeLessThan(opi01.findIndex((step) => step.startsWith('health:')));
   });
 
@@ -160,6 +161,53 @@ describe('running the direct method (recording executor)', () => {
       ['opi02', 'failed', 'previous', 'not touched'],
       ['opi03', 'deployed', 'new', undefined],
     ]);
+  });
+});
+
+describe('the watchdog and the system profile, at once (direct method)', () => {
+  const direct = { plan: { rebuildTool: bash }, editInventory: (json: any) => delete json.deploy };
+
+  it('arms the watchdog and sets the profile side by side, before the activation', async () => {
+    // Each of the two answers only once the other was asked, or after 2 s: one after the other, the second would
+    // be asked only once the first answered.
+    let asked = 0;
+    let answered = 0;
+    let secondAskedBeforeAnAnswer = false;
+    let bothAsked!: () => void;
+    const both = new Promise<void>((resolve) => (bothAsked = resolve));
+    const held: Responder = (spec) => {
+      const line = spec.argv.join(' ');
+      if (!line.includes('deploy@opi01.internal') || !(line.includes('avalanche-arm') || line.includes('nix-env -p'))) return undefined;
+      if (++asked === 2) {
+        secondAskedBeforeAnAnswer = answered === 0;
+        bothAsked();
+      }
+      return { until: Promise.race([both, new Promise((resolve) => setTimeout(resolve, 2000))]).then(() => answered++) };
+    };
+    const pipeline = await runPipeline([held], direct);
+    expect(pipeline.result.error).toBeUndefined();
+    expect(asked).toBe(2);
+    expect(secondAskedBeforeAnAnswer).toBe(true);
+    const opi01 = deployStepsRun(pipeline).filter((step) => step.startsWith('opi01 '));
+    expect(opi01.indexOf('opi01 set profile')).toBeLessThan(opi01.indexOf('opi01 rebuild'));
+  });
+
+  it('a watchdog that cannot be armed: the profile set meanwhile is set back, nothing activated; named once', async () => {
+    const { result, executor } = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: 1, stderr: 'sudo: a password is required\n' })], direct);
+    expect(result.error!.message).toMatch(/^opi02: cannot arm the magic rollback: ssh exited with 1/m);
+    expect(result.error!.message.split('opi02: cannot arm').length - 1).toBe(1);
+    const opi02 = executor.calls.filter((c) => c.argv.includes('deploy@opi02.internal')).map((c) => c.argv.at(-1)!);
+    expect(opi02.some((line) => line.includes('avalanche-rollback'))).toBe(true);
+    expect(opi02.some((line) => line.includes('avalanche-activate'))).toBe(false);
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: expect.stringContaining('arming the watchdog failed') });
+  });
+
+  it('a profile that cannot be set: rolled back, nothing activated', async () => {
+    const { result, executor } = await runPipeline([when(['nix-env', 'deploy@opi02.internal'], { exitCode: 1, stderr: 'error: opening lock file: Permission denied\n' })], direct);
+    expect(result.error!.message).toMatch(/^opi02: cannot set its system profile: ssh exited with 1/m);
+    const opi02 = executor.calls.filter((c) => c.argv.includes('deploy@opi02.internal')).map((c) => c.argv.at(-1)!);
+    expect(opi02.some((line) => line.includes('avalanche-activate'))).toBe(false);
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: expect.stringContaining('setting the system profile failed') });
   });
 });
 

@@ -42,7 +42,7 @@ describe('planning rollouts', () => {
     expect(planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, magicRollback: false }).deploy.magicRollback).toBe(false);
   });
 
-  it('passes every value to the remote scripts as an argument, confirming over a fresh connection', () => {
+  it('passes every value to the remote scripts as an argument; a new login over a fresh connection before the confirmation', () => {
     const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, confirmTimeoutSeconds: 7 });
     const steps = plan.deploy.hosts.opi01!;
     expect(steps.probe.argv.at(-1)).toMatch(/ avalanche-probe \/nix\/var\/nix\/profiles\/system \/run\/current-system$/);
@@ -53,9 +53,11 @@ describe('planning rollouts', () => {
       '/nix/var/nix/profiles/system', '/run/current-system', 'system-4-link', '/nix/store/a', 'switch',
       '/var/lib/avalanche-deploy/rollbacks.log', '/var/lib/avalanche-deploy/canary-r1', '7', '3600',
     ]);
-    const confirm = steps.confirm!.argv;
-    expect(confirm).toEqual(expect.arrayContaining(['-o', 'ControlMaster=no', '-o', 'ControlPath=none']));
-    expect(confirm.indexOf('ControlPath=none')).toBeLessThan(confirm.indexOf('deploy@opi01.internal'));
+    const login = steps.freshLogin!.argv;
+    expect(login).toEqual(expect.arrayContaining(['-o', 'ControlMaster=no', '-o', 'ControlPath=none']));
+    expect(login.indexOf('ControlPath=none')).toBeLessThan(login.indexOf('deploy@opi01.internal'));
+    // The confirmation itself goes over the run's connection: the new login proved what it must.
+    expect(steps.confirm!.argv).not.toContain('ControlPath=none');
   });
 });
 
@@ -68,9 +70,10 @@ describe('privilege on the targets', () => {
   const prev = { profileLink: 'system-4-link', currentSystem: '/nix/store/a' };
   const remote = (argv: readonly string[]) => argv.at(-1)!;
 
-  it('a non-root deploy user reaches root with sudo -n for the watchdog, the confirmation and the rollback, never for the probe', () => {
+  it('a non-root deploy user reaches root with sudo -n for the watchdog, the new login, the confirmation and the rollback, never for the probe', () => {
     const steps = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true }).deploy.hosts.opi01!;
     expect(remote(filledStep(steps.arm, prev))).toMatch(/^sudo -n -- sh -c /);
+    expect(remote(filledStep(steps.freshLogin, prev))).toBe('sudo -n -- true');
     expect(remote(filledStep(steps.confirm, prev))).toMatch(/^sudo -n -- sh -c /);
     expect(remote(filledStep(steps.rollback, prev))).toMatch(/^sudo -n -- sh -c /);
     expect(remote(filledStep(steps.probe, prev))).toMatch(/^sh -c /);
@@ -100,28 +103,28 @@ describe('connection reuse', () => {
     ]);
   });
 
-  it('leaves builders to their own connections, and confirms over a fresh one', () => {
+  it('leaves builders to their own connections, and logs in over a fresh one before confirming', () => {
     // The preferred seed, and each builder beside it.
     for (const builder of plan.builds[0]!.builders) expect(builder.check.argv).not.toContain(reuse);
     expect(plan.builds[0]!.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
     // ssh keeps the first value of an option: ControlMaster=no must come before the reuse options.
-    const confirm = plan.deploy.hosts.opi01!.confirm!.argv;
-    expect(confirm.indexOf('ControlMaster=no')).toBeLessThan(confirm.indexOf('ControlMaster=auto'));
-    expect(confirm.indexOf('ControlPath=none')).toBeLessThan(confirm.indexOf(reuse));
+    const login = plan.deploy.hosts.opi01!.freshLogin!.argv;
+    expect(login.indexOf('ControlMaster=no')).toBeLessThan(login.indexOf('ControlMaster=auto'));
+    expect(login.indexOf('ControlPath=none')).toBeLessThan(login.indexOf(reuse));
   });
 
-  it('keeps the confirmation fresh even when the inventory multiplexes', () => {
+  it('keeps the new login fresh even when the inventory multiplexes', () => {
     const inventory = fleetInventory((json) => json.ssh.options.push('-o', 'ControlMaster=auto', '-o', 'ControlPath=/run/x/%C'));
-    const confirm = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, reuseConnections: false }).deploy.hosts.opi01!.confirm!.argv;
-    expect(confirm.indexOf('ControlMaster=no')).toBeLessThan(confirm.indexOf('ControlMaster=auto'));
+    const login = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, reuseConnections: false }).deploy.hosts.opi01!.freshLogin!.argv;
+    expect(login.indexOf('ControlMaster=no')).toBeLessThan(login.indexOf('ControlMaster=auto'));
   });
 });
 
 describe('safe rollouts (recording executor)', () => {
-  it('probes, arms, rebuilds, confirms each host', async () => {
+  it('probes, arms, rebuilds, logs in anew beside the checks, confirms each host', async () => {
     const { result, steps } = await run([]);
     expect(result.error).toBeUndefined();
-    expect(steps.filter((s) => s.startsWith('opi03'))).toEqual(['opi03 probe', 'opi03 diff', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm']);
+    expect(steps.filter((s) => s.startsWith('opi03'))).toEqual(['opi03 probe', 'opi03 diff', 'opi03 arm', 'opi03 rebuild', 'opi03 fresh login', 'opi03 health: ssh answers', 'opi03 confirm']);
     expect(result.report.hosts.every((h) => h.state === 'deployed' && h.generation === 'new')).toBe(true);
   });
 
@@ -130,7 +133,7 @@ describe('safe rollouts (recording executor)', () => {
       rolling: true,
     });
     expect(steps).toEqual([
-      'opi03 probe', 'opi03 diff', 'opi03 arm', 'opi03 rebuild', 'opi03 health: ssh answers', 'opi03 confirm',
+      'opi03 probe', 'opi03 diff', 'opi03 arm', 'opi03 rebuild', 'opi03 fresh login', 'opi03 health: ssh answers', 'opi03 confirm',
       'opi01 probe', 'opi01 diff', 'opi01 arm', 'opi01 rebuild', 'opi01 rollback',
     ]);
     expect(result.error!.message).toContain('not started: opi02');
@@ -153,7 +156,7 @@ describe('safe rollouts (recording executor)', () => {
       json.hosts.opi02.health = { commands: [['test', '-e', '/run/booted-fine']] };
     });
     const booted = 'opi02 health: command: test -e /run/booted-fine';
-    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 diff', 'opi02 arm', 'opi02 rebuild', 'opi02 health: ssh answers', booted, booted, 'opi02 rollback']);
+    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 diff', 'opi02 arm', 'opi02 rebuild', 'opi02 fresh login', 'opi02 health: ssh answers', booted, booted, 'opi02 rollback']);
     expect(result.error!.message).toContain('opi02: health check failed after 2 attempt(s): command: test -e /run/booted-fine');
     expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: 'rolled back: health check failed' });
   });
@@ -163,6 +166,17 @@ describe('safe rollouts (recording executor)', () => {
     const opi02 = result.report.hosts.find((h) => h.name === 'opi02')!;
     expect(opi02).toMatchObject({ state: 'failed', generation: 'unknown' });
     expect(opi02.note).toMatch(/not confirmed .*Connection timed out.*watchdog on opi02 reverts it within 30 s/);
+  });
+
+  it('does not confirm a host that a new SSH login no longer reaches after its activation: its watchdog reverts it', async () => {
+    const refused = { exitCode: 255, stderr: 'deploy@opi02.internal: Permission denied (publickey).' };
+    const { result, steps } = await run([(spec) => (spec.argv.includes('ControlPath=none') && spec.argv.includes('deploy@opi02.internal') ? refused : undefined)]);
+    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 diff', 'opi02 arm', 'opi02 rebuild', 'opi02 fresh login', 'opi02 health: ssh answers']);
+    expect(result.error!.message).toMatch(/^opi02: could not log in over a new SSH connection after the activation, so it is not confirmed: ssh exited with 255/);
+    const opi02 = result.report.hosts.find((h) => h.name === 'opi02')!;
+    expect(opi02).toMatchObject({ state: 'failed', generation: 'unknown' });
+    expect(opi02.note).toMatch(/^not confirmed: a new SSH login failed \(deploy@opi02.internal: Permission denied \(publickey\)\.\); the magic-rollback watchdog on opi02 reverts it within 30 s/);
+    expect(result.report.hosts.find((h) => h.name === 'opi01')).toMatchObject({ state: 'deployed' });
   });
 
   it('holds the health checks for the settle window: a unit that dies seconds later is rolled back', async () => {
