@@ -47,28 +47,37 @@ export interface HealthOutcome {
   readonly failed?: { readonly check: string; readonly reason: string; readonly attempts: number } | undefined;
 }
 
-/** Runs the checks in order; each is retried `retries` times, `intervalMs` apart. */
+/**
+ * Runs the checks side by side, each retried `retries` times, `intervalMs`
+ * apart, until it passes; resolves once every check has passed or given
+ * up. A failure is the first check in the plan's order that gave up (so
+ * "ssh answers" rather than what could not be asked without it).
+ */
 export async function runHealthChecks(
   checks: readonly HealthCheck[],
   options: { retries: number; intervalMs: number; signal: AbortSignal; onProgress?: (text: string) => void },
 ): Promise<HealthOutcome> {
-  for (const check of checks) {
-    let attempts = 0;
-    for (;;) {
-      attempts += 1;
-      options.onProgress?.(`health: ${check.name}${attempts > 1 ? ` (attempt ${attempts})` : ''}`);
-      try {
-        await check.run(options.signal);
-        break;
-      } catch (error) {
-        if (options.signal.aborted || attempts > options.retries) {
-          return { failed: { check: check.name, reason: (error as Error).message, attempts } };
-        }
-        await sleep(options.intervalMs, options.signal);
-      }
+  if (checks.length) options.onProgress?.(`health: ${checks.map((check) => check.name).join(', ')}`);
+  const outcomes = await Promise.all(checks.map((check) => untilPassed(check, options)));
+  const failed = outcomes.find((outcome) => outcome !== undefined);
+  return failed ? { failed } : {};
+}
+
+/** One check, retried; what it said when it gave up, or undefined once it passed. */
+async function untilPassed(
+  check: HealthCheck,
+  options: { retries: number; intervalMs: number; signal: AbortSignal; onProgress?: (text: string) => void },
+): Promise<HealthOutcome['failed']> {
+  for (let attempts = 1; ; attempts++) {
+    if (attempts > 1) options.onProgress?.(`health: ${check.name} (attempt ${attempts})`);
+    try {
+      await check.run(options.signal);
+      return undefined;
+    } catch (error) {
+      if (options.signal.aborted || attempts > options.retries) return { check: check.name, reason: (error as Error).message, attempts };
+      await sleep(options.intervalMs, options.signal);
     }
   }
-  return {};
 }
 
 export interface HoldOutcome {
