@@ -88,8 +88,9 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     say(compared.diff ? `closure: ${summarizeClosureDiff(compared.diff)}` : `no closure diff: ${compared.why}`);
   };
   // The closure diff goes first only when someone looks at it before the activation (--interactive, --dry-run
-  // --diff). Otherwise it is for the report: it runs beside the other steps from the copy on (it only reads the
-  // store), and the host ends once it has.
+  // --diff). Otherwise it is for the report (it only reads the store), and the host ends once it has: it runs
+  // from the activation's end beside the health checks, whose settle window only waits, or, without one, beside
+  // the steps from the copy on (not beside the activation where there is a window: both work the same CPUs).
   let diffing: Promise<void> = Promise.resolve();
   // A host that failed does not wait for its diff: stopped, the report has it if it came first.
   const stopDiff = new AbortController();
@@ -113,6 +114,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }
   }
   const diffBeside = diffAsked ? undefined : steps.diff;
+  const diffAfterActivation = (steps.health?.settleMs ?? 0) > 0;
   const startDiff = (diff: PlannedCommand) => {
     say('comparing closures (nix store diff-closures)');
     const diffSignal = AbortSignal.any([signal, stopDiff.signal]);
@@ -123,7 +125,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }, () => undefined);
   };
   // After the copy, which fetches the closure the diff reads (both at once fetch it twice over, slower).
-  if (diffBeside && !steps.copy) startDiff(diffBeside);
+  if (diffBeside && !diffAfterActivation && !steps.copy) startDiff(diffBeside);
 
   try {
     // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
@@ -132,7 +134,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       const copied = await run(steps.copy);
       if (copied.aborted) return interrupted(end, host, 'previous');
       if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
-      if (diffBeside) startDiff(diffBeside);
+      if (diffBeside && !diffAfterActivation) startDiff(diffBeside);
     }
 
     // The watchdog and the new system profile at once: the watchdog acts only once the running system changes
@@ -188,6 +190,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
     }
 
+    if (diffBeside && diffAfterActivation) startDiff(diffBeside);
     let loggedIn = false;
     if (armed && steps.freshLogin) {
       loggingIn = executor.run(fill(steps.freshLogin), { signal: AbortSignal.any([signal, stopLogin.signal]) });

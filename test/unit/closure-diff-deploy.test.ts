@@ -1,7 +1,8 @@
 /**
  * Each host's closure diff in the deploy (issue 13 #4): planned after the
- * probe, run beside the other steps (before the activation only when asked
- * about: --interactive, --dry-run --diff), recorded in the report, shown on
+ * probe, run beside the other steps (from the activation's end when a settle
+ * window follows it; before the activation only when asked about:
+ * --interactive, --dry-run --diff), recorded in the report, shown on
  * the host's row; --dry-run --diff stops there; --interactive asks with it; a diff that
  * cannot be made never stops a deploy.
  */
@@ -63,6 +64,26 @@ describe('closure diff in the deploy', () => {
     expect(run.result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', diff: undefined });
     // The others deployed, each with its diff.
     expect(run.result.report.hosts.filter((h) => h.name !== 'opi02').map((h) => [h.state, h.diff?.kind])).toEqual([['deployed', 'diff'], ['deployed', 'diff']]);
+  });
+
+  it('with a settle window, starts once the activation ended, beside the checks; a host failing there has its diff stopped', async () => {
+    const settle = { editInventory: (json: any) => (json.health = { systemState: 'skip', retries: 0, intervalSeconds: 0, settleSeconds: 1 }) };
+    const isDiff = (host: string) => (c: { argv: readonly string[] }) => c.argv.some((a) => a.includes('avalanche-closure-diff')) && c.argv.includes(`deploy@${host}.internal`);
+    const isActivation = (host: string) => (c: { argv: readonly string[] }) => c.argv.includes('nixos-rebuild') && c.argv.includes(`deploy@${host}.internal`);
+    const run = await runPipeline(
+      [
+        // opi02's diff runs until stopped; its new login fails (after its activation): it fails there.
+        when(['avalanche-closure-diff', 'deploy@opi02.internal'], { untilAborted: true }),
+        (spec) => (spec.argv.includes('ControlPath=none') && spec.argv.includes('deploy@opi02.internal') ? { exitCode: 255, stderr: 'Connection refused' } : undefined),
+      ],
+      settle,
+    );
+    for (const host of FLEET_HOSTS) {
+      const calls = run.executor.calls;
+      expect(calls.findIndex(isDiff(host)), host).toBeGreaterThan(calls.findIndex(isActivation(host)));
+    }
+    expect(run.executor.results[run.executor.calls.findIndex(isDiff('opi02'))]).toMatchObject({ aborted: true });
+    expect(run.result.report.hosts.map((h) => [h.name, h.state, h.diff?.kind])).toEqual([['opi01', 'deployed', 'diff'], ['opi02', 'failed', undefined], ['opi03', 'deployed', 'diff']]);
   });
 
   it('a diff that cannot be made says why and the deploy goes on', async () => {
