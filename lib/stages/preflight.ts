@@ -254,15 +254,24 @@ function loginQueue(): (after: () => Promise<unknown>) => Login {
 /**
  * When the targets' logins begin: once a deploy's first evaluation has
  * ended and its head starts are underway (or ended), whichever way
- * ({@link headStartsUnderway}); those and the seeds' logins are the run's
- * critical path. Measured in the lab (2 CPUs, 3 hosts, an evaluation of 1
- * CPU-second): beside six ssh key exchanges the first evaluation took 2.2 s
- * (1.2 s alone), then the head start's ssh to its seed 1 s more. A run
- * without evaluations (a rollback) logs in at once.
+ * ({@link headStartsUnderway}), but after {@link LOGINS_HELD_AT_MOST_MS} at
+ * the latest: those and the seeds' logins are the run's critical path, yet
+ * a large configuration's first evaluation can take a minute, and a target
+ * that does not answer should be told sooner. Measured in the lab (2 CPUs,
+ * 3 hosts, an evaluation of 1 CPU-second): beside six ssh key exchanges the
+ * first evaluation took 2.2 s (1.2 s alone), then the head start's ssh to
+ * its seed 1 s more. A run without evaluations (a rollback) logs in at once.
  */
 function afterHeadStarts(ctx: RunContext): () => Promise<unknown> {
-  return () => Promise.all([ctx.evaluations?.running[0]?.done, headStartsUnderway(ctx)]);
+  return () => {
+    let timer: NodeJS.Timeout | undefined;
+    const atTheLatest = new Promise<void>((resolve) => (timer = setTimeout(resolve, LOGINS_HELD_AT_MOST_MS).unref()));
+    return Promise.race([Promise.all([ctx.evaluations?.running[0]?.done, headStartsUnderway(ctx)]), atTheLatest]).finally(() => clearTimeout(timer));
+  };
 }
+
+/** How long the targets' logins wait for the head starts at most (ms). */
+const LOGINS_HELD_AT_MOST_MS = 5000;
 
 /** The nixos-rebuild the deploy will run here was found and takes the flags the targets need (probed when planning). */
 function rebuildCheck(rebuild: NonNullable<DeployPlan['preflight']['rebuild']>) {

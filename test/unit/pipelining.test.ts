@@ -92,6 +92,31 @@ describe('pipelined stages', () => {
     expect(after).toEqual(Array(4).fill('while it builds'));
   });
 
+  it('logs in to the targets after 5 s at the latest while the first evaluation still runs: a target that does not answer is told soon', async () => {
+    const isTargetLogin = (spec: CommandSpec) => spec.argv[0] === 'ssh' && spec.argv.some((a) => /^deploy@opi0\d\.internal$/.test(a));
+    let firstEnded = false;
+    let loggedInBeforeItEnded = 0;
+    let loggedIn!: () => void;
+    const targetsAsked = new Promise<void>((resolve) => (loggedIn = resolve));
+    const startedAt = Date.now();
+    const pipeline = await runPipeline([
+      (spec) => {
+        if (!isTargetLogin(spec)) return undefined;
+        if (!firstEnded && ++loggedInBeforeItEnded === 3) loggedIn();
+        return undefined;
+      },
+      (spec) => {
+        if (!isFirstEvaluation(spec)) return undefined;
+        // Ends once the three targets were asked, or after 8 s (which fails the test below).
+        const ends = Promise.race([targetsAsked, new Promise((resolve) => setTimeout(resolve, 8000))]).then(() => (firstEnded = true));
+        return { until: ends, stdout: JSON.stringify({ opi01: { drv: FIXTURE_DRV, out: FIXTURE_TOPLEVEL } }) };
+      },
+    ]);
+    expect(pipeline.result.error).toBeUndefined();
+    expect(loggedInBeforeItEnded).toBe(3);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(4900);
+  }, 15_000);
+
   it("starts the head start on the seed as soon as the seed answered, before the other builders have", async () => {
     // opi01's builder login answers only once the head start runs (or after 2 s, which fails the test below).
     let headStarted!: () => void;
