@@ -489,8 +489,7 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
   // The pipeline's own build of the lab's one system's toplevels but the head start's (and the kernel they share),
   // on every builder (as preflight fills them when all answer).
   const system = plan.builds[0]!;
-  // Its first part: the lab's 3 hosts leave the head start's and two toplevels, one part.
-  const seedBuild = fillCommand(system.rest[0]!.build, { [`builders:${system.system}`]: joinBuilderSpecs(system.builders.map((b) => b.spec)), ...toplevelDerivationValues(drvPaths) });
+  const seedBuild = fillCommand(system.build, { [`builders:${system.system}`]: joinBuilderSpecs(system.builders.map((b) => b.spec)), ...toplevelDerivationValues(drvPaths) });
   const env = { ...lab.env, ...seedBuild.env };
   if (extraSshOptions.length) env.NIX_SSHOPTS = [env.NIX_SSHOPTS ?? '', ...extraSshOptions].join(' ').trim();
   const t0 = Date.now();

@@ -35,7 +35,7 @@ import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, co
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { BOOTED_SYSTEM } from '../remote/generations.ts';
 import { armArgs, BOOT_CHECK, CONFIRM, generationProbeArgv, REBOOT, REBOOT_MARKER_DIR, ROLLBACK } from '../remote/scripts.ts';
-import { concurrencyFor, DEFAULT_CONCURRENCY } from './concurrency.ts';
+import { concurrencyFor } from './concurrency.ts';
 import { PLACEHOLDER } from './placeholders.ts';
 import { type BuilderPlan, type DeployGoal, deployStages, type DeployPlan, type HealthCheckPlan, type HealthPlan, type HostPlan, type PlannedCommand, type RebootPlan, type RollbackPlan, type SystemBuild } from './types.ts';
 import { builderSeeds } from './waves.ts';
@@ -246,10 +246,8 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
     const headStart = (placement: Parameters<typeof seedBuildArgv>[1]) =>
       of.length > 1 ? { headStart: { hosts: [of[0]!], build: { argv: seedBuildArgv(toplevelDrvs([of[0]!]), placement), env, timeoutMs } } } : {};
     const rest = of.length > 1 ? of.slice(1) : of;
-    const parts = (placement: Parameters<typeof seedBuildArgv>[1]) =>
-      inParts(rest).map((hosts) => ({ hosts, build: { argv: seedBuildArgv(toplevelDrvs(hosts), placement), env, timeoutMs } }));
     if (names.length === 0 && options.onCoordinator) {
-      return { system, hosts: [...of], on: 'here', builders: [], ...headStart('here'), rest: parts('here') };
+      return { system, hosts: [...of], on: 'here', builders: [], ...headStart('here'), build: { argv: seedBuildArgv(toplevelDrvs(rest), 'here'), env, timeoutMs } };
     }
     const builders: BuilderPlan[] = names.length
       ? names.map((name) => {
@@ -265,18 +263,9 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
     return {
       system, hosts: [...of], on: 'builders', builders,
       ...headStart({ builders: PLACEHOLDER.seedBuilder(system) }),
-      rest: parts({ builders: PLACEHOLDER.builders(system) }),
+      build: { argv: seedBuildArgv(toplevelDrvs(rest), { builders: PLACEHOLDER.builders(system) }), env, timeoutMs },
     };
   });
-}
-
-/** At most this many toplevels in one `nix build` of the rest (SystemBuild.rest), and at most {@link DEFAULT_CONCURRENCY} such builds. */
-const TOPLEVELS_PER_BUILD = 3;
-
-/** `hosts` in consecutive parts as even as can be, of at most {@link TOPLEVELS_PER_BUILD} unless that would make more than {@link DEFAULT_CONCURRENCY} parts. */
-export function inParts(hosts: readonly HostName[]): HostName[][] {
-  const count = Math.max(1, Math.min(DEFAULT_CONCURRENCY, Math.ceil(hosts.length / TOPLEVELS_PER_BUILD)));
-  return Array.from({ length: count }, (_, i) => hosts.slice(Math.round((i * hosts.length) / count), Math.round(((i + 1) * hosts.length) / count))).filter((part) => part.length > 0);
 }
 
 /**

@@ -131,8 +131,7 @@ function renderDeployPlan(plan: DeployPlan): string {
       ...(b.headStart
         ? [`    ${b.headStart.hosts.join(', ')} as soon as evaluated (a head start for what the toplevels share)${b.on === 'builders' ? `, on the seed alone once it answered (${PLACEHOLDER.seedBuilder(b.system)}: its entry)` : ''}:`, cmd(b.headStart.build), `    then the others, once evaluated:`]
         : []),
-      ...(b.rest.length > 1 ? [`    in ${b.rest.length} builds side by side (Nix dispatches one derivation at a time per nix build):`] : []),
-      ...b.rest.map((part) => cmd(part.build)),
+      cmd(b.build),
     ]),
     // A Nix daemon makes the builds itself: only the --builders spec reaches it.
     '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',

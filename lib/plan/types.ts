@@ -177,12 +177,9 @@ export const systemBuildSchema = z.object({
   /**
    * the system's other toplevels (all of them without a head start), once
    * they are evaluated: what they share with the head start's (the kernel)
-   * is found built or building. In parts of a few toplevels, a `nix build`
-   * each, side by side: Nix's build hook hands one derivation at a time to
-   * a builder per `nix build` (an ssh connection each, ~0.4 s in the lab),
-   * so one `nix build` of 29 toplevels spent 14 s dispatching them
+   * is found built or building
    */
-  rest: z.array(z.object({ hosts: z.array(z.string()), build: plannedCommandSchema })),
+  build: plannedCommandSchema,
 });
 export type SystemBuild = z.infer<typeof systemBuildSchema>;
 

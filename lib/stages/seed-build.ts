@@ -141,15 +141,12 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
   const signal = AbortSignal.any([ctx.signal, stopper.signal]);
   let outcome: 'success' | 'failed' = 'failed';
   try {
-    const hosts = build.rest.flatMap((part) => part.hosts);
-    if (head) say(`evaluating ${hosts.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
-    // The parts side by side, each once its hosts are evaluated (lib/plan/types.ts SystemBuild.rest).
-    const others = Promise.all(
-      build.rest.map(async (part) => {
-        await evaluated(ctx, part.hosts, signal);
-        return runBuild(ctx, build, { hosts: part.hosts, build: part.build, on: 'builders' }, say, signal, built);
-      }),
-    );
+    const others = (async () => {
+      const hosts = build.hosts.filter((h) => !build.headStart?.hosts.includes(h));
+      if (head) say(`evaluating ${hosts.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
+      await evaluated(ctx, hosts, signal);
+      return runBuild(ctx, build, { hosts, build: build.build, on: 'builders' }, say, signal, built);
+    })();
     try {
       await Promise.all([head?.done, others]);
     } catch (error) {

@@ -71,8 +71,6 @@ export interface PipelineOptions {
   readonly editInventory?: (json: any) => void;
   /** deploy hosts.json's whole fleet (WHOLE_FLEET_HOSTS) instead of the three opis */
   readonly wholeFleet?: boolean;
-  /** deploy these (added by editInventory) instead, each evaluated to the fixture toplevel */
-  readonly hosts?: readonly string[];
   readonly signal?: AbortSignal;
   /** listr2's renderer; default silent (`simple` prints what an operator's CI log shows) */
   readonly renderer?: RendererChoice;
@@ -84,7 +82,7 @@ export interface PipelineOptions {
 export async function runPipeline(responders: readonly Responder[], options: PipelineOptions = {}) {
   const cache = await startTestCache({ '/c4yw6ms3vwp93mlkv5g3h9ig7j9zspcn.narinfo': options.narinfo ?? fixture('narinfo/signed.narinfo') });
   try {
-    const hosts = options.hosts ?? (options.wholeFleet ? WHOLE_FLEET_HOSTS : FLEET_HOSTS);
+    const hosts = options.wholeFleet ? WHOLE_FLEET_HOSTS : FLEET_HOSTS;
     const inventory = (options.wholeFleet ? wholeFleetInventory : fleetInventory)((json) => {
       json.cache.url = cache.url;
       json.cache.publicKey = FIXTURE_KEY;
@@ -93,7 +91,7 @@ export async function runPipeline(responders: readonly Responder[], options: Pip
       options.editInventory?.(json);
     });
     const plan = planDeploy(inventory, hosts, { goal: 'switch', onCoordinator: true, ...options.plan });
-    const executor = new RecordingExecutor([...responders, ...(options.wholeFleet || options.hosts ? [evaluatesTo(hosts)] : []), ...fleetResponders]);
+    const executor = new RecordingExecutor([...responders, ...(options.wholeFleet ? [evaluatesTo(hosts)] : []), ...fleetResponders]);
     const result = await runPlan(plan, { executor, signal: options.signal ?? new AbortController().signal, renderer: options.renderer ?? 'silent', runId: 'r1', confirmActivation: options.confirmActivation });
     return { result, executor, plan, cacheRequests: [...cache.requests] };
   } finally {

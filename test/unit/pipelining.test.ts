@@ -117,37 +117,6 @@ describe('pipelined stages', () => {
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(4900);
   }, 15_000);
 
-  it('builds the others in parts side by side: each part is asked for before any answered', async () => {
-    const seven = ['opi01', 'opi02', 'opi03', 'opi04', 'opi05', 'opi06', 'opi07'];
-    const isRestBuild = (spec: CommandSpec) => spec.argv.includes('build') && !buildsOneToplevel(spec);
-    let asked = 0;
-    let answered = 0;
-    let askedBeforeAnAnswer = 0;
-    let bothAsked!: () => void;
-    const both = new Promise<void>((resolve) => (bothAsked = resolve));
-    const built = JSON.stringify([{ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }]);
-    const pipeline = await runPipeline(
-      [
-        (spec) => {
-          if (!isRestBuild(spec)) return undefined;
-          if (answered === 0) askedBeforeAnAnswer++;
-          if (++asked === 2) bothAsked();
-          return { stdout: built, until: Promise.race([both, new Promise((resolve) => setTimeout(resolve, 2000))]).then(() => answered++) };
-        },
-      ],
-      {
-        hosts: seven,
-        editInventory: (json) => {
-          for (const name of seven.slice(3)) json.hosts[name] = { ...json.hosts.opi01, address: `${name}.internal` };
-        },
-      },
-    );
-    expect(pipeline.plan.builds[0]!.rest.map((part) => part.hosts)).toEqual([['opi02', 'opi03', 'opi04'], ['opi05', 'opi06', 'opi07']]);
-    expect(pipeline.result.error).toBeUndefined();
-    expect([asked, askedBeforeAnAnswer]).toEqual([2, 2]);
-    expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(Array(7).fill('deployed'));
-  });
-
   it("starts the head start on the seed as soon as the seed answered, before the other builders have", async () => {
     // opi01's builder login answers only once the head start runs (or after 2 s, which fails the test below).
     let headStarted!: () => void;
@@ -179,7 +148,7 @@ describe('pipelined stages', () => {
     expect(pipeline.result.error).toBeUndefined();
     const { executor, plan } = pipeline;
     const at = (command: Parameters<typeof asRun>[1]) => executor.calls.findIndex((c) => JSON.stringify(c) === JSON.stringify(asRun(pipeline, command)));
-    expect(at(plan.builds[0]!.headStart!.build)).toBeLessThan(at(plan.builds[0]!.rest[0]!.build));
+    expect(at(plan.builds[0]!.headStart!.build)).toBeLessThan(at(plan.builds[0]!.build));
     expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
   });
 

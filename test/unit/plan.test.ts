@@ -4,7 +4,7 @@ import { renderExecPlan } from '../../lib/cli/exec.ts';
 import { renderGenerationsPlan } from '../../lib/cli/generations.ts';
 import { thisMachine } from '../../lib/cli/selection.ts';
 import { targetCheck } from '../../lib/doctor/checks/targets.ts';
-import { inParts, planDeploy } from '../../lib/plan/assemble.ts';
+import { planDeploy } from '../../lib/plan/assemble.ts';
 import { planExec } from '../../lib/plan/exec.ts';
 import { planGenerations } from '../../lib/plan/generations.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
@@ -46,9 +46,9 @@ describe('planning a deploy of the fleet', () => {
         '{ inherit name; value = { drv = t.drvPath; out = t.outPath; }; }) [ "opi02" "opi03" ])',
     ]);
     // The head start builds opi01's on the seed alone; the build of all on every builder that answered.
-    const seedOnly = plan.builds[0]!.rest[0]!.build.argv.slice(0, -2).map((a) => (a === '{{builders:aarch64-linux}}' ? '{{seed-builder:aarch64-linux}}' : a));
-    expect(plan.builds[0]!.rest[0]!.build.argv).toContain('{{builders:aarch64-linux}}');
-    expect(plan.builds[0]!.headStart).toEqual({ hosts: ['opi01'], build: { ...plan.builds[0]!.rest[0]!.build, argv: [...seedOnly, '{{toplevel-drv:opi01}}^out'] } });
+    const seedOnly = plan.builds[0]!.build.argv.slice(0, -2).map((a) => (a === '{{builders:aarch64-linux}}' ? '{{seed-builder:aarch64-linux}}' : a));
+    expect(plan.builds[0]!.build.argv).toContain('{{builders:aarch64-linux}}');
+    expect(plan.builds[0]!.headStart).toEqual({ hosts: ['opi01'], build: { ...plan.builds[0]!.build, argv: [...seedOnly, '{{toplevel-drv:opi01}}^out'] } });
     // One host: one evaluation, no head start.
     const one = planDeploy(inventory, ['opi02'], { goal: 'switch', onCoordinator: true });
     expect([one.evaluate.map((e) => e.hosts), one.builds[0]!.headStart]).toEqual([[['opi02']], undefined]);
@@ -58,7 +58,7 @@ describe('planning a deploy of the fleet', () => {
     expect(plan.builds[0]!.builders.map((b) => b.spec)).toEqual(
       ['opi03', 'opi01', 'opi02'].map((h) => `ssh://nix-builder@${h}.internal aarch64-linux /etc/nix/builder-key 6 2 big-parallel - -`),
     );
-    expect(plan.builds[0]!.rest[0]!.build.argv).toEqual([
+    expect(plan.builds[0]!.build.argv).toEqual([
       'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json',
       // What the head start builds is locked by its own nix build: looked at again every second, not every 5.
       '--option', 'build-poll-interval', '1',
@@ -67,25 +67,7 @@ describe('planning a deploy of the fleet', () => {
       // The derivations the evaluation instantiated (the flake is not evaluated again); opi01's is the head start's.
       '{{toplevel-drv:opi02}}^out', '{{toplevel-drv:opi03}}^out',
     ]);
-    expect(plan.builds[0]!.rest[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
-  });
-
-  it('builds the others in parts of at most 3 toplevels, a nix build each, side by side; at most 10 parts', () => {
-    expect(plan.builds[0]!.rest.map((part) => part.hosts)).toEqual([['opi02', 'opi03']]);
-    const hosts = (n: number) => Array.from({ length: n }, (_, i) => `h${i + 1}`);
-    expect(inParts(hosts(7))).toEqual([['h1', 'h2'], ['h3', 'h4', 'h5'], ['h6', 'h7']]);
-    expect(inParts(hosts(29)).map((part) => part.length)).toEqual([3, 3, 3, 3, 3, 2, 3, 3, 3, 3]);
-    expect(inParts(hosts(61)).map((part) => part.length)).toEqual([6, 6, 6, 6, 7, 6, 6, 6, 6, 6]);
-    expect(inParts(hosts(61)).flat()).toEqual(hosts(61));
-    // Planned so: each part builds its own hosts' toplevels, on every builder that answered.
-    const big = fleetInventory((json) => {
-      for (const name of ['opi04', 'opi05', 'opi06', 'opi07']) json.hosts[name] = { ...json.hosts.opi01, address: `${name}.internal` };
-    });
-    const rest = planDeploy(big, ['opi01', 'opi02', 'opi03', 'opi04', 'opi05', 'opi06', 'opi07'], { goal: 'switch', onCoordinator: true }).builds[0]!.rest;
-    expect(rest.map((part) => [part.hosts, part.build.argv.filter((a) => a.startsWith('{{toplevel-drv:')), part.build.argv.includes('{{builders:aarch64-linux}}')])).toEqual([
-      [['opi02', 'opi03', 'opi04'], ['{{toplevel-drv:opi02}}^out', '{{toplevel-drv:opi03}}^out', '{{toplevel-drv:opi04}}^out'], true],
-      [['opi05', 'opi06', 'opi07'], ['{{toplevel-drv:opi05}}^out', '{{toplevel-drv:opi06}}^out', '{{toplevel-drv:opi07}}^out'], true],
-    ]);
+    expect(plan.builds[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
   });
 
   it('deploys every host at once, with sudo for the non-root deploy user; the built toplevel (ng has --store-path)', () => {
@@ -210,7 +192,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
       ['aarch64-linux', 'builders', ['opi01', 'opi02', 'opi03'], ['opi03', 'opi01', 'opi02']],
       ['x86_64-linux', 'here', ['hawk', 'calypso'], []],
     ]);
-    expect(plan.builds[1]!.rest[0]!.build.argv).toEqual([
+    expect(plan.builds[1]!.build.argv).toEqual([
       'nix', '--log-format', 'internal-json', 'build', '--no-link', '--json', '--option', 'build-poll-interval', '1', '--max-jobs', 'auto', '--builders', '',
       '{{toplevel-drv:calypso}}^out',
     ]);
@@ -246,7 +228,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     const plan = planDeploy(whole, all, { goal: 'switch', onCoordinator: false, thisMachine: 'calypso', localUser: 'avl', rebuildTool: ngTool });
     const x86 = plan.builds[1]!;
     expect([x86.on, x86.builders.map((b) => b.spec)]).toEqual(['builders', ['ssh://root@hawk.internal x86_64-linux - 8 4 nixos-test,benchmark,big-parallel,kvm - -']]);
-    expect(x86.rest[0]!.build.argv.slice(9, 13)).toEqual(['--max-jobs', '0', '--builders', '{{builders:x86_64-linux}}']);
+    expect(x86.build.argv.slice(9, 13)).toEqual(['--max-jobs', '0', '--builders', '{{builders:x86_64-linux}}']);
     expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03'], ['hawk'], ['calypso']]);
     expect(plan.deploy.hosts.hawk!.rebuild.argv).toContain('deploy@hawk.internal');
     expect(plan.deploy.hosts.calypso!.target.local).toBe(true);

@@ -36,7 +36,7 @@ describe('running a plan (recording executor, real HTTP cache)', () => {
     expect(plan.preflight.cacheKey.listRoots.argv.slice(0, 2)).toEqual(['find', '/nix/var/nix/gcroots/arm-cache']);
     expect(executor.calls.slice(0, buildAt)).toContainEqual(asRun(pipeline, plan.preflight.cacheKey.listRoots));
     expect(executor.calls.findIndex((c) => isCommand(c, restEvaluation))).toBeGreaterThan(0);
-    expect(executor.calls.findIndex((c) => isCommand(c, asRun(pipeline, plan.builds[0]!.rest[0]!.build)))).toBeGreaterThan(buildAt);
+    expect(executor.calls.findIndex((c) => isCommand(c, asRun(pipeline, plan.builds[0]!.build)))).toBeGreaterThan(buildAt);
     // One wave: every host's nixos-rebuild, none waiting for another's.
     expect(plan.waves).toEqual([['opi01', 'opi02', 'opi03']]);
     expect(rebuilds(pipeline).sort()).toEqual(['opi01 rebuild', 'opi02 rebuild', 'opi03 rebuild']);
