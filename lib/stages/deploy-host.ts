@@ -20,6 +20,7 @@ import { type Generation, parseGeneration, parseRollbackReport } from '../remote
 import { goalEffect, type HostEffect, type HostEnd, type RunRecorder } from '../report/timing.ts';
 import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
 import { rebootAndWait } from './reboot.ts';
+import { sleep } from '../backoff.ts';
 
 const CONFIRM_TOO_LATE = 3;
 
@@ -137,19 +138,22 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       if (diffBeside && !diffAfterActivation) startDiff(diffBeside);
     }
 
-    // The watchdog and the new system profile at once: the watchdog acts only once the running system changes
-    // (the activation, after both), and a profile set while the arming failed is set back by the rollback.
-    if (steps.setProfile) say(steps.arm ? 'arming the watchdog, setting the system profile' : 'setting the system profile');
-    const [arm, set] = await Promise.all([steps.arm && run(steps.arm), steps.setProfile && run(steps.setProfile)]);
-    const armed = arm !== undefined && succeeded(arm);
-    const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
-    if (arm?.aborted || set?.aborted) return interrupted(end, host, set && !armed ? 'unknown' : 'previous', set && armed ? watchdogNote : undefined);
-    if (arm && !armed) {
-      const why = describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm!), arm);
-      if (!set) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, why);
-      return fail(await rollBack(false, 'arming the watchdog failed'), why);
+    // The watchdog first, then the profile: a run stopped or failing in between leaves the host untouched.
+    let armed = false;
+    if (steps.arm) {
+      const arm = await run(steps.arm);
+      if (arm.aborted) return interrupted(end, host, 'previous');
+      if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
+      armed = true;
     }
-    if (set && !succeeded(set)) return fail(await rollBack(armed, 'setting the system profile failed'), describeFailure(`${host}: cannot set its system profile`, fill(steps.setProfile!), set));
+    const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
+
+    if (steps.setProfile) {
+      say('setting the system profile');
+      const set = await run(steps.setProfile);
+      if (set.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
+      if (!succeeded(set)) return fail(await rollBack(armed, 'setting the system profile failed'), describeFailure(`${host}: cannot set its system profile`, fill(steps.setProfile), set));
+    }
 
     const activation = deployment.activation ?? 'nixos-rebuild';
     say(activation === 'nixos-rebuild' ? `nixos-rebuild ${goal}` : `${activation} (${goal})`);
@@ -193,7 +197,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     if (diffBeside && diffAfterActivation) startDiff(diffBeside);
     let loggedIn = false;
     if (armed && steps.freshLogin) {
-      loggingIn = executor.run(fill(steps.freshLogin), { signal: AbortSignal.any([signal, stopLogin.signal]) });
+      loggingIn = logInAnew(steps.freshLogin, steps.health);
       const settled = () => (loggedIn = true);
       loggingIn.then(settled, settled);
     }
@@ -250,6 +254,19 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     if (!deployed) stopDiff.abort();
     stopLogin.abort();
     await Promise.all([diffing, loggingIn]);
+  }
+
+  /**
+   * The new login, retried as a health check is (right after an activation that restarted sshd or the
+   * network, new connections may be refused for a moment); its last result.
+   */
+  async function logInAnew(login: PlannedCommand, health: HostPlan['health']): Promise<CommandResult> {
+    const loginSignal = AbortSignal.any([signal, stopLogin.signal]);
+    for (let attempt = 0; ; attempt++) {
+      const result = await executor.run(fill(login), { signal: loginSignal });
+      if (succeeded(result) || result.aborted || loginSignal.aborted || attempt >= (health?.retries ?? 0)) return result;
+      await sleep(health?.intervalMs ?? 0, loginSignal);
+    }
   }
 
   async function rollBack(armed: boolean, reason: string): Promise<HostEnd> {

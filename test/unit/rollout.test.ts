@@ -168,10 +168,19 @@ describe('safe rollouts (recording executor)', () => {
     expect(opi02.note).toMatch(/not confirmed .*Connection timed out.*watchdog on opi02 reverts it within 30 s/);
   });
 
-  it('does not confirm a host that a new SSH login no longer reaches after its activation: its watchdog reverts it', async () => {
+  it('confirms a host whose new login is refused once, right after its activation, then answers', async () => {
+    let refusals = 0;
+    const once = (spec: CommandSpec) => (spec.argv.includes('ControlPath=none') && spec.argv.includes('deploy@opi02.internal') && refusals++ === 0 ? { exitCode: 255, stderr: 'Connection refused' } : undefined);
+    const { result, steps } = await run([once]);
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'deployed', generation: 'new' });
+    expect(steps.filter((s) => s === 'opi02 fresh login')).toHaveLength(2);
+  });
+
+  it('does not confirm a host that a new SSH login no longer reaches after its activation (retried as a check): its watchdog reverts it', async () => {
     const refused = { exitCode: 255, stderr: 'deploy@opi02.internal: Permission denied (publickey).' };
     const { result, steps } = await run([(spec) => (spec.argv.includes('ControlPath=none') && spec.argv.includes('deploy@opi02.internal') ? refused : undefined)]);
-    expect(steps.filter((s) => s.startsWith('opi02 '))).toEqual(['opi02 probe', 'opi02 diff', 'opi02 arm', 'opi02 rebuild', 'opi02 fresh login', 'opi02 health: ssh answers']);
+    // Tried 1 + retries (1) times, beside the checks.
+    expect(steps.filter((s) => s.startsWith('opi02 ')).sort()).toEqual(['opi02 arm', 'opi02 diff', 'opi02 fresh login', 'opi02 fresh login', 'opi02 health: ssh answers', 'opi02 probe', 'opi02 rebuild']);
     expect(result.error!.message).toMatch(/^opi02: could not log in over a new SSH connection after the activation, so it is not confirmed: ssh exited with 255/);
     const opi02 = result.report.hosts.find((h) => h.name === 'opi02')!;
     expect(opi02).toMatchObject({ state: 'failed', generation: 'unknown' });
