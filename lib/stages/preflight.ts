@@ -63,9 +63,10 @@ export function preflightTask(): ListrTask<RunContext> {
     task: (ctx, task) => {
       const { plan } = deployRun(ctx);
       const { preflight, coordinator } = plan;
-      const queue = loginQueue();
-      const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build, queue));
-      const login = queue(afterHeadStarts(ctx));
+      // The builders' logins in a queue of their own: after a seed's failover they must not wait behind the targets'.
+      const builderQueue = loginQueue();
+      const builders: Subtask[] = plan.builds.filter((build) => build.on === 'builders').map((build) => buildersCheckTask(ctx, build, builderQueue));
+      const login = loginQueue()(afterHeadStarts(ctx));
       const others: Subtask[] = [
         {
           title: 'Nix on this machine obeys --builders (trusted user)',
@@ -194,14 +195,15 @@ function buildersCheckTask(ctx: RunContext, build: SystemBuild, queue: ReturnTyp
       return { builder, command, run: () => ctx.executor.run(command, { signal: ctx.signal }) };
     };
     // The preferred seed's login is not queued: its head start waits for it alone. The others are asked once
-    // the head start is underway (they build the other toplevels, later), or at once when the seed did not answer.
+    // the head start is underway (they build the other toplevels, later; 5 s at most, so that preflight fails
+    // soon when one does not answer), or at once when the seed did not answer.
     const seedProbe = (async () => {
       const probe = ask(first!);
       const result = await probe.run();
       if (succeeded(result)) choose(first!);
       return { ...probe, result };
     })();
-    const login = queue(async () => (succeeded((await seedProbe).result) ? headStartsUnderway(ctx) : undefined));
+    const login = queue(async () => (succeeded((await seedProbe).result) ? atTheLatest(headStartsUnderway(ctx)) : undefined));
     const probes = await Promise.all([
       seedProbe,
       ...rest.map(async (builder) => {
@@ -263,14 +265,17 @@ function loginQueue(): (after: () => Promise<unknown>) => Login {
  * its seed 1 s more. A run without evaluations (a rollback) logs in at once.
  */
 function afterHeadStarts(ctx: RunContext): () => Promise<unknown> {
-  return () => {
-    let timer: NodeJS.Timeout | undefined;
-    const atTheLatest = new Promise<void>((resolve) => (timer = setTimeout(resolve, LOGINS_HELD_AT_MOST_MS).unref()));
-    return Promise.race([Promise.all([ctx.evaluations?.running[0]?.done, headStartsUnderway(ctx)]), atTheLatest]).finally(() => clearTimeout(timer));
-  };
+  return () => atTheLatest(Promise.all([ctx.evaluations?.running[0]?.done, headStartsUnderway(ctx)]));
 }
 
-/** How long the targets' logins wait for the head starts at most (ms). */
+/** Settles when `promise` does, or after {@link LOGINS_HELD_AT_MOST_MS}, whichever comes first. */
+function atTheLatest(promise: Promise<unknown>): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, LOGINS_HELD_AT_MOST_MS).unref()));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** How long the targets' and the other builders' logins wait for the head starts at most (ms). */
 const LOGINS_HELD_AT_MOST_MS = 5000;
 
 /** The nixos-rebuild the deploy will run here was found and takes the flags the targets need (probed when planning). */
