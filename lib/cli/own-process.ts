@@ -39,7 +39,7 @@ export async function runInOwnProcess(command: () => Promise<number>): Promise<n
   // The command's process starts from the script's prebuilt bundle (lib/cli/script-bundle.ts), else under tsx again.
   const { freshBundle } = await import('./script-bundle.ts');
   const bundle = process.argv[1] ? await freshBundle(process.argv[1]) : undefined;
-  const argv = bundle ? ['--enable-source-maps', bundle, ...process.argv.slice(2)] : [...process.execArgv, ...process.argv.slice(1)];
+  const argv = bundle ? [...withoutTsxLoader(process.execArgv), '--enable-source-maps', bundle, ...process.argv.slice(2)] : [...process.execArgv, ...process.argv.slice(1)];
   const child = spawn(process.execPath, argv, {
     stdio: 'inherit',
     env: { ...process.env, [IN_OWN_PROCESS]: '1' },
@@ -55,4 +55,16 @@ export async function runInOwnProcess(command: () => Promise<number>): Promise<n
   } finally {
     for (const signal of signals) process.off(signal, pass);
   }
+}
+
+/** Node's flags without the ones tsx's CLI adds to load itself (`--require …/tsx/dist/preflight.cjs`, `--import …/tsx/dist/loader.mjs`). */
+export function withoutTsxLoader(execArgv: readonly string[]): string[] {
+  const isTsx = (value: string | undefined) => value !== undefined && /[\\/]tsx[\\/]dist[\\/]/.test(value);
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    if ((arg === '--require' || arg === '-r' || arg === '--import') && isTsx(execArgv[i + 1])) i++;
+    else if (!((arg.startsWith('--require=') || arg.startsWith('--import=')) && isTsx(arg))) kept.push(arg);
+  }
+  return kept;
 }

@@ -54,6 +54,8 @@ export async function freshBundle(script: string, options: { readonly cacheDir?:
     await mkdir(cacheDir, { recursive: true });
     const { build } = await import('esbuild');
     const temporary = `${bundle}.${process.pid}.tmp`;
+    // A source saved while esbuild read it would be listed with its new mtime beside the old content.
+    const startedMs = Date.now();
     const made = await build({
       entryPoints: [script],
       absWorkingDir: root,
@@ -72,16 +74,23 @@ export async function freshBundle(script: string, options: { readonly cacheDir?:
       return [path, size, mtimeMs] as const;
     }));
     const manifest: Manifest = { format: FORMAT, inputs };
+    const changedMeanwhile = inputs.some(([, , mtimeMs]) => mtimeMs >= startedMs);
     await rename(`${temporary}.map`, `${bundle}.map`);
     // The sourcemap link names the temporary file: point it at the bundle's own map.
     const code = (await readFile(temporary, 'utf8')).replace(/\/\/# sourceMappingURL=\S+\s*$/, `//# sourceMappingURL=${basename(bundle)}.map\n`);
     await writeFile(temporary, code);
     await rename(temporary, bundle);
-    await writeFile(`${manifestPath}.${process.pid}.tmp`, JSON.stringify(manifest));
-    await rename(`${manifestPath}.${process.pid}.tmp`, manifestPath);
+    // Without a manifest the next run makes it again: used this once, not trusted later.
+    if (changedMeanwhile) await rm(manifestPath, { force: true });
+    else {
+      await writeFile(`${manifestPath}.${process.pid}.tmp`, JSON.stringify(manifest));
+      await rename(`${manifestPath}.${process.pid}.tmp`, manifestPath);
+    }
     return bundle;
   } catch {
-    await rm(`${bundle}.${process.pid}.tmp`, { force: true }).catch(() => undefined);
+    for (const leftover of [`${bundle}.${process.pid}.tmp`, `${bundle}.${process.pid}.tmp.map`, `${manifestPath}.${process.pid}.tmp`]) {
+      await rm(leftover, { force: true }).catch(() => undefined);
+    }
     return undefined;
   }
 }

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { withoutTsxLoader } from '../../lib/cli/own-process.ts';
 import { freshBundle } from '../../lib/cli/script-bundle.ts';
 
 let root: string | undefined;
@@ -57,5 +58,12 @@ describe('script bundles', () => {
     expect(await freshBundle(repo.script, repo)).toBeDefined();
     await writeFile(join(repo.root, 'blocked'), 'a file where the cache directory would be');
     expect(await freshBundle(repo.script, { ...repo, cacheDir: join(repo.root, 'blocked/cache') })).toBeUndefined();
+  });
+
+  it("keeps the user's Node flags for the bundle's process, not tsx's loader", () => {
+    const tsx = ['--require', '/r/node_modules/tsx/dist/preflight.cjs', '--import', 'file:///r/node_modules/tsx/dist/loader.mjs'];
+    expect(withoutTsxLoader([...tsx, '--max-old-space-size=4096', '--import', 'file:///r/other.mjs', '--import=file:///r/node_modules/tsx/dist/loader.mjs'])).toEqual([
+      '--max-old-space-size=4096', '--import', 'file:///r/other.mjs',
+    ]);
   });
 });
