@@ -162,7 +162,8 @@ exit "$status"
 /**
  * The magic-rollback watchdog (as deploy-rs does): waits for the activation
  * to change the running system, then for the canary to be removed by the
- * orchestrator over a new SSH connection; otherwise rolls back by itself.
+ * orchestrator (once a new SSH login worked and the checks held); otherwise
+ * rolls back by itself.
  * Args: profile current prev_link prev_current goal marker canary confirm_seconds arm_seconds.
  */
 const WATCHDOG = `${ROLLBACK_FUNCTION}

@@ -70,13 +70,14 @@ describe('pipelined stages', () => {
     // the three targets' logins have come (or 2 s, which fails the test below).
     const isTargetLogin = (spec: CommandSpec) => spec.argv[0] === 'ssh' && spec.argv.some((a) => /^deploy@opi0\d\.internal$/.test(a));
     let headStartAt = -1;
+    let headEnded = false;
     const after: string[] = [];
     let cameWhileBuilding!: () => void;
     const came = new Promise<void>((resolve) => (cameWhileBuilding = resolve));
     const pipeline = await runPipeline([
       (spec) => {
         // The first four: the deploy later logs in to the targets again.
-        if ((isRestEvaluation(spec) || isTargetLogin(spec)) && after.length < 4) after.push(headStartAt < 0 ? 'before the head start' : 'while it builds');
+        if ((isRestEvaluation(spec) || isTargetLogin(spec)) && after.length < 4) after.push(headStartAt < 0 ? 'before the head start' : headEnded ? 'after its end' : 'while it builds');
         if (after.length === 4) cameWhileBuilding();
         return undefined;
       },
@@ -84,7 +85,7 @@ describe('pipelined stages', () => {
         if (!buildsOneToplevel(spec)) return undefined;
         headStartAt = after.length;
         const built = JSON.stringify([{ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }]);
-        return { lines: kernelBuildStart(spec), stdout: built, until: Promise.race([came, new Promise((resolve) => setTimeout(resolve, 2000))]) };
+        return { lines: kernelBuildStart(spec), stdout: built, until: Promise.race([came, new Promise((resolve) => setTimeout(resolve, 2000))]).then(() => (headEnded = true)) };
       },
     ]);
     expect(pipeline.result.error).toBeUndefined();
