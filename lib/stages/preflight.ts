@@ -243,13 +243,17 @@ const LOGINS_AT_ONCE = DEFAULT_CONCURRENCY;
 
 /**
  * The queue for the logins no head start waits for: at most
- * {@link LOGINS_AT_ONCE} at a time, none before `after` has settled.
+ * {@link LOGINS_AT_ONCE} at a time, none before `after` has settled
+ * (asked once, by the first login that comes, and shared by the others).
  */
 function loginQueue(): (after: () => Promise<unknown>) => Login {
   const limit = pLimit(LOGINS_AT_ONCE);
-  return (after) => async (login) => {
-    await after().catch(() => undefined);
-    return limit(login);
+  return (after) => {
+    let settled: Promise<unknown> | undefined;
+    return async (login) => {
+      await (settled ??= after().catch(() => undefined));
+      return limit(login);
+    };
   };
 }
 
