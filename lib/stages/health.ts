@@ -96,6 +96,8 @@ export async function holdHealthy(
 ): Promise<HoldOutcome> {
   const started = Date.now();
   const interval = Math.max(500, options.intervalMs);
+  // Said from the start: the row shows the window while it waits, not only during its rounds (~0.1 s each).
+  options.onProgress?.(`health: holding (0/${Math.round(options.durationMs / 1000)} s)`);
   for (;;) {
     const left = started + options.durationMs - Date.now();
     if (left <= 0 || options.signal.aborted) return {};
