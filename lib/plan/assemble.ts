@@ -31,7 +31,7 @@ import { derivationOutputInstallable, type NixVersion } from '../nix/version.ts'
 import { chooseDeployMethod, type DeployMethod, methodProblems, runsNixosRebuild } from '../nix/deploy-method.ts';
 import { chooseRebuildFlags, type RebuildFlags, type RebuildTool, unprobedRebuildTool } from '../nix/nixos-rebuild.ts';
 import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, remoteArgv } from '../remote/host.ts';
-import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, type Here, reachTarget, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
+import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, type Here, reachTarget, reusingConnection, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { BOOTED_SYSTEM } from '../remote/generations.ts';
 import { armArgs, BOOT_CHECK, CONFIRM, generationProbeArgv, REBOOT, REBOOT_MARKER_DIR, ROLLBACK } from '../remote/scripts.ts';
@@ -124,7 +124,7 @@ export function planDeploy(inventory: Inventory, hosts: readonly HostName[], opt
   const localUser = options.localUser ?? userInfo().username;
   const thisMachine = options.thisMachine !== undefined && deployed.includes(options.thisMachine) ? options.thisMachine : undefined;
   const targets = planTargets(inventory, deployed, options.reuseConnections ?? true, thisMachine === undefined ? undefined : { name: thisMachine, user: localUser });
-  const builds = planBuilds(inventory, hosts, options, coordinatorEnv);
+  const builds = planBuilds(inventory, hosts, options);
 
   const rolling = options.rolling ?? false;
   const batchSize = Math.max(1, options.batchSize ?? 1);
@@ -233,10 +233,24 @@ function planDeployMethodSteps(
  * first; the coordinator over ssh when the run is elsewhere and it builds its
  * own system), or here on the coordinator.
  */
-function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: PlanOptions, env: Record<string, string>): SystemBuild[] {
+function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: PlanOptions): SystemBuild[] {
   const t = inventory.timeouts;
   const shortMs = shortCommandTimeoutMs(inventory);
-  const check = (builder: ReturnType<typeof coordinatorHost>) => ({ argv: builderProbeArgv(builder), timeoutMs: shortMs });
+  // One ssh connection per builder for the run: preflight's login opens it, and each of Nix's remote builds
+  // (a build hook process and an ssh of its own for every derivation) goes over it (NIX_SSHOPTS; not under a
+  // Nix daemon, which makes its own connections).
+  const controlDir = (options.reuseConnections ?? true) ? PLACEHOLDER.sshControlDir : undefined;
+  const env = sshEnv(reusingConnection(coordinatorHost(inventory), controlDir));
+  const builderPlan = (host: HostName, builder: RemoteHost, spec: string): BuilderPlan => {
+    const reached = reusingConnection(builder, controlDir);
+    return {
+      host,
+      check: { argv: builderProbeArgv(reached), timeoutMs: shortMs },
+      uri: nixSshStoreUri(builder),
+      spec,
+      ...(controlDir ? { closeConnection: { argv: closeMasterArgv(reached), timeoutMs: shortMs } } : {}),
+    };
+  };
   // The derivations the evaluate stage instantiated: built as they are, the flake is evaluated once per run.
   const toplevelDrvs = (of: readonly HostName[]) => of.map((host) => derivationOutputInstallable(PLACEHOLDER.toplevelDrv(host), 'out', options.localNix));
   return systemBuilders(inventory, hosts, options.seed).map(({ system, hosts: of, builders: names }): SystemBuild => {
@@ -252,11 +266,11 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
     const builders: BuilderPlan[] = names.length
       ? names.map((name) => {
           const builder = builderHost(inventory, name)!;
-          return { host: name, check: check(builder), uri: nixSshStoreUri(builder), spec: builderSpec(inventory, name, builder) };
+          return builderPlan(name, builder, builderSpec(inventory, name, builder));
         })
       : [(() => {
           const builder = coordinatorBuilderHost(inventory);
-          return { host: inventory.coordinator.name, check: check(builder), uri: nixSshStoreUri(builder), spec: coordinatorBuilderSpec(inventory, builder) };
+          return builderPlan(inventory.coordinator.name, builder, coordinatorBuilderSpec(inventory, builder));
         })()];
     // The head start on the seed alone (it starts once the seed answered, before the other builders have);
     // the other toplevels on every builder that answered.

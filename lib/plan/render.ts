@@ -135,6 +135,12 @@ function renderDeployPlan(plan: DeployPlan): string {
     ]),
     // A Nix daemon makes the builds itself: only the --builders spec reaches it.
     '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',
+    ...(plan.builds.some((b) => b.builders.some((x) => x.closeConnection))
+      ? [
+          "    each builder's connection, opened by its login above, is reused by the builds and closed at the run's end:",
+          ...plan.builds.flatMap((b) => b.builders.flatMap((x) => (x.closeConnection ? [cmd(x.closeConnection)] : []))),
+        ]
+      : []),
     ...(plan.copyToCoordinator ? [cmd(plan.copyToCoordinator)] : []),
     ...plan.pin.commands.map((c) => cmd(c)),
     `4. wait for cache (every ≤ ${seconds(waitForCache.pollMaxMs)}, at most ${seconds(waitForCache.timeoutMs)}; signed by ${waitForCache.publicKey.split(':')[0]}${waitForCache.allowUnsigned ? '; --allow-unsigned: unsigned or untrusted narinfos ACCEPTED' : ''})`,

@@ -148,6 +148,8 @@ export const builderPlanSchema = z.object({
   uri: z.string(),
   /** its --builders entry, in Nix's machines format */
   spec: z.string(),
+  /** at the run's end, close the connection its login opened and the builds reused (`ssh -O exit`) */
+  closeConnection: plannedCommandSchema.optional(),
 });
 export type BuilderPlan = z.infer<typeof builderPlanSchema>;
 

@@ -23,6 +23,11 @@ export function connectionReuseOptions(controlDir: string): string[] {
   return ['-o', 'ControlMaster=auto', '-o', `ControlPath=${controlDir}/%C`, '-o', 'ControlPersist=60'];
 }
 
+/** `host` reusing one master connection for the run when `controlDir` is given ({@link connectionReuseOptions}), else as it is. */
+export function reusingConnection(host: RemoteHost, controlDir: string | undefined): RemoteHost {
+  return controlDir ? { ...host, sshOptions: [...host.sshOptions, ...connectionReuseOptions(controlDir)] } : host;
+}
+
 function entryOf(inventory: Inventory, name: HostName): InventoryHost {
   const entry = inventory.hosts[name];
   if (!entry) throw new Error(`unknown host ${name}`);

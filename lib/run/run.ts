@@ -175,7 +175,8 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
     await Promise.allSettled([...(ctx.evaluations?.running ?? []).map((e) => e.done), ...Object.values(ctx.headStarts ?? {}).map((h) => h.done)]);
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
     // Not abortable: after Ctrl-C too, no ssh master outlives the run.
-    const closing = Object.values(plan.deploy.hosts).flatMap((host) => (host.closeConnection ? [fillCommand(host.closeConnection, ctx.values)] : []));
+    const builders = plan.operation === 'deploy' ? plan.builds.flatMap((build) => build.builders) : [];
+    const closing = [...Object.values(plan.deploy.hosts), ...builders].flatMap((reached) => (reached.closeConnection ? [fillCommand(reached.closeConnection, ctx.values)] : []));
     await Promise.all(closing.map((command) => options.executor.run(command)));
     await rm(sshControlDir, { recursive: true, force: true });
   }

@@ -15,7 +15,7 @@ import { fixture, fleetInventory, wholeFleetInventory } from '../helpers/fixture
 
 const SSH_DEFAULTS = ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=10', '-o', 'ServerAliveCountMax=3'];
 const SSHOPTS = ['-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS].join(' ');
-/** One master connection per target for the run; the control directory is the run's own. */
+/** One master connection per target and builder for the run; the control directory is the run's own. */
 const REUSE = ['-o', 'ControlMaster=auto', '-o', 'ControlPath={{ssh-control-dir}}/%C', '-o', 'ControlPersist=60'];
 const TARGET_SSHOPTS = ['-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, ...REUSE].join(' ');
 
@@ -30,7 +30,7 @@ describe('planning a deploy of the fleet', () => {
     expect(plan.builds.map((b) => [b.system, b.on, b.builders.map((x) => x.host)])).toEqual([['aarch64-linux', 'builders', ['opi03', 'opi01', 'opi02']]]);
     expect(plan.preflight.targets.map((c) => c.host)).toEqual(['opi01', 'opi02', 'opi03']);
     expect(plan.builds[0]!.builders[0]!.check.argv).toEqual([
-      'ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, '-i', '/etc/nix/builder-key',
+      'ssh', '-o', 'StrictHostKeyChecking=yes', ...SSH_DEFAULTS, ...REUSE, '-i', '/etc/nix/builder-key',
       'nix-builder@opi03.internal', '--', 'nix-store --version',
     ]);
     // The non-root deploy user must get root without a password, as every root step will.
@@ -67,7 +67,8 @@ describe('planning a deploy of the fleet', () => {
       // The derivations the evaluation instantiated (the flake is not evaluated again); opi01's is the head start's.
       '{{toplevel-drv:opi02}}^out', '{{toplevel-drv:opi03}}^out',
     ]);
-    expect(plan.builds[0]!.build.env).toEqual({ NIX_SSHOPTS: SSHOPTS });
+    // Nix's ssh to the builders reuses the connection preflight's login opened.
+    expect(plan.builds[0]!.build.env).toEqual({ NIX_SSHOPTS: [SSHOPTS, ...REUSE].join(' ') });
   });
 
   it('deploys every host at once, with sudo for the non-root deploy user; the built toplevel (ng has --store-path)', () => {

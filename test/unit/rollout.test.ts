@@ -103,10 +103,21 @@ describe('connection reuse', () => {
     ]);
   });
 
-  it('leaves builders to their own connections, and logs in over a fresh one before confirming', () => {
-    // The preferred seed, and each builder beside it.
-    for (const builder of plan.builds[0]!.builders) expect(builder.check.argv).not.toContain(reuse);
-    expect(plan.builds[0]!.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
+  it("opens one connection per builder at its login, which the builds' ssh reuses, and closes it at the end", () => {
+    // The preferred seed, and each builder beside it: the login in preflight makes the master.
+    const builders = plan.builds[0]!.builders;
+    for (const builder of builders) expect(builder.check.argv).toContain(reuse);
+    // Nix's ssh for each remote build (head start and the rest) gets the same options through NIX_SSHOPTS.
+    expect(plan.builds[0]!.headStart!.build.env!.NIX_SSHOPTS).toContain(reuse);
+    expect(plan.builds[0]!.build.env!.NIX_SSHOPTS).toContain(reuse);
+    expect(builders.map((b) => b.closeConnection!.argv.slice(-3))).toEqual(builders.map((b) => ['-O', 'exit', `nix-builder@${b.host}.internal`]));
+    // Without reuse (tests, the doctor's way), neither.
+    const own = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, reuseConnections: false }).builds[0]!;
+    expect(own.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
+    expect(own.builders.every((b) => !b.check.argv.includes(reuse) && b.closeConnection === undefined)).toBe(true);
+  });
+
+  it('logs in over a fresh connection before confirming', () => {
     // ssh keeps the first value of an option: ControlMaster=no must come before the reuse options.
     const login = plan.deploy.hosts.opi01!.freshLogin!.argv;
     expect(login.indexOf('ControlMaster=no')).toBeLessThan(login.indexOf('ControlMaster=auto'));
