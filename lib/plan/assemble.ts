@@ -405,6 +405,9 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     timeoutMs,
   });
   const activates = ACTIVATING_GOALS.includes(c.goal);
+  // The direct method's profile is set by the arm step, right after the watchdog: one round trip, the same order.
+  const armSetsProfile = c.magicRollback && c.prepare.setProfile !== undefined;
+  const thenSetProfile = armSetsProfile ? { profile, toplevel: PLACEHOLDER.toplevel(host) } : undefined;
   return {
     name: host,
     system: inventory.hosts[host]!.system,
@@ -413,8 +416,8 @@ function planHost(inventory: Inventory, host: HostName, target: RemoteHost, c: H
     // Bounded like the activation: it may download the new closure (which the activation then finds in place).
     ...(c.diff ? { diff: { argv: closureDiffArgv(target, { current: PLACEHOLDER.previousSystem, toplevel: PLACEHOLDER.toplevel(host) }), timeoutMs: deployMs } } : {}),
     ...(c.prepare.copy ? { copy: c.prepare.copy } : {}),
-    ...(c.magicRollback ? { arm: asRoot(armArgs([...previous, String(c.confirmTimeoutSeconds), armSeconds]), c.shortMs) } : {}),
-    ...(c.prepare.setProfile ? { setProfile: c.prepare.setProfile } : {}),
+    ...(c.magicRollback ? { arm: asRoot(armArgs([...previous, String(c.confirmTimeoutSeconds), armSeconds], thenSetProfile), c.shortMs) } : {}),
+    ...(armSetsProfile ? { armSetsProfile: true as const } : c.prepare.setProfile ? { setProfile: c.prepare.setProfile } : {}),
     rebuild: c.activate,
     ...(c.reboot ? { reboot: planReboot(inventory, host, target, c.shortMs) } : {}),
     ...(activates || c.reboot ? { health: planHealth(inventory, host, target) } : {}),

@@ -113,9 +113,11 @@ export const hostPlanSchema = z.object({
   diff: plannedCommandSchema.optional(),
   /** deploy method direct, a target other than this machine: copies the toplevel's closure there (before the watchdog is armed: it changes nothing the host runs) */
   copy: plannedCommandSchema.optional(),
-  /** arms the magic-rollback watchdog with the generation the probe read */
+  /** arms the magic-rollback watchdog with the generation the probe read (and then sets the profile: `armSetsProfile`) */
   arm: plannedCommandSchema.optional(),
-  /** deploy method direct, goals switch and boot: points the system profile at the new toplevel (a new generation) */
+  /** the arm step then points the system profile at the new toplevel, in one round trip (exit 81: armed, the profile not set) */
+  armSetsProfile: z.literal(true).optional(),
+  /** deploy method direct, goals switch and boot, without a watchdog: points the system profile at the new toplevel (a new generation) */
   setProfile: plannedCommandSchema.optional(),
   /** the activation: nixos-rebuild (--store-path or --flake), the direct method's switch-to-configuration, or a rollback's switch to a generation */
   rebuild: plannedCommandSchema,

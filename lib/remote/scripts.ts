@@ -190,20 +190,30 @@ done
 rollback "$1" "$2" "$3" "$4" "$5" "$6" "$7" ${ROLLED_BACK_BY.watchdog}
 `;
 
+/** ARM's exit status when the watchdog is armed but the profile could not be set. */
+export const PROFILE_NOT_SET = 81;
+
 /**
  * Arms the watchdog so that it survives the SSH session that started it and
  * an sshd restart during activation: a transient systemd unit where systemd
- * runs, else a detached session.
- * Args: watchdog-script canary, then the watchdog's own args.
+ * runs, else a detached session. Then, when given a profile, points it at
+ * the toplevel (`nix-env -p <profile> --set`, a new generation, as
+ * nixos-rebuild does): the direct method's next step in the same round trip,
+ * only once the watchdog that reverts it is armed. Exit
+ * {@link PROFILE_NOT_SET} when that failed (armed); any other failure: not armed.
+ * Args: profile toplevel (both empty: no profile to set) watchdog-script,
+ * then the watchdog's own args (the canary is the 7th).
  */
 const ARM = `
-script=$1; shift
+profile=$1 toplevel=$2 script=$3; shift 3
 canary=$7
 mkdir -p "$(dirname "$canary")" && : >"$canary" || exit 1
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-  exec systemd-run --quiet --collect --unit "avalanche-watchdog-$(basename "$canary")" /bin/sh -c "$script" avalanche-watchdog "$@"
+  systemd-run --quiet --collect --unit "avalanche-watchdog-$(basename "$canary")" /bin/sh -c "$script" avalanche-watchdog "$@" || exit
+else
+  setsid /bin/sh -c "$script" avalanche-watchdog "$@" </dev/null >/dev/null 2>&1 &
 fi
-setsid /bin/sh -c "$script" avalanche-watchdog "$@" </dev/null >/dev/null 2>&1 &
+[ -z "$profile" ] || nix-env -p "$profile" --set "$toplevel" || exit ${PROFILE_NOT_SET}
 `;
 
 /**
@@ -217,8 +227,9 @@ if [ ! -e "$1" ]; then report "$3" "$4" "$2" "$1"; exit 3; fi
 rm -f "$1"
 `;
 
-export function armArgs(args: readonly string[]): string[] {
-  return ['sh', '-c', ARM, 'avalanche-arm', WATCHDOG, ...args];
+/** The watchdog's arming with its `args`; `thenSetProfile`: then the profile in the same script (see ARM). */
+export function armArgs(args: readonly string[], thenSetProfile?: { readonly profile: string; readonly toplevel: string }): string[] {
+  return ['sh', '-c', ARM, 'avalanche-arm', thenSetProfile?.profile ?? '', thenSetProfile?.toplevel ?? '', WATCHDOG, ...args];
 }
 
 /** What ROLLBACK printed: key=value lines. */

@@ -16,7 +16,8 @@ import type { Goal } from '../nix/commands.ts';
 import { fillCommand, fillText, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
 import type { HostPlan, PlannedCommand } from '../plan/types.ts';
 import { linkNumber } from '../remote/generations.ts';
-import { type Generation, parseGeneration, parseRollbackReport } from '../remote/scripts.ts';
+import { SSH_FAILED } from '../remote/host.ts';
+import { type Generation, parseGeneration, parseRollbackReport, PROFILE_NOT_SET } from '../remote/scripts.ts';
 import { goalEffect, type HostEffect, type HostEnd, type RunRecorder } from '../report/timing.ts';
 import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
 import { rebootAndWait } from './reboot.ts';
@@ -140,13 +141,20 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
 
     // The watchdog first, then the profile: a run stopped or failing in between leaves the host untouched.
     let armed = false;
+    const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
     if (steps.arm) {
+      if (steps.armSetsProfile) say('arming the magic rollback and setting the system profile');
       const arm = await run(steps.arm);
-      if (arm.aborted) return interrupted(end, host, 'previous');
+      // With the profile in the same script, a stop or a dropped connection may come after it was set.
+      const maybeSet = steps.armSetsProfile === true;
+      if (arm.aborted) return interrupted(end, host, maybeSet ? 'unknown' : 'previous', maybeSet ? watchdogNote : undefined);
+      if (maybeSet && (arm.exitCode === PROFILE_NOT_SET || arm.exitCode === SSH_FAILED)) {
+        const why = arm.exitCode === PROFILE_NOT_SET ? 'setting the system profile failed' : 'the connection failed while the watchdog was armed and the profile set';
+        return fail(await rollBack(true, why), describeFailure(`${host}: cannot set its system profile`, fill(steps.arm), arm));
+      }
       if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
       armed = true;
     }
-    const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
 
     if (steps.setProfile) {
       say('setting the system profile');

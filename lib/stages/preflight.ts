@@ -15,13 +15,11 @@ import { checkCacheKey } from '../cache/key-check.ts';
 import { joinBuilderSpecs } from '../nix/commands.ts';
 import { describeTool, REBUILD_NOT_FOUND_HINT } from '../nix/nixos-rebuild.ts';
 import { probeNixTrust } from '../nix/trust.ts';
-import { SUDO_HINT } from '../remote/host.ts';
+import { SSH_FAILED, SUDO_HINT } from '../remote/host.ts';
 import { expectSuccess } from './failure.ts';
 import { type Subtask, type SubtaskWrapper, subtaskList } from './subtasks.ts';
 import { type Deferred, deferred } from '../util/deferred.ts';
 
-/** ssh's own exit status when it cannot connect or authenticate (ssh(1)); the remote command's status otherwise. */
-const SSH_FAILED = 255;
 const PLACEHOLDER_HINT =
   "Put the cache's public key there: the contents of /var/lib/harmonia/cache-pub-key.pem on the cache host (the same line as in every machine's trusted-public-keys).";
 

@@ -5,7 +5,7 @@ import { chooseDeployMethod } from '../../lib/nix/deploy-method.ts';
 import { parseRebuildHelp, type RebuildTool, unprobedRebuildTool } from '../../lib/nix/nixos-rebuild.ts';
 import { planDeploy } from '../../lib/plan/assemble.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
-import { ACTIVATE_TOPLEVEL } from '../../lib/remote/scripts.ts';
+import { ACTIVATE_TOPLEVEL, PROFILE_NOT_SET } from '../../lib/remote/scripts.ts';
 import { fixture, fleetInventory, wholeFleetInventory } from '../helpers/fixtures.ts';
 import { deployStepsRun, FLEET_HOSTS, runPipeline, WHOLE_FLEET_HOSTS } from '../helpers/pipeline.ts';
 import { RecordingExecutor, type Responder, remoteWords, when } from '../helpers/recording-executor.ts';
@@ -72,20 +72,32 @@ describe('planning each method', () => {
       env: { NIX_SSHOPTS: expect.stringContaining('ControlPath={{ssh-control-dir}}/%C') },
       timeoutMs: 60 * 60_000,
     });
-    expect(opi01.setProfile!.argv.slice(0, -1)).toEqual(opi01.probe.argv.slice(0, -1));
-    expect(remoteWords(opi01.setProfile!.argv)).toEqual(['sudo', '-n', '--', 'nix-env', '-p', '/nix/var/nix/profiles/system', '--set', '{{toplevel:opi01}}']);
+    // The profile is set by the arm step once the watchdog is armed: one round trip.
+    expect([opi01.setProfile, opi01.armSetsProfile]).toEqual([undefined, true]);
     expect(remoteWords(opi01.rebuild.argv)).toEqual(['sudo', '-n', '--', 'sh', '-c', ACTIVATE_TOPLEVEL, 'avalanche-activate', '{{toplevel:opi01}}', 'switch']);
     expect(opi01.rebuild.env).toBeUndefined();
-    // The watchdog, health checks, confirmation and rollback are the same as with nixos-rebuild.
+    // The watchdog, health checks, confirmation and rollback are the same as with nixos-rebuild; the arm step only
+    // differs by the profile and toplevel it then sets (ARM's first two arguments, empty there).
     const viaRebuild = planDeploy(withMethod(undefined), FLEET_HOSTS, { goal: 'switch', onCoordinator: true, rebuildTool: ng }).deploy.hosts.opi01!;
-    for (const step of ['probe', 'arm', 'health', 'freshLogin', 'confirm', 'rollback', 'closeConnection'] as const) expect(opi01[step]).toEqual(viaRebuild[step]);
+    for (const step of ['probe', 'health', 'freshLogin', 'confirm', 'rollback', 'closeConnection'] as const) expect(opi01[step]).toEqual(viaRebuild[step]);
+    const armWords = (host: typeof opi01) => remoteWords(host.arm!.argv);
+    const at = armWords(opi01).indexOf('avalanche-arm') + 1;
+    expect(armWords(opi01).slice(at, at + 2)).toEqual(['/nix/var/nix/profiles/system', '{{toplevel:opi01}}']);
+    expect(armWords(viaRebuild).slice(at, at + 2)).toEqual(['', '']);
+    expect([...armWords(opi01).slice(0, at), ...armWords(opi01).slice(at + 2)]).toEqual([...armWords(viaRebuild).slice(0, at), ...armWords(viaRebuild).slice(at + 2)]);
+    // Without a watchdog (--no-magic-rollback) the profile is a step of its own.
+    const unarmed = planDeploy(withMethod(undefined), FLEET_HOSTS, { goal: 'switch', onCoordinator: true, rebuildTool: bash, magicRollback: false }).deploy.hosts.opi01!;
+    expect([unarmed.arm, unarmed.armSetsProfile]).toEqual([undefined, undefined]);
+    expect(unarmed.setProfile!.argv.slice(0, -1)).toEqual(unarmed.probe.argv.slice(0, -1));
+    expect(remoteWords(unarmed.setProfile!.argv)).toEqual(['sudo', '-n', '--', 'nix-env', '-p', '/nix/var/nix/profiles/system', '--set', '{{toplevel:opi01}}']);
   });
 
   it('direct: goal test and dry-activate leave the profile alone; boot sets it', () => {
     const hostFor = (goal: 'test' | 'dry-activate' | 'boot') =>
       planDeploy(withMethod('direct'), ['opi01'], { goal, onCoordinator: true, rebuildTool: ng }).deploy.hosts.opi01!;
-    expect(hostFor('test').setProfile).toBeUndefined();
-    expect(hostFor('dry-activate').setProfile).toBeUndefined();
+    expect([hostFor('test').setProfile, hostFor('test').armSetsProfile]).toEqual([undefined, undefined]);
+    expect([hostFor('dry-activate').setProfile, hostFor('dry-activate').armSetsProfile]).toEqual([undefined, undefined]);
+    // boot activates nothing, so no watchdog: the profile is a step of its own.
     expect(remoteWords(hostFor('boot').setProfile!.argv)).toContain('--set');
     expect(remoteWords(hostFor('boot').rebuild.argv).slice(-2)).toEqual(['{{toplevel:opi01}}', 'boot']);
   });
@@ -95,7 +107,9 @@ describe('planning each method', () => {
     const plan = planDeploy(whole, WHOLE_FLEET_HOSTS, { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', localUser: 'avl', rebuildTool: bash });
     const hawk = plan.deploy.hosts.hawk!;
     expect(hawk.copy).toBeUndefined();
-    expect(hawk.setProfile!.argv).toEqual(['sudo', '-n', '--', 'nix-env', '-p', '/nix/var/nix/profiles/system', '--set', '{{toplevel:hawk}}']);
+    expect(hawk.armSetsProfile).toBe(true);
+    expect(hawk.arm!.argv.slice(0, 4)).toEqual(['sudo', '-n', '--', 'sh']);
+    expect(hawk.arm!.argv.slice(6, 9)).toEqual(['avalanche-arm', '/nix/var/nix/profiles/system', '{{toplevel:hawk}}']);
     expect(hawk.rebuild.argv).toEqual(['sudo', '-n', '--', 'sh', '-c', ACTIVATE_TOPLEVEL, 'avalanche-activate', '{{toplevel:hawk}}', 'switch']);
     expect(plan.deploy.hosts.calypso!.copy!.argv.slice(0, 5)).toEqual(['nix', 'copy', '--substitute-on-destination', '--to', 'ssh://deploy@calypso.internal']);
   });
@@ -115,13 +129,13 @@ describe('planning each method', () => {
       'read its generation',
       'copy the closure (the target substitutes from its caches what it can)',
       'arm the magic-rollback watchdog',
-      'set the system profile (a new generation)',
       'activate (switch-to-configuration, in a transient unit where systemd runs)',
       'health checks',
       'log in over a new SSH connection, beside the health checks',
       'confirm, once the checks held and the new login worked',
     ].map((heading) => direct.indexOf(`\n    ${heading}`));
     expect(headings.every((at) => at > 0)).toBe(true);
+    expect(direct).toMatch(/\n {4}arm the magic-rollback watchdog \(reverts unless confirmed within \d+ s of the activation\), then set the system profile \(a new generation\), in the same round trip\n/);
     expect([...headings].sort((a, b) => a - b)).toEqual(headings);
     const flake = renderPlan(planDeploy(withMethod('nixos-rebuild'), ['opi01'], { goal: 'switch', onCoordinator: true, rebuildTool: bash }));
     expect(flake).toContain("  method: nixos-rebuild --flake (evaluates each host again) — deploy.method is nixos-rebuild and nixos-rebuild: bash-era nixos-rebuild has no --store-path");
@@ -137,7 +151,7 @@ describe('running the direct method (recording executor)', () => {
     expect(pipeline.executor.calls.some((c) => c.argv[0] === 'nixos-rebuild')).toBe(false);
     const opi01 = deployStepsRun(pipeline).filter((step) => step.startsWith('opi01 ')).map((step) => step.slice('opi01 '.length));
     // The closure diff starts once the copy brought the closure (it runs beside the steps after it).
-    expect(opi01.filter((step) => !step.startsWith('health:'))).toEqual(['probe', 'copy', 'diff', 'arm', 'set profile', 'rebuild', 'fresh login', 'confirm']);
+    expect(opi01.filter((step) => !step.startsWith('health:'))).toEqual(['probe', 'copy', 'diff', 'arm', 'rebuild', 'fresh login', 'confirm']);
     expect(opi01.indexOf('rebuild')).toBeLessThan(opi01.findIndex((step) => step.startsWith('health:')));
   });
 
@@ -177,12 +191,21 @@ describe('the watchdog, then the system profile (direct method)', () => {
     expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'failed', generation: 'previous', note: 'not touched' });
   });
 
-  it('a profile that cannot be set: rolled back, nothing activated', async () => {
-    const { result, executor } = await runPipeline([when(['nix-env', 'deploy@opi02.internal'], { exitCode: 1, stderr: 'error: opening lock file: Permission denied\n' })], direct);
-    expect(result.error!.message).toMatch(/^opi02: cannot set its system profile: ssh exited with 1/m);
+  it('a profile that cannot be set (the arm step exits 81, armed): rolled back, nothing activated', async () => {
+    const { result, executor } = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: PROFILE_NOT_SET, stderr: 'error: opening lock file: Permission denied\n' })], direct);
+    expect(result.error!.message).toMatch(/^opi02: cannot set its system profile: ssh exited with 81/m);
     const opi02 = executor.calls.filter((c) => c.argv.includes('deploy@opi02.internal')).map((c) => c.argv.at(-1)!);
     expect(opi02.some((line) => line.includes('avalanche-activate'))).toBe(false);
+    expect(opi02.some((line) => line.includes('avalanche-rollback'))).toBe(true);
     expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: expect.stringContaining('setting the system profile failed') });
+  });
+
+  it('a connection that fails during the arm step (ssh 255): the profile may be set, so it is rolled back too', async () => {
+    const { result, executor } = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: 255, stderr: 'Connection to opi02.internal closed by remote host.\n' })], direct);
+    expect(result.error!.message).toMatch(/^opi02: cannot set its system profile: ssh exited with 255/m);
+    const opi02 = executor.calls.filter((c) => c.argv.includes('deploy@opi02.internal')).map((c) => c.argv.at(-1)!);
+    expect(opi02.some((line) => line.includes('avalanche-rollback'))).toBe(true);
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', note: expect.stringContaining('the connection failed while the watchdog was armed and the profile set') });
   });
 });
 
