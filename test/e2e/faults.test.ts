@@ -138,8 +138,10 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
         expect(rebuilds).toEqual([]);
         const copies = argvs.filter((argv) => argv.join(' ').startsWith('nix copy --substitute-on-destination --to ssh://deploy@'));
         expect(copies).toHaveLength(OPIS.length);
-        // The remote command line quotes the toplevel (it was a {{placeholder}} when the plan quoted it).
-        expect(argvs.filter((argv) => /sudo -n -- nix-env -p \/nix\/var\/nix\/profiles\/system --set '?\/nix\/store\//.test(argv.join(' ')))).toHaveLength(OPIS.length);
+        // The profile is set by the arm step, right after the watchdog, in its round trip (no nix-env of its own);
+        // the remote command line quotes the toplevel (it was a {{placeholder}} when the plan quoted it).
+        expect(argvs.filter((argv) => /avalanche-arm \/nix\/var\/nix\/profiles\/system '?\/nix\/store\//.test(argv.join(' ')))).toHaveLength(OPIS.length);
+        expect(argvs.filter((argv) => /sudo -n -- nix-env/.test(argv.join(' ')))).toEqual([]);
       } else {
         expect(rebuilds.map((argv) => argv[2])).toEqual(OPIS.map(() => (kind === 'flake' ? '--flake' : '--store-path')));
         // The coordinator's own nixos-rebuild got the flags it knows, and only those (bash-era on hawk, ng on calypso).

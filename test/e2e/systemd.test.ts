@@ -79,10 +79,10 @@ describe.skipIf(!lab)(`systemd hosts, a non-root deploy user, the orchestrator a
     const argvs: string[][] = run.json.report.commands.map((c: { argv: string[] }) => c.argv);
     const rebuilds = argvs.filter((argv) => argv[0] === 'nixos-rebuild' && argv[1] === 'switch');
     if (defaultDeployMethod() === 'direct') {
-      // No nixos-rebuild: the profile and the activation as root over ssh, through the deploy user's sudo -n.
+      // No nixos-rebuild: the profile (in the arm step, after the watchdog) and the activation as root over ssh, through the deploy user's sudo -n.
       expect(rebuilds).toEqual([]);
       const remote = argvs.filter((argv) => argv[0] === 'ssh').map((argv) => argv.at(-1)!);
-      expect(remote.filter((command) => /^sudo -n -- nix-env -p \/nix\/var\/nix\/profiles\/system --set '?\/nix\/store\/[0-9a-z]{32}-nixos-system-opi0\d-\S+$/.test(command))).toHaveLength(3);
+      expect(remote.filter((command) => /^sudo -n -- sh -c '[\s\S]*' avalanche-arm \/nix\/var\/nix\/profiles\/system '?\/nix\/store\/[0-9a-z]{32}-nixos-system-opi0\d-\S+ '[\s\S]*$/.test(command))).toHaveLength(3);
       expect(remote.filter((command) => /^sudo -n -- sh -c '[\s\S]*' avalanche-activate '?\/nix\/store\/[0-9a-z]{32}-nixos-system-opi0\d-\S+ switch$/.test(command))).toHaveLength(3);
     } else {
       // The coordinator's own nixos-rebuild (ng) got the flags it knows, and only those.
