@@ -8,9 +8,10 @@ import pLimit from 'p-limit';
 import { z } from 'zod';
 import { type CommandResult, type Executor, type OutputStream } from '../exec/types.ts';
 import { type ExecHostPlan, type ExecPlan, TIMEOUT_EXIT_STATUS } from '../plan/exec.ts';
+import { SSH_FAILED } from '../remote/host.ts';
 
 /** ssh's own exit status when it could not connect or the connection failed (ssh(1)); a remote command's own 255 looks the same. */
-export const SSH_FAILED_STATUS = 255;
+export const SSH_FAILED_STATUS = SSH_FAILED;
 
 /**
  * How a host ended:

@@ -236,16 +236,20 @@ function planDeployMethodSteps(
 function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: PlanOptions): SystemBuild[] {
   const t = inventory.timeouts;
   const shortMs = shortCommandTimeoutMs(inventory);
-  // One ssh connection per builder for the run: preflight's login opens it, and each of Nix's remote builds
-  // (a build hook process and an ssh of its own for every derivation) goes over it (NIX_SSHOPTS; not under a
-  // Nix daemon, which makes its own connections).
+  // One ssh connection per builder for the run: each of Nix's remote builds (a build hook process and an ssh of
+  // its own for every derivation) goes over it (NIX_SSHOPTS; not under a Nix daemon, which makes its own
+  // connections). Preflight's login opens it, unless Nix must check the builder's pinned host key (the
+  // --builders entry's, which Nix's ssh gets after NIX_SSHOPTS: it counts only when the inventory's options set
+  // no UserKnownHostsFile): then the first build's ssh opens it, checked. Either way closed at the run's end.
   const controlDir = (options.reuseConnections ?? true) ? PLACEHOLDER.sshControlDir : undefined;
   const env = sshEnv(reusingConnection(coordinatorHost(inventory), controlDir));
-  const builderPlan = (host: HostName, builder: RemoteHost, spec: string): BuilderPlan => {
+  const ownKnownHosts = inventory.ssh.options.some((o) => /^(-o)?userknownhostsfile[=\s]/i.test(o));
+  const builderPlan = (host: HostName, builder: RemoteHost, spec: string, hostKey: string | undefined): BuilderPlan => {
     const reached = reusingConnection(builder, controlDir);
+    const login = hostKey !== undefined && !ownKnownHosts ? builder : reached;
     return {
       host,
-      check: { argv: builderProbeArgv(reached), timeoutMs: shortMs },
+      check: { argv: builderProbeArgv(login), timeoutMs: shortMs },
       uri: nixSshStoreUri(builder),
       spec,
       ...(controlDir ? { closeConnection: { argv: closeMasterArgv(reached), timeoutMs: shortMs } } : {}),
@@ -266,11 +270,11 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
     const builders: BuilderPlan[] = names.length
       ? names.map((name) => {
           const builder = builderHost(inventory, name)!;
-          return builderPlan(name, builder, builderSpec(inventory, name, builder));
+          return builderPlan(name, builder, builderSpec(inventory, name, builder), inventory.hosts[name]!.builder?.hostKey);
         })
       : [(() => {
           const builder = coordinatorBuilderHost(inventory);
-          return builderPlan(inventory.coordinator.name, builder, coordinatorBuilderSpec(inventory, builder));
+          return builderPlan(inventory.coordinator.name, builder, coordinatorBuilderSpec(inventory, builder), inventory.coordinator.builder?.hostKey);
         })()];
     // The head start on the seed alone (it starts once the seed answered, before the other builders have);
     // the other toplevels on every builder that answered.

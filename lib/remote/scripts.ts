@@ -163,7 +163,8 @@ exit "$status"
  * The magic-rollback watchdog (as deploy-rs does): waits for the activation
  * to change the running system, then for the canary to be removed by the
  * orchestrator (once a new SSH login worked and the checks held); otherwise
- * rolls back by itself.
+ * rolls back by itself. When no activation comes within arm_seconds it
+ * gives up, putting back a profile the run had set (nothing else changed).
  * Args: profile current prev_link prev_current goal marker canary confirm_seconds arm_seconds.
  */
 const WATCHDOG = `${ROLLBACK_FUNCTION}
@@ -171,7 +172,8 @@ confirm=$8 arm=$9
 waited=0
 while [ "$(readlink -f "$2" 2>/dev/null)" = "$4" ]; do
   [ -e "$7" ] || exit 0
-  if [ "$waited" -ge "$arm" ]; then rm -f "$7"; exit 0; fi
+  # No activation came (the run stopped or failed after the profile was set): put the profile back.
+  if [ "$waited" -ge "$arm" ]; then rollback "$1" "$2" "$3" "$4" "$5" "$6" "$7" ${ROLLED_BACK_BY.watchdog} >/dev/null; exit 0; fi
   sleep 1; waited=$((waited + 1))
 done
 # The running system changes early in an activation: the countdown starts when
@@ -190,6 +192,8 @@ done
 rollback "$1" "$2" "$3" "$4" "$5" "$6" "$7" ${ROLLED_BACK_BY.watchdog}
 `;
 
+/** ARM's exit status when the watchdog could not be armed (nothing changed). */
+export const NOT_ARMED = 80;
 /** ARM's exit status when the watchdog is armed but the profile could not be set. */
 export const PROFILE_NOT_SET = 81;
 
@@ -199,17 +203,18 @@ export const PROFILE_NOT_SET = 81;
  * runs, else a detached session. Then, when given a profile, points it at
  * the toplevel (`nix-env -p <profile> --set`, a new generation, as
  * nixos-rebuild does): the direct method's next step in the same round trip,
- * only once the watchdog that reverts it is armed. Exit
- * {@link PROFILE_NOT_SET} when that failed (armed); any other failure: not armed.
+ * only once the watchdog that reverts it is armed. Exit {@link NOT_ARMED}
+ * when the watchdog could not be armed, {@link PROFILE_NOT_SET} when the
+ * profile could not be set (armed).
  * Args: profile toplevel (both empty: no profile to set) watchdog-script,
  * then the watchdog's own args (the canary is the 7th).
  */
 const ARM = `
 profile=$1 toplevel=$2 script=$3; shift 3
 canary=$7
-mkdir -p "$(dirname "$canary")" && : >"$canary" || exit 1
+mkdir -p "$(dirname "$canary")" && : >"$canary" || exit ${NOT_ARMED}
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-  systemd-run --quiet --collect --unit "avalanche-watchdog-$(basename "$canary")" /bin/sh -c "$script" avalanche-watchdog "$@" || exit
+  systemd-run --quiet --collect --unit "avalanche-watchdog-$(basename "$canary")" /bin/sh -c "$script" avalanche-watchdog "$@" || { rm -f "$canary"; exit ${NOT_ARMED}; }
 else
   setsid /bin/sh -c "$script" avalanche-watchdog "$@" </dev/null >/dev/null 2>&1 &
 fi

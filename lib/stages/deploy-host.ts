@@ -16,14 +16,15 @@ import type { Goal } from '../nix/commands.ts';
 import { fillCommand, fillText, type PlaceholderValues, previousGenerationValues, toplevelOf } from '../plan/placeholders.ts';
 import type { HostPlan, PlannedCommand } from '../plan/types.ts';
 import { linkNumber } from '../remote/generations.ts';
-import { SSH_FAILED } from '../remote/host.ts';
-import { type Generation, parseGeneration, parseRollbackReport, PROFILE_NOT_SET } from '../remote/scripts.ts';
+import { type Generation, NOT_ARMED, parseGeneration, parseRollbackReport, PROFILE_NOT_SET } from '../remote/scripts.ts';
 import { goalEffect, type HostEffect, type HostEnd, type RunRecorder } from '../report/timing.ts';
 import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
 import { rebootAndWait } from './reboot.ts';
 import { sleep } from '../backoff.ts';
 
 const CONFIRM_TOO_LATE = 3;
+/** sudo's exit status when it refuses to run a command (`sudo -n` wanting a password): nothing ran. */
+const SUDO_REFUSED = 1;
 
 /** What one host's deploy runs: its plan, the run's choices that shape it, and what the run knows for the placeholders. */
 export interface HostDeployment {
@@ -141,18 +142,22 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       if (diffBeside && !diffAfterActivation) startDiff(diffBeside);
     }
 
-    // The watchdog first, then the profile: a run stopped or failing in between leaves the host untouched.
+    // The watchdog first, then the profile: a run stopped or failing before the watchdog leaves the host
+    // untouched; after it, a profile set with no activation following is put back by the watchdog.
     let armed = false;
     const watchdogNote = watchdogReverts(host, deployment.confirmTimeoutSeconds, previous);
     if (steps.arm) {
       if (steps.armSetsProfile) say('arming the magic rollback and setting the system profile');
       const arm = await run(steps.arm);
-      // With the profile in the same script, a stop or a dropped connection may come after it was set.
+      // With the profile in the same script, only a refusal before it (sudo's 1, the script's NOT_ARMED) says
+      // nothing changed; a stop, a timeout or a dropped connection may come after the profile was set.
       const maybeSet = steps.armSetsProfile === true;
-      if (arm.aborted) return interrupted(end, host, maybeSet ? 'unknown' : 'previous', maybeSet ? watchdogNote : undefined);
-      if (maybeSet && (arm.exitCode === PROFILE_NOT_SET || arm.exitCode === SSH_FAILED)) {
-        const why = arm.exitCode === PROFILE_NOT_SET ? 'setting the system profile failed' : 'the connection failed while the watchdog was armed and the profile set';
-        return fail(await rollBack(true, why), describeFailure(`${host}: cannot set its system profile`, fill(steps.arm), arm));
+      if (arm.aborted) return interrupted(end, host, maybeSet ? 'unknown' : 'previous', maybeSet ? `interrupted while the watchdog was armed and the profile set: the watchdog puts the profile back if no activation follows` : undefined);
+      const refused = arm.exitCode === NOT_ARMED || arm.exitCode === SUDO_REFUSED;
+      if (!succeeded(arm) && maybeSet && !refused) {
+        const why = arm.exitCode === PROFILE_NOT_SET ? 'setting the system profile failed' : 'the arm step did not finish (the watchdog may be armed and the profile set)';
+        const what = arm.exitCode === PROFILE_NOT_SET ? 'cannot set its system profile' : 'cannot arm the magic rollback and set its system profile';
+        return fail(await rollBack(true, why), describeFailure(`${host}: ${what}`, fill(steps.arm), arm));
       }
       if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
       armed = true;

@@ -5,7 +5,7 @@ import { chooseDeployMethod } from '../../lib/nix/deploy-method.ts';
 import { parseRebuildHelp, type RebuildTool, unprobedRebuildTool } from '../../lib/nix/nixos-rebuild.ts';
 import { planDeploy } from '../../lib/plan/assemble.ts';
 import { renderPlan } from '../../lib/plan/render.ts';
-import { ACTIVATE_TOPLEVEL, PROFILE_NOT_SET } from '../../lib/remote/scripts.ts';
+import { ACTIVATE_TOPLEVEL, NOT_ARMED, PROFILE_NOT_SET } from '../../lib/remote/scripts.ts';
 import { fixture, fleetInventory, wholeFleetInventory } from '../helpers/fixtures.ts';
 import { deployStepsRun, FLEET_HOSTS, runPipeline, WHOLE_FLEET_HOSTS } from '../helpers/pipeline.ts';
 import { RecordingExecutor, type Responder, remoteWords, when } from '../helpers/recording-executor.ts';
@@ -192,20 +192,32 @@ describe('the watchdog, then the system profile (direct method)', () => {
   });
 
   it('a profile that cannot be set (the arm step exits 81, armed): rolled back, nothing activated', async () => {
-    const { result, executor } = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: PROFILE_NOT_SET, stderr: 'error: opening lock file: Permission denied\n' })], direct);
+    const pipeline = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: PROFILE_NOT_SET, stderr: 'error: opening lock file: Permission denied\n' })], direct);
+    const { result } = pipeline;
+    const opi02 = deployStepsRun(pipeline).filter((step) => step.startsWith('opi02 '));
     expect(result.error!.message).toMatch(/^opi02: cannot set its system profile: ssh exited with 81/m);
-    const opi02 = executor.calls.filter((c) => c.argv.includes('deploy@opi02.internal')).map((c) => c.argv.at(-1)!);
-    expect(opi02.some((line) => line.includes('avalanche-activate'))).toBe(false);
-    expect(opi02.some((line) => line.includes('avalanche-rollback'))).toBe(true);
+    expect(opi02).not.toContain('opi02 rebuild');
+    expect(opi02.at(-1)).toBe('opi02 rollback');
     expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', generation: 'previous', note: expect.stringContaining('setting the system profile failed') });
   });
 
-  it('a connection that fails during the arm step (ssh 255): the profile may be set, so it is rolled back too', async () => {
-    const { result, executor } = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: 255, stderr: 'Connection to opi02.internal closed by remote host.\n' })], direct);
-    expect(result.error!.message).toMatch(/^opi02: cannot set its system profile: ssh exited with 255/m);
-    const opi02 = executor.calls.filter((c) => c.argv.includes('deploy@opi02.internal')).map((c) => c.argv.at(-1)!);
-    expect(opi02.some((line) => line.includes('avalanche-rollback'))).toBe(true);
-    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', note: expect.stringContaining('the connection failed while the watchdog was armed and the profile set') });
+  it('an arm step that did not finish (ssh 255, any status but a refusal): the profile may be set, so it is rolled back too', async () => {
+    const pipeline = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: 255, stderr: 'Connection to opi02.internal closed by remote host.\n' })], direct);
+    const { result } = pipeline;
+    const opi02 = deployStepsRun(pipeline).filter((step) => step.startsWith('opi02 '));
+    expect(result.error!.message).toMatch(/^opi02: cannot arm the magic rollback and set its system profile: ssh exited with 255/m);
+    expect(opi02.at(-1)).toBe('opi02 rollback');
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'rolled-back', note: expect.stringContaining('the arm step did not finish (the watchdog may be armed and the profile set)') });
+  });
+
+  it(`a watchdog the script could not arm (exit ${NOT_ARMED}): nothing changed, the host untouched, no rollback`, async () => {
+    const pipeline = await runPipeline([when(['avalanche-arm', 'deploy@opi02.internal'], { exitCode: NOT_ARMED, stderr: 'mkdir: cannot create directory: Read-only file system\n' })], direct);
+    const { result } = pipeline;
+    const opi02 = deployStepsRun(pipeline).filter((step) => step.startsWith('opi02 '));
+    expect(result.error!.message).toMatch(/^opi02: cannot arm the magic rollback: ssh exited with 80/m);
+    expect(opi02).toContain('opi02 arm');
+    expect(opi02.filter((step) => step === 'opi02 rebuild' || step === 'opi02 rollback')).toEqual([]);
+    expect(result.report.hosts.find((h) => h.name === 'opi02')).toMatchObject({ state: 'failed', generation: 'previous', note: 'not touched' });
   });
 });
 

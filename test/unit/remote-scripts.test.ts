@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CONFIRM, parseGeneration, parseRollbackReport, PROBE_GENERATION, ROLLBACK, SWITCH_TO_GENERATION } from '../../lib/remote/scripts.ts';
+import { armArgs, CONFIRM, NOT_ARMED, parseGeneration, parseRollbackReport, PROBE_GENERATION, PROFILE_NOT_SET, ROLLBACK, SWITCH_TO_GENERATION } from '../../lib/remote/scripts.ts';
 
 const run = promisify(execFile);
 
@@ -165,5 +165,48 @@ describe('the switch to a generation (a rollback\'s activation) on a target', ()
     }
     expect(readlinkSync(paths.profile)).toBe('system-5-link');
     expect(calls()).toEqual([]);
+  });
+});
+
+describe('arming the watchdog, then setting the profile (the direct method, in one round trip)', () => {
+  // No systemd here: the watchdog runs detached (setsid). A stand-in nix-env points the profile at the toplevel.
+  const arm = async (options: { nixEnvFails?: boolean; canary?: string } = {}) => {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'nix-env'), `#!/bin/sh\n${options.nixEnvFails ? 'echo "error: opening lock file" >&2; exit 1' : 'ln -sfn "$4" "$2"'}\n`, { mode: 0o755 });
+    // The watchdog's own args: profile current prev_link prev_current goal marker canary confirm_seconds arm_seconds.
+    const watchdog = [paths.profile, paths.current, 'system-4-link', paths.old, 'switch', paths.marker, options.canary ?? paths.canary, '30', '1'];
+    const [command, ...args] = armArgs(watchdog, { profile: paths.profile, toplevel: paths.next });
+    return run(command!, args, { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } }).then(() => 0, (error: { code: number }) => error.code);
+  };
+  const until = async (done: () => boolean) => {
+    for (let waited = 0; !done() && waited < 5000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+    return done();
+  };
+  beforeEach(() => {
+    symlinkSync('system-4-link', paths.profile);
+    symlinkSync(paths.old, paths.current);
+  });
+
+  it('arms, sets the profile; with no activation within arm_seconds the watchdog puts the profile back', async () => {
+    expect(await arm()).toBe(0);
+    expect(readlinkSync(paths.profile)).toBe(paths.next);
+    expect(existsSync(paths.canary)).toBe(true);
+    // The run stopped here (no activation): after arm_seconds (1) the watchdog restores the profile and the boot default.
+    expect(await until(() => readlinkSync(paths.profile) === 'system-4-link' && !existsSync(paths.canary))).toBe(true);
+    expect(await until(() => existsSync(paths.calls) && readFileSync(paths.calls, 'utf8').includes('system-old boot'))).toBe(true);
+    expect(readlinkSync(paths.current)).toBe(paths.old);
+  });
+
+  it(`exits ${PROFILE_NOT_SET} when the profile cannot be set (armed), ${NOT_ARMED} when the watchdog cannot be armed (nothing changed)`, async () => {
+    expect(await arm({ nixEnvFails: true })).toBe(PROFILE_NOT_SET);
+    expect(existsSync(paths.canary)).toBe(true);
+    expect(readlinkSync(paths.profile)).toBe('system-4-link');
+    writeFileSync(join(dir, 'a-file'), '');
+    expect(await arm({ canary: join(dir, 'a-file/canary-r2') })).toBe(NOT_ARMED);
+    expect(readlinkSync(paths.profile)).toBe('system-4-link');
+    // The first arm's watchdog gives up after its second; the profile was never changed.
+    expect(await until(() => !existsSync(paths.canary))).toBe(true);
+    expect(readlinkSync(paths.profile)).toBe('system-4-link');
   });
 });

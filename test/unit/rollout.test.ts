@@ -111,10 +111,26 @@ describe('connection reuse', () => {
     expect(plan.builds[0]!.headStart!.build.env!.NIX_SSHOPTS).toContain(reuse);
     expect(plan.builds[0]!.build.env!.NIX_SSHOPTS).toContain(reuse);
     expect(builders.map((b) => b.closeConnection!.argv.slice(-3))).toEqual(builders.map((b) => ['-O', 'exit', `nix-builder@${b.host}.internal`]));
+    // A builder whose --builders entry pins its host key: Nix checks it only on a connection of its own (the key
+    // file Nix adds comes after NIX_SSHOPTS), so the login does not open the master; the first build's ssh does.
+    const pinned = planDeploy(fleetInventory((json) => (json.hosts.opi01.builder.hostKey = 'c3NoLWVkMjU1MTkgQUFBQQ==')), hosts, { goal: 'switch', onCoordinator: true }).builds[0]!;
+    const opi01 = pinned.builders.find((b) => b.host === 'opi01')!;
+    expect([opi01.check.argv.includes(reuse), opi01.closeConnection !== undefined, pinned.build.env!.NIX_SSHOPTS!.includes(reuse)]).toEqual([false, true, true]);
+    expect(pinned.builders.find((b) => b.host === 'opi02')!.check.argv).toContain(reuse);
+    // …unless the inventory names its own known_hosts file, which wins over Nix's there too.
+    const own = planDeploy(
+      fleetInventory((json) => {
+        json.hosts.opi01.builder.hostKey = 'c3NoLWVkMjU1MTkgQUFBQQ==';
+        json.ssh.options.push('-o', 'UserKnownHostsFile=/etc/ssh/fleet_known_hosts');
+      }),
+      hosts,
+      { goal: 'switch', onCoordinator: true },
+    ).builds[0]!;
+    expect(own.builders.find((b) => b.host === 'opi01')!.check.argv).toContain(reuse);
     // Without reuse (tests, the doctor's way), neither.
-    const own = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, reuseConnections: false }).builds[0]!;
-    expect(own.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
-    expect(own.builders.every((b) => !b.check.argv.includes(reuse) && b.closeConnection === undefined)).toBe(true);
+    const unshared = planDeploy(fleetInventory(), hosts, { goal: 'switch', onCoordinator: true, reuseConnections: false }).builds[0]!;
+    expect(unshared.build.env!.NIX_SSHOPTS).not.toContain('ControlPath');
+    expect(unshared.builders.every((b) => !b.check.argv.includes(reuse) && b.closeConnection === undefined)).toBe(true);
   });
 
   it('logs in over a fresh connection before confirming', () => {
