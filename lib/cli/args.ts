@@ -80,8 +80,7 @@ Options:
                        booted the new generation (/run/booted-system), run the health checks
   --seed <host>        preferred builder of its system's seed build (default: the inventory's
                        "seed"; the other systems' builders, or the coordinator, build theirs)
-  --concurrency <n>    hosts deployed at once; a host in its settle window leaves its
-                       slot to the next (default ${DEFAULT_CONCURRENCY})
+  --concurrency <n>    hosts deployed at once (default ${DEFAULT_CONCURRENCY})
   --canary <host>      deploy <host> first, alone (repeatable); the others only if it deployed
                        well. Default: none (every host as soon as it can), or with --rolling
                        the seeds
@@ -135,8 +134,7 @@ ${SELECTION_HELP}
   --goal <goal>        switch | boot | test (default switch)
   --reboot             with --goal boot: reboot each host into the chosen generation, wait
                        for it to come back, check it booted it, run the health checks
-  --concurrency <n>    hosts switched at once; a host in its settle window leaves its
-                       slot to the next (default ${DEFAULT_CONCURRENCY})
+  --concurrency <n>    hosts switched at once (default ${DEFAULT_CONCURRENCY})
   --rolling            in waves (--batch-size, default 1) with health checks between them
   --batch-size <n>     hosts per wave with --rolling (default 1)
   --keep-going         with --rolling: go on after a failed wave, fail at the end

@@ -71,7 +71,7 @@ function renderRollbackPlan(plan: RollbackPlan): string {
       const { list, to } = plan.resolve.hosts[host]!;
       return [`  ${host}: ${describeTarget(to)}`, cmd(list)];
     }),
-    ...renderDeployStage(plan, `3. switch (${plan.goal}; at most ${plan.deploy.concurrency} at a time${settleNotCounted(plan)})`, plan.waves),
+    ...renderDeployStage(plan, `3. switch (${plan.goal}; at most ${plan.deploy.concurrency} at a time)`, plan.waves),
     '4. report (per stage and host)',
   ].join('\n');
 }
@@ -148,7 +148,7 @@ function renderDeployPlan(plan: DeployPlan): string {
     ...(build
       ? ['the run stops after the cache wait: nothing is deployed, no host is touched', '5. report (per stage; what was built, where and how long; each host built or not; no baseline: nothing was deployed)']
       : [
-          ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${deployOrder(plan)}at most ${deploy.concurrency} at a time${settleNotCounted(plan)})`, plan.waves, renderDeployMethod(plan)),
+          ...renderDeployStage(plan, `5. deploy (${plan.goal}; ${deployOrder(plan)}at most ${deploy.concurrency} at a time)`, plan.waves, renderDeployMethod(plan)),
           `6. report (per stage and host, against the ${plan.baselineMinutes} min baseline)`,
         ]),
   ];
@@ -206,9 +206,4 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
 /** What `--dry-run --json` prints: the plan, checked against its published schema. */
 export function dryRunJson(plan: RunnablePlan, diffs?: Readonly<Record<string, HostClosureDiff>>): string {
   return JSON.stringify(dryRunOutputSchema.parse({ dryRun: true, plan, ...(diffs ? { diffs } : {}) }), null, 2);
-}
-
-/** lib/stages/deploy.ts gives a host's slot to the next host when its settle window begins. */
-function settleNotCounted(plan: { readonly deploy: { readonly hosts: Readonly<Record<string, HostPlan>> } }): string {
-  return Object.values(plan.deploy.hosts).some((host) => (host.health?.settleMs ?? 0) > 0) ? ', a host in its settle window not counted' : '';
 }

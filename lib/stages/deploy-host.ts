@@ -46,8 +46,6 @@ export interface HostDeps {
   readonly recorder: RunRecorder;
   /** --interactive: asked before activating a host, with its closure diff (undefined when it could not be made); false leaves the host untouched */
   readonly confirmActivation?: ((host: string, diff: HostClosureDiff | undefined, why: string | undefined) => Promise<boolean>) | undefined;
-  /** told once the host only waits: its health checks passed and its settle window begins (its concurrency slot may go to the next host) */
-  readonly settling?: (() => void) | undefined;
 }
 
 /**
@@ -227,7 +225,6 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       // A unit that starts and dies seconds later passes one round of checks: they must hold.
       const settleSeconds = steps.health.settleMs / 1000;
       if (settleSeconds > 0) {
-        deps.settling?.();
         const held = await holdHealthy(checks, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
         if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
         if (held.failed) {

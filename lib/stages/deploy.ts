@@ -22,7 +22,6 @@ import { isLastAloneWave } from '../plan/waves.ts';
 import type { RunContext } from './context.ts';
 import { deployHost } from './deploy-host.ts';
 import { stageFailure, type SubtaskWrapper, subtaskList } from './subtasks.ts';
-import { deferred } from '../util/deferred.ts';
 
 export function deployTask(): ListrTask<RunContext> {
   return {
@@ -72,37 +71,27 @@ export function deployTask(): ListrTask<RunContext> {
                   return;
                 }
                 if (limit.activeCount >= limit.concurrency) sub.output = `${host}: waiting for a free slot`;
-                const deployment = {
-                  plan: deploy.hosts[host]!,
-                  goal,
-                  confirmTimeoutSeconds: deploy.confirmTimeoutSeconds,
-                  values: ctx.values,
-                  activation: activationName(plan),
-                  diffOnly: deploy.diffOnly,
-                };
-                const deployed = async (settling: () => void) => {
+                await limit(async () => {
+                  if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
                   const progress = withProgressTitle(sub);
                   try {
-                    const deps = { executor: ctx.executor, signal: ctx.signal, recorder: ctx.recorder, confirmActivation: ctx.confirmActivation, settling };
+                    const deployment = {
+                      plan: deploy.hosts[host]!,
+                      goal,
+                      confirmTimeoutSeconds: deploy.confirmTimeoutSeconds,
+                      values: ctx.values,
+                      activation: activationName(plan),
+                      diffOnly: deploy.diffOnly,
+                    };
                     // Prefixed: the plain renderer (CI logs) interleaves the hosts' lines.
-                    await deployHost(deployment, deps, (line) => (sub.output = `${host}: ${line}`));
+                    await deployHost(deployment, ctx, (line) => (sub.output = `${host}: ${line}`));
                     const ended = ctx.recorder.hosts.get(host);
                     const changes = ended?.diff ? ` — ${summarizeClosureDiff(ended.diff)}` : '';
                     progress.task.title = ended?.state === 'not-started' ? `${host}: not activated (${ended.note ?? ''})${changes}` : `${host}: ${goal} done${changes}`;
                   } finally {
                     progress.stop();
                   }
-                };
-                // The slot bounds what works (copy, activation), not what waits: it goes to the next host when this
-                // one's settle window begins, the host's end still waited for here.
-                let running: Promise<void> | undefined;
-                await limit(async () => {
-                  if (ctx.signal.aborted) throw new InterruptedError(`${host}: not started, interrupted`);
-                  const settles = deferred();
-                  running = deployed(settles.resolve);
-                  await Promise.race([settles.promise, running]);
                 });
-                await running;
               } catch (error) {
                 failed = true;
                 throw error;

@@ -218,7 +218,7 @@ describe('planning the whole fleet: two systems, the coordinator a target', () =
     expect(plan.preflight.targets.find((t) => t.host === 'hawk')).toMatchObject({ command: { argv: ['sudo', '-n', '--', 'true'] }, escalates: true, local: true });
     // calypso is an x86_64 target like any other: over ssh, as its deploy user.
     expect(plan.deploy.hosts.calypso!.rebuild.argv).toContain('deploy@calypso.internal');
-    expect(renderPlan(plan)).toContain('5. deploy (switch; hawk (this machine, no ssh) last, at most 4 at a time, a host in its settle window not counted)');
+    expect(renderPlan(plan)).toContain('5. deploy (switch; hawk (this machine, no ssh) last, at most 4 at a time)');
     // As root here, nothing is escalated.
     const asRoot = planDeploy(whole, all, { goal: 'switch', onCoordinator: true, thisMachine: 'hawk', localUser: 'root', rebuildTool: ngTool });
     expect(asRoot.deploy.hosts.hawk!.rebuild.argv).not.toContain('--sudo');

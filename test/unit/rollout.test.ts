@@ -228,20 +228,6 @@ describe('safe rollouts (recording executor)', () => {
     expect(result.report.hosts.find((h) => h.name === 'opi01')).toMatchObject({ state: 'deployed' });
   });
 
-  it('a host in its settle window leaves its concurrency slot to the next host, and still ends with its confirmation', async () => {
-    // One at a time: without a settle window each host starts after the one before ended; with one, once it settles.
-    const order = async (settleSeconds: number) => {
-      const { result, steps } = await run([], { concurrency: 1 }, (json) => (json.health = { systemState: 'skip', units: [], retries: 0, intervalSeconds: 1, settleSeconds }));
-      expect(result.error).toBeUndefined();
-      const at = (step: string) => steps.indexOf(step);
-      const started = hosts.filter((h) => at(`${h} probe`) >= 0).sort((a, b) => at(`${a} probe`) - at(`${b} probe`));
-      expect(started).toHaveLength(hosts.length);
-      return started.slice(1).map((next, i) => (at(`${next} probe`) < at(`${started[i]!} confirm`) ? 'overlaps' : 'after'));
-    };
-    expect(await order(0)).toEqual(['after', 'after']);
-    expect(await order(1)).toEqual(['overlaps', 'overlaps']);
-  });
-
   it('a nixos-rebuild that changed nothing: the rollback succeeds with nothing to restore, and the host is on its previous generation', async () => {
     const { result } = await run([
       when(['--flake', '.#opi01'], { exitCode: 1, stderr: 'error: building the system configuration failed' }),
