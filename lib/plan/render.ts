@@ -137,7 +137,7 @@ function renderDeployPlan(plan: DeployPlan): string {
     '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',
     ...(plan.builds.some((b) => b.builders.some((x) => x.closeConnection))
       ? [
-          "    each builder's connection, opened by its login above, is reused by the builds and closed at the run's end:",
+          "    each builder's one connection (opened by its login above, or by the first build's ssh where Nix must check a pinned host key) is reused by the builds and closed at the run's end:",
           ...plan.builds.flatMap((b) => b.builders.flatMap((x) => (x.closeConnection ? [cmd(x.closeConnection)] : []))),
         ]
       : []),
