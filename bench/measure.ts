@@ -476,7 +476,9 @@ export async function dissectSeedBuild(ctx: Context, generation: string, kernelS
   const inventory = await loadInventory(lab.inventoryPath);
   // Spelt for this machine's Nix, as deploy-all plans it (the seed build's installables depend on it).
   const localNix = await probeNixVersion(executor, 10_000);
-  const plan = planDeploy(inventory, resolveSelection(inventory, { on: [], exclude: [] }), { goal: 'switch', onCoordinator: true, localNix });
+  // Without the run's shared connections (they need its control directory): the dissection compares with and
+  // without ControlMaster itself (extraSshOptions).
+  const plan = planDeploy(inventory, resolveSelection(inventory, { on: [], exclude: [] }), { goal: 'switch', onCoordinator: true, localNix, reuseConnections: false });
   ctx.progress(`dissection: seed build with Nix's activity log (kernel ${kernelSeconds} s${extraSshOptions.length ? ', ssh multiplexed' : ''})`);
   const activities = new Map<number, NixActivity>();
   // The pipeline's own evaluations first: its seed build builds the derivations they instantiate.
