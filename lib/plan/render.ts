@@ -137,7 +137,7 @@ function renderDeployPlan(plan: DeployPlan): string {
     '    (under a Nix daemon the daemon connects to the builder: its key and host key come from the --builders spec above; NIX_SSHOPTS and ssh.options do not reach it)',
     ...(plan.builds.some((b) => b.builders.some((x) => x.closeConnection))
       ? [
-          "    each builder's one connection (opened by its login above, or by the first build's ssh where Nix must check a pinned host key) is reused by the builds and closed at the run's end:",
+          "    each builder's one connection (opened by its login above, or by the first build's ssh where Nix must check a pinned host key) is reused by the builds and closed once they ended:",
           ...plan.builds.flatMap((b) => b.builders.flatMap((x) => (x.closeConnection ? [cmd(x.closeConnection)] : []))),
         ]
       : []),
@@ -199,7 +199,7 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
     ...step(host.target.local ? 'confirm (here)' : 'confirm, once the checks held and the new login worked', host.confirm),
     ...step('on failure, roll back', host.rollback),
     ...(host.rollback ? [] : [`    on failure: no rollback (${deploy.rollback ? 'nothing to roll back for this goal' : '--no-rollback'})`]),
-    ...step('at the end, close the reused connection', host.closeConnection),
+    ...step('once it ended, close the reused connection', host.closeConnection),
   ];
 }
 

@@ -135,7 +135,7 @@ export const hostPlanSchema = z.object({
   confirm: plannedCommandSchema.optional(),
   /** back to the probed generation when activation or health checks fail */
   rollback: plannedCommandSchema.optional(),
-  /** closes the run's reused connection to the target */
+  /** closes the run's reused connection to the target, once its deploy ended (or at the run's end) */
   closeConnection: plannedCommandSchema.optional(),
 });
 export type HostPlan = z.infer<typeof hostPlanSchema>;
@@ -150,7 +150,7 @@ export const builderPlanSchema = z.object({
   uri: z.string(),
   /** its --builders entry, in Nix's machines format */
   spec: z.string(),
-  /** at the run's end, close the connection its login opened and the builds reused (`ssh -O exit`) */
+  /** once the seed build ended (or at the run's end), close the connection its login opened and the builds reused (`ssh -O exit`) */
   closeConnection: plannedCommandSchema.optional(),
 });
 export type BuilderPlan = z.infer<typeof builderPlanSchema>;

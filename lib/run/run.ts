@@ -10,7 +10,6 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import { Listr, type ListrRendererValue, type ListrTask, ListrTaskEventType, ListrTaskState } from 'listr2';
 import { InterruptedError, StageError } from '../errors.ts';
 import type { Executor } from '../exec/types.ts';
-import { fillCommand } from '../plan/placeholders.ts';
 import { toplevelOf } from '../plan/placeholders.ts';
 import type { RunnablePlan, StageName } from '../plan/types.ts';
 import { preferredSeed } from '../plan/waves.ts';
@@ -19,7 +18,7 @@ import { appendHistory, type HistoryEntry, historyPathFor, summarizeRun } from '
 import { withProgressTitle } from '../report/progress.ts';
 import { buildReport, type RunOutcome, type RunReport, writeReport } from '../report/report.ts';
 import { RunRecorder } from '../report/timing.ts';
-import type { RunContext } from '../stages/context.ts';
+import { closeConnections, type RunContext } from '../stages/context.ts';
 import { deployTask } from '../stages/deploy.ts';
 import { evaluateTask, startEvaluations } from '../stages/evaluate.ts';
 import { preflightTask, targetsPreflightTask } from '../stages/preflight.ts';
@@ -176,8 +175,7 @@ export async function runPlan(plan: RunnablePlan, options: RunPlanOptions): Prom
     await lock?.release().catch((e: Error) => options.notice?.(`could not release the deploy lock: ${e.message}`));
     // Not abortable: after Ctrl-C too, no ssh master outlives the run.
     const builders = plan.operation === 'deploy' ? plan.builds.flatMap((build) => build.builders) : [];
-    const closing = [...Object.values(plan.deploy.hosts), ...builders].flatMap((reached) => (reached.closeConnection ? [fillCommand(reached.closeConnection, ctx.values)] : []));
-    await Promise.all(closing.map((command) => options.executor.run(command)));
+    await closeConnections(ctx, [...Object.values(plan.deploy.hosts), ...builders].map((reached) => reached.closeConnection));
     await rm(sshControlDir, { recursive: true, force: true });
   }
   const outcome: RunOutcome = error instanceof InterruptedError ? 'interrupted' : error ? 'failed' : 'success';

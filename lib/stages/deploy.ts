@@ -19,7 +19,7 @@ import { summarizeClosureDiff } from '../nix/closure-diff.ts';
 import { withProgressTitle } from '../report/progress.ts';
 import { activationName } from '../plan/types.ts';
 import { isLastAloneWave } from '../plan/waves.ts';
-import type { RunContext } from './context.ts';
+import { closeConnections, type RunContext } from './context.ts';
 import { deployHost } from './deploy-host.ts';
 import { stageFailure, type SubtaskWrapper, subtaskList } from './subtasks.ts';
 
@@ -97,6 +97,8 @@ export function deployTask(): ListrTask<RunContext> {
                 throw error;
               } finally {
                 rollout.end(index, failed);
+                // Nothing after its deploy uses the host's connection: closed now (not waited for), not at the run's end.
+                void closeConnections(ctx, [deploy.hosts[host]!.closeConnection]);
               }
             },
           };

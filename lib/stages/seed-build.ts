@@ -18,7 +18,7 @@ import { sshDestination } from '../remote/host.ts';
 import type { PlannedCommand, SystemBuild } from '../plan/types.ts';
 import { deferred } from '../util/deferred.ts';
 import { evaluated, unlessStopped } from './evaluate.ts';
-import { deployRun, filled, type HeadStart, type RunContext, seedAnswered } from './context.ts';
+import { closeConnections, deployRun, filled, type HeadStart, type RunContext, seedAnswered } from './context.ts';
 import { expectSuccess } from './failure.ts';
 import { type SubtaskWrapper, subtaskList } from './subtasks.ts';
 
@@ -40,6 +40,8 @@ export function seedBuildTask(): ListrTask<RunContext> {
           noun: 'system builds',
           // The toplevels land in the coordinator's store and are pinned once every system's build has ended well.
           after: async () => {
+            // The builds are over: the builders' connections close meanwhile (not waited for), not at the run's end.
+            void closeConnections(ctx, plan.builds.flatMap((b) => b.builders.map((x) => x.closeConnection)));
             await landAndPin(ctx, task);
             task.title = `seed build: ${plan.builds.map((b) => `${b.system} on ${whereBuilt(ctx, b)}`).join(', ')}; pinned in ${plan.preflight.gcRootDir}`;
           },

@@ -170,4 +170,29 @@ describe('pipelined stages', () => {
     ]);
     expect(touchedTarget(executor.calls)).toBe(false);
   });
+
+  it('closes each reused connection once, when nothing more uses it: the builders once the builds ended, a target once its deploy did', async () => {
+    const closes = (spec: CommandSpec) => spec.argv.includes('-O') && spec.argv.includes('exit');
+    const closing = (destination: string) => (spec: CommandSpec) => closes(spec) && spec.argv.at(-1) === destination;
+    const isProbeOf = (host: string) => (spec: CommandSpec) => spec.argv.includes(`deploy@${host}.internal`) && spec.argv.some((arg) => arg.includes('avalanche-probe'));
+    // opi03's deploy starts only once opi01's connection was closed, or after 2 s when it is closed only at the run's end.
+    let opi01Closed!: () => void;
+    const closed = new Promise<void>((resolve) => (opi01Closed = resolve));
+    const { result, executor, plan } = await runPipeline([
+      (spec) => (closing('deploy@opi01.internal')(spec) ? (opi01Closed(), undefined) : undefined),
+      (spec) => (isProbeOf('opi03')(spec) ? { until: Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))]), stdout: 'system-4-link\n/nix/store/old-system\n/nix/store/old-system\n' } : undefined),
+    ]);
+    expect(result.error).toBeUndefined();
+    const at = (matches: (spec: CommandSpec) => boolean) => executor.calls.findIndex(matches);
+    const builders = plan.builds.flatMap((b) => b.builders.map((x) => `nix-builder@${x.host}.internal`));
+    const targets = ['opi01', 'opi02', 'opi03'].map((h) => `deploy@${h}.internal`);
+    // Each once.
+    expect([...builders, ...targets].map((d) => executor.calls.filter(closing(d)).length)).toEqual([...builders, ...targets].map(() => 1));
+    const lastBuild = executor.calls.findLastIndex((c) => c.argv.includes('build'));
+    for (const builder of builders) expect(at(closing(builder))).toBeGreaterThan(lastBuild);
+    for (const builder of builders) expect(at(closing(builder))).toBeLessThan(at(isProbeOf('opi01')));
+    // Before opi03's last command (its confirmation), which waited for it.
+    const opi03Last = executor.calls.findLastIndex((c) => c.argv.includes('deploy@opi03.internal') && !closes(c));
+    expect(at(closing('deploy@opi01.internal'))).toBeLessThan(opi03Last);
+  });
 });
