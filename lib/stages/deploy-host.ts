@@ -150,11 +150,13 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       // With the profile in the same script, only a refusal before it (sudo's 1, the script's NOT_ARMED) says
       // nothing changed; a stop, a timeout or a dropped connection may come after the profile was set.
       const maybeSet = steps.armSetsProfile === true;
-      if (arm.aborted) return interrupted(end, host, maybeSet ? 'unknown' : 'previous', maybeSet ? `interrupted while the watchdog was armed and the profile set: the watchdog puts the profile back if no activation follows` : undefined);
+      if (arm.aborted) return interrupted(end, host, maybeSet ? 'unknown' : 'previous', maybeSet ? 'interrupted while the watchdog was armed and the profile set: the watchdog puts the profile back if no activation follows' : undefined);
       const refused = arm.exitCode === NOT_ARMED || arm.exitCode === SUDO_REFUSED;
       if (!succeeded(arm) && maybeSet && !refused) {
-        const why = arm.exitCode === PROFILE_NOT_SET ? 'setting the system profile failed' : 'the arm step did not finish (the watchdog may be armed and the profile set)';
-        const what = arm.exitCode === PROFILE_NOT_SET ? 'cannot set its system profile' : 'cannot arm the magic rollback and set its system profile';
+        const [why, what] =
+          arm.exitCode === PROFILE_NOT_SET
+            ? ['setting the system profile failed', 'cannot set its system profile']
+            : ['the arm step did not finish (the watchdog may be armed and the profile set)', 'cannot arm the magic rollback and set its system profile'];
         return fail(await rollBack(true, why), describeFailure(`${host}: ${what}`, fill(steps.arm), arm));
       }
       if (!succeeded(arm)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot arm the magic rollback`, fill(steps.arm), arm));
