@@ -240,7 +240,8 @@ function planBuilds(inventory: Inventory, hosts: readonly HostName[], options: P
   // its own for every derivation) goes over it (NIX_SSHOPTS; not under a Nix daemon, which makes its own
   // connections). Preflight's login opens it, unless Nix must check the builder's pinned host key (the
   // --builders entry's, which Nix's ssh gets after NIX_SSHOPTS: it counts only when the inventory's options set
-  // no UserKnownHostsFile): then the first build's ssh opens it, checked. Either way closed at the run's end.
+  // no UserKnownHostsFile): then the first build's ssh opens it, checked. Either way closed once the builds
+  // ended (lib/stages/context.ts closeConnections).
   const controlDir = (options.reuseConnections ?? true) ? PLACEHOLDER.sshControlDir : undefined;
   const env = sshEnv(reusingConnection(coordinatorHost(inventory), controlDir));
   const ownKnownHosts = inventory.ssh.options.some((o) => /^(-o)?userknownhostsfile[=\s]/i.test(o));

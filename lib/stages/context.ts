@@ -91,26 +91,27 @@ export interface RunContext {
   readonly confirmActivation?: HostDeps['confirmActivation'];
   /** what was accepted against the defaults (--allow-unsigned), for the output and the report */
   warnings?: string[];
-  /** the reused SSH connections closed before the run's end, or being closed ({@link closeConnections}) */
-  closing?: Map<string, Promise<unknown>>;
+  /** the reused SSH connections closed before the run's end, or being closed, by the plan's command ({@link closeConnections}) */
+  closing?: Map<PlannedCommand, Promise<unknown>>;
 }
 
 /**
  * Closes reused SSH connections (`ssh -O exit`) once nothing more of the run
- * uses them, each once: a target's when its deploy ended, the builders' when
- * the seed build did, the rest at the run's end (lib/run/run.ts), which waits
- * for all. Spread over the run, these commands do not pile up at its end (one
- * per target and builder: 60 at 30 hosts). Not abortable: after Ctrl-C too,
- * no ssh master outlives the run. Never rejects: a master that is gone already
- * (ControlPersist ran out) makes `ssh -O exit` fail, and that is fine.
+ * uses them, each of the plan's close commands once: a target's when its
+ * deploy ended, the builders' when the seed build ended well, the rest at
+ * the run's end (lib/run/run.ts), which waits for all. Spread over the run,
+ * these commands do not pile up at its end (one per target and builder: 60
+ * at 30 hosts). Told apart by the plan's entry, not by what they run: a
+ * builder and a target that are the same user@host share a master, which
+ * the target's deploy opens again after the builder's close, and closes
+ * itself. Not abortable: after Ctrl-C too, no ssh master outlives the run.
+ * Never rejects: a master that is gone already (ControlPersist ran out)
+ * makes `ssh -O exit` fail, and that is fine.
  */
 export function closeConnections(ctx: Pick<RunContext, 'values' | 'executor' | 'closing'>, commands: readonly (PlannedCommand | undefined)[]): Promise<void> {
   const closing = (ctx.closing ??= new Map());
   for (const planned of commands) {
-    if (!planned) continue;
-    const command = fillCommand(planned, ctx.values);
-    const key = command.argv.join('\0');
-    if (!closing.has(key)) closing.set(key, ctx.executor.run(command).catch(() => undefined));
+    if (planned && !closing.has(planned)) closing.set(planned, ctx.executor.run(fillCommand(planned, ctx.values)).catch(() => undefined));
   }
   return Promise.all(closing.values()).then(() => undefined);
 }

@@ -149,12 +149,12 @@ function askNix() {
     try {
       const parsed = JSON.parse(stdout);
       // Nix 2.8 prints a list (an invalid path: "valid": false); newer ones an object keyed by path (an invalid one: null).
-      byPath = Array.isArray(parsed) ? Object.fromEntries(parsed.map((info) => [info.path, info])) : parsed;
+      byPath = Array.isArray(parsed) ? Object.fromEntries(parsed.filter(Boolean).map((info) => [info.path, info])) : (parsed ?? {});
     } catch {
       // nothing printed (nix failed): every path unknown
     }
     for (const [path, resolvers] of batch) {
-      const info = byPath[path];
+      const info = byPath?.[path];
       const valid = info && info.narHash && info.valid !== false ? { ...info, path } : undefined;
       for (const resolve of resolvers) resolve(valid);
     }

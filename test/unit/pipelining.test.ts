@@ -9,7 +9,9 @@ import { describe, expect, it } from 'vitest';
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
 import { asRun, buildsOneToplevel, FIXTURE_DRV, kernelBuildStart, runPipeline, touchedTarget } from '../helpers/pipeline.ts';
-import { type Responder, when } from '../helpers/recording-executor.ts';
+import { RecordingExecutor, type Responder, when } from '../helpers/recording-executor.ts';
+import type { PlannedCommand } from '../../lib/plan/types.ts';
+import { closeConnections } from '../../lib/stages/context.ts';
 
 /** The plan's first evaluation (opi01 alone), and its second (opi02 and opi03). */
 const isFirstEvaluation = (spec: CommandSpec) => spec.argv.includes('eval') && spec.argv.at(-1)!.includes('[ "opi01" ]');
@@ -192,7 +194,21 @@ describe('pipelined stages', () => {
     for (const builder of builders) expect(at(closing(builder))).toBeGreaterThan(lastBuild);
     for (const builder of builders) expect(at(closing(builder))).toBeLessThan(at(isProbeOf('opi01')));
     // Before opi03's last command (its confirmation), which waited for it.
-    const opi03Last = executor.calls.findLastIndex((c) => c.argv.includes('deploy@opi03.internal') && !closes(c));
-    expect(at(closing('deploy@opi01.internal'))).toBeLessThan(opi03Last);
+    const lastOf = (destination: string) => executor.calls.findLastIndex((c) => c.argv.includes(destination) && !closes(c));
+    expect(at(closing('deploy@opi01.internal'))).toBeLessThan(lastOf('deploy@opi03.internal'));
+    // And each after everything its own deploy ran over it.
+    for (const target of targets) expect(at(closing(target)), target).toBeGreaterThan(lastOf(target));
+  });
+
+  it("closes each of the plan's close commands once, even two that run the same (a builder and a target sharing user@host)", async () => {
+    const executor = new RecordingExecutor();
+    const asBuilder: PlannedCommand = { argv: ['ssh', '-O', 'exit', 'root@hawk.internal'], timeoutMs: 1000 };
+    const asTarget: PlannedCommand = { ...asBuilder };
+    const ctx = { values: {}, executor };
+    await closeConnections(ctx, [asBuilder]);
+    // The target's deploy opened the shared master again after the builder's close: its own close runs too.
+    await closeConnections(ctx, [asTarget, asBuilder]);
+    await closeConnections(ctx, [asBuilder, asTarget]);
+    expect(executor.calls).toEqual([asBuilder, asTarget]);
   });
 });
