@@ -15,10 +15,10 @@ import type { Executor, OutputStream } from '../exec/types.ts';
 import { ZxExecutor } from '../exec/zx-executor.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { type HostSelector, resolveSelection } from '../inventory/select.ts';
-import { allSucceeded, type ExecHostResult, execHostResultSchema, runExec, SSH_FAILED_STATUS } from '../ops/exec.ts';
+import { allSucceeded, type ExecHostResult, execHostResultSchema, runExec } from '../ops/exec.ts';
 import { DEFAULT_CONCURRENCY } from '../plan/concurrency.ts';
 import { EXEC_DEFAULT_TIMEOUT_SECONDS, type ExecPlan, execPlanSchema, planExec } from '../plan/exec.ts';
-import { SUDO_HINT } from '../remote/host.ts';
+import { SSH_FAILED, SUDO_HINT } from '../remote/host.ts';
 import { positiveInteger } from './args.ts';
 import { colours } from './colour.ts';
 import { failure, interruptible, type Io, processIo, wantsJson } from './io.ts';
@@ -180,7 +180,7 @@ export function hostStatus(result: ExecHostResult, plan: Pick<ExecPlan, 'timeout
     case 'timed-out':
       return `${result.exitCode === null ? '' : `exit ${result.exitCode}: `}timed out after ${plan.timeoutSeconds} s`;
     case 'unreachable':
-      return `exit ${SSH_FAILED_STATUS}: ssh failed (no connection or login, or it dropped), or the command exited 255`;
+      return `exit ${SSH_FAILED}: ssh failed (no connection or login, or it dropped), or the command exited 255`;
     default:
       return result.exitCode === null ? 'ended by a signal' : `exit ${result.exitCode}`;
   }

@@ -10,9 +10,6 @@ import { type CommandResult, type Executor, type OutputStream } from '../exec/ty
 import { type ExecHostPlan, type ExecPlan, TIMEOUT_EXIT_STATUS } from '../plan/exec.ts';
 import { SSH_FAILED } from '../remote/host.ts';
 
-/** ssh's own exit status when it could not connect or the connection failed (ssh(1)); a remote command's own 255 looks the same. */
-export const SSH_FAILED_STATUS = SSH_FAILED;
-
 /**
  * How a host ended:
  * - `succeeded`: exit 0;
@@ -55,7 +52,7 @@ export function hostOutcome(result: CommandResult, timeoutSeconds: number): Exec
   // 124 from a command that ran its whole bound is timeout's; earlier, it is the command's own status.
   if (result.timedOut || (result.exitCode === TIMEOUT_EXIT_STATUS && result.durationMs >= timeoutSeconds * 1000)) return 'timed-out';
   if (result.exitCode === 0) return 'succeeded';
-  if (result.exitCode === SSH_FAILED_STATUS) return 'unreachable';
+  if (result.exitCode === SSH_FAILED) return 'unreachable';
   return 'failed';
 }
 

@@ -39,7 +39,7 @@ export const SUDO_HINT =
   'Every step that needs root (activation, the watchdog, confirmation, rollback) uses sudo -n: give the deploy user passwordless sudo ' +
   '(NixOS: security.sudo.extraRules with NOPASSWD for it, or security.sudo.wheelNeedsPassword = false with it in wheel), or deploy as root.';
 
-/** ssh's own exit status when it cannot connect or authenticate, or the connection fails (ssh(1)); the remote command's status otherwise. */
+/** ssh's own exit status when it cannot connect or authenticate, or the connection fails (ssh(1)); the remote command's status otherwise (a remote command's own 255 looks the same). */
 export const SSH_FAILED = 255;
 
 /** A connection of its own, never multiplexed over an existing master (the confirmation must prove a new login works). */
