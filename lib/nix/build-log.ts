@@ -27,6 +27,8 @@ import { type CommandResult, type OutputStream, outputTail } from '../exec/types
 
 export type BuildLogEvent =
   | { readonly kind: 'build-start'; readonly drvPath: string; readonly machine: string | undefined }
+  /** a build's stop record: for a remote build, once its outputs are copied back */
+  | { readonly kind: 'build-stop'; readonly drvPath: string }
   | { readonly kind: 'build-log'; readonly drvName: string; readonly line: string }
   | { readonly kind: 'message'; readonly level: number; readonly text: string }
   | { readonly kind: 'activity'; readonly text: string }
@@ -95,7 +97,7 @@ export class BuildLogParser {
   /** `now`: the clock a build's start and stop are read by (epoch ms) */
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** One output line; undefined for records that say nothing worth showing (progress, stops, debug). */
+  /** One output line; undefined for records that say nothing worth showing (progress, other activities' stops, debug). */
   parse(line: string): BuildLogEvent | undefined {
     return this.parseRecord(line)?.event;
   }
@@ -127,7 +129,7 @@ export class BuildLogParser {
       const index = this.buildByActivity.get(id)!;
       this.buildByActivity.delete(id);
       this.builds[index] = { ...this.builds[index]!, endedAt: this.now() };
-      return undefined;
+      return { event: { kind: 'build-stop', drvPath: this.builds[index]!.drvPath } };
     }
     if (event.action === 'result' && event.type === RES_BUILD_LOG_LINE && typeof fields[0] === 'string') {
       const drvPath = id === undefined ? undefined : this.drvByActivity.get(id);

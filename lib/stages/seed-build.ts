@@ -78,6 +78,7 @@ export function startHeadStarts(ctx: RunContext): void {
       const built: BuildRecord[] = [];
       let succeeded = false;
       const underway = deferred();
+      const buildStopListeners = new Set<(drvPath: string) => void>();
       // Until its row shows (buildSystem attaches it), the last lines it printed wait to be shown there.
       const early: string[] = [];
       let show = (line: string) => {
@@ -90,7 +91,12 @@ export function startHeadStarts(ctx: RunContext): void {
         startBuildSpan(ctx, build);
         show(`building ${head.hosts.join(', ')} first, while the others are evaluated`);
         try {
-          await runBuild(ctx, build, { ...head, on: 'seed' }, (line) => show(line), signal, built, () => underway.resolve());
+          await runBuild(ctx, build, { ...head, on: 'seed' }, (line) => show(line), signal, built, {
+            buildStart: () => underway.resolve(),
+            buildStop: (drvPath) => {
+              for (const listener of [...buildStopListeners]) listener(drvPath);
+            },
+          });
           succeeded = true;
         } finally {
           // In the report whether or not the seed-build stage ever runs (a target failing preflight stops it first).
@@ -105,6 +111,10 @@ export function startHeadStarts(ctx: RunContext): void {
         succeeded: () => succeeded,
         built,
         stop: () => stopper.abort(),
+        onBuildStop: (listener) => {
+          buildStopListeners.add(listener);
+          return () => buildStopListeners.delete(listener);
+        },
         attach: (say) => {
           for (const line of early.splice(0)) say(line);
           show = say;
@@ -147,7 +157,7 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
       const hosts = build.hosts.filter((h) => !build.headStart?.hosts.includes(h));
       if (head) say(`evaluating ${hosts.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
       await evaluated(ctx, hosts, signal);
-      return runBuild(ctx, build, { hosts, build: build.build, on: 'builders' }, say, signal, built);
+      return buildOthers(ctx, build, { hosts, build: build.build, on: 'builders' }, head, say, signal, built);
     })();
     try {
       await Promise.all([head?.done, others]);
@@ -166,6 +176,47 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
 }
 
 /**
+ * The build of a system's other toplevels, beside its head start, started
+ * again each time the head start's log says a build of its ended (the
+ * kernel, above all) while this one builds nothing: it is then waiting for
+ * that derivation's output lock, which Nix looks at again only every
+ * `build-poll-interval` seconds (1 at least; Nix's worker waits whole
+ * seconds), on average half a second after it was freed. A `nix build`
+ * started anew finds the output valid and dispatches the toplevels at
+ * once. Nothing is lost by stopping it then: Nix's log said it had no build
+ * running (what it built before stays in the store), and what Nix does in
+ * it is redone (its check of the outputs, substitution).
+ */
+async function buildOthers(
+  ctx: RunContext,
+  build: SystemBuild,
+  of: Parameters<typeof runBuild>[2],
+  head: HeadStart | undefined,
+  say: (line: string) => void,
+  signal: AbortSignal,
+  built: BuildRecord[],
+): Promise<void> {
+  for (;;) {
+    const restart = new AbortController();
+    let running = 0;
+    // The head start's own toplevels are nothing the others wait for.
+    const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
+    const off = head?.onBuildStop((drvPath) => {
+      if (running === 0 && !own.has(drvPath)) restart.abort();
+    });
+    try {
+      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), built, { buildStart: () => running++, buildStop: () => running-- });
+      return;
+    } catch (error) {
+      if (!restart.signal.aborted || signal.aborted) throw error;
+      say(`the head start built what this build waited for: starting it again`);
+    } finally {
+      off?.();
+    }
+  }
+}
+
+/**
  * One `nix build` of a system: what Nix's log says it built where (the
  * report's "built on" comes from there, never from the plan; appended to
  * `built`), checked against where it may build (the builders its
@@ -180,8 +231,8 @@ async function runBuild(
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
-  /** called at each derivation Nix's log says it began building */
-  onBuildStart: () => void = () => {},
+  /** called at each derivation Nix's log says it began building, and at each it says ended */
+  on: { readonly buildStart?: () => void; readonly buildStop?: (drvPath: string) => void } = {},
 ): Promise<void> {
   const { plan } = deployRun(ctx);
   const log = new BuildLogRecorder();
@@ -193,9 +244,9 @@ async function runBuild(
         const event = log.add(line, stream);
         if (!event || stream === 'stdout') return;
         if (event.kind === 'build-start') {
-          onBuildStart();
+          on.buildStart?.();
           say(`building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`);
-        }
+        } else if (event.kind === 'build-stop') on.buildStop?.(event.drvPath);
         else if (event.kind === 'build-log') say(`${event.drvName}> ${event.line}`);
         else if (!isOutputNoise(event.text)) say(event.text);
       },

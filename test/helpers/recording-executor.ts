@@ -8,8 +8,12 @@ export interface ScriptedResponse {
   readonly stderr?: string;
   /** lines handed to onLine as stderr, as a streaming command would */
   readonly lines?: readonly string[];
+  /** more lines handed to onLine once `after` settles (before `until`) */
+  readonly later?: { readonly after: Promise<unknown>; readonly lines: readonly string[] };
   /** the command runs until this settles (then answers as scripted) */
   readonly until?: Promise<unknown>;
+  /** with until: its run being aborted ends it sooner (answered aborted, as a killed process) */
+  readonly abortable?: boolean;
   /** the command runs until its run is aborted (then answers aborted, as a killed process) */
   readonly untilAborted?: boolean;
   /** with untilAborted: how long the killed process takes to exit (ms; default at once) */
@@ -32,10 +36,15 @@ export class RecordingExecutor implements Executor {
     for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
     await Promise.resolve();
     const startedAt = Date.now();
-    await response.until;
-    const aborted = response.untilAborted === true;
-    if (aborted) {
-      await new Promise<void>((resolve) => (options.signal?.aborted ? resolve() : options.signal?.addEventListener('abort', () => resolve(), { once: true })));
+    if (response.later) {
+      await response.later.after;
+      for (const line of response.later.lines) options.onLine?.(line, 'stderr');
+    }
+    const killed = () => new Promise<true>((resolve) => (options.signal?.aborted ? resolve(true) : options.signal?.addEventListener('abort', () => resolve(true), { once: true })));
+    const cut = response.abortable ? await Promise.race([Promise.resolve(response.until).then(() => false), killed()]) : (await response.until, false);
+    const aborted = response.untilAborted === true || cut;
+    if (response.untilAborted) {
+      await killed();
       await new Promise((resolve) => setTimeout(resolve, response.diesAfterMs ?? 0));
     }
     const result: CommandResult = {

@@ -155,6 +155,71 @@ describe('pipelined stages', () => {
     expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
   });
 
+  describe("the build of the others, waiting for the head start's kernel", () => {
+    const KERNEL_ID = 7;
+    const kernelStop = `@nix {"action":"stop","id":${KERNEL_ID}}`;
+    const othersBuild = (spec: CommandSpec) => spec.argv.includes('build') && !buildsOneToplevel(spec);
+    const built = JSON.stringify(['opi01', 'opi02', 'opi03'].map(() => ({ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } })));
+    const toplevelStart = (spec: CommandSpec) => {
+      const machine = spec.argv[spec.argv.indexOf('--builders') + 1]!.split(' ')[0];
+      return `@nix {"action":"start","fields":["/nix/store/3k5a9w0v1xw7jqj3l5z5y3pp5ydn8l1g-nixos-system-opi02.drv","${machine}",1,1],"id":9,"level":3,"text":"","type":105}`;
+    };
+
+    /** The head start says its kernel ended once the others' build has begun; it ends when `ends` settles. */
+    function headStart(othersBegan: Promise<unknown>, ends: Promise<unknown>): Responder {
+      return (spec) => (buildsOneToplevel(spec) ? { lines: kernelBuildStart(spec), later: { after: othersBegan, lines: [kernelStop] }, until: ends, stdout: built } : undefined);
+    }
+
+    it('starts again when the kernel is built while it builds nothing (it waited for the lock), and then builds', async () => {
+      let began!: () => void;
+      const othersBegan = new Promise<void>((resolve) => (began = resolve));
+      let othersCalls = 0;
+      const pipeline = await runPipeline([
+        headStart(othersBegan, othersBegan),
+        // The first waits for the kernel's lock until it is stopped; the second finds the kernel built.
+        (spec) => (othersBuild(spec) && ++othersCalls === 1 ? (began(), { untilAborted: true }) : undefined),
+      ]);
+      const { executor, result } = pipeline;
+      expect(result.error).toBeUndefined();
+      const builds = executor.calls.map((c, i) => [c, executor.results[i]] as const).filter(([c]) => othersBuild(c));
+      expect(builds.map(([, r]) => r?.aborted)).toEqual([true, false]);
+      expect(builds[0]![0]).toEqual(builds[1]![0]);
+      expect(result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
+    });
+
+    it("is left alone when what the head start built is its own toplevel (nothing the others wait for)", async () => {
+      let began!: () => void;
+      const othersBegan = new Promise<void>((resolve) => (began = resolve));
+      const ownToplevel = [
+        `@nix {"action":"start","fields":["${FIXTURE_DRV}","ssh://nix-builder@opi03.internal",1,1],"id":8,"level":3,"text":"","type":105}`,
+        '@nix {"action":"stop","id":8}',
+      ];
+      const othersEnd = othersBegan.then(() => new Promise((resolve) => setTimeout(resolve, 20)));
+      const pipeline = await runPipeline([
+        (spec) => (buildsOneToplevel(spec) ? { lines: kernelBuildStart(spec), later: { after: othersBegan, lines: ownToplevel }, until: othersEnd, stdout: built } : undefined),
+        (spec) => (othersBuild(spec) ? (began(), { until: othersEnd, abortable: true, stdout: built }) : undefined),
+      ]);
+      const { executor, result } = pipeline;
+      expect(result.error).toBeUndefined();
+      expect(executor.calls.flatMap((c, i) => (othersBuild(c) ? [executor.results[i]?.aborted] : []))).toEqual([false]);
+    });
+
+    it('is left alone when the kernel is built while it builds something of its own', async () => {
+      let began!: () => void;
+      const othersBegan = new Promise<void>((resolve) => (began = resolve));
+      let release!: () => void;
+      const othersEnd = new Promise<void>((resolve) => (release = resolve));
+      const pipeline = await runPipeline([
+        headStart(othersBegan, othersBegan.then(() => new Promise((resolve) => setTimeout(resolve, 20))).then(release)),
+        (spec) => (othersBuild(spec) ? (began(), { lines: [toplevelStart(spec)], until: othersEnd, abortable: true, stdout: built }) : undefined),
+      ]);
+      const { executor, result } = pipeline;
+      expect(result.error).toBeUndefined();
+      const builds = executor.calls.flatMap((c, i) => (othersBuild(c) ? [executor.results[i]] : []));
+      expect(builds.map((r) => r?.aborted)).toEqual([false]);
+    });
+  });
+
   it("a failed evaluation of the others fails the seed build naming them, and stops the head start's build", async () => {
     let headStarted!: () => void;
     const started = new Promise<void>((resolve) => (headStarted = resolve));
