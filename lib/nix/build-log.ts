@@ -27,7 +27,7 @@ import { type CommandResult, type OutputStream, outputTail } from '../exec/types
 
 export type BuildLogEvent =
   | { readonly kind: 'build-start'; readonly drvPath: string; readonly machine: string | undefined }
-  /** a build's stop record: for a remote build, once its outputs are copied back */
+  /** a build's stop record (after it succeeded or failed): for a remote build, once its outputs are copied back */
   | { readonly kind: 'build-stop'; readonly drvPath: string }
   | { readonly kind: 'build-log'; readonly drvName: string; readonly line: string }
   | { readonly kind: 'message'; readonly level: number; readonly text: string }
@@ -49,6 +49,8 @@ export interface BuildRecord {
 }
 
 const ACT_BUILD = 105;
+/** Nix's `actBuildWaiting`: a goal waits for another process's lock on its outputs ("waiting for lock on …") */
+const ACT_BUILD_WAITING = 111;
 const RES_BUILD_LOG_LINE = 101;
 
 /** Nix's verbosity levels (src/libutil/logging.hh `Verbosity`). */
@@ -93,6 +95,18 @@ export class BuildLogParser {
   private readonly drvByActivity = new Map<string, string>();
   /** the open build activities: their index in `builds` */
   private readonly buildByActivity = new Map<string, number>();
+  /** the open "waiting for lock on …" activities */
+  private readonly lockWaits = new Set<string>();
+
+  /**
+   * Whether Nix said it waits for another process's lock on some output and
+   * has not yet said it stopped waiting (src/libstore/build/derivation-goal.cc
+   * `tryToBuild`: an `actBuildWaiting` activity, ended once the lock is
+   * taken; Nix 2.4 and later). A Nix that says nothing of it never waits here.
+   */
+  get waitingForLock(): boolean {
+    return this.lockWaits.size > 0;
+  }
 
   /** `now`: the clock a build's start and stop are read by (epoch ms) */
   constructor(private readonly now: () => number = Date.now) {}
@@ -125,6 +139,8 @@ export class BuildLogParser {
       this.builds.push({ drvPath, machine, startedAt: this.now() });
       return { event: { kind: 'build-start', drvPath, machine } };
     }
+    if (event.action === 'start' && event.type === ACT_BUILD_WAITING && id !== undefined) this.lockWaits.add(id);
+    if (event.action === 'stop' && id !== undefined) this.lockWaits.delete(id);
     if (event.action === 'stop' && id !== undefined && this.buildByActivity.has(id)) {
       const index = this.buildByActivity.get(id)!;
       this.buildByActivity.delete(id);
@@ -201,6 +217,11 @@ export class BuildLogRecorder {
   /** Every build start, in order: the derivation and the machine Nix reported for it (`fields[1]`). */
   get builds(): readonly BuildRecord[] {
     return this.parser.builds;
+  }
+
+  /** Whether Nix waits for another process's lock on an output now ({@link BuildLogParser.waitingForLock}). */
+  get waitingForLock(): boolean {
+    return this.parser.waitingForLock;
   }
 
   /** Restricted settings the daemon said it ignored (e.g. "builders"). */

@@ -175,17 +175,22 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
   }
 }
 
+/** How often the build of the others starts again at most ({@link buildOthers}). */
+const MAX_RESTARTS = 3;
+
 /**
  * The build of a system's other toplevels, beside its head start, started
- * again each time the head start's log says a build of its ended (the
- * kernel, above all) while this one builds nothing: it is then waiting for
- * that derivation's output lock, which Nix looks at again only every
- * `build-poll-interval` seconds (1 at least; Nix's worker waits whole
- * seconds), on average half a second after it was freed. A `nix build`
- * started anew finds the output valid and dispatches the toplevels at
- * once. Nothing is lost by stopping it then: Nix's log said it had no build
- * running (what it built before stays in the store), and what Nix does in
- * it is redone (its check of the outputs, substitution).
+ * again when the head start's log says a build of its ended (the kernel,
+ * above all; not its own toplevel) while this build's log says it builds
+ * nothing and waits for another process's lock on an output: Nix looks at
+ * such a lock again only every `build-poll-interval` seconds (the seed
+ * builds set 1, lib/nix/commands.ts; Nix's default is 5, and its worker
+ * waits whole seconds), on average half a second after it was freed, while
+ * a `nix build` started anew finds the output valid and dispatches at once
+ * (Nix ends a build's activity after it registered the outputs and freed
+ * their locks). What the stopped one had built stays in the store; what it
+ * was fetching is fetched again. At most {@link MAX_RESTARTS} times; each
+ * attempt has the planned timeout.
  */
 async function buildOthers(
   ctx: RunContext,
@@ -196,22 +201,34 @@ async function buildOthers(
   signal: AbortSignal,
   built: BuildRecord[],
 ): Promise<void> {
-  for (;;) {
+  // The head start's own toplevels are nothing the others wait for.
+  const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
+  for (let restarts = 0; ; restarts++) {
     const restart = new AbortController();
     let running = 0;
-    // The head start's own toplevels are nothing the others wait for.
-    const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
-    const off = head?.onBuildStop((drvPath) => {
-      if (running === 0 && !own.has(drvPath)) restart.abort();
-    });
+    let log: BuildLogRecorder | undefined;
+    const off =
+      restarts < MAX_RESTARTS
+        ? head?.onBuildStop((drvPath) => {
+            if (running !== 0 || own.has(drvPath) || !log?.waitingForLock || restart.signal.aborted) return;
+            say(`the head start built ${drvName(drvPath)}, which this build waited for: starting it again`);
+            restart.abort();
+          })
+        : undefined;
+    const attempt: BuildRecord[] = [];
     try {
-      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), built, { buildStart: () => running++, buildStop: () => running-- });
+      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), attempt, {
+        log: (recorder) => (log = recorder),
+        buildStart: () => running++,
+        buildStop: () => running--,
+      });
       return;
     } catch (error) {
       if (!restart.signal.aborted || signal.aborted) throw error;
-      say(`the head start built what this build waited for: starting it again`);
     } finally {
       off?.();
+      // A stopped attempt's builds that had not ended (one begun as it was stopped) are built again by the next.
+      built.push(...(restart.signal.aborted && !signal.aborted ? attempt.filter((b) => b.endedAt !== undefined) : attempt));
     }
   }
 }
@@ -231,11 +248,12 @@ async function runBuild(
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
-  /** called at each derivation Nix's log says it began building, and at each it says ended */
-  on: { readonly buildStart?: () => void; readonly buildStop?: (drvPath: string) => void } = {},
+  /** `log`: given the recorder of Nix's log; `buildStart`/`buildStop`: at each derivation Nix's log says it began building, or ended */
+  on: { readonly log?: (log: BuildLogRecorder) => void; readonly buildStart?: () => void; readonly buildStop?: (drvPath: string) => void } = {},
 ): Promise<void> {
   const { plan } = deployRun(ctx);
   const log = new BuildLogRecorder();
+  on.log?.(log);
   const command = filled(ctx, of.build);
   try {
     const result = await ctx.executor.run(command, {

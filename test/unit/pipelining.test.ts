@@ -86,7 +86,7 @@ describe('pipelined stages', () => {
       (spec) => {
         if (!buildsOneToplevel(spec)) return undefined;
         headStartAt = after.length;
-        const built = JSON.stringify([{ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }]);
+    const built = JSON.stringify([{ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } }]);
         return { lines: kernelBuildStart(spec), stdout: built, until: Promise.race([came, new Promise((resolve) => setTimeout(resolve, 2000))]).then(() => (headEnded = true)) };
       },
     ]);
@@ -159,6 +159,8 @@ describe('pipelined stages', () => {
     const KERNEL_ID = 7;
     const kernelStop = `@nix {"action":"stop","id":${KERNEL_ID}}`;
     const othersBuild = (spec: CommandSpec) => spec.argv.includes('build') && !buildsOneToplevel(spec);
+        /** Nix's log when a goal finds another process holding the lock on its outputs (derivation-goal.cc tryToBuild) */
+    const waitsForLock = '@nix {"action":"start","id":12,"level":1,"parent":0,"text":"waiting for lock on \'/nix/store/kc5bd4h3rwk3wyfk1cm59b3hr4ddmbsc-linux-6.1-opi\'","type":111}';
     const built = JSON.stringify(['opi01', 'opi02', 'opi03'].map(() => ({ drvPath: FIXTURE_DRV, outputs: { out: FIXTURE_TOPLEVEL } })));
     const toplevelStart = (spec: CommandSpec) => {
       const machine = spec.argv[spec.argv.indexOf('--builders') + 1]!.split(' ')[0];
@@ -177,7 +179,7 @@ describe('pipelined stages', () => {
       const pipeline = await runPipeline([
         headStart(othersBegan, othersBegan),
         // The first waits for the kernel's lock until it is stopped; the second finds the kernel built.
-        (spec) => (othersBuild(spec) && ++othersCalls === 1 ? (began(), { untilAborted: true }) : undefined),
+        (spec) => (othersBuild(spec) && ++othersCalls === 1 ? (began(), { lines: [waitsForLock], untilAborted: true }) : undefined),
       ]);
       const { executor, result } = pipeline;
       expect(result.error).toBeUndefined();
@@ -187,36 +189,36 @@ describe('pipelined stages', () => {
       expect(result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
     });
 
-    it("is left alone when what the head start built is its own toplevel (nothing the others wait for)", async () => {
+    /**
+     * Whether the build of the others was stopped, when the head start says `headLines` once the others'
+     * build has begun and that build says `othersLines` (it ends 20 ms later, or sooner when stopped).
+     */
+    async function othersStopped(headLines: readonly string[], othersLines: (spec: CommandSpec) => string[]): Promise<(boolean | undefined)[]> {
       let began!: () => void;
       const othersBegan = new Promise<void>((resolve) => (began = resolve));
+      const othersEnd = othersBegan.then(() => new Promise((resolve) => setTimeout(resolve, 20)));
+      const { executor, result } = await runPipeline([
+        (spec) => (buildsOneToplevel(spec) ? { lines: kernelBuildStart(spec), later: { after: othersBegan, lines: headLines }, until: othersEnd, stdout: built } : undefined),
+        (spec) => (othersBuild(spec) ? (began(), { lines: othersLines(spec), until: othersEnd, abortable: true, stdout: built }) : undefined),
+      ]);
+      expect(result.error).toBeUndefined();
+      return executor.calls.flatMap((c, i) => (othersBuild(c) ? [executor.results[i]?.aborted] : []));
+    }
+
+    it('is left alone when its log does not say it waits for a lock', async () => {
+      expect(await othersStopped([kernelStop], () => [])).toEqual([false]);
+    });
+
+    it("is left alone when what the head start built is its own toplevel (nothing the others wait for)", async () => {
       const ownToplevel = [
         `@nix {"action":"start","fields":["${FIXTURE_DRV}","ssh://nix-builder@opi03.internal",1,1],"id":8,"level":3,"text":"","type":105}`,
         '@nix {"action":"stop","id":8}',
       ];
-      const othersEnd = othersBegan.then(() => new Promise((resolve) => setTimeout(resolve, 20)));
-      const pipeline = await runPipeline([
-        (spec) => (buildsOneToplevel(spec) ? { lines: kernelBuildStart(spec), later: { after: othersBegan, lines: ownToplevel }, until: othersEnd, stdout: built } : undefined),
-        (spec) => (othersBuild(spec) ? (began(), { until: othersEnd, abortable: true, stdout: built }) : undefined),
-      ]);
-      const { executor, result } = pipeline;
-      expect(result.error).toBeUndefined();
-      expect(executor.calls.flatMap((c, i) => (othersBuild(c) ? [executor.results[i]?.aborted] : []))).toEqual([false]);
+      expect(await othersStopped(ownToplevel, () => [waitsForLock])).toEqual([false]);
     });
 
     it('is left alone when the kernel is built while it builds something of its own', async () => {
-      let began!: () => void;
-      const othersBegan = new Promise<void>((resolve) => (began = resolve));
-      let release!: () => void;
-      const othersEnd = new Promise<void>((resolve) => (release = resolve));
-      const pipeline = await runPipeline([
-        headStart(othersBegan, othersBegan.then(() => new Promise((resolve) => setTimeout(resolve, 20))).then(release)),
-        (spec) => (othersBuild(spec) ? (began(), { lines: [toplevelStart(spec)], until: othersEnd, abortable: true, stdout: built }) : undefined),
-      ]);
-      const { executor, result } = pipeline;
-      expect(result.error).toBeUndefined();
-      const builds = executor.calls.flatMap((c, i) => (othersBuild(c) ? [executor.results[i]] : []));
-      expect(builds.map((r) => r?.aborted)).toEqual([false]);
+      expect(await othersStopped([kernelStop], (spec) => [waitsForLock, toplevelStart(spec)])).toEqual([false]);
     });
   });
 
