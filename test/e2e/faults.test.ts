@@ -129,7 +129,10 @@ describe.skipIf(!lab)(`fault injection in the lab${lab ? '' : ` (skipped: ${labS
       // The command log holds them in the order they ended.
       expect(evaluations.map((argv) => argv.at(-1)!.match(/\[ (.*) \]\)$/)?.[1]).sort()).toEqual(['"opi01"', '"opi02" "opi03"']);
       const builds = argvs.filter((argv) => argv[0] === 'nix' && argv.includes('build'));
-      expect(builds).toHaveLength(2);
+      // Two builds (the head start, the others); the others' may have started again, the same argv, once the
+      // kernel was built while it waited for its lock (lib/stages/seed-build.ts buildOthers: 3 times at most).
+      expect(new Set(builds.map((argv) => JSON.stringify(argv))).size).toBe(2);
+      expect(builds.length).toBeLessThanOrEqual(2 + 3);
       expect(builds.flatMap((argv) => argv.filter((a) => a.includes('#')))).toEqual([]);
       expect(argvs.filter((argv) => argv.includes('--flake'))).toHaveLength(kind === 'flake' ? OPIS.length : 0);
       // The deploy's nixos-rebuilds (planning's `nixos-rebuild --help` is in the log too).
