@@ -108,6 +108,11 @@ export class BuildLogParser {
     return this.lockWaits.size > 0;
   }
 
+  /** Whether a build Nix said it began has not yet been said to have ended. */
+  get building(): boolean {
+    return this.buildByActivity.size > 0;
+  }
+
   /** `now`: the clock a build's start and stop are read by (epoch ms) */
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -217,6 +222,11 @@ export class BuildLogRecorder {
   /** Every build start, in order: the derivation and the machine Nix reported for it (`fields[1]`). */
   get builds(): readonly BuildRecord[] {
     return this.parser.builds;
+  }
+
+  /** Whether a build runs now ({@link BuildLogParser.building}). */
+  get building(): boolean {
+    return this.parser.building;
   }
 
   /** Whether Nix waits for another process's lock on an output now ({@link BuildLogParser.waitingForLock}). */

@@ -205,23 +205,18 @@ async function buildOthers(
   const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
   for (let restarts = 0; ; restarts++) {
     const restart = new AbortController();
-    let running = 0;
     let log: BuildLogRecorder | undefined;
     const off =
       restarts < MAX_RESTARTS
         ? head?.onBuildStop((drvPath) => {
-            if (running !== 0 || own.has(drvPath) || !log?.waitingForLock || restart.signal.aborted) return;
+            if (!log?.waitingForLock || log.building || own.has(drvPath) || restart.signal.aborted) return;
             say(`the head start built ${drvName(drvPath)}, which this build waited for: starting it again`);
             restart.abort();
           })
         : undefined;
     const attempt: BuildRecord[] = [];
     try {
-      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), attempt, {
-        log: (recorder) => (log = recorder),
-        buildStart: () => running++,
-        buildStop: () => running--,
-      });
+      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), attempt, { log: (recorder) => (log = recorder) });
       return;
     } catch (error) {
       if (!restart.signal.aborted || signal.aborted) throw error;

@@ -119,10 +119,13 @@ describe('activity ids beyond 2^53', () => {
     now = 1500;
     parser.parse(start226(ID_B, FIRMWARE, 'ssh://nix-builder@opi03.internal'));
     now = 2500;
+    expect(parser.building).toBe(true);
     expect(parser.parse(stop(ID_B))).toEqual({ kind: 'build-stop', drvPath: FIRMWARE });
+    expect(parser.building).toBe(true); // the kernel still builds
     now = 41_000;
     parser.parse(stop(ID_A));
     expect(parser.parse(stop('99'))).toBeUndefined(); // another activity's stop changes nothing
+    expect(parser.building).toBe(false);
     expect(parser.builds).toEqual([
       { drvPath: KERNEL, machine: 'ssh://nix-builder@opi03.internal', startedAt: 1000, endedAt: 41_000 },
       { drvPath: FIRMWARE, machine: 'ssh://nix-builder@opi03.internal', startedAt: 1500, endedAt: 2500 },
