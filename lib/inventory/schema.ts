@@ -246,7 +246,9 @@ export const inventorySchema = z.strictObject({
   deploy: z.strictObject({ method: z.enum(DEPLOY_METHODS).optional() }).optional(),
   health: healthChecks
     .extend({
+      /** bounds a round of the checks on the target (one ssh session, the checks one after the other) and each HTTP check */
       timeoutSeconds: z.number().positive().default(10),
+      /** rounds after the first, until every check passes in one */
       retries: z.number().int().min(0).default(3),
       intervalSeconds: z.number().nonnegative().default(2),
       /** after the checks first pass, they must keep passing this long before the deploy is confirmed */

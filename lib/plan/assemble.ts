@@ -34,6 +34,7 @@ import { closeMasterArgv, FRESH_CONNECTION, nixSshStoreUri, type RemoteHost, rem
 import { atPlace, builderHost, type CoordinatorPlace, coordinatorBuilderHost, coordinatorHost, coordinatorPlace, type Here, reachTarget, reusingConnection, shortCommandTimeoutMs, targetHost } from '../remote/fleet.ts';
 import { ACQUIRE_LOCK, RELEASE_LOCK, REMOVE_LOCK } from '../remote/lock-scripts.ts';
 import { BOOTED_SYSTEM } from '../remote/generations.ts';
+import { healthRoundArgv } from '../remote/health-round.ts';
 import { armArgs, BOOT_CHECK, CONFIRM, generationProbeArgv, REBOOT, REBOOT_MARKER_DIR, ROLLBACK } from '../remote/scripts.ts';
 import { concurrencyFor } from './concurrency.ts';
 import { PLACEHOLDER } from './placeholders.ts';
@@ -458,29 +459,35 @@ function planReboot(inventory: Inventory, host: HostName, target: RemoteHost, sh
   };
 }
 
-/** The inventory-wide health checks plus the host's own, in the order they run (ssh, system state, units, commands, HTTP). */
+/**
+ * The inventory-wide health checks plus the host's own, in the order a
+ * failure is told (ssh, system state, units, commands, HTTP), and the round
+ * that runs the command checks in one ssh session, within the checks'
+ * timeout as a whole.
+ */
 function planHealth(inventory: Inventory, host: HostName, target: RemoteHost): HealthPlan {
   const defaults = inventory.health;
   const own = inventory.hosts[host]!.health;
-  const timeoutMs = defaults.timeoutSeconds * 1000;
-  const onTarget = (argv: readonly string[]) => ({ argv: remoteArgv(target, argv), timeoutMs });
   // This machine answers without ssh: nothing to check there.
-  const checks: HealthCheckPlan[] = target.local ? [] : [{ kind: 'command', name: 'ssh answers', command: onTarget(['true']) }];
+  const checks: HealthCheckPlan[] = target.local ? [] : [{ kind: 'command', name: 'ssh answers', argv: ['true'] }];
   const systemState = own?.systemState ?? defaults.systemState ?? 'running-or-degraded';
   if (systemState !== 'skip') {
     const accepted = systemState === 'running' ? ['running'] : ['running', 'degraded'];
     // is-system-running exits non-zero for "degraded": judged by what it prints.
-    checks.push({ kind: 'command', name: `system state is ${accepted.join(' or ')}`, command: onTarget(['systemctl', 'is-system-running']), stdoutOneOf: accepted });
+    checks.push({ kind: 'command', name: `system state is ${accepted.join(' or ')}`, argv: ['systemctl', 'is-system-running'], stdoutOneOf: accepted });
   }
   const units = [...defaults.units, ...(own?.units ?? [])];
-  if (units.length) checks.push({ kind: 'command', name: `units active: ${units.join(', ')}`, command: onTarget(['systemctl', 'is-active', '--', ...units]) });
+  if (units.length) checks.push({ kind: 'command', name: `units active: ${units.join(', ')}`, argv: ['systemctl', 'is-active', '--', ...units] });
   for (const argv of [...defaults.commands, ...(own?.commands ?? [])]) {
-    checks.push({ kind: 'command', name: `command: ${argv.join(' ')}`, command: onTarget(argv) });
+    checks.push({ kind: 'command', name: `command: ${argv.join(' ')}`, argv });
   }
+  const timeoutMs = defaults.timeoutSeconds * 1000;
   for (const { url, status } of [...defaults.http, ...(own?.http ?? [])]) {
     checks.push({ kind: 'http', name: `GET ${url} answers ${status}`, url, status, timeoutMs });
   }
-  return { checks, retries: defaults.retries, intervalMs: defaults.intervalSeconds * 1000, settleMs: defaults.settleSeconds * 1000 };
+  const onTarget = checks.flatMap((check) => (check.kind === 'command' ? [check.argv] : []));
+  const round = onTarget.length ? { argv: healthRoundArgv(target, onTarget), timeoutMs } : undefined;
+  return { checks, ...(round ? { round } : {}), retries: defaults.retries, intervalMs: defaults.intervalSeconds * 1000, settleMs: defaults.settleSeconds * 1000 };
 }
 
 /**

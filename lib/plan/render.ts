@@ -191,8 +191,9 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
       : []),
     ...(host.health
       ? [
-          `    health checks (each tried ${host.health.retries + 1}×, ${seconds(host.health.intervalMs)} apart; then held for ${seconds(host.health.settleMs)})`,
-          ...host.health.checks.map((check) => (check.kind === 'http' ? `      GET ${check.url} answers ${check.status}` : cmd(check.command, '      '))),
+          `    health checks, every one in each round (tried ${host.health.retries + 1}×, ${seconds(host.health.intervalMs)} apart, until all pass in one; then held for ${seconds(host.health.settleMs)})`,
+          ...host.health.checks.map((check) => (check.kind === 'http' ? `      GET ${check.url} answers ${check.status}` : `      ${check.name}: ${commandLine(check)}`)),
+          ...(host.health.round ? [`      the command checks, one after the other in one command on the target, within ${seconds(host.health.round.timeoutMs)}:`, cmd(host.health.round, '        ')] : []),
         ]
       : []),
     ...step('log in over a new SSH connection, beside the health checks (a host the activation left unreachable is not confirmed)', host.freshLogin),

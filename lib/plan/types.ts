@@ -59,7 +59,8 @@ export const healthCheckPlanSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('command'),
     name: z.string(),
-    command: plannedCommandSchema,
+    /** run on the target as its deploy user, in the round's command (HealthPlan.round) */
+    argv: z.array(z.string()).min(1),
     /** healthy when stdout (trimmed) is one of these, whatever the exit status; absent: when it exits 0 */
     stdoutOneOf: z.array(z.string()).optional(),
   }),
@@ -68,8 +69,15 @@ export const healthCheckPlanSchema = z.discriminatedUnion('kind', [
 export type HealthCheckPlan = z.infer<typeof healthCheckPlanSchema>;
 
 export const healthPlanSchema = z.object({
+  /** in the order a failure is told: the first failing check of a round is the reason */
   checks: z.array(healthCheckPlanSchema),
-  /** each check is tried 1 + retries times, intervalMs apart */
+  /**
+   * one round of the command checks, one after the other in one command on the target, bounded as a whole
+   * (lib/remote/health-round.ts); absent without command checks. Each round runs every check; the HTTP checks
+   * are fetched from here beside it, each with the same bound.
+   */
+  round: plannedCommandSchema.optional(),
+  /** a round is tried 1 + retries times, intervalMs apart, until every check passes in one */
   retries: z.number(),
   intervalMs: z.number(),
   /** after they first pass, every check must keep passing this long (0: no settle window) */

@@ -18,7 +18,7 @@ import type { HostPlan, PlannedCommand } from '../plan/types.ts';
 import { linkNumber } from '../remote/generations.ts';
 import { type Generation, NOT_ARMED, parseGeneration, parseRollbackReport, PROFILE_NOT_SET } from '../remote/scripts.ts';
 import { goalEffect, type HostEffect, type HostEnd, type RunRecorder } from '../report/timing.ts';
-import { healthChecksFor, holdHealthy, runHealthChecks } from './health.ts';
+import { healthRoundFor, holdHealthy, runHealthChecks } from './health.ts';
 import { rebootAndWait } from './reboot.ts';
 import { sleep } from '../backoff.ts';
 
@@ -217,8 +217,9 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       loggingIn.then(settled, settled);
     }
     if (steps.health) {
-      const checks = healthChecksFor(steps.health, executor, deployment.values);
-      const health = await runHealthChecks(checks, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
+      const round = healthRoundFor(steps.health, executor, deployment.values);
+      const names = steps.health.checks.map((check) => check.name);
+      const health = await runHealthChecks(round, names, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
       if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
       if (health.failed) {
         const why = `${host}: health check failed after ${health.failed.attempts} attempt(s): ${health.failed.check}: ${health.failed.reason}`;
@@ -227,7 +228,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       // A unit that starts and dies seconds later passes one round of checks: they must hold.
       const settleSeconds = steps.health.settleMs / 1000;
       if (settleSeconds > 0) {
-        const held = await holdHealthy(checks, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
+        const held = await holdHealthy(round, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
         if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
         if (held.failed) {
           const why = `${host}: health check failed ${held.failed.afterSeconds} s after activation, within the ${settleSeconds} s settle window: ${held.failed.check}: ${held.failed.reason}`;

@@ -1,40 +1,72 @@
 /**
  * Health checks after a host's activation, as planned (lib/plan/types.ts
- * HealthPlan): each bounded by a timeout and retried (as morph does), then
- * held through the settle window.
+ * HealthPlan): in rounds, every check once per round, the command checks one
+ * after the other in one command on the target (lib/remote/health-round.ts)
+ * beside the HTTP checks; a round retried (as morph retries its checks) until every check
+ * passes in one, then held through the settle window.
  */
 import { sleep } from '../backoff.ts';
-import type { Executor } from '../exec/types.ts';
-import { outputTail, succeeded } from '../exec/types.ts';
+import type { CommandResult, Executor } from '../exec/types.ts';
+import { outputTail } from '../exec/types.ts';
 import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
 import type { HealthCheckPlan, HealthPlan } from '../plan/types.ts';
+import { type CheckAnswer, parseHealthRound } from '../remote/health-round.ts';
 
-export interface HealthCheck {
-  readonly name: string;
-  /** resolves when healthy; rejects with the reason otherwise */
-  readonly run: (signal: AbortSignal) => Promise<void>;
+/** The first check of a round, in the plan's order, that failed, and why. */
+export interface CheckFailure {
+  readonly check: string;
+  readonly reason: string;
 }
 
-/** The plan's checks for one host, ready to run: commands filled with `values` and run by `executor`, HTTP checks fetched. */
-export function healthChecksFor(plan: HealthPlan, executor: Executor, values: PlaceholderValues): HealthCheck[] {
-  return plan.checks.map((check) => ({
-    name: check.name,
-    run: check.kind === 'http' ? (signal) => httpCheck(check, signal) : (signal) => commandCheck(check, executor, values, signal),
-  }));
+/** One round: every check once; resolves to the first failure in the plan's order, or undefined when all passed. */
+export type HealthRound = (signal: AbortSignal) => Promise<CheckFailure | undefined>;
+
+/**
+ * The plan's round for one host, ready to run: the round command filled with
+ * `values` and run by `executor`, the HTTP checks fetched from here. A check
+ * the round did not report (ssh failed, the round ran out of time) fails
+ * with the round's own status, so a host that cannot be reached fails its
+ * first check, "ssh answers".
+ */
+export function healthRoundFor(plan: HealthPlan, executor: Executor, values: PlaceholderValues): HealthRound {
+  const round = plan.round ? fillCommand(plan.round, values) : undefined;
+  const onTarget = plan.checks.filter((check) => check.kind === 'command');
+  return async (signal) => {
+    const [answered, ...fetched] = await Promise.all([
+      round ? executor.run(round, { signal }) : undefined,
+      ...plan.checks.map((check) => (check.kind === 'http' ? httpCheck(check, signal).then(() => undefined, (error: Error) => error.message) : undefined)),
+    ]);
+    const answers = answered ? parseHealthRound(answered) : new Map<number, CheckAnswer>();
+    for (const [index, check] of plan.checks.entries()) {
+      let reason: string | undefined;
+      if (check.kind === 'http') reason = fetched[index];
+      else {
+        const answer = answers.get(onTarget.indexOf(check));
+        reason = answer ? judge(check, answer) : unreported(answered!, round!.timeoutMs);
+      }
+      if (reason !== undefined) return { check: check.name, reason };
+    }
+    return undefined;
+  };
 }
 
-async function commandCheck(check: Extract<HealthCheckPlan, { kind: 'command' }>, executor: Executor, values: PlaceholderValues, signal: AbortSignal): Promise<void> {
-  const command = fillCommand(check.command, values);
-  const result = await executor.run(command, { signal });
+/** Why a command check failed (undefined: it passed), from what the round reported for it. */
+function judge(check: Extract<HealthCheckPlan, { kind: 'command' }>, answer: CheckAnswer): string | undefined {
   if (check.stdoutOneOf) {
-    const said = result.stdout.trim();
-    if (!check.stdoutOneOf.includes(said)) throw new Error(`${command.argv.at(-1)} says '${said || result.stderr.trim()}'`);
-    return;
+    const said = answer.stdout.trim();
+    return check.stdoutOneOf.includes(said) ? undefined : `${check.argv.at(-1)} says '${said || answer.stderr.trim()}'`;
   }
-  if (!succeeded(result)) {
-    const why = result.timedOut ? `no answer within ${Math.round(command.timeoutMs / 1000)} s` : `exit ${result.exitCode}`;
-    throw new Error(`${why}: ${outputTail(result, 3).join(' / ')}`);
-  }
+  return answer.exitCode === 0 ? undefined : `exit ${answer.exitCode}: ${outputTail(answer, 3).join(' / ')}`;
+}
+
+/**
+ * Why a check the round did not report failed: the round ended while it ran
+ * or before it began (ssh failed, the round's bound, a stop). Only the first
+ * such check can be the failure told: those before it were reported.
+ */
+function unreported(round: CommandResult, roundTimeoutMs: number): string {
+  if (round.timedOut) return `no answer within ${Math.round(roundTimeoutMs / 1000)} s`;
+  return `${round.aborted ? 'stopped' : `exit ${round.exitCode}`}: ${outputTail(round, 3).join(' / ')}`;
 }
 
 async function httpCheck(check: Extract<HealthCheckPlan, { kind: 'http' }>, signal: AbortSignal): Promise<void> {
@@ -48,35 +80,24 @@ export interface HealthOutcome {
 }
 
 /**
- * Runs the checks side by side, each retried `retries` times, `intervalMs`
- * apart, until it passes; resolves once every check has passed or given
- * up. A failure is the first check in the plan's order that gave up (so
- * "ssh answers" rather than what could not be asked without it).
+ * Runs `round` until every check passes in one, at most 1 + `retries`
+ * times, `intervalMs` apart. A failure is the last round's first failing
+ * check in the plan's order (so "ssh answers" rather than what could not be
+ * asked without it), with the number of rounds run.
  */
 export async function runHealthChecks(
-  checks: readonly HealthCheck[],
+  round: HealthRound,
+  names: readonly string[],
   options: { retries: number; intervalMs: number; signal: AbortSignal; onProgress?: (text: string) => void },
 ): Promise<HealthOutcome> {
-  if (checks.length) options.onProgress?.(`health: ${checks.map((check) => check.name).join(', ')}`);
-  const outcomes = await Promise.all(checks.map((check) => untilPassed(check, options)));
-  const failed = outcomes.find((outcome) => outcome !== undefined);
-  return failed ? { failed } : {};
-}
-
-/** One check, retried; what it said when it gave up, or undefined once it passed. */
-async function untilPassed(
-  check: HealthCheck,
-  options: { retries: number; intervalMs: number; signal: AbortSignal; onProgress?: (text: string) => void },
-): Promise<HealthOutcome['failed']> {
+  if (!names.length) return {};
+  options.onProgress?.(`health: ${names.join(', ')}`);
   for (let attempts = 1; ; attempts++) {
-    if (attempts > 1) options.onProgress?.(`health: ${check.name} (attempt ${attempts})`);
-    try {
-      await check.run(options.signal);
-      return undefined;
-    } catch (error) {
-      if (options.signal.aborted || attempts > options.retries) return { check: check.name, reason: (error as Error).message, attempts };
-      await sleep(options.intervalMs, options.signal);
-    }
+    const failed = await round(options.signal);
+    if (!failed) return {};
+    if (options.signal.aborted || attempts > options.retries) return { failed: { ...failed, attempts } };
+    options.onProgress?.(`health: ${failed.check} (attempt ${attempts + 1})`);
+    await sleep(options.intervalMs, options.signal);
   }
 }
 
@@ -86,12 +107,12 @@ export interface HoldOutcome {
 
 /**
  * The settle window: after the checks first pass, every check must keep
- * passing, asked again every `intervalMs` (at least 0.5 s) for `durationMs`,
+ * passing, a round every `intervalMs` (at least 0.5 s) for `durationMs`,
  * without retries: a unit that starts and dies a few seconds later, leaving
  * the system `degraded`, is caught here rather than confirmed.
  */
 export async function holdHealthy(
-  checks: readonly HealthCheck[],
+  round: HealthRound,
   options: { durationMs: number; intervalMs: number; signal: AbortSignal; onProgress?: (text: string) => void },
 ): Promise<HoldOutcome> {
   const started = Date.now();
@@ -105,9 +126,8 @@ export async function holdHealthy(
     if (options.signal.aborted) return {};
     const elapsed = Math.round((Date.now() - started) / 1000);
     options.onProgress?.(`health: holding (${elapsed}/${Math.round(options.durationMs / 1000)} s)`);
-    // One round: every check once, no retries.
-    const round = await runHealthChecks(checks, { retries: 0, intervalMs: 0, signal: options.signal });
+    const failed = await round(options.signal);
     if (options.signal.aborted) return {};
-    if (round.failed) return { failed: { check: round.failed.check, reason: round.failed.reason, afterSeconds: elapsed } };
+    if (failed) return { failed: { ...failed, afterSeconds: elapsed } };
   }
 }

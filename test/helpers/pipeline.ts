@@ -179,7 +179,7 @@ export function isCommand(call: CommandSpec, command: PlannedCommand | undefined
 
 /**
  * Each deploy step the run ran, in order, as `<host> <step>` (probe, copy, arm,
- * set profile, rebuild, reboot, boot check, `health: <check name>`, confirm, rollback): every recorded
+ * set profile, rebuild, reboot, boot check, health (a round of the command checks), confirm, rollback): every recorded
  * command compared with the hosts' plans, filled as the run filled them
  * (a host's steps with the generation its own probe read). A command that
  * names a target's deploy login but is none of its planned commands is
@@ -195,8 +195,7 @@ export function deployStepsRun(run: RecordedRun): string[] {
     const probed = executor.calls.findIndex((call) => isCommand(call, probe));
     const generation = probed < 0 ? {} : previousGenerationValues(parseGeneration(executor.results[probed]!.stdout));
     const fill = (command: PlannedCommand | undefined) => (command ? asRunWith(command, { ...values, ...generation }) : undefined);
-    const checks = (host.health?.checks ?? []).flatMap((check) => (check.kind === 'command' ? [[`health: ${check.name}`, check.command] as const] : []));
-    const steps = ([['probe', host.probe], ['diff', host.diff], ['copy', host.copy], ['arm', host.arm], ['set profile', host.setProfile], ['rebuild', host.rebuild], ['reboot', host.reboot?.command], ['boot check', host.reboot?.poll], ['fresh login', host.freshLogin], ...checks, ['confirm', host.confirm], ['rollback', host.rollback]] as const)
+    const steps = ([['probe', host.probe], ['diff', host.diff], ['copy', host.copy], ['arm', host.arm], ['set profile', host.setProfile], ['rebuild', host.rebuild], ['reboot', host.reboot?.command], ['boot check', host.reboot?.poll], ['fresh login', host.freshLogin], ['health', host.health?.round], ['confirm', host.confirm], ['rollback', host.rollback]] as const)
       .map(([step, command]) => [step, fill(command)] as const);
     const notSteps = [plan.preflight.targets.find((t) => t.host === host.name)?.command, host.closeConnection].map(fill);
     return { name: host.name, login: sshDestination(host.target), steps, notSteps };

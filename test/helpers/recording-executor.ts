@@ -1,6 +1,8 @@
 /** An Executor for unit tests: records every command and answers from a script of responses. */
 import { splitQuoted } from '../../bench/analysis.ts';
 import type { CommandLogEntry, CommandResult, CommandSpec, Executor, RunOptions } from '../../lib/exec/types.ts';
+import { formatHealthRound, HEALTH_ROUND, HEALTH_ROUND_NAME } from '../../lib/remote/health-round.ts';
+import { shellQuote } from '../../lib/util/shell.ts';
 
 export interface ScriptedResponse {
   readonly exitCode?: number;
@@ -32,7 +34,9 @@ export class RecordingExecutor implements Executor {
 
   async run(spec: CommandSpec, options: RunOptions = {}): Promise<CommandResult> {
     const index = this.calls.push(spec) - 1;
-    const response = this.responders.map((respond) => respond(spec)).find((r) => r !== undefined) ?? {};
+    const respond = (asked: CommandSpec) => this.responders.map((responder) => responder(asked)).find((r) => r !== undefined) ?? {};
+    const round = healthRoundChecks(spec);
+    const response = round ? answerRound(round.map(respond)) : respond(spec);
     for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
     await Promise.resolve();
     const startedAt = Date.now();
@@ -69,6 +73,44 @@ export class RecordingExecutor implements Executor {
       const words = c.argv[0] === 'nix' && c.argv[1] === '--log-format' ? ['nix', c.argv[3]] : c.argv.slice(0, 2);
       return words.join(' ');
     });
+  }
+}
+
+/**
+ * A health round's checks (lib/remote/health-round.ts), each as the command
+ * it would be run alone over the same ssh (or here): undefined for any
+ * other command. The responders answer each check as they would that
+ * command.
+ */
+export function healthRoundChecks(spec: CommandSpec): CommandSpec[] | undefined {
+  const ssh = spec.argv[0] === 'ssh';
+  const words = ssh ? remoteWordsOrNone(spec.argv) : [...spec.argv];
+  if (words[0] !== 'sh' || words[1] !== '-c' || words[2] !== HEALTH_ROUND || words[3] !== HEALTH_ROUND_NAME) return undefined;
+  const checks: string[][] = [];
+  for (let at = 5; checks.length < Number(words[4]); ) {
+    const count = Number(words[at]);
+    checks.push(words.slice(at + 1, at + 1 + count));
+    at += 1 + count;
+  }
+  return checks.map((argv) => ({ ...spec, argv: ssh ? [...spec.argv.slice(0, -1), argv.map(shellQuote).join(' ')] : argv }));
+}
+
+/**
+ * The round's answer from its checks' answers, as the round script prints
+ * them; a check answered as the session failing (ssh's 255) or hanging
+ * (until, untilAborted) is what the whole round does.
+ */
+function answerRound(answers: readonly ScriptedResponse[]): ScriptedResponse {
+  const whole = answers.find((a) => a.exitCode === 255 || a.until !== undefined || a.untilAborted || a.later !== undefined || a.lines !== undefined);
+  if (whole) return whole;
+  return { exitCode: 0, ...formatHealthRound(answers.map((a) => ({ exitCode: a.exitCode ?? 0, stdout: a.stdout ?? '', stderr: a.stderr ?? '' }))) };
+}
+
+function remoteWordsOrNone(argv: readonly string[]): string[] {
+  try {
+    return remoteWords(argv);
+  } catch {
+    return [];
   }
 }
 

@@ -48,7 +48,7 @@ describe('closure diff in the deploy', () => {
     ]);
     expect(run.result.outcome).toBe('success');
     expect(activatedBeforeDiff).toBe(true);
-    expect(deployStepsRun(run).filter((s) => s.startsWith('opi01'))).toEqual(['opi01 probe', 'opi01 diff', 'opi01 arm', 'opi01 rebuild', 'opi01 fresh login', 'opi01 health: ssh answers', 'opi01 confirm']);
+    expect(deployStepsRun(run).filter((s) => s.startsWith('opi01'))).toEqual(['opi01 probe', 'opi01 diff', 'opi01 arm', 'opi01 rebuild', 'opi01 fresh login', 'opi01 health', 'opi01 confirm']);
     const opi01 = run.result.report.hosts.find((h) => h.name === 'opi01')!;
     expect(opi01.diff).toMatchObject({ kind: 'diff', sizeDeltaBytes: 1024, packages: [{ name: 'linux', change: 'changed', before: ['6.1.1'], after: ['6.1.2'] }] });
   });

@@ -1,45 +1,106 @@
 /**
- * Health checks (lib/stages/health.ts): a round asks its checks side by side,
- * each retried on its own; the failure told is the first check in the plan's
- * order that gave up.
+ * Health checks (lib/stages/health.ts, lib/remote/health-round.ts): a round
+ * runs every command check, one after the other, in one command on the
+ * target, bounded as a whole; a round is retried until every check passes
+ * in one; the failure told is the first check in the plan's order.
+ *
+ * The round script itself runs here, with this machine's sh, as the
+ * target's login shell runs the line ssh hands it.
  */
 import { describe, expect, it } from 'vitest';
-import { type HealthCheck, runHealthChecks } from '../../lib/stages/health.ts';
+import { ZxExecutor } from '../../lib/exec/zx-executor.ts';
+import type { HealthPlan } from '../../lib/plan/types.ts';
+import { healthRoundArgv, parseHealthRound } from '../../lib/remote/health-round.ts';
+import type { RemoteHost } from '../../lib/remote/host.ts';
+import { healthRoundFor, runHealthChecks } from '../../lib/stages/health.ts';
+import { RecordingExecutor, when } from '../helpers/recording-executor.ts';
 
-const options = { retries: 1, intervalMs: 10, signal: new AbortController().signal };
+const target: RemoteHost = { user: 'deploy', address: { kind: 'name', host: 'opi01.internal' }, escalation: 'sudo', sshOptions: ['-o', 'BatchMode=yes'] };
 
-describe('health checks', () => {
-  it('asks every check of a round at once, not one after the other', async () => {
-    // Each passes only once the other has been asked (or after 2 s): one after the other, the second would be
-    // asked only after the first answered.
-    const asked: string[] = [];
-    let answered = 0;
-    let bothAsked!: () => void;
-    const both = new Promise<void>((resolve) => (bothAsked = resolve));
-    const held = (name: string): HealthCheck => ({
-      name,
-      run: async () => {
-        asked.push(`${name} asked after ${answered} answers`);
-        if (asked.length === 2) bothAsked();
-        await Promise.race([both, new Promise((resolve) => setTimeout(resolve, 2000))]);
-        answered++;
-      },
-    });
-    expect(await runHealthChecks([held('ssh answers'), held('units active')], options)).toEqual({});
-    expect(asked).toEqual(['ssh answers asked after 0 answers', 'units active asked after 0 answers']);
+/** Runs a round of `checks` as the target's login shell runs ssh's remote command: `sh -c <the quoted line>`. */
+async function roundHere(checks: string[][]) {
+  const argv = healthRoundArgv(target, checks);
+  expect(argv[0]).toBe('ssh');
+  const result = await new ZxExecutor().run({ argv: ['sh', '-c', argv.at(-1)!], timeoutMs: 30_000 });
+  expect(result.exitCode).toBe(0);
+  return parseHealthRound(result);
+}
+
+describe('the round script', () => {
+  it('reports each check: its status, and its stdout and stderr apart, whatever they print; arguments arrive as given', async () => {
+    const answers = await roundHere([
+      ['true'],
+      ['sh', '-c', 'echo degraded; echo "it\'s broken" >&2; exit 3'],
+      ['printf', '%s|', 'two words', "a'quote", '$HOME', '', '@@avalanche-health 0 end 0'],
+      ['sh', '-c', 'printf "no newline"; printf "nor here" >&2'],
+      ['no-such-command-anywhere'],
+    ]);
+    expect([...answers.keys()]).toEqual([0, 1, 2, 3, 4]);
+    expect(answers.get(0)).toEqual({ exitCode: 0, stdout: '', stderr: '' });
+    expect(answers.get(1)).toEqual({ exitCode: 3, stdout: 'degraded', stderr: "it's broken" });
+    expect(answers.get(2)).toEqual({ exitCode: 0, stdout: "two words|a'quote|$HOME||@@avalanche-health 0 end 0|", stderr: '' });
+    expect(answers.get(3)).toEqual({ exitCode: 0, stdout: 'no newline', stderr: 'nor here' });
+    expect(answers.get(4)!.exitCode).toBe(127);
+    expect(answers.get(4)!.stderr).toContain('no-such-command-anywhere');
   });
 
-  it('retries each check on its own, and tells the first check in order that gave up', async () => {
-    const tries: Record<string, number> = { first: 0, second: 0, third: 0 };
-    const check = (name: string, passesOnTry: number): HealthCheck => ({
-      name,
-      run: async () => {
-        tries[name]! += 1;
-        if (tries[name]! < passesOnTry) throw new Error(`${name} not yet`);
-      },
-    });
-    const outcome = await runHealthChecks([check('first', 2), check('second', 99), check('third', 99)], options);
-    expect(outcome).toEqual({ failed: { check: 'second', reason: 'second not yet', attempts: 2 } });
-    expect(tries).toEqual({ first: 2, second: 2, third: 2 });
+  it('a check cannot end the round: the ones after it still run', async () => {
+    const answers = await roundHere([['exit', '7'], ['exec', 'false'], ['echo', 'still here']]);
+    expect([...answers.values()].map((a) => [a.exitCode, a.stdout])).toEqual([[7, ''], [1, ''], [0, 'still here']]);
+  });
+
+  it('a check that hangs is the one told when the round runs out of time; those before it were answered', async () => {
+    const here: RemoteHost = { ...target, local: true };
+    const checks: HealthPlan['checks'] = [
+      { kind: 'command', name: 'first', argv: ['true'] },
+      { kind: 'command', name: 'hangs', argv: ['sleep', '30'] },
+      { kind: 'command', name: 'never asked', argv: ['true'] },
+    ];
+    const plan: HealthPlan = { checks, round: { argv: healthRoundArgv(here, checks.map((c) => (c.kind === 'command' ? c.argv : []))), timeoutMs: 1000 }, retries: 0, intervalMs: 0, settleMs: 0 };
+    expect(plan.round!.argv.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(await healthRoundFor(plan, new ZxExecutor(), {})(new AbortController().signal)).toEqual({ check: 'hangs', reason: 'no answer within 1 s' });
+  });
+});
+
+const plan = (checks: HealthPlan['checks']): HealthPlan => {
+  const onTarget = checks.flatMap((check) => (check.kind === 'command' ? [check.argv] : []));
+  return { checks, round: { argv: healthRoundArgv(target, onTarget), timeoutMs: 5000 }, retries: 1, intervalMs: 0, settleMs: 0 };
+};
+const checks: HealthPlan['checks'] = [
+  { kind: 'command', name: 'ssh answers', argv: ['true'] },
+  { kind: 'command', name: 'system state is running', argv: ['systemctl', 'is-system-running'], stdoutOneOf: ['running'] },
+  { kind: 'command', name: 'units active: k3s.service', argv: ['systemctl', 'is-active', '--', 'k3s.service'] },
+];
+const options = { retries: 1, intervalMs: 0, signal: new AbortController().signal };
+const names = checks.map((check) => check.name);
+
+describe('health rounds', () => {
+  it('asks every command check in one command per round, and passes when all pass', async () => {
+    const executor = new RecordingExecutor([when(['is-system-running'], { exitCode: 0, stdout: 'running\n' })]);
+    expect(await runHealthChecks(healthRoundFor(plan(checks), executor, {}), names, options)).toEqual({});
+    expect(executor.calls).toHaveLength(1);
+  });
+
+  it('runs every check again in the next round, and tells the first check in the plan\'s order that failed the last one', async () => {
+    let rounds = 0;
+    const executor = new RecordingExecutor([
+      when(['is-system-running'], () => (rounds++ === 0 ? { exitCode: 1, stdout: 'starting\n' } : { exitCode: 1, stdout: 'degraded\n' })),
+      when(['is-active'], { exitCode: 3, stdout: 'failed\n' }),
+    ]);
+    const outcome = await runHealthChecks(healthRoundFor(plan(checks), executor, {}), names, options);
+    expect(outcome).toEqual({ failed: { check: 'system state is running', reason: "is-system-running says 'degraded'", attempts: 2 } });
+    expect(executor.calls).toHaveLength(2);
+  });
+
+  it('a failing check is told with its status and the tail of its output', async () => {
+    const failing = healthRoundFor(plan(checks.slice(2)), new RecordingExecutor([when(['is-active'], { exitCode: 3, stdout: 'inactive\n', stderr: 'hm\n' })]), {});
+    expect(await failing(options.signal)).toEqual({ check: 'units active: k3s.service', reason: 'exit 3: hm / inactive' });
+  });
+
+  it('a round cut short (ssh failed) fails its first check, "ssh answers", with ssh\'s status and words', async () => {
+    const executor = new RecordingExecutor([when(['deploy@opi01.internal'], { exitCode: 255, stderr: 'ssh: connect to host opi01.internal port 22: Connection refused\n' })]);
+    const outcome = await runHealthChecks(healthRoundFor(plan(checks), executor, {}), names, options);
+    expect(outcome).toEqual({ failed: { check: 'ssh answers', reason: 'exit 255: ssh: connect to host opi01.internal port 22: Connection refused', attempts: 2 } });
+    expect(executor.calls).toHaveLength(2);
   });
 });
