@@ -173,16 +173,27 @@ have() {
   echo "closure-diff: cannot get $2 $1 here: it is neither in this host's store nor served by its substituters" >&2
   return 1
 }
-closure_bytes() { nixc path-info -S "$1" | sed -n '1s/.*[[:space:]]//p'; }
-have "$toplevel" "the new toplevel" || exit 3
-if [ -n "$current" ]; then have "$current" "the current system" || exit 4; fi
+# Both at once (one Nix process, one daemon connection); one by one only to tell which is missing.
+if ! nix-store --realise --no-gc-warning "$toplevel" \${current:+"$current"} >/dev/null 2>&1; then
+  have "$toplevel" "the new toplevel" || exit 3
+  if [ -n "$current" ]; then have "$current" "the current system" || exit 4; fi
+fi
 echo "format=${FORMAT}"
 echo "current-system=$current"
 echo "toplevel=$toplevel"
-after=$(closure_bytes "$toplevel") && [ -n "$after" ] || exit 1
+# One line per path, "<path> <closure bytes>", in Nix's order (sorted), so each is found by its path.
+sizes=$(nixc path-info -S "$toplevel" \${current:+"$current"}) || exit 1
+after= before=
+while read -r path bytes; do
+  if [ "$path" = "$toplevel" ]; then after=$bytes; fi
+  if [ "$path" = "$current" ]; then before=$bytes; fi
+done <<EOF
+$sizes
+EOF
+[ -n "$after" ] || exit 1
 echo "closure-bytes-after=$after"
 [ -n "$current" ] || exit 0
-before=$(closure_bytes "$current") && [ -n "$before" ] || exit 1
+[ -n "$before" ] || exit 1
 echo "closure-bytes-before=$before"
 echo "${DIFF_CLOSURES_MARKER}"
 nixc store diff-closures "$current" "$toplevel"

@@ -164,19 +164,24 @@ describe('the closure-diff script under sh', () => {
   let dir: string;
   let calls: string;
 
-  /** Stand-ins: nix-store --realise succeeds for paths listed in `valid`; nix path-info -S and store diff-closures print what Nix printed in the lab. */
+  /**
+   * Stand-ins as strict as Nix: nix-store --realise succeeds only when every
+   * path given is in `valid` (else Nix's error for the first that is not);
+   * nix path-info -S prints a line per path, sorted as Nix's StorePathSet is;
+   * store diff-closures prints what Nix printed in the lab.
+   */
   function stubs(valid: readonly string[]): void {
     const diffClosures = fixture('diff-closures/nix-2.26.out').split('diff-closures:\n')[1]!;
     writeFileSync(join(dir, 'diff-closures.out'), diffClosures);
     const sizes: Record<string, number> = { [DC1]: 62_488, [DC2]: 142_976 };
     writeFileSync(
       join(dir, 'nix-store'),
-      `#!/bin/sh\necho "nix-store $*" >>"${calls}"\ncase " ${valid.join(' ')} " in *" $3 "*) echo "$3"; exit 0 ;; esac\necho "error: path '$3' is required, but there is no substituter that can build it" >&2\nexit 1\n`,
+      `#!/bin/sh\necho "nix-store $*" >>"${calls}"\nshift 2\nfor p in "$@"; do case " ${valid.join(' ')} " in *" $p "*) ;; *) echo "error: path '$p' is required, but there is no substituter that can build it" >&2; exit 1 ;; esac; done\nprintf '%s\\n' "$@"\n`,
     );
     writeFileSync(
       join(dir, 'nix'),
       `#!/bin/sh\necho "nix $*" >>"${calls}"\nshift 2\ncase "$1 $2" in\n` +
-        `  "path-info -S") case "$3" in ${Object.entries(sizes).map(([p, n]) => `${p}) printf '%s\\t%11d\\n' "$3" ${n} ;;`).join(' ')} *) exit 1 ;; esac ;;\n` +
+        `  "path-info -S") shift 2; for p in $(printf '%s\\n' "$@" | sort -u); do case "$p" in ${Object.entries(sizes).map(([p, n]) => `${p}) printf '%s\\t%11d\\n' "$p" ${n} ;;`).join(' ')} *) exit 1 ;; esac; done ;;\n` +
         `  "store diff-closures") cat "${join(dir, 'diff-closures.out')}" ;;\n  *) exit 2 ;;\nesac\n`,
     );
     chmodSync(join(dir, 'nix-store'), 0o755);
@@ -202,11 +207,10 @@ describe('the closure-diff script under sh', () => {
     const result = await script(DC1, DC2);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
+    // One Nix process per question: both realised at once, both sizes at once.
     expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
-      `nix-store --realise --no-gc-warning ${DC2}`,
-      `nix-store --realise --no-gc-warning ${DC1}`,
-      `nix --extra-experimental-features nix-command path-info -S ${DC2}`,
-      `nix --extra-experimental-features nix-command path-info -S ${DC1}`,
+      `nix-store --realise --no-gc-warning ${DC2} ${DC1}`,
+      `nix --extra-experimental-features nix-command path-info -S ${DC2} ${DC1}`,
       `nix --extra-experimental-features nix-command store diff-closures ${DC1} ${DC2}`,
     ]);
   });
