@@ -18,8 +18,9 @@ const MARK = '@@avalanche-health';
 
 /**
  * Runs the checks one after the other, each in a subshell (a check cannot
- * end or replace the script), stdin from /dev/null, between marker lines on
- * their own lines: on stdout and stderr `<mark> <i> begin` before check i,
+ * end or replace the script; its helper's name is no command's), stdin from
+ * /dev/null, between marker lines on their own lines (each after a newline
+ * of its own, so a banner or output without one cannot hide it): on stdout and stderr `<mark> <i> begin` before check i,
  * on stdout `<mark> <i> end <status>` after it, on stderr `<mark> done` at
  * the end. Builtins only besides the checks: the target pays one shell and
  * a fork per check. No per-check timeout (coreutils' `timeout` would be a
@@ -28,7 +29,7 @@ const MARK = '@@avalanche-health';
  */
 export const HEALTH_ROUND = `
 n=$1; shift
-run() {
+avalanche_health_check() {
   c=$1; shift; m=$#; k=0
   while [ "$k" -lt "$c" ]; do set -- "$@" "$1"; shift; k=$((k + 1)); done
   shift $((m - c))
@@ -36,8 +37,8 @@ run() {
 }
 i=0
 while [ "$i" -lt "$n" ]; do
-  printf '%s\\n' "${MARK} $i begin"; printf '\\n%s\\n' "${MARK} $i begin" >&2
-  (run "$@"); s=$?
+  printf '\\n%s\\n' "${MARK} $i begin"; printf '\\n%s\\n' "${MARK} $i begin" >&2
+  (avalanche_health_check "$@"); s=$?
   printf '\\n%s\\n' "${MARK} $i end $s"
   shift $(($1 + 1)); i=$((i + 1))
 done
@@ -49,6 +50,7 @@ printf '\\n%s\\n' "${MARK} done" >&2
  * its deploy user, in this order) on `target`.
  */
 export function healthRoundArgv(target: RemoteHost, checks: readonly (readonly string[])[]): string[] {
+  if (checks.some((argv) => argv.length === 0)) throw new Error('a health check needs a command: its argv is empty');
   const args = checks.flatMap((argv) => [String(argv.length), ...argv]);
   return remoteArgv(target, ['sh', '-c', HEALTH_ROUND, HEALTH_ROUND_NAME, String(checks.length), ...args]);
 }
@@ -105,10 +107,39 @@ function segments(output: string): Map<number, { text: string; end?: number }> {
 
 const MARKER = new RegExp(`^${MARK}(?: (\\d+) (begin|end (\\d+))| done)$`);
 
-/** The round's output for its checks' answers, as {@link HEALTH_ROUND} prints it (for stand-ins of the script in tests). */
-export function formatHealthRound(answers: readonly CheckAnswer[]): { stdout: string; stderr: string } {
+/**
+ * The round's output for its checks' answers, as {@link HEALTH_ROUND} prints
+ * it (for stand-ins of the script in tests); with `runningAt`, as it stands
+ * while that check runs: the ones before it ended, its begin markers.
+ */
+export function formatHealthRound(answers: readonly CheckAnswer[], runningAt?: number): { stdout: string; stderr: string } {
+  const ended = answers.slice(0, runningAt);
+  const running = runningAt === undefined ? { stdout: '', stderr: `\n${MARK} done\n` } : { stdout: `\n${MARK} ${runningAt} begin\n`, stderr: `\n${MARK} ${runningAt} begin\n` };
   return {
-    stdout: answers.map((a, i) => `${MARK} ${i} begin\n${a.stdout}\n${MARK} ${i} end ${a.exitCode}\n`).join(''),
-    stderr: `${answers.map((a, i) => `\n${MARK} ${i} begin\n${a.stderr}`).join('')}\n${MARK} done\n`,
+    stdout: ended.map((a, i) => `\n${MARK} ${i} begin\n${a.stdout}\n${MARK} ${i} end ${a.exitCode}\n`).join('') + running.stdout,
+    stderr: ended.map((a, i) => `\n${MARK} ${i} begin\n${a.stderr}`).join('') + running.stderr,
   };
+}
+
+/**
+ * What check `index` printed so far, on stdout and stderr, ended or not;
+ * for a check that never began, everything outside the checks (a session
+ * that failed says why there): the words to tell a round cut short by.
+ */
+export function outputOf(output: { readonly stdout: string; readonly stderr: string }, index: number): { stdout: string; stderr: string } {
+  const began = segments(output.stdout).get(index);
+  if (!began) return { stdout: outside(output.stdout), stderr: outside(output.stderr) };
+  return { stdout: began.text, stderr: segments(output.stderr).get(index)?.text ?? '' };
+}
+
+/** The lines of `text` that are no check's: before the first marker, between a check's end and the next. */
+function outside(text: string): string {
+  const kept: string[] = [];
+  let inCheck = false;
+  for (const line of text.split('\n')) {
+    const marker = MARKER.exec(line.replace(/\r$/, ''));
+    if (marker) inCheck = marker[2] === 'begin';
+    else if (!inCheck) kept.push(line);
+  }
+  return kept.join('\n');
 }

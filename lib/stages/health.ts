@@ -7,10 +7,10 @@
  */
 import { sleep } from '../backoff.ts';
 import type { CommandResult, Executor } from '../exec/types.ts';
-import { outputTail } from '../exec/types.ts';
+import { outputTail, succeeded } from '../exec/types.ts';
 import { fillCommand, type PlaceholderValues } from '../plan/placeholders.ts';
 import type { HealthCheckPlan, HealthPlan } from '../plan/types.ts';
-import { type CheckAnswer, parseHealthRound } from '../remote/health-round.ts';
+import { type CheckAnswer, outputOf, parseHealthRound } from '../remote/health-round.ts';
 
 /** The first check of a round, in the plan's order, that failed, and why. */
 export interface CheckFailure {
@@ -42,9 +42,14 @@ export function healthRoundFor(plan: HealthPlan, executor: Executor, values: Pla
       if (check.kind === 'http') reason = fetched[index];
       else {
         const answer = answers.get(onTarget.indexOf(check));
-        reason = answer ? judge(check, answer) : unreported(answered!, round!.timeoutMs);
+        reason = answer ? judge(check, answer) : unreported(answered!, round!.timeoutMs, onTarget.indexOf(check));
       }
       if (reason !== undefined) return { check: check.name, reason };
+    }
+    // Every check answered, yet the round did not end: one left a process holding its output (ssh waits for it).
+    if (answered && !succeeded(answered)) {
+      const last = onTarget.at(-1)!;
+      return { check: last.name, reason: `${unreported(answered, round!.timeoutMs, onTarget.length - 1)} (every check answered, but the round did not end: one left a process holding its output?)` };
     }
     return undefined;
   };
@@ -64,9 +69,9 @@ function judge(check: Extract<HealthCheckPlan, { kind: 'command' }>, answer: Che
  * or before it began (ssh failed, the round's bound, a stop). Only the first
  * such check can be the failure told: those before it were reported.
  */
-function unreported(round: CommandResult, roundTimeoutMs: number): string {
+function unreported(round: CommandResult, roundTimeoutMs: number, index: number): string {
   if (round.timedOut) return `no answer within ${Math.round(roundTimeoutMs / 1000)} s`;
-  return `${round.aborted ? 'stopped' : `exit ${round.exitCode}`}: ${outputTail(round, 3).join(' / ')}`;
+  return `${round.aborted ? 'stopped' : `exit ${round.exitCode}`}: ${outputTail(outputOf(round, index), 3).join(' / ')}`;
 }
 
 async function httpCheck(check: Extract<HealthCheckPlan, { kind: 'http' }>, signal: AbortSignal): Promise<void> {

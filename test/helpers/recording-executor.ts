@@ -92,18 +92,26 @@ export function healthRoundChecks(spec: CommandSpec): CommandSpec[] | undefined 
     checks.push(words.slice(at + 1, at + 1 + count));
     at += 1 + count;
   }
+  // As strict as the script: a word list that does not end with the last check would make it fail.
+  if (checks.some((argv) => argv.length === 0) || checks.flat().length + checks.length + 5 !== words.length) throw new Error(`not a health round's words: ${words.slice(3).join(' ')}`);
   return checks.map((argv) => ({ ...spec, argv: ssh ? [...spec.argv.slice(0, -1), argv.map(shellQuote).join(' ')] : argv }));
 }
 
 /**
  * The round's answer from its checks' answers, as the round script prints
- * them; a check answered as the session failing (ssh's 255) or hanging
- * (until, untilAborted) is what the whole round does.
+ * them. A check answered as running on (until, untilAborted, later lines) is
+ * where the round stands while it runs: the checks before it ended, then
+ * that answer for the round. The first check answered as ssh failing (255)
+ * is the session failing: nothing printed; a later one's 255 is its status.
  */
 function answerRound(answers: readonly ScriptedResponse[]): ScriptedResponse {
-  const whole = answers.find((a) => a.exitCode === 255 || a.until !== undefined || a.untilAborted || a.later !== undefined || a.lines !== undefined);
-  if (whole) return whole;
-  return { exitCode: 0, ...formatHealthRound(answers.map((a) => ({ exitCode: a.exitCode ?? 0, stdout: a.stdout ?? '', stderr: a.stderr ?? '' }))) };
+  const runsOn = (a: ScriptedResponse, index: number) => a.until !== undefined || a.untilAborted || a.later !== undefined || a.lines !== undefined || (index === 0 && a.exitCode === 255);
+  const ended = answers.map((a) => ({ exitCode: a.exitCode ?? 0, stdout: a.stdout ?? '', stderr: a.stderr ?? '' }));
+  const at = answers.findIndex(runsOn);
+  if (at < 0) return { exitCode: 0, ...formatHealthRound(ended) };
+  if (at === 0 && answers[0]!.exitCode === 255) return answers[0]!;
+  const sofar = formatHealthRound(ended, at);
+  return { ...answers[at], stdout: sofar.stdout + (answers[at]!.stdout ?? ''), stderr: sofar.stderr + (answers[at]!.stderr ?? '') };
 }
 
 function remoteWordsOrNone(argv: readonly string[]): string[] {

@@ -44,6 +44,15 @@ describe('the round script', () => {
     expect(answers.get(4)!.stderr).toContain('no-such-command-anywhere');
   });
 
+  it('a login shell\'s banner without a newline does not hide the first check', async () => {
+    const line = healthRoundArgv(target, [['true'], ['echo', 'ok']]).at(-1)!;
+    const result = await new ZxExecutor().run({ argv: ['sh', '-c', `printf 'Welcome'; printf 'to stderr' >&2; ${line}`], timeoutMs: 30_000 });
+    expect([...parseHealthRound(result).entries()]).toEqual([
+      [0, { exitCode: 0, stdout: '', stderr: '' }],
+      [1, { exitCode: 0, stdout: 'ok', stderr: '' }],
+    ]);
+  });
+
   it('a check cannot end the round: the ones after it still run', async () => {
     const answers = await roundHere([['exit', '7'], ['exec', 'false'], ['echo', 'still here']]);
     expect([...answers.values()].map((a) => [a.exitCode, a.stdout])).toEqual([[7, ''], [1, ''], [0, 'still here']]);
@@ -59,6 +68,18 @@ describe('the round script', () => {
     const plan: HealthPlan = { checks, round: { argv: healthRoundArgv(here, checks.map((c) => (c.kind === 'command' ? c.argv : []))), timeoutMs: 1000 }, retries: 0, intervalMs: 0, settleMs: 0 };
     expect(plan.round!.argv.slice(0, 2)).toEqual(['sh', '-c']);
     expect(await healthRoundFor(plan, new ZxExecutor(), {})(new AbortController().signal)).toEqual({ check: 'hangs', reason: 'no answer within 1 s' });
+  });
+
+  it('a round whose checks all answered but that does not end (a check left a process holding its output) fails', async () => {
+    const here: RemoteHost = { ...target, local: true };
+    const checks: HealthPlan['checks'] = [
+      { kind: 'command', name: 'first', argv: ['true'] },
+      { kind: 'command', name: 'leaves a process behind', argv: ['sh', '-c', 'sleep 30 &'] },
+    ];
+    const plan: HealthPlan = { checks, round: { argv: healthRoundArgv(here, checks.map((c) => (c.kind === 'command' ? c.argv : []))), timeoutMs: 1000 }, retries: 0, intervalMs: 0, settleMs: 0 };
+    const failed = await healthRoundFor(plan, new ZxExecutor(), {})(new AbortController().signal);
+    expect(failed).toMatchObject({ check: 'leaves a process behind' });
+    expect(failed!.reason).toMatch(/^no answer within 1 s \(every check answered, but the round did not end/);
   });
 });
 
@@ -95,6 +116,14 @@ describe('health rounds', () => {
   it('a failing check is told with its status and the tail of its output', async () => {
     const failing = healthRoundFor(plan(checks.slice(2)), new RecordingExecutor([when(['is-active'], { exitCode: 3, stdout: 'inactive\n', stderr: 'hm\n' })]), {});
     expect(await failing(options.signal)).toEqual({ check: 'units active: k3s.service', reason: 'exit 3: hm / inactive' });
+  });
+
+  it('a round cut short while a check runs blames that check with ssh\'s words, not the round\'s markers', async () => {
+    const executor = new RecordingExecutor([
+      when(['is-system-running'], { stdout: 'running\n' }),
+      when(['is-active'], { until: Promise.resolve(), exitCode: 255, stderr: 'Connection to opi01.internal closed by remote host.\n' }),
+    ]);
+    expect(await healthRoundFor(plan(checks), executor, {})(options.signal)).toEqual({ check: 'units active: k3s.service', reason: 'exit 255: Connection to opi01.internal closed by remote host.' });
   });
 
   it('a round cut short (ssh failed) fails its first check, "ssh answers", with ssh\'s status and words', async () => {
