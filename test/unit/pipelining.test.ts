@@ -176,10 +176,16 @@ describe('pipelined stages', () => {
       let began!: () => void;
       const othersBegan = new Promise<void>((resolve) => (began = resolve));
       let othersCalls = 0;
+      // What the stopped attempt built before it waited stays in the report, once.
+      const firmware = '/nix/store/0a1b2c3d4e5f6g7h8i9j0k1l2m3n4p5q-lab-firmware.drv';
+      const firmwareBuilt = [
+        `@nix {"action":"start","fields":["${firmware}","ssh://nix-builder@opi01.internal",1,1],"id":20,"level":3,"text":"","type":105}`,
+        '@nix {"action":"stop","id":20}',
+      ];
       const pipeline = await runPipeline([
         headStart(othersBegan, othersBegan),
         // The first waits for the kernel's lock until it is stopped; the second finds the kernel built.
-        (spec) => (othersBuild(spec) && ++othersCalls === 1 ? (began(), { lines: [waitsForLock], untilAborted: true }) : undefined),
+        (spec) => (othersBuild(spec) && ++othersCalls === 1 ? (began(), { lines: [...firmwareBuilt, waitsForLock], untilAborted: true }) : undefined),
       ]);
       const { executor, result } = pipeline;
       expect(result.error).toBeUndefined();
@@ -187,6 +193,7 @@ describe('pipelined stages', () => {
       expect(builds.map(([, r]) => r?.aborted)).toEqual([true, false]);
       expect(builds[0]![0]).toEqual(builds[1]![0]);
       expect(result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
+      expect(result.report.builds.filter((b) => b.drvPath === firmware)).toEqual([expect.objectContaining({ machine: 'ssh://nix-builder@opi01.internal', durationMs: expect.any(Number) })]);
     });
 
     /**
