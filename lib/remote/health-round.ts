@@ -20,9 +20,9 @@ const MARK = '@@avalanche-health';
  * Runs the checks one after the other, each in a subshell (a check cannot
  * end or replace the script; its helper's name is no command's), stdin from
  * /dev/null, between marker lines on their own lines (each after a newline
- * of its own, so a banner or output without one cannot hide it): on stdout and stderr `<mark> <i> begin` before check i,
- * on stdout `<mark> <i> end <status>` after it, on stderr `<mark> done` at
- * the end. Builtins only besides the checks: the target pays one shell and
+ * of its own, so a banner or output without one cannot hide it): on stdout
+ * and stderr `<mark> <i> begin` before check i, on stdout
+ * `<mark> <i> end <status>` after it, on stderr `<mark> done` at the end. Builtins only besides the checks: the target pays one shell and
  * a fork per check. No per-check timeout (coreutils' `timeout` would be a
  * process per check): the round has one bound, and the first check without
  * its end line is the one that hung.
@@ -71,8 +71,8 @@ export interface CheckAnswer {
  * last line ended with a newline is not.
  */
 export function parseHealthRound(output: { readonly stdout: string; readonly stderr: string }): Map<number, CheckAnswer> {
-  const stdout = segments(output.stdout);
-  const stderr = segments(output.stderr);
+  const stdout = segments(output.stdout).checks;
+  const stderr = segments(output.stderr).checks;
   const answers = new Map<number, CheckAnswer>();
   for (const [index, { text, end }] of stdout) {
     if (end !== undefined) answers.set(index, { exitCode: end, stdout: text, stderr: stderr.get(index)?.text ?? '' });
@@ -80,15 +80,21 @@ export function parseHealthRound(output: { readonly stdout: string; readonly std
   return answers;
 }
 
-/** Each check's text between its begin marker and the next marker, and the status its end marker gave. */
-function segments(output: string): Map<number, { text: string; end?: number }> {
-  const found = new Map<number, { text: string; end?: number }>();
+/**
+ * Each check's text between its begin marker and the next marker, and the
+ * status its end marker gave; and the lines that are no check's (before the
+ * first marker, between a check's end and the next, after the last).
+ */
+function segments(output: string): { checks: Map<number, { text: string; end?: number }>; outside: string } {
+  const checks = new Map<number, { text: string; end?: number }>();
+  const outside: string[] = [];
   let index: number | undefined;
   let lines: string[] = [];
   const close = (end?: number) => {
     // The script's own newline before a marker leaves one empty line at most.
     if (lines.at(-1) === '') lines.pop();
-    if (index !== undefined) found.set(index, { text: lines.join('\n'), ...(end === undefined ? {} : { end }) });
+    if (index !== undefined) checks.set(index, { text: lines.join('\n'), ...(end === undefined ? {} : { end }) });
+    else outside.push(...lines);
     index = undefined;
   };
   for (const line of output.split('\n')) {
@@ -102,7 +108,7 @@ function segments(output: string): Map<number, { text: string; end?: number }> {
     lines = [];
   }
   close();
-  return found;
+  return { checks, outside: outside.join('\n') };
 }
 
 const MARKER = new RegExp(`^${MARK}(?: (\\d+) (begin|end (\\d+))| done)$`);
@@ -127,19 +133,9 @@ export function formatHealthRound(answers: readonly CheckAnswer[], runningAt?: n
  * that failed says why there): the words to tell a round cut short by.
  */
 export function outputOf(output: { readonly stdout: string; readonly stderr: string }, index: number): { stdout: string; stderr: string } {
-  const began = segments(output.stdout).get(index);
-  if (!began) return { stdout: outside(output.stdout), stderr: outside(output.stderr) };
-  return { stdout: began.text, stderr: segments(output.stderr).get(index)?.text ?? '' };
-}
-
-/** The lines of `text` that are no check's: before the first marker, between a check's end and the next. */
-function outside(text: string): string {
-  const kept: string[] = [];
-  let inCheck = false;
-  for (const line of text.split('\n')) {
-    const marker = MARKER.exec(line.replace(/\r$/, ''));
-    if (marker) inCheck = marker[2] === 'begin';
-    else if (!inCheck) kept.push(line);
-  }
-  return kept.join('\n');
+  const stdout = segments(output.stdout);
+  const stderr = segments(output.stderr);
+  const began = stdout.checks.get(index);
+  if (!began) return { stdout: stdout.outside, stderr: stderr.outside };
+  return { stdout: began.text, stderr: stderr.checks.get(index)?.text ?? '' };
 }

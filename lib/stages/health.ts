@@ -2,8 +2,8 @@
  * Health checks after a host's activation, as planned (lib/plan/types.ts
  * HealthPlan): in rounds, every check once per round, the command checks one
  * after the other in one command on the target (lib/remote/health-round.ts)
- * beside the HTTP checks; a round retried (as morph retries its checks) until every check
- * passes in one, then held through the settle window.
+ * beside the HTTP checks; a round retried (as morph retries its checks) until
+ * every check passes in one, then held through the settle window.
  */
 import { sleep } from '../backoff.ts';
 import type { CommandResult, Executor } from '../exec/types.ts';
@@ -41,8 +41,9 @@ export function healthRoundFor(plan: HealthPlan, executor: Executor, values: Pla
       let reason: string | undefined;
       if (check.kind === 'http') reason = fetched[index];
       else {
-        const answer = answers.get(onTarget.indexOf(check));
-        reason = answer ? judge(check, answer) : unreported(answered!, round!.timeoutMs, onTarget.indexOf(check));
+        const at = onTarget.indexOf(check);
+        const answer = answers.get(at);
+        reason = answer ? judge(check, answer) : unreported(answered!, round!.timeoutMs, at);
       }
       if (reason !== undefined) return { check: check.name, reason };
     }

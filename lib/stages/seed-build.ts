@@ -205,18 +205,18 @@ async function buildOthers(
   const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
   for (let restarts = 0; ; restarts++) {
     const restart = new AbortController();
-    let log: BuildLogRecorder | undefined;
+    const log = new BuildLogRecorder();
     const off =
       restarts < MAX_RESTARTS
         ? head?.onBuildStop((drvPath) => {
-            if (!log?.waitingForLock || log.building || own.has(drvPath) || restart.signal.aborted) return;
+            if (!log.waitingForLock || log.building || own.has(drvPath) || restart.signal.aborted) return;
             say(`the head start built ${drvName(drvPath)}, which this build waited for: starting it again`);
             restart.abort();
           })
         : undefined;
     const attempt: BuildRecord[] = [];
     try {
-      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), attempt, { log: (recorder) => (log = recorder) });
+      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), attempt, { log });
       return;
     } catch (error) {
       if (!restart.signal.aborted || signal.aborted) throw error;
@@ -243,12 +243,11 @@ async function runBuild(
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
-  /** `log`: given the recorder of Nix's log; `buildStart`/`buildStop`: at each derivation Nix's log says it began building, or ended */
-  on: { readonly log?: (log: BuildLogRecorder) => void; readonly buildStart?: () => void; readonly buildStop?: (drvPath: string) => void } = {},
+  /** `log`: the recorder of Nix's log to use (a new one when absent); `buildStart`/`buildStop`: at each derivation Nix's log says it began building, or ended */
+  on: { readonly log?: BuildLogRecorder; readonly buildStart?: () => void; readonly buildStop?: (drvPath: string) => void } = {},
 ): Promise<void> {
   const { plan } = deployRun(ctx);
-  const log = new BuildLogRecorder();
-  on.log?.(log);
+  const log = on.log ?? new BuildLogRecorder();
   const command = filled(ctx, of.build);
   try {
     const result = await ctx.executor.run(command, {
