@@ -3,7 +3,12 @@
  * the cache host with a GC root, and --allow-unsigned lets the cache wait
  * accept what it otherwise refuses, loudly.
  */
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { pinRootsArgvs, rootPath } from '../../lib/cache/gc-roots.ts';
 import { parseCliArgs } from '../../lib/cli/args.ts';
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import { planDeploy } from '../../lib/plan/assemble.ts';
@@ -37,8 +42,7 @@ describe('planning the GC-root pin', () => {
     const plan = planDeploy(inventory, ['opi01', 'opi03'], { goal: 'switch', onCoordinator: true });
     expect(pinsOf(plan).map((c) => c.argv)).toEqual([
       ['mkdir', '-p', ROOT_DIR],
-      ['ln', '-sfn', FIXTURE_DEP, DEP_ROOT],
-      ['ln', '-sfn', FIXTURE_TOPLEVEL, TOPLEVEL_ROOT],
+      ['ln', '-sf', '-t', ROOT_DIR, FIXTURE_DEP, FIXTURE_TOPLEVEL],
     ]);
     const fill = (text: string) => fillText(text, toplevelValues(outs));
     expect(plan.pin.roots.map((r) => ({ host: r.host, storePath: fill(r.storePath), root: fill(r.root) }))).toEqual([
@@ -55,7 +59,7 @@ describe('planning the GC-root pin', () => {
     // The words the shell on hawk runs: every path one argument.
     expect(pins.map((c) => remoteWords(c.argv))).toEqual([
       ['mkdir', '-p', ROOT_DIR],
-      ['ln', '-sfn', FIXTURE_TOPLEVEL, TOPLEVEL_ROOT],
+      ['ln', '-sf', '-t', ROOT_DIR, FIXTURE_TOPLEVEL],
     ]);
     expect(plan.coordinator.place.kind === 'ssh' && sshDestination(plan.coordinator.place.host)).toBe('root@hawk.internal');
   });
@@ -66,7 +70,55 @@ describe('planning the GC-root pin', () => {
     const text = renderPlan(plan);
     const seedBuild = text.slice(text.indexOf('3. seed build'), text.indexOf('4. wait for cache'));
     expect(seedBuild).toContain('    $ mkdir -p /nix/var/nix/gcroots/fleet\n');
-    expect(seedBuild).toContain("    $ ln -sfn '{{toplevel:opi03}}' '/nix/var/nix/gcroots/fleet/{{toplevel-name:opi03}}'");
+    expect(seedBuild).toContain("    $ ln -sf -t /nix/var/nix/gcroots/fleet '{{toplevel:opi03}}'\n");
+  });
+});
+
+describe('the pin commands, run by the real coreutils', () => {
+  const run = (argvs: string[][]) => argvs.forEach(([file, ...args]) => execFileSync(file!, args));
+  const fakeStore = (dir: string, count: number) =>
+    Array.from({ length: count }, (_, i) => {
+      const path = join(dir, 'store', `${String(i).padStart(32, '0')}-system-${i}`);
+      mkdirSync(path, { recursive: true });
+      return path;
+    });
+
+  it('link every path as <dir>/<base name>, replacing an old link (new mtime) without writing into what it points at', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'avalanche-pin-'));
+    try {
+      const paths = fakeStore(dir, 3);
+      const roots = join(dir, 'gcroots/arm-cache');
+      mkdirSync(roots, { recursive: true });
+      // A root from an earlier run, a month old: ln must replace it, not follow it into the store path (a directory).
+      symlinkSync(paths[0]!, rootPath(roots, paths[0]!));
+      execFileSync('touch', ['-h', '-d', '2026-01-01', rootPath(roots, paths[0]!)]);
+      run(pinRootsArgvs(roots, paths.map((storePath) => ({ storePath }))));
+      expect(readdirSync(roots).sort()).toEqual(paths.map((p) => p.slice(p.lastIndexOf('/') + 1)).sort());
+      for (const path of paths) expect(readlinkSync(rootPath(roots, path))).toBe(path);
+      expect(lstatSync(rootPath(roots, paths[0]!)).mtimeMs).toBeGreaterThan(Date.parse('2026-06-01'));
+      for (const path of paths) expect(readdirSync(path)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes the directory, follows a directory that is a symlink, and links a large fleet in a few commands', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'avalanche-pin-'));
+    try {
+      const paths = fakeStore(dir, 250);
+      mkdirSync(join(dir, 'elsewhere'));
+      symlinkSync(join(dir, 'elsewhere'), join(dir, 'gcroots'));
+      const roots = join(dir, 'gcroots/arm-cache');
+      const argvs = pinRootsArgvs(roots, paths.map((storePath) => ({ storePath })));
+      expect(argvs.map((a) => a.slice(0, 4))).toEqual([['mkdir', '-p', roots], ...Array(3).fill(['ln', '-sf', '-t', roots])]);
+      expect(argvs.slice(1).flatMap((a) => a.slice(4))).toEqual(paths);
+      run(argvs);
+      expect(readdirSync(join(dir, 'elsewhere/arm-cache'))).toHaveLength(250);
+      run(argvs);
+      expect(readdirSync(join(dir, 'elsewhere/arm-cache'))).toHaveLength(250);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -104,7 +156,7 @@ async function deploy(options: { onCoordinator?: boolean; allowUnsigned?: boolea
 const index = (calls: readonly CommandSpec[], match: (c: CommandSpec) => boolean) => calls.findIndex(match);
 
 describe('the seed build pins what it built', () => {
-  it('on the coordinator: mkdir and one ln per toplevel after the build, before any deploy; the report records the roots', async () => {
+  it('on the coordinator: mkdir and one ln for every toplevel after the build, before any deploy; the report records the roots', async () => {
     const { result, executor, stage } = await deploy();
     expect(stage('seed-build')).toBe('success');
     const calls = executor.calls;
@@ -112,8 +164,7 @@ describe('the seed build pins what it built', () => {
     const pins = calls.filter((c) => c.argv[0] === 'mkdir' || c.argv[0] === 'ln').map((c) => c.argv);
     expect(pins).toEqual([
       ['mkdir', '-p', ROOT_DIR],
-      ['ln', '-sfn', FIXTURE_DEP, DEP_ROOT],
-      ['ln', '-sfn', FIXTURE_TOPLEVEL, TOPLEVEL_ROOT],
+      ['ln', '-sf', '-t', ROOT_DIR, FIXTURE_DEP, FIXTURE_TOPLEVEL],
     ]);
     expect(index(calls, (c) => c.argv[0] === 'mkdir')).toBeGreaterThan(built);
     expect(index(calls, (c) => c.argv[0] === 'ln')).toBeLessThan(index(calls, (c) => c.argv[0] === 'nixos-rebuild'));
@@ -131,10 +182,10 @@ describe('the seed build pins what it built', () => {
     expect(onHawk.slice(0, 2)).toEqual(expect.arrayContaining([gcRootDirWritable, cacheKey.listRoots]));
     expect(cacheKey.listRoots.argv.at(-1)).toMatch(new RegExp(`^find ${ROOT_DIR} -maxdepth 1 `));
     expect(gcRootDirWritable.argv.at(-1)).toContain('avalanche-pin-check');
-    // Then the plan's pins, filled with the toplevels the run evaluated: mkdir, and one ln per toplevel.
+    // Then the plan's pins, filled with the toplevels the run evaluated: mkdir, and one ln for them all.
     const pins = pinsOf(plan);
     expect(onHawk.slice(2)).toEqual(pins);
-    expect(pins.map((c) => remoteWords(c.argv))).toEqual([['mkdir', '-p', ROOT_DIR], ['ln', '-sfn', FIXTURE_DEP, DEP_ROOT], ['ln', '-sfn', FIXTURE_TOPLEVEL, TOPLEVEL_ROOT]]);
+    expect(pins.map((c) => remoteWords(c.argv))).toEqual([['mkdir', '-p', ROOT_DIR], ['ln', '-sf', '-t', ROOT_DIR, FIXTURE_DEP, FIXTURE_TOPLEVEL]]);
     // The copy that ran is the plan's, before the first pin.
     const copy = fillCommand(plan.copyToCoordinator!, toplevelValues(outs));
     expect(executor.calls).toContainEqual(copy);
