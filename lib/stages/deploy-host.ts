@@ -92,8 +92,8 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   };
   // The closure diff goes first only when someone looks at it before the activation (--interactive, --dry-run
   // --diff). Otherwise it is for the report (it only reads the store), and the host ends once it has: it runs
-  // from the activation's end beside the health checks, whose settle window only waits, or, without one, beside
-  // the steps from the copy on (not beside the activation where there is a window: both work the same CPUs).
+  // in the health checks' settle window, which only waits, from the first passing round on, or, without one,
+  // beside the steps from the copy on (not beside the activation where there is a window: both work the same CPUs).
   let diffing: Promise<void> = Promise.resolve();
   // A host that failed does not wait for its diff: stopped, the report has it if it came first.
   const stopDiff = new AbortController();
@@ -117,7 +117,8 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }
   }
   const diffBeside = diffAsked ? undefined : steps.diff;
-  const diffAfterActivation = (steps.health?.settleMs ?? 0) > 0;
+  // With a settle window, the diff and the new login run in it, from the first passing round on (below).
+  const inSettleWindow = (steps.health?.settleMs ?? 0) > 0;
   const startDiff = (diff: PlannedCommand) => {
     say('comparing closures (nix store diff-closures)');
     const diffSignal = AbortSignal.any([signal, stopDiff.signal]);
@@ -128,7 +129,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }, () => undefined);
   };
   // After the copy, which fetches the closure the diff reads (both at once fetch it twice over, slower).
-  if (diffBeside && !diffAfterActivation && !steps.copy) startDiff(diffBeside);
+  if (diffBeside && !inSettleWindow && !steps.copy) startDiff(diffBeside);
 
   try {
     // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
@@ -137,7 +138,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       const copied = await run(steps.copy);
       if (copied.aborted) return interrupted(end, host, 'previous');
       if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
-      if (diffBeside && !diffAfterActivation) startDiff(diffBeside);
+      if (diffBeside && !inSettleWindow) startDiff(diffBeside);
     }
 
     // The watchdog first, then the profile: a run stopped or failing before the watchdog leaves the host
@@ -209,13 +210,19 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
     }
 
-    if (diffBeside && diffAfterActivation) startDiff(diffBeside);
     let loggedIn = false;
-    if (armed && steps.freshLogin) {
-      loggingIn = logInAnew(steps.freshLogin, steps.health);
-      const settled = () => (loggedIn = true);
-      loggingIn.then(settled, settled);
-    }
+    // What the first passing round does not wait for: the new login (the confirmation does) and the diff (the
+    // report does). With a settle window they start once that round passed, in the window, which only waits:
+    // beside the first round they slowed it (the 3-host lab: ~0.12 s instead of ~0.03 s on the critical path).
+    const startBesideTheWindow = () => {
+      if (diffBeside && inSettleWindow) startDiff(diffBeside);
+      if (armed && steps.freshLogin) {
+        loggingIn = logInAnew(steps.freshLogin, steps.health);
+        const settled = () => (loggedIn = true);
+        loggingIn.then(settled, settled);
+      }
+    };
+    if (!inSettleWindow) startBesideTheWindow();
     if (steps.health) {
       const round = healthRoundFor(steps.health, executor, deployment.values);
       const names = steps.health.checks.map((check) => check.name);
@@ -228,6 +235,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       // A unit that starts and dies seconds later passes one round of checks: they must hold.
       const settleSeconds = steps.health.settleMs / 1000;
       if (settleSeconds > 0) {
+        startBesideTheWindow();
         const held = await holdHealthy(round, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
         if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
         if (held.failed) {
