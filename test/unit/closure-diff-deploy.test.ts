@@ -86,19 +86,30 @@ describe('closure diff in the deploy', () => {
     expect(run.result.report.hosts.map((h) => [h.name, h.state, h.diff?.kind])).toEqual([['opi01', 'deployed', 'diff'], ['opi02', 'failed', undefined], ['opi03', 'deployed', 'diff']]);
   });
 
-  it('with a settle window, the diff and the new login start once the first round of checks passed; without one, beside it', async () => {
-    const health = (settleSeconds: number) => ({ editInventory: (json: any) => (json.health = { systemState: 'running', retries: 0, intervalSeconds: 0, settleSeconds }) });
+  it('with a settle window, the diff and the new login start once the first round of checks ended; without one, beside it', async () => {
+    const health = (settleSeconds: number, retries = 0) => ({ editInventory: (json: any) => (json.health = { systemState: 'running', retries, intervalSeconds: 0, settleSeconds }) });
     const opi01 = (run: Awaited<ReturnType<typeof runPipeline>>) => deployStepsRun(run).filter((s) => s.startsWith('opi01 ')).map((s) => s.slice('opi01 '.length));
     const running = [when(['is-system-running'], { stdout: 'running\n' })];
     const windowed = await runPipeline(running, health(1));
     expect(windowed.result.outcome).toBe('success');
     const steps = opi01(windowed);
     // The rounds held in the window come after; how many depends on the clock.
-    expect(steps.slice(0, 6)).toEqual(['probe', 'arm', 'rebuild', 'health', 'diff', 'fresh login']);
+    expect(steps.slice(0, 6)).toEqual(['probe', 'arm', 'rebuild', 'health', 'fresh login', 'diff']);
     expect(steps.slice(6, -1).every((s) => s === 'health')).toBe(true);
     expect(steps.at(-1)).toBe('confirm');
     const unwindowed = await runPipeline(running, health(0));
     expect(opi01(unwindowed)).toEqual(['probe', 'diff', 'arm', 'rebuild', 'fresh login', 'health', 'confirm']);
+
+    // A first round that fails: they start after it all the same, beside the retry.
+    let opi01Rounds = 0;
+    const failsOnce = [when(['is-system-running', 'deploy@opi01.internal'], () => (opi01Rounds++ === 0 ? { exitCode: 1, stdout: 'starting\n' } : { stdout: 'running\n' })), ...running];
+    const retried = await runPipeline(failsOnce, health(1, 1));
+    expect(retried.result.outcome).toBe('success');
+    expect(opi01(retried).slice(0, 7)).toEqual(['probe', 'arm', 'rebuild', 'health', 'fresh login', 'diff', 'health']);
+    // A host rolled back for its checks still has what it would have changed in the report.
+    const failing = await runPipeline([when(['is-system-running', 'deploy@opi01.internal'], { exitCode: 1, stdout: 'degraded\n' }), ...running], health(1, 1));
+    expect(failing.result.report.hosts.find((h) => h.name === 'opi01')).toMatchObject({ state: 'rolled-back', diff: { kind: 'diff' } });
+    expect(opi01(failing)).toEqual(['probe', 'arm', 'rebuild', 'health', 'fresh login', 'diff', 'health', 'rollback']);
   });
 
   it('a diff that cannot be made says why and the deploy goes on', async () => {
