@@ -106,7 +106,7 @@ const POLL_MAX_MS = 1000;
  * coordinator, the cache answers and signs with cache.publicKey — and not
  * the targets' ssh and sudo: a prebuild must work while a target is down.
  * It takes no deploy lock: it changes no host, a Nix daemon builds a
- * derivation once however many clients ask, and pinning (`ln -sfn`) is
+ * derivation once however many clients ask, and pinning (`ln -sf`) is
  * idempotent, so a prebuild (in CI, on every push) neither waits for a
  * running deploy nor makes one fail on the lock.
  */

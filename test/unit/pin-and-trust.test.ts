@@ -95,7 +95,7 @@ describe('the pin commands, run by the real coreutils', () => {
       run(pinRootsArgvs(roots, paths.map((storePath) => ({ storePath }))));
       expect(readdirSync(roots).sort()).toEqual(paths.map((p) => p.slice(p.lastIndexOf('/') + 1)).sort());
       for (const path of paths) expect(readlinkSync(rootPath(roots, path))).toBe(path);
-      expect(lstatSync(rootPath(roots, paths[0]!)).mtimeMs).toBeGreaterThan(Date.parse('2026-06-01'));
+      expect(lstatSync(rootPath(roots, paths[0]!)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
       for (const path of paths) expect(readdirSync(path)).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
