@@ -50,6 +50,30 @@ describe('script bundles', () => {
     expect(runs(bundle!)).toBe('two, longer');
   });
 
+  it('holds the packages it imports, CommonJS ones requiring Node\'s builtins, and is made again when a package changes', async () => {
+    const repo = await repository('one');
+    // A CommonJS package, as zx's core is: it requires a builtin at load.
+    const pkg = join(repo.root, 'node_modules/shout');
+    await mkdir(pkg, { recursive: true });
+    await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: 'shout', version: '1.0.0', main: 'index.js' }));
+    await writeFile(join(pkg, 'index.js'), "const { basename } = require('node:path');\nexports.shout = (s) => basename('/x/' + s).toUpperCase();\n");
+    await writeFile(join(repo.root, 'scripts/hello.ts'), "import { shout } from 'shout';\nconsole.log(shout('one'));\n");
+    const bundle = await freshBundle(repo.script, repo);
+    expect(bundle).toBeDefined();
+    // Inside the bundle: it runs from elsewhere, where no node_modules can be found.
+    const away = await mkdtemp(join(tmpdir(), 'script-bundle-away-'));
+    try {
+      const elsewhere = join(away, 'hello.mjs');
+      execFileSync('cp', [bundle!, elsewhere]);
+      expect(runs(elsewhere)).toBe('ONE');
+    } finally {
+      await rm(away, { recursive: true, force: true });
+    }
+    await writeFile(join(pkg, 'index.js'), "const { basename } = require('node:path');\nexports.shout = (s) => basename('/x/' + s) + '!';\n");
+    expect(await freshBundle(repo.script, repo)).toBe(bundle);
+    expect(runs(bundle!)).toBe('one!');
+  });
+
   it('gives none when a source does not compile or the cache cannot be written', async () => {
     const repo = await repository('one');
     await writeFile(join(repo.root, 'lib/say.ts'), 'export const said: string = ;\n');
