@@ -196,7 +196,7 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
           ...(host.health.round ? [`      the command checks, one after the other in one command on the target, within ${seconds(host.health.round.timeoutMs)}:`, cmd(host.health.round, '        ')] : []),
         ]
       : []),
-    ...step(`log in over a new SSH connection, beside the health checks${host.health?.settleMs ? ' once their first round ended' : ''} (a host the activation left unreachable is not confirmed)`, host.freshLogin),
+    ...step('log in over a new SSH connection, beside the health checks (a host the activation left unreachable is not confirmed)', host.freshLogin),
     ...step(host.target.local ? 'confirm (here)' : 'confirm, once the checks held and the new login worked', host.confirm),
     ...step('on failure, roll back', host.rollback),
     ...(host.rollback ? [] : [`    on failure: no rollback (${deploy.rollback ? 'nothing to roll back for this goal' : '--no-rollback'})`]),

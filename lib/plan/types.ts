@@ -134,8 +134,7 @@ export const hostPlanSchema = z.object({
   /** for goals that activate (switch, test), and after a reboot */
   health: healthPlanSchema.optional(),
   /**
-   * with the watchdog, a target other than this machine: after the activation, beside the health checks (with a
-   * settle window, once their first round ended), a new
+   * with the watchdog, a target other than this machine: after the activation, beside the health checks, a new
    * SSH login (never the run's reused connection) that becomes root with `sudo -n`, as the next deploy will: the
    * confirmation waits for it, so a host the activation left unreachable is not confirmed
    */

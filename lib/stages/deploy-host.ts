@@ -92,12 +92,12 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   };
   // The closure diff goes first only when someone looks at it before the activation (--interactive, --dry-run
   // --diff). Otherwise it is for the report (it only reads the store), and the host ends once it has: it runs
-  // once the first round of health checks ended, in their retries' waits and settle window, or, without a window,
-  // beside the steps from the copy on (not beside the activation where there is a window: both work the same CPUs).
+  // from the activation's end beside the health checks, whose settle window only waits, or, without one, beside
+  // the steps from the copy on (not beside the activation where there is a window: both work the same CPUs).
   let diffing: Promise<void> = Promise.resolve();
   // A host that failed does not wait for its diff: stopped, the report has it if it came first.
   const stopDiff = new AbortController();
-  // The new login beside the health checks (see startLogin), which the confirmation waits for; stopped when the host fails first.
+  // The new login beside the health checks, which the confirmation waits for; stopped when the host fails first.
   let loggingIn: Promise<CommandResult> | undefined;
   const stopLogin = new AbortController();
   let deployed = false;
@@ -117,8 +117,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }
   }
   const diffBeside = diffAsked ? undefined : steps.diff;
-  // With a settle window, the diff and the new login start once the first round of checks ended (below).
-  const inSettleWindow = (steps.health?.settleMs ?? 0) > 0;
+  const diffAfterActivation = (steps.health?.settleMs ?? 0) > 0;
   const startDiff = (diff: PlannedCommand) => {
     say('comparing closures (nix store diff-closures)');
     const diffSignal = AbortSignal.any([signal, stopDiff.signal]);
@@ -129,7 +128,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }, () => undefined);
   };
   // After the copy, which fetches the closure the diff reads (both at once fetch it twice over, slower).
-  if (diffBeside && !inSettleWindow && !steps.copy) startDiff(diffBeside);
+  if (diffBeside && !diffAfterActivation && !steps.copy) startDiff(diffBeside);
 
   try {
     // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
@@ -138,7 +137,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       const copied = await run(steps.copy);
       if (copied.aborted) return interrupted(end, host, 'previous');
       if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
-      if (diffBeside && !inSettleWindow) startDiff(diffBeside);
+      if (diffBeside && !diffAfterActivation) startDiff(diffBeside);
     }
 
     // The watchdog first, then the profile: a run stopped or failing before the watchdog leaves the host
@@ -210,35 +209,17 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       say(`booted ${booted.slice(booted.lastIndexOf('/') + 1)} (back after ${waited})`);
     }
 
+    if (diffBeside && diffAfterActivation) startDiff(diffBeside);
     let loggedIn = false;
-    // The new login the confirmation waits for; started once, and never skipped (see the confirmation below).
-    const startLogin = () => {
-      if (loggingIn || !armed || !steps.freshLogin) return;
+    if (armed && steps.freshLogin) {
       loggingIn = logInAnew(steps.freshLogin, steps.health);
       const settled = () => (loggedIn = true);
       loggingIn.then(settled, settled);
-    };
-    // With a settle window, the login and the diff (for the report) start once the first round of checks ended,
-    // passed or not: beside it they slowed it (the 3-host lab: ~0.12 s instead of ~0.05 s on the critical path),
-    // after it they run during the retries' waits or the window, which only wait. Without one, beside it.
-    let startedAfterFirstRound = false;
-    const startAfterFirstRound = () => {
-      if (startedAfterFirstRound) return;
-      startedAfterFirstRound = true;
-      startLogin();
-      if (diffBeside && inSettleWindow) startDiff(diffBeside);
-    };
-    if (!inSettleWindow) startLogin();
+    }
     if (steps.health) {
       const round = healthRoundFor(steps.health, executor, deployment.values);
       const names = steps.health.checks.map((check) => check.name);
-      const health = await runHealthChecks(round, names, {
-        retries: steps.health.retries,
-        intervalMs: steps.health.intervalMs,
-        signal,
-        onProgress: say,
-        ...(inSettleWindow ? { afterFirstRound: startAfterFirstRound } : {}),
-      });
+      const health = await runHealthChecks(round, names, { retries: steps.health.retries, intervalMs: steps.health.intervalMs, signal, onProgress: say });
       if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
       if (health.failed) {
         const why = `${host}: health check failed after ${health.failed.attempts} attempt(s): ${health.failed.check}: ${health.failed.reason}`;
@@ -247,8 +228,6 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
       // A unit that starts and dies seconds later passes one round of checks: they must hold.
       const settleSeconds = steps.health.settleMs / 1000;
       if (settleSeconds > 0) {
-        // No round ran when there are no checks.
-        startAfterFirstRound();
         const held = await holdHealthy(round, { durationMs: steps.health.settleMs, intervalMs: steps.health.intervalMs, signal, onProgress: say });
         if (signal.aborted) return interrupted(end, host, armed ? 'previous' : 'unknown', armed ? watchdogNote : undefined);
         if (held.failed) {
@@ -259,10 +238,9 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     }
 
     if (armed && steps.confirm) {
-      if (steps.freshLogin) {
-        startLogin();
+      if (loggingIn && steps.freshLogin) {
         if (!loggedIn) say('waiting for the login over a new SSH connection');
-        const login = await loggingIn!;
+        const login = await loggingIn;
         if (signal.aborted) return interrupted(end, host, 'previous', watchdogNote);
         if (!succeeded(login)) {
           const why = describeFailure(`${host}: could not log in over a new SSH connection after the activation, so it is not confirmed`, fill(steps.freshLogin), login);

@@ -94,20 +94,12 @@ export interface HealthOutcome {
 export async function runHealthChecks(
   round: HealthRound,
   names: readonly string[],
-  options: {
-    retries: number;
-    intervalMs: number;
-    signal: AbortSignal;
-    onProgress?: (text: string) => void;
-    /** called once, when the first round ended (passed or not); not when there are no checks */
-    afterFirstRound?: () => void;
-  },
+  options: { retries: number; intervalMs: number; signal: AbortSignal; onProgress?: (text: string) => void },
 ): Promise<HealthOutcome> {
   if (!names.length) return {};
   options.onProgress?.(`health: ${names.join(', ')}`);
   for (let attempts = 1; ; attempts++) {
     const failed = await round(options.signal);
-    if (attempts === 1) options.afterFirstRound?.();
     if (!failed) return {};
     if (options.signal.aborted || attempts > options.retries) return { failed: { ...failed, attempts } };
     options.onProgress?.(`health: ${failed.check} (attempt ${attempts + 1})`);
