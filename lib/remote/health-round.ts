@@ -22,10 +22,11 @@ const MARK = '@@avalanche-health';
  * /dev/null, between marker lines on their own lines (each after a newline
  * of its own, so a banner or output without one cannot hide it): on stdout
  * and stderr `<mark> <i> begin` before check i, on stdout
- * `<mark> <i> end <status>` after it, on stderr `<mark> done` at the end. Builtins only besides the checks: the target pays one shell and
- * a fork per check. No per-check timeout (coreutils' `timeout` would be a
- * process per check): the round has one bound, and the first check without
- * its end line is the one that hung.
+ * `<mark> <i> end <status>` after it, on stderr `<mark> done` at the end.
+ * Builtins only besides the checks: the target pays one shell and a fork
+ * per check. No per-check timeout (coreutils' `timeout` would be a process
+ * per check): the round has one bound, and the first check without its end
+ * line is the one that hung.
  */
 export const HEALTH_ROUND = `
 n=$1; shift

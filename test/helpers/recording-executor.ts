@@ -76,6 +76,9 @@ export class RecordingExecutor implements Executor {
   }
 }
 
+/** `sh -c <script> <name> <number of checks>` before the checks, each `<count> <argv…>`. */
+const WORDS_BEFORE_CHECKS = 5;
+
 /**
  * A health round's checks (lib/remote/health-round.ts), each as the command
  * it would be run alone over the same ssh (or here): undefined for any
@@ -87,13 +90,13 @@ export function healthRoundChecks(spec: CommandSpec): CommandSpec[] | undefined 
   const words = ssh ? remoteWordsOrNone(spec.argv) : [...spec.argv];
   if (words[0] !== 'sh' || words[1] !== '-c' || words[2] !== HEALTH_ROUND || words[3] !== HEALTH_ROUND_NAME) return undefined;
   const checks: string[][] = [];
-  for (let at = 5; checks.length < Number(words[4]); ) {
+  for (let at = WORDS_BEFORE_CHECKS; checks.length < Number(words[4]); ) {
     const count = Number(words[at]);
     checks.push(words.slice(at + 1, at + 1 + count));
     at += 1 + count;
   }
   // As strict as the script: a word list that does not end with the last check would make it fail.
-  if (checks.some((argv) => argv.length === 0) || checks.flat().length + checks.length + 5 !== words.length) throw new Error(`not a health round's words: ${words.slice(3).join(' ')}`);
+  if (checks.some((argv) => argv.length === 0) || checks.flat().length + checks.length + WORDS_BEFORE_CHECKS !== words.length) throw new Error(`not a health round's words: ${words.slice(3).join(' ')}`);
   return checks.map((argv) => ({ ...spec, argv: ssh ? [...spec.argv.slice(0, -1), argv.map(shellQuote).join(' ')] : argv }));
 }
 
