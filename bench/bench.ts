@@ -15,7 +15,7 @@ import { BenchError, Interrupted, type Knobs, Lab, LAB_LOCK, LAB_MARKER, labHost
 import { acquireLabLock, type LabLock } from './lock.ts';
 import { type Context, dissectRebuild, dissectSeedBuild, measureMixed, measureSequential, measureSsh, measureStaged, multiplexOptions, withMultiplexedInventory } from './measure.ts';
 import { type BenchResults, DOCUMENT, model, scalePoint, scaleVerdict, writeResults } from './results.ts';
-import { measurePeers, STRATEGIES, type Strategy } from './peers.ts';
+import { defaultPeerRounds, measurePeers, medianRuns, STRATEGIES, type Strategy } from './peers.ts';
 import { renderSummary } from './summary.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -50,7 +50,7 @@ in one run, each measurement on a fresh kernel derivation (new flake generation)
 It prints the totals, the ratio staged/sequential against the document's 44/120 min,
 the orchestration overhead (wall time − the union of the intervals in which a command
 of deploy-all's own command log ran), per-stage times and the scale table, and writes
-everything to bench/results/<ISO timestamp>.json. Needs root; ~35 minutes on 2 cores (--only-scale: ~27).
+everything to bench/results/<ISO timestamp>.json. Needs root; ~42 minutes on 2 cores (--only-scale: ~34).
 Waits for ${LAB_LOCK} (so it is safe next to a test run) and tears the lab down
 (test/lab/down.sh) also on failure and Ctrl-C.
 
@@ -70,6 +70,10 @@ Options:
                                 no-op, mixed or dissection (the 3-host block)
   --skip-sequential             no baseline (and so no ratio)
   --skip-mixed                  no mixed-fleet run
+  --peer-rounds <n>             rounds of the strategies at every scale point, each strategy once
+                                per round, interleaved; compared by their median runs (default 3
+                                at 3 hosts or fewer, where they end within a run's noise of each
+                                other, else 1)
   --concurrency <n>             passed to deploy-all (default: deploy-all's own)
   --dissect-kernel-seconds <n>  kernel of the dissection's generation (default 2)
   --results-dir <dir>           where the JSON goes (default bench/results)
@@ -89,6 +93,8 @@ interface Options {
   readonly sequential: boolean;
   readonly mixed: boolean;
   readonly concurrency: number | undefined;
+  /** --peer-rounds; undefined: defaultPeerRounds(hosts) */
+  readonly peerRounds: number | undefined;
   readonly dissectKernelSeconds: number;
   readonly resultsDir: string;
   readonly lockTimeoutSeconds: number;
@@ -117,6 +123,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
         'skip-sequential': { type: 'boolean', default: false },
         'skip-mixed': { type: 'boolean', default: false },
         concurrency: { type: 'string' },
+        'peer-rounds': { type: 'string' },
         'dissect-kernel-seconds': { type: 'string', default: '2' },
         'results-dir': { type: 'string', default: resolve(repoRoot, 'bench/results') },
         'lock-timeout': { type: 'string', default: '1800' },
@@ -152,6 +159,7 @@ function parseOptions(argv: readonly string[]): Options | 'help' {
     sequential: !values['skip-sequential'],
     mixed: !values['skip-mixed'],
     concurrency: values.concurrency === undefined ? undefined : int('concurrency', values.concurrency, 1, 30),
+    peerRounds: values['peer-rounds'] === undefined ? undefined : int('peer-rounds', values['peer-rounds'], 1, 9),
     dissectKernelSeconds: int('dissect-kernel-seconds', values['dissect-kernel-seconds'], 1, 3600),
     resultsDir: resolve(values['results-dir']),
     lockTimeoutSeconds: int('lock-timeout', values['lock-timeout'], 0, 86_400),
@@ -228,6 +236,7 @@ async function main(argv: readonly string[]): Promise<number> {
       scale: options.scale,
       peers: options.peers,
       strategies: options.strategies,
+      peerRounds: options.scale.map((hosts) => options.peerRounds ?? defaultPeerRounds(hosts)),
       onlyScale: options.onlyScale,
       dissectKernelSeconds: options.dissectKernelSeconds,
       sequential: options.sequential && !options.onlyScale,
@@ -325,10 +334,11 @@ async function main(argv: readonly string[]): Promise<number> {
         let run;
         if (options.peers) {
           // deploy-all's row of the peers is also the scale table's point.
-          const point = await measurePeers(ctx, { generation, labUpMs: upMs, concurrency: options.concurrency, strategies: options.strategies });
+          const rounds = options.peerRounds ?? defaultPeerRounds(count);
+          const point = await measurePeers(ctx, { generation, labUpMs: upMs, concurrency: options.concurrency, strategies: options.strategies, rounds });
           results.peers!.push(point);
           results.checks.push(...point.runs.flatMap((r) => r.checks));
-          run = point.runs.find((r) => r.strategy === 'deploy-all')?.staged;
+          run = medianRuns(point).find((r) => r.strategy === 'deploy-all')?.staged;
         } else {
           run = await measureStaged(ctx, { generation: generation(`scale${count}`), newGeneration: true, concurrency: options.concurrency, label: `scale ${count}` });
           results.checks.push(...run.checks);

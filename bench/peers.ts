@@ -56,6 +56,8 @@ export interface Evaluations {
 
 export interface PeerRun {
   readonly strategy: Strategy;
+  /** which round of the point's strategies it ran in, from 1 (absent in results written before rounds) */
+  readonly round?: number;
   readonly generation: string;
   readonly hosts: number;
   /** from the first command's start to the last one's end, ms */
@@ -84,8 +86,32 @@ export interface PeersPoint {
   readonly labUpMs: number;
   /** each container's memory after boot (up.sh), MiB */
   readonly containerMemoryMiB: Readonly<Record<string, number>>;
+  /** every strategy once per round, the rounds one after another (absent in results written before rounds: 1) */
+  readonly rounds?: number;
+  /** every run, in the order they ran: with rounds, each strategy `rounds` times ({@link medianRuns} picks one each) */
   readonly runs: PeerRun[];
 }
+
+/**
+ * Each strategy's median run of a point, in the strategies' order: the run
+ * whose wall time is the middle one of its rounds (the lower middle for an
+ * even number). One run's noise on this machine — a remote build's end
+ * reported 1.5 s late was seen — is as large as the strategies' differences
+ * at 3 hosts: they are compared by their medians.
+ */
+export function medianRuns(point: Pick<PeersPoint, 'runs'>): PeerRun[] {
+  const byStrategy = new Map<Strategy, PeerRun[]>();
+  for (const run of point.runs) byStrategy.set(run.strategy, [...(byStrategy.get(run.strategy) ?? []), run]);
+  return [...byStrategy.values()].map((runs) => [...runs].sort((a, b) => a.wallMs - b.wallMs)[Math.floor((runs.length - 1) / 2)]!);
+}
+
+/** How many rounds of the strategies a point of `hosts` hosts runs unless --peer-rounds says: 3 up to {@link ROUNDS_UP_TO_HOSTS} hosts, else 1. */
+export function defaultPeerRounds(hosts: number): number {
+  return hosts <= ROUNDS_UP_TO_HOSTS ? 3 : 1;
+}
+
+/** Where the strategies end within a run's noise of each other (~1 s apart at 3 hosts; 8 s and more from 10 hosts on, one round takes 4–7 min). */
+const ROUNDS_UP_TO_HOSTS = 3;
 
 /** What every strategy's commands get: hawk's environment, bench/bin/nix first, the evaluation log. */
 interface Harness {
@@ -353,26 +379,36 @@ export async function realNixPath(ctx: Context): Promise<string> {
   return path;
 }
 
-/** The four strategies on the lab that is up, each on its own fresh generation. */
-export async function measurePeers(ctx: Context, options: { generation: (what: string) => string; labUpMs: number; concurrency: number | undefined; strategies?: readonly Strategy[] }): Promise<PeersPoint> {
+/**
+ * The four strategies on the lab that is up, each on its own fresh
+ * generation, `rounds` times over (each round every strategy once, in the
+ * same order: interleaved, so a slow spell of the machine hits them alike).
+ */
+export async function measurePeers(ctx: Context, options: { generation: (what: string) => string; labUpMs: number; concurrency: number | undefined; strategies?: readonly Strategy[]; rounds: number }): Promise<PeersPoint> {
   const realNix = await realNixPath(ctx);
   const n = ctx.lab.hosts.length;
-  const point: PeersPoint = { hosts: n, labUpMs: options.labUpMs, containerMemoryMiB: ctx.lab.upMemoryMiB, runs: [] };
-  for (const strategy of options.strategies ?? STRATEGIES) {
-    const generation = options.generation(`p${n}${strategy.replace('-', '').slice(0, 3)}`);
-    const run =
-      strategy === 'document'
-        ? await documentFlow(ctx, generation, realNix)
-        : strategy === 'parallel'
-          ? await parallelRebuilds(ctx, generation, realNix)
-          : strategy === 'colmena'
-            ? await colmenaWay(ctx, generation, realNix)
-            : await deployAll(ctx, generation, realNix, options.concurrency);
-    point.runs.push(run);
-    ctx.progress(
-      `peers ${n}: ${strategy} ${(run.wallMs / 1000).toFixed(1)} s, kernel ${run.kernelBuiltOn.length}×, evaluations per host ${run.evaluations.min}–${run.evaluations.max}` +
-        (run.coordinator ? `, coordinator CPU ${(run.coordinator.cpuMs / 1000).toFixed(1)} s, peak ${((run.coordinator.peakMemoryBytes ?? 0) / 2 ** 20).toFixed(0)} MiB` : ''),
-    );
+  const point: PeersPoint = { hosts: n, labUpMs: options.labUpMs, containerMemoryMiB: ctx.lab.upMemoryMiB, rounds: options.rounds, runs: [] };
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const strategy of options.strategies ?? STRATEGIES) point.runs.push(await measurePeer(ctx, strategy, { ...options, realNix, round }));
   }
   return point;
+}
+
+async function measurePeer(ctx: Context, strategy: Strategy, options: { generation: (what: string) => string; concurrency: number | undefined; realNix: string; round: number; rounds: number }): Promise<PeerRun> {
+  const { realNix, round, rounds } = options;
+  const n = ctx.lab.hosts.length;
+  const generation = options.generation(`p${n}${strategy.replace('-', '').slice(0, 3)}${round > 1 ? round : ''}`);
+  const run =
+    strategy === 'document'
+      ? await documentFlow(ctx, generation, realNix)
+      : strategy === 'parallel'
+        ? await parallelRebuilds(ctx, generation, realNix)
+        : strategy === 'colmena'
+          ? await colmenaWay(ctx, generation, realNix)
+          : await deployAll(ctx, generation, realNix, options.concurrency);
+  ctx.progress(
+    `peers ${n}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}: ${strategy} ${(run.wallMs / 1000).toFixed(1)} s, kernel ${run.kernelBuiltOn.length}×, evaluations per host ${run.evaluations.min}–${run.evaluations.max}` +
+      (run.coordinator ? `, coordinator CPU ${(run.coordinator.cpuMs / 1000).toFixed(1)} s, peak ${((run.coordinator.peakMemoryBytes ?? 0) / 2 ** 20).toFixed(0)} MiB` : ''),
+  );
+  return { ...run, round };
 }

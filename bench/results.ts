@@ -48,6 +48,8 @@ export interface BenchResults {
     peers: boolean;
     /** absent in results written before --strategies: all four */
     strategies?: readonly string[];
+    /** the rounds of the strategies at each point of `scale` (absent in results written before rounds: 1 each) */
+    peerRounds?: readonly number[];
     onlyScale: boolean;
     dissectKernelSeconds: number;
     sequential: boolean;

@@ -1,6 +1,6 @@
 /** The readable summary of a benchmark run (the JSON has everything). */
 import type { MixedResult, StagedResult } from './measure.ts';
-import { type PeersPoint, STRATEGY_TITLES } from './peers.ts';
+import { medianRuns, type PeerRun, type PeersPoint, STRATEGY_TITLES } from './peers.ts';
 import type { BenchResults } from './results.ts';
 
 const s = (ms: number | undefined, digits = 1) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(digits)} s`);
@@ -94,44 +94,69 @@ function stagedBlock(run: StagedResult, knobs: BenchResults['knobs'], floorS: nu
 
 const mib = (bytes: number | undefined) => (bytes === undefined ? '—' : `${(bytes / 2 ** 20).toFixed(0)} MiB`);
 
-/** One scale point's strategies side by side, where their time went, and deploy-all against each peer. */
+/**
+ * One scale point's strategies side by side, where their time went, and
+ * deploy-all against each peer. With rounds, each strategy's median run
+ * (bench/peers.ts medianRuns), its walls in the order they ran beside it,
+ * and how many rounds deploy-all won against each peer.
+ */
 export function peersBlock(point: PeersPoint, knobs: BenchResults['knobs']): string[] {
   const floorS = knobs.kernelSeconds + knobs.hostSeconds + knobs.activationSeconds + knobs.evalSeconds;
   const memory = Object.entries(point.containerMemoryMiB).filter(([h]) => h !== 'calypso').map(([, m]) => m);
+  const rounds = point.rounds ?? 1;
+  const medians = medianRuns(point);
+  const runsOf = (strategy: PeerRun['strategy']) => point.runs.filter((r) => r.strategy === strategy);
   const out = [
     `  ${point.hosts} hosts; lab up in ${s(point.labUpMs)}${memory.length ? `; opi containers after boot ${Math.min(...memory)}–${Math.max(...memory)} MiB each (cgroup memory, page cache included)` : ''}`,
+    ...(rounds > 1 ? [`  ${rounds} rounds, each strategy once per round: each strategy's median run below, all its walls in the order they ran`] : []),
     `  physical floor (one evaluation + kernel + toplevel + activation): ${floorS} s`,
     ...table(
       ['strategy', 'wall', 'kernel builds', 'toplevels', 'evaluations/host', 'coordinator CPU', 'peak memory', 'ok'],
-      point.runs.map((r) => [
+      medians.map((r) => [
         r.strategy,
-        s(r.wallMs),
+        rounds > 1 ? `${s(r.wallMs)} (${runsOf(r.strategy).map((x) => s(x.wallMs)).join(', ')})` : s(r.wallMs),
         String(r.kernelBuiltOn.length),
         String(r.toplevelBuilds),
         r.evaluations.min === r.evaluations.max ? String(r.evaluations.min) : `${r.evaluations.min}–${r.evaluations.max}`,
         s(r.coordinator?.cpuMs),
         mib(r.coordinator?.peakMemoryBytes),
-        r.ok ? 'yes' : 'NO',
+        runsOf(r.strategy).every((x) => x.ok) ? 'yes' : 'NO',
       ]),
       [1, 2, 3, 4, 5, 6],
     ),
   ];
-  for (const r of point.runs) {
-    out.push(`  ${r.strategy}: ${STRATEGY_TITLES[r.strategy]}`);
+  for (const r of medians) {
+    out.push(`  ${r.strategy}: ${STRATEGY_TITLES[r.strategy]}${rounds > 1 ? ` (its median run, round ${r.round ?? 1})` : ''}`);
     const by = Object.entries(r.evaluations.byCommand ?? {}).map(([c, n]) => `${c} ${n}`);
     if (by.length) out.push(`    evaluations by command: ${by.join(', ')}`);
     for (const ph of r.phases) out.push(`    at ${s(ph.startMs, 2).padStart(8)}  ${s(ph.ms, 2).padStart(8)}  ${ph.name}`);
-    if (r.error) out.push(`    FAILED: ${r.error.split('\n')[0]}`);
-    for (const [host, units] of Object.entries(r.failedUnits ?? {})) out.push(`    ${host}: failed units: ${units.join('; ')}`);
   }
-  const ours = point.runs.find((r) => r.strategy === 'deploy-all');
+  for (const r of point.runs) {
+    if (r.error) out.push(`  ${r.strategy}${rounds > 1 ? ` (round ${r.round ?? 1})` : ''} FAILED: ${r.error.split('\n')[0]}`);
+    for (const [host, units] of Object.entries(r.failedUnits ?? {})) out.push(`  ${r.strategy}: ${host}: failed units: ${units.join('; ')}`);
+  }
+  const ours = medians.find((r) => r.strategy === 'deploy-all');
   if (ours) {
-    const ratios = point.runs
+    const ratios = medians
       .filter((r) => r.strategy !== 'deploy-all')
-      .map((r) => `${r.strategy} ${(ours.wallMs / r.wallMs).toFixed(2)} (${ours.wallMs <= r.wallMs ? `${s(r.wallMs - ours.wallMs)} faster` : `${s(ours.wallMs - r.wallMs)} SLOWER`})`);
-    if (ratios.length) out.push(`  deploy-all ÷ peer (wall): ${ratios.join('; ')}`);
+      .map((r) => {
+        const won = rounds > 1 ? `, won ${roundsWon(point, r.strategy)} of ${rounds} rounds` : '';
+        return `${r.strategy} ${(ours.wallMs / r.wallMs).toFixed(2)} (${ours.wallMs <= r.wallMs ? `${s(r.wallMs - ours.wallMs)} faster` : `${s(ours.wallMs - r.wallMs)} SLOWER`}${won})`;
+      });
+    if (ratios.length) out.push(`  deploy-all ÷ peer (wall${rounds > 1 ? ', medians' : ''}): ${ratios.join('; ')}`);
   }
   return out;
+}
+
+/** In how many rounds deploy-all's wall was below `peer`'s (a round missing either counts as lost). */
+export function roundsWon(point: Pick<PeersPoint, 'runs'>, peer: PeerRun['strategy']): number {
+  const wall = (strategy: PeerRun['strategy'], round: number) => point.runs.find((r) => r.strategy === strategy && (r.round ?? 1) === round)?.wallMs;
+  const rounds = new Set(point.runs.map((r) => r.round ?? 1));
+  return [...rounds].filter((round) => {
+    const ours = wall('deploy-all', round);
+    const theirs = wall(peer, round);
+    return ours !== undefined && theirs !== undefined && ours < theirs;
+  }).length;
 }
 
 export function renderSummary(results: BenchResults, resultsPath: string | undefined): string {
