@@ -177,7 +177,7 @@ function renderHost(host: HostPlan, deploy: DeployPlan['deploy'], activation: st
     `  ${host.name}:`,
     ...step('read its generation', host.probe),
     ...step(`compare its closure with what it runs (nix store diff-closures)${deploy.diffOnly ? ' — and stop: nothing is activated' : deploy.interactive ? ', show it and ask before activating' : ', beside the steps below'}`, host.diff),
-    ...step(`copy the closure (the target substitutes from its caches what it can)${deploy.diffOnly || deploy.interactive ? '' : ', beside reading its generation'}`, host.copy),
+    ...step('copy the closure (the target substitutes from its caches what it can)', host.copy),
     ...step(`arm the magic-rollback watchdog (reverts unless confirmed within ${deploy.confirmTimeoutSeconds} s of the activation)${host.armSetsProfile ? ', then set the system profile (a new generation), in the same round trip' : ''}`, host.arm),
     ...step('set the system profile (a new generation)', host.setProfile),
     ...step(activation === 'switch-to-configuration' ? 'activate (switch-to-configuration, in a transient unit where systemd runs)' : activation, host.rebuild),

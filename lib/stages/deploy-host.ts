@@ -73,20 +73,10 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   };
 
   recorder.startHost(host);
-  const diffAsked = deployment.diffOnly || deps.confirmActivation !== undefined;
   say('reading the current generation');
-  const probing = run(steps.probe);
-  // The direct method's copy changes nothing the host runs and needs nothing the probe reads: it runs beside
-  // the probe (a round trip less before the watchdog), unless a closure diff is to be looked at first.
-  const stopCopy = new AbortController();
-  const copying = steps.copy && !diffAsked ? executor.run(fill(steps.copy), { signal: AbortSignal.any([signal, stopCopy.signal]) }) : undefined;
-  const probe = await probing;
-  if (!succeeded(probe)) {
-    stopCopy.abort();
-    await copying;
-    if (probe.aborted) return interrupted(end, host, 'previous');
-    fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot read its generation`, fill(steps.probe), probe));
-  }
+  const probe = await run(steps.probe);
+  if (probe.aborted) return interrupted(end, host, 'previous');
+  if (!succeeded(probe)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot read its generation`, fill(steps.probe), probe));
   const previous = parseGeneration(probe.stdout);
   generationValues = previousGenerationValues(previous);
   firstDeploy = previous.profileLink === '';
@@ -111,6 +101,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
   let loggingIn: Promise<CommandResult> | undefined;
   const stopLogin = new AbortController();
   let deployed = false;
+  const diffAsked = deployment.diffOnly || deps.confirmActivation !== undefined;
   if (steps.diff && diffAsked) {
     say('comparing closures (nix store diff-closures)');
     const compared = await diffClosures(run, steps.diff);
@@ -143,7 +134,7 @@ export async function deployHost(deployment: HostDeployment, deps: HostDeps, say
     // The direct method's copy changes nothing the host runs: before the watchdog, a failure leaves it untouched.
     if (steps.copy) {
       say('copying the closure (the target substitutes what it can)');
-      const copied = await (copying ?? run(steps.copy));
+      const copied = await run(steps.copy);
       if (copied.aborted) return interrupted(end, host, 'previous');
       if (!succeeded(copied)) fail({ state: 'failed', generation: 'previous', note: 'not touched' }, describeFailure(`${host}: cannot copy its closure`, fill(steps.copy), copied, tailWithoutNoise(copied)));
       if (diffBeside && !diffAfterActivation) startDiff(diffBeside);
