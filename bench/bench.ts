@@ -45,12 +45,13 @@ in one run, each measurement on a fresh kernel derivation (new flake generation)
                        and deploy-all. Per strategy: wall, kernel builds, evaluations per host
                        (bench/bin/nix counts the lab flake's lab-eval traces), the coordinator's CPU
                        time and peak memory (each strategy in its own cgroup: the orchestrator and
-                       every child on hawk), where the time went; deploy-all's ratio to each peer
+                       every child on hawk), where the time went; deploy-all's ratio to each peer.
+                       At 3 hosts three rounds, interleaved, each strategy judged by its median run
 
 It prints the totals, the ratio staged/sequential against the document's 44/120 min,
 the orchestration overhead (wall time − the union of the intervals in which a command
 of deploy-all's own command log ran), per-stage times and the scale table, and writes
-everything to bench/results/<ISO timestamp>.json. Needs root; ~42 minutes on 2 cores (--only-scale: ~34).
+everything to bench/results/<ISO timestamp>.json. Needs root; ~28 minutes on 2 cores (--only-scale: ~23).
 Waits for ${LAB_LOCK} (so it is safe next to a test run) and tears the lab down
 (test/lab/down.sh) also on failure and Ctrl-C.
 
@@ -236,7 +237,7 @@ async function main(argv: readonly string[]): Promise<number> {
       scale: options.scale,
       peers: options.peers,
       strategies: options.strategies,
-      peerRounds: options.scale.map((hosts) => options.peerRounds ?? defaultPeerRounds(hosts)),
+      ...(options.peers ? { peerRounds: options.scale.map((hosts) => options.peerRounds ?? defaultPeerRounds(hosts)) } : {}),
       onlyScale: options.onlyScale,
       dissectKernelSeconds: options.dissectKernelSeconds,
       sequential: options.sequential && !options.onlyScale,

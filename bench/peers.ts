@@ -102,16 +102,23 @@ export interface PeersPoint {
 export function medianRuns(point: Pick<PeersPoint, 'runs'>): PeerRun[] {
   const byStrategy = new Map<Strategy, PeerRun[]>();
   for (const run of point.runs) byStrategy.set(run.strategy, [...(byStrategy.get(run.strategy) ?? []), run]);
-  return [...byStrategy.values()].map((runs) => [...runs].sort((a, b) => a.wallMs - b.wallMs)[Math.floor((runs.length - 1) / 2)]!);
+  return [...byStrategy.values()].map((all) => {
+    // A failed run's wall is its time to the failure: among the runs that succeeded, if any did.
+    const ok = all.filter((run) => run.ok);
+    const runs = ok.length ? ok : all;
+    return [...runs].sort((a, b) => a.wallMs - b.wallMs)[Math.floor((runs.length - 1) / 2)]!;
+  });
 }
 
-/** How many rounds of the strategies a point of `hosts` hosts runs unless --peer-rounds says: 3 up to {@link ROUNDS_UP_TO_HOSTS} hosts, else 1. */
+/** How many rounds of the strategies a point of `hosts` hosts runs unless --peer-rounds says: {@link CLOSE_ROUNDS} up to {@link CLOSE_UP_TO_HOSTS} hosts, else 1. */
 export function defaultPeerRounds(hosts: number): number {
-  return hosts <= ROUNDS_UP_TO_HOSTS ? 3 : 1;
+  return hosts <= CLOSE_UP_TO_HOSTS ? CLOSE_ROUNDS : 1;
 }
 
-/** Where the strategies end within a run's noise of each other (~1 s apart at 3 hosts; 8 s and more from 10 hosts on, one round takes 4–7 min). */
-const ROUNDS_UP_TO_HOSTS = 3;
+/** Where the strategies end within a run's noise of each other (~1 s apart at 3 hosts; 8 s and more from 10 hosts on, where one round takes 4–7 min). */
+const CLOSE_UP_TO_HOSTS = 3;
+/** The fewest rounds with a median that one slow run cannot move. */
+const CLOSE_ROUNDS = 3;
 
 /** What every strategy's commands get: hawk's environment, bench/bin/nix first, the evaluation log. */
 interface Harness {
@@ -167,6 +174,8 @@ async function measureOne(
   strategy: Strategy,
   generation: string,
   realNix: string,
+  /** how its progress lines and checks are named: `peers <n>`, and the round when there are several */
+  where: string,
   body: (h: Harness, inventory: Inventory, flake: string) => Promise<Pick<PeerRun, 'phases' | 'hostTimes'> & { staged?: StagedResult }>,
 ): Promise<PeerRun> {
   const { lab, executor, signal } = ctx;
@@ -195,7 +204,7 @@ async function measureOne(
       return result;
     },
   };
-  ctx.progress(`peers ${lab.hosts.length}: ${strategy}`);
+  ctx.progress(`${where}: ${strategy}`);
   let outcome: Awaited<ReturnType<typeof body>> | undefined;
   let error: string | undefined;
   let coordinator: CoordinatorUsage | undefined;
@@ -205,7 +214,7 @@ async function measureOne(
   } catch (e) {
     if (e instanceof Interrupted || signal.aborted) throw e;
     error = e instanceof BenchError ? e.message : String(e);
-    ctx.progress(`peers ${lab.hosts.length}: ${strategy} failed: ${error.split('\n')[0]}`);
+    ctx.progress(`${where}: ${strategy} failed: ${error.split('\n')[0]}`);
   } finally {
     try {
       coordinator = cgroup.usage();
@@ -224,12 +233,12 @@ async function measureOne(
       const units = await lab.failedUnits(host);
       if (units.length) failedUnits[host] = units;
     }
-    if (Object.keys(failedUnits).length) ctx.progress(`peers ${lab.hosts.length}: ${strategy}: failed units: ${Object.entries(failedUnits).map(([h, u]) => `${h}: ${u.join('; ')}`).join(' | ').slice(0, 600)}`);
+    if (Object.keys(failedUnits).length) ctx.progress(`${where}: ${strategy}: failed units: ${Object.entries(failedUnits).map(([h, u]) => `${h}: ${u.join('; ')}`).join(' | ').slice(0, 600)}`);
   }
   const checks: Check[] = [
-    { name: `peers ${lab.hosts.length}: ${strategy} succeeded`, ok: error === undefined, detail: error?.split('\n')[0] ?? 'every command exited 0' },
+    { name: `${where}: ${strategy} succeeded`, ok: error === undefined, detail: error?.split('\n')[0] ?? 'every command exited 0' },
     {
-      name: `peers ${lab.hosts.length}: ${strategy}: every host runs generation ${generation}`,
+      name: `${where}: ${strategy}: every host runs generation ${generation}`,
       ok: wrong.length === 0,
       detail: wrong.length ? `not on the new system: ${wrong.join(', ')}` : 'current-system is the new toplevel on every host',
     },
@@ -265,8 +274,8 @@ function perHostBudgetMs(ctx: Context): number {
 }
 
 /** The document's flow: one nixos-rebuild after another, the seed first. */
-async function documentFlow(ctx: Context, generation: string, realNix: string): Promise<PeerRun> {
-  return measureOne(ctx, 'document', generation, realNix, async (h, inventory, flake) => {
+async function documentFlow(ctx: Context, generation: string, realNix: string, where: string): Promise<PeerRun> {
+  return measureOne(ctx, 'document', generation, realNix, where, async (h, inventory, flake) => {
     const hostTimes = [];
     for (const host of seedFirst(inventory, ctx.lab.hosts)) {
       const r = await h.run(`nixos-rebuild ${host}`, rebuildSpec(inventory, flake, host, perHostBudgetMs(ctx)));
@@ -284,8 +293,8 @@ async function documentFlow(ctx: Context, generation: string, realNix: string): 
 }
 
 /** Every host's nixos-rebuild at once. */
-async function parallelRebuilds(ctx: Context, generation: string, realNix: string): Promise<PeerRun> {
-  return measureOne(ctx, 'parallel', generation, realNix, async (h, inventory, flake) => {
+async function parallelRebuilds(ctx: Context, generation: string, realNix: string, where: string): Promise<PeerRun> {
+  return measureOne(ctx, 'parallel', generation, realNix, where, async (h, inventory, flake) => {
     const results = await Promise.allSettled(ctx.lab.hosts.map((host) => h.run(`nixos-rebuild ${host}`, rebuildSpec(inventory, flake, host, perHostBudgetMs(ctx)))));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -302,8 +311,8 @@ async function parallelRebuilds(ctx: Context, generation: string, realNix: strin
 }
 
 /** colmena's way: build all, then push and activate each host, 10 at once. */
-async function colmenaWay(ctx: Context, generation: string, realNix: string): Promise<PeerRun> {
-  return measureOne(ctx, 'colmena', generation, realNix, async (h, inventory, flake) => {
+async function colmenaWay(ctx: Context, generation: string, realNix: string, where: string): Promise<PeerRun> {
+  return measureOne(ctx, 'colmena', generation, realNix, where, async (h, inventory, flake) => {
     const hosts = ctx.lab.hosts;
     const build = await h.run('nix build of every toplevel', {
       argv: ['nix', 'build', '--no-link', '--json', ...hosts.map((host) => installable(flake, toplevelAttribute(inventory, host)))],
@@ -348,15 +357,15 @@ async function colmenaWay(ctx: Context, generation: string, realNix: string): Pr
 }
 
 /** deploy-all, in its cgroup, with the evaluation counter. */
-async function deployAll(ctx: Context, generation: string, realNix: string, concurrency: number | undefined): Promise<PeerRun> {
-  return measureOne(ctx, 'deploy-all', generation, realNix, async (h) => {
+async function deployAll(ctx: Context, generation: string, realNix: string, where: string, concurrency: number | undefined): Promise<PeerRun> {
+  return measureOne(ctx, 'deploy-all', generation, realNix, where, async (h) => {
     // measureOne wrote the generation already: deploy-all deploys it as is.
     const staged = await measureStaged(ctx, {
       generation,
       newGeneration: false,
       expectBuilds: true,
       concurrency,
-      label: `peers ${ctx.lab.hosts.length}: deploy-all`,
+      label: `${where}: deploy-all`,
       wrap: (argv) => h.cgroup.wrap(argv),
       env: h.env,
     });
@@ -398,16 +407,17 @@ async function measurePeer(ctx: Context, strategy: Strategy, options: { generati
   const { realNix, round, rounds } = options;
   const n = ctx.lab.hosts.length;
   const generation = options.generation(`p${n}${strategy.replace('-', '').slice(0, 3)}${round > 1 ? round : ''}`);
+  const where = `peers ${n}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}`;
   const run =
     strategy === 'document'
-      ? await documentFlow(ctx, generation, realNix)
+      ? await documentFlow(ctx, generation, realNix, where)
       : strategy === 'parallel'
-        ? await parallelRebuilds(ctx, generation, realNix)
+        ? await parallelRebuilds(ctx, generation, realNix, where)
         : strategy === 'colmena'
-          ? await colmenaWay(ctx, generation, realNix)
-          : await deployAll(ctx, generation, realNix, options.concurrency);
+          ? await colmenaWay(ctx, generation, realNix, where)
+          : await deployAll(ctx, generation, realNix, where, options.concurrency);
   ctx.progress(
-    `peers ${n}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}: ${strategy} ${(run.wallMs / 1000).toFixed(1)} s, kernel ${run.kernelBuiltOn.length}×, evaluations per host ${run.evaluations.min}–${run.evaluations.max}` +
+    `${where}: ${strategy} ${(run.wallMs / 1000).toFixed(1)} s, kernel ${run.kernelBuiltOn.length}×, evaluations per host ${run.evaluations.min}–${run.evaluations.max}` +
       (run.coordinator ? `, coordinator CPU ${(run.coordinator.cpuMs / 1000).toFixed(1)} s, peak ${((run.coordinator.peakMemoryBytes ?? 0) / 2 ** 20).toFixed(0)} MiB` : ''),
   );
   return { ...run, round };

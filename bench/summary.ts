@@ -133,7 +133,7 @@ export function peersBlock(point: PeersPoint, knobs: BenchResults['knobs']): str
   }
   for (const r of point.runs) {
     if (r.error) out.push(`  ${r.strategy}${rounds > 1 ? ` (round ${r.round ?? 1})` : ''} FAILED: ${r.error.split('\n')[0]}`);
-    for (const [host, units] of Object.entries(r.failedUnits ?? {})) out.push(`  ${r.strategy}: ${host}: failed units: ${units.join('; ')}`);
+    for (const [host, units] of Object.entries(r.failedUnits ?? {})) out.push(`  ${r.strategy}${rounds > 1 ? ` (round ${r.round ?? 1})` : ''}: ${host}: failed units: ${units.join('; ')}`);
   }
   const ours = medians.find((r) => r.strategy === 'deploy-all');
   if (ours) {
@@ -148,9 +148,9 @@ export function peersBlock(point: PeersPoint, knobs: BenchResults['knobs']): str
   return out;
 }
 
-/** In how many rounds deploy-all's wall was below `peer`'s (a round missing either counts as lost). */
+/** In how many rounds deploy-all's wall was below `peer`'s (a round where either is missing or failed counts as lost). */
 export function roundsWon(point: Pick<PeersPoint, 'runs'>, peer: PeerRun['strategy']): number {
-  const wall = (strategy: PeerRun['strategy'], round: number) => point.runs.find((r) => r.strategy === strategy && (r.round ?? 1) === round)?.wallMs;
+  const wall = (strategy: PeerRun['strategy'], round: number) => point.runs.find((r) => r.strategy === strategy && (r.round ?? 1) === round && r.ok)?.wallMs;
   const rounds = new Set(point.runs.map((r) => r.round ?? 1));
   return [...rounds].filter((round) => {
     const ours = wall('deploy-all', round);

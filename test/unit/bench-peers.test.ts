@@ -48,6 +48,13 @@ describe('peers in rounds', () => {
     expect(medianRuns({ runs: [run('parallel', 1, 50_000)] })[0]!.wallMs).toBe(50_000);
   });
 
+  it('a failed run (its wall is its time to the failure) is left out while another run succeeded', () => {
+    const failed = { ...run('deploy-all', 2, 3_000), ok: false };
+    expect(medianRuns({ runs: [run('deploy-all', 1, 47_100), failed, run('deploy-all', 3, 47_300)] })[0]!.round).toBe(1);
+    expect(medianRuns({ runs: [failed] })[0]).toBe(failed);
+    expect(roundsWon({ runs: [failed, run('colmena', 2, 48_000)] }, 'colmena')).toBe(0);
+  });
+
   it('counts the rounds deploy-all won against a peer, a round without either run lost', () => {
     expect(roundsWon(point, 'colmena')).toBe(2);
     expect(roundsWon({ runs: [run('deploy-all', 1, 1), run('colmena', 2, 2)] }, 'colmena')).toBe(0);
