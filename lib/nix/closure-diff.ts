@@ -150,8 +150,9 @@ const FORMAT = 'avalanche-closure-diff-1';
 const DIFF_CLOSURES_MARKER = 'diff-closures:';
 
 /**
- * POSIX sh for the host that compares: realises the new toplevel (and the
- * current system) — as a non-root user through the Nix daemon, which
+ * POSIX sh for the host that compares: reads the closure sizes of the new
+ * toplevel (and the current system), realising them first only when they
+ * are not in the store — as a non-root user through the Nix daemon, which
  * substitutes them from the host's own substituters (the fleet's targets:
  * hawk's cache) — then prints, one `key=value` a line: `format=…`,
  * `current-system=<path or empty>`, `toplevel=<path>`,
@@ -173,16 +174,20 @@ have() {
   echo "closure-diff: cannot get $2 $1 here: it is neither in this host's store nor served by its substituters" >&2
   return 1
 }
-# Both at once (one Nix process, one daemon connection); one by one only to tell which is missing.
-if ! nix-store --realise --no-gc-warning "$toplevel" \${current:+"$current"} >/dev/null 2>&1; then
-  have "$toplevel" "the new toplevel" || exit 3
-  if [ -n "$current" ]; then have "$current" "the current system" || exit 4; fi
+# One line per path, "<path> <closure bytes>", in Nix's order (sorted), so each is found by its path. Both are
+# usually here (after the copy, or the activation): asked first without substituting (path-info would try
+# the substituters itself), and only when that fails realised, both at once (one Nix process, one daemon
+# connection), and one by one only to tell which is missing.
+if ! sizes=$(nixc --option substitute false path-info -S "$toplevel" \${current:+"$current"} 2>/dev/null); then
+  if ! nix-store --realise --no-gc-warning "$toplevel" \${current:+"$current"} >/dev/null 2>&1; then
+    have "$toplevel" "the new toplevel" || exit 3
+    if [ -n "$current" ]; then have "$current" "the current system" || exit 4; fi
+  fi
+  sizes=$(nixc path-info -S "$toplevel" \${current:+"$current"}) || exit 1
 fi
 echo "format=${FORMAT}"
 echo "current-system=$current"
 echo "toplevel=$toplevel"
-# One line per path, "<path> <closure bytes>", in Nix's order (sorted), so each is found by its path.
-sizes=$(nixc path-info -S "$toplevel" \${current:+"$current"}) || exit 1
 after= before=
 while read -r path bytes; do
   if [ "$path" = "$toplevel" ]; then after=$bytes; fi

@@ -166,22 +166,31 @@ describe('the closure-diff script under sh', () => {
 
   /**
    * Stand-ins as strict as Nix: nix-store --realise succeeds only when every
-   * path given is in `valid` (else Nix's error for the first that is not);
-   * nix path-info -S prints a line per path, sorted as Nix's StorePathSet is;
-   * store diff-closures prints what Nix printed in the lab.
+   * path given is in `valid` (here or substitutable; else Nix's error for the
+   * first that is not), and then they are here; nix path-info -S answers
+   * for paths here, substituting the others in `valid` first as Nix 2.8 does
+   * unless given `--option substitute false` (else Nix's "is not valid"), a
+   * line per path, sorted as Nix's StorePathSet is; store diff-closures prints what Nix printed in
+   * the lab. `here`: the paths in the store at the start (default: `valid`).
    */
-  function stubs(valid: readonly string[]): void {
+  function stubs(valid: readonly string[], here: readonly string[] = valid): void {
     const diffClosures = fixture('diff-closures/nix-2.26.out').split('diff-closures:\n')[1]!;
     writeFileSync(join(dir, 'diff-closures.out'), diffClosures);
+    const store = join(dir, 'store');
+    writeFileSync(store, here.map((p) => `${p}\n`).join(''));
     const sizes: Record<string, number> = { [DC1]: 62_488, [DC2]: 142_976 };
     writeFileSync(
       join(dir, 'nix-store'),
-      `#!/bin/sh\necho "nix-store $*" >>"${calls}"\nshift 2\nfor p in "$@"; do case " ${valid.join(' ')} " in *" $p "*) ;; *) echo "error: path '$p' is required, but there is no substituter that can build it" >&2; exit 1 ;; esac; done\nprintf '%s\\n' "$@"\n`,
+      `#!/bin/sh\necho "nix-store $*" >>"${calls}"\nshift 2\nfor p in "$@"; do case " ${valid.join(' ')} " in *" $p "*) ;; *) echo "error: path '$p' is required, but there is no substituter that can build it" >&2; exit 1 ;; esac; done\nprintf '%s\\n' "$@" >>"${store}"\nprintf '%s\\n' "$@"\n`,
     );
     writeFileSync(
       join(dir, 'nix'),
-      `#!/bin/sh\necho "nix $*" >>"${calls}"\nshift 2\ncase "$1 $2" in\n` +
-        `  "path-info -S") shift 2; for p in $(printf '%s\\n' "$@" | sort -u); do case "$p" in ${Object.entries(sizes).map(([p, n]) => `${p}) printf '%s\\t%11d\\n' "$p" ${n} ;;`).join(' ')} *) exit 1 ;; esac; done ;;\n` +
+      `#!/bin/sh\necho "nix $*" >>"${calls}"\nshift 2\nsubstitute=true\nif [ "$1" = --option ]; then [ "$2" = substitute ] && substitute=$3; shift 3; fi\ncase "$1 $2" in\n` +
+        // As Nix 2.8 does, path-info substitutes a path that is not here unless told not to.
+        `  "path-info -S") shift 2; for p in $(printf '%s\\n' "$@" | sort -u); do grep -qxF -- "$p" "${store}" && continue; ` +
+        `if [ "$substitute" = true ] && case " ${valid.join(' ')} " in *" $p "*) true ;; *) false ;; esac; then echo "$p" >>"${store}"; continue; fi; ` +
+        `echo "error: path '$p' is not valid" >&2; exit 1; done; ` +
+        `for p in $(printf '%s\\n' "$@" | sort -u); do case "$p" in ${Object.entries(sizes).map(([p, n]) => `${p}) printf '%s\\t%11d\\n' "$p" ${n} ;;`).join(' ')} *) exit 1 ;; esac; done ;;\n` +
         `  "store diff-closures") cat "${join(dir, 'diff-closures.out')}" ;;\n  *) exit 2 ;;\nesac\n`,
     );
     chmodSync(join(dir, 'nix-store'), 0o755);
@@ -202,13 +211,25 @@ describe('the closure-diff script under sh', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('realises both systems, then prints the sizes and the diff in the lab\'s very format', async () => {
+  it('both systems here (after the copy or the activation): the sizes and the diff in the lab\'s very format, nothing realised', async () => {
     stubs([DC1, DC2]);
     const result = await script(DC1, DC2);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
-    // One Nix process per question: both realised at once, both sizes at once.
+    // One Nix process per question: both sizes at once.
     expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
+      `nix --extra-experimental-features nix-command --option substitute false path-info -S ${DC2} ${DC1}`,
+      `nix --extra-experimental-features nix-command store diff-closures ${DC1} ${DC2}`,
+    ]);
+  });
+
+  it('the new toplevel not here yet (--interactive, before the copy): realises both at once, then the same', async () => {
+    stubs([DC1, DC2], [DC1]);
+    const result = await script(DC1, DC2);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
+      `nix --extra-experimental-features nix-command --option substitute false path-info -S ${DC2} ${DC1}`,
       `nix-store --realise --no-gc-warning ${DC2} ${DC1}`,
       `nix --extra-experimental-features nix-command path-info -S ${DC2} ${DC1}`,
       `nix --extra-experimental-features nix-command store diff-closures ${DC1} ${DC2}`,
