@@ -51,7 +51,7 @@ in one run, each measurement on a fresh kernel derivation (new flake generation)
 It prints the totals, the ratio staged/sequential against the document's 44/120 min,
 the orchestration overhead (wall time − the union of the intervals in which a command
 of deploy-all's own command log ran), per-stage times and the scale table, and writes
-everything to bench/results/<ISO timestamp>.json. Needs root; ~28 minutes on 2 cores (--only-scale: ~23).
+everything to bench/results/<ISO timestamp>.json. Needs root; ~27 minutes on 2 cores (--only-scale: ~23).
 Waits for ${LAB_LOCK} (so it is safe next to a test run) and tears the lab down
 (test/lab/down.sh) also on failure and Ctrl-C.
 
