@@ -115,7 +115,7 @@ export function defaultPeerRounds(hosts: number): number {
   return hosts <= CLOSE_UP_TO_HOSTS ? CLOSE_ROUNDS : 1;
 }
 
-/** Where the strategies end within a run's noise of each other (~1 s apart at 3 hosts; 8 s and more from 10 hosts on, where one round takes 4–7 min). */
+/** Where deploy-all and a peer end within a run's noise of each other (~1 s apart at 3 hosts; deploy-all 8 s and more ahead from 10 hosts on, where one round takes 4–7 min). */
 const CLOSE_UP_TO_HOSTS = 3;
 /** The fewest rounds with a median that one slow run cannot move. */
 const CLOSE_ROUNDS = 3;

@@ -175,9 +175,9 @@ have() {
   return 1
 }
 # One line per path, "<path> <closure bytes>", in Nix's order (sorted), so each is found by its path. Both are
-# usually here (after the copy, or the activation): asked first without substituting (path-info would try
-# the substituters itself), and only when that fails realised, both at once (one Nix process, one daemon
-# connection), and one by one only to tell which is missing.
+# usually here (after the copy, or the activation): asked first, not asking the substituters (path-info
+# would query them for what is missing, and wait for them, before failing), and only when that fails
+# realised, both at once (one Nix process, one daemon connection), one by one only to tell which is missing.
 if ! sizes=$(nixc --option substitute false path-info -S "$toplevel" \${current:+"$current"} 2>/dev/null); then
   if ! nix-store --realise --no-gc-warning "$toplevel" \${current:+"$current"} >/dev/null 2>&1; then
     have "$toplevel" "the new toplevel" || exit 3

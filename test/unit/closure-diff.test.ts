@@ -168,9 +168,10 @@ describe('the closure-diff script under sh', () => {
    * Stand-ins as strict as Nix: nix-store --realise succeeds only when every
    * path given is in `valid` (here or substitutable; else Nix's error for the
    * first that is not), and then they are here; nix path-info -S answers
-   * for paths here, substituting the others in `valid` first as Nix 2.8 does
-   * unless given `--option substitute false` (else Nix's "is not valid"), a
-   * line per path, sorted as Nix's StorePathSet is; store diff-closures prints what Nix printed in
+   * only for paths here (else Nix's "is not valid": it fetches nothing, it
+   * only asks the substituters first unless given `--option substitute
+   * false`, which the call list shows), a line per path, sorted as Nix's
+   * StorePathSet is; store diff-closures prints what Nix printed in
    * the lab. `here`: the paths in the store at the start (default: `valid`).
    */
   function stubs(valid: readonly string[], here: readonly string[] = valid): void {
@@ -186,10 +187,9 @@ describe('the closure-diff script under sh', () => {
     writeFileSync(
       join(dir, 'nix'),
       `#!/bin/sh\necho "nix $*" >>"${calls}"\nshift 2\nsubstitute=true\nif [ "$1" = --option ]; then [ "$2" = substitute ] && substitute=$3; shift 3; fi\ncase "$1 $2" in\n` +
-        // As Nix 2.8 does, path-info substitutes a path that is not here unless told not to.
+        // Without substitute=false Nix 2.8 first prints what it would fetch ("this path will be fetched"), and fails the same.
         `  "path-info -S") shift 2; for p in $(printf '%s\\n' "$@" | sort -u); do grep -qxF -- "$p" "${store}" && continue; ` +
-        `if [ "$substitute" = true ] && case " ${valid.join(' ')} " in *" $p "*) true ;; *) false ;; esac; then echo "$p" >>"${store}"; continue; fi; ` +
-        `echo "error: path '$p' is not valid" >&2; exit 1; done; ` +
+        `[ "$substitute" = true ] && echo "this path will be fetched: $p" >&2; echo "error: path '$p' is not valid" >&2; exit 1; done; ` +
         `for p in $(printf '%s\\n' "$@" | sort -u); do case "$p" in ${Object.entries(sizes).map(([p, n]) => `${p}) printf '%s\\t%11d\\n' "$p" ${n} ;;`).join(' ')} *) exit 1 ;; esac; done ;;\n` +
         `  "store diff-closures") cat "${join(dir, 'diff-closures.out')}" ;;\n  *) exit 2 ;;\nesac\n`,
     );
@@ -228,11 +228,33 @@ describe('the closure-diff script under sh', () => {
     const result = await script(DC1, DC2);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
+    // The first question's "not valid" is expected, not the user's to see.
+    expect(result.stderr).toBe('');
     expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
       `nix --extra-experimental-features nix-command --option substitute false path-info -S ${DC2} ${DC1}`,
       `nix-store --realise --no-gc-warning ${DC2} ${DC1}`,
       `nix --extra-experimental-features nix-command path-info -S ${DC2} ${DC1}`,
       `nix --extra-experimental-features nix-command store diff-closures ${DC1} ${DC2}`,
+    ]);
+  });
+
+  it('the current system not here (another machine compares): realised with the new one, then the same', async () => {
+    stubs([DC1, DC2], [DC2]);
+    const result = await script(DC1, DC2);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
+    expect(readFileSync(calls, 'utf8')).toContain(`nix-store --realise --no-gc-warning ${DC2} ${DC1}`);
+  });
+
+  it('a first deploy with the new toplevel not here yet: realised alone, its size only', async () => {
+    stubs([DC2], []);
+    const result = await script('', DC2);
+    expect(result.exitCode, result.stderr).toBe(0);
+    expect(result.stdout).toBe(fixture('diff-closures/first-deploy-2.26.out'));
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
+      `nix --extra-experimental-features nix-command --option substitute false path-info -S ${DC2}`,
+      `nix-store --realise --no-gc-warning ${DC2}`,
+      `nix --extra-experimental-features nix-command path-info -S ${DC2}`,
     ]);
   });
 
@@ -256,6 +278,7 @@ describe('the closure-diff script under sh', () => {
     stubs([DC2]);
     const result = await script(DC1, DC2);
     expect(result.exitCode).toBe(4);
+    expect(result.stdout).toBe('');
     expect(result.stderr).toContain(`closure-diff: cannot get the current system ${DC1} here`);
   });
 });
