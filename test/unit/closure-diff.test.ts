@@ -197,6 +197,11 @@ describe('the closure-diff script under sh', () => {
     chmodSync(join(dir, 'nix'), 0o755);
   }
 
+  /** The Nix commands the script ran, in order, as the stand-ins logged them. */
+  const callsMade = () => readFileSync(calls, 'utf8').split('\n').filter(Boolean);
+  /** How the script spells `nix` (lib/nix/closure-diff.ts nixc). */
+  const NIXC = 'nix --extra-experimental-features nix-command';
+
   const script = (current: string, toplevel: string) => {
     const [sh, ...args] = closureDiffLocalArgv({ current, toplevel });
     return run(sh!, args, { env: { PATH: `${dir}:/usr/bin:/bin` } }).then(
@@ -217,9 +222,9 @@ describe('the closure-diff script under sh', () => {
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
     // One Nix process per question: both sizes at once.
-    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
-      `nix --extra-experimental-features nix-command --option substitute false path-info -S ${DC2} ${DC1}`,
-      `nix --extra-experimental-features nix-command store diff-closures ${DC1} ${DC2}`,
+    expect(callsMade()).toEqual([
+      `${NIXC} --option substitute false path-info -S ${DC2} ${DC1}`,
+      `${NIXC} store diff-closures ${DC1} ${DC2}`,
     ]);
   });
 
@@ -230,11 +235,11 @@ describe('the closure-diff script under sh', () => {
     expect(result.stdout).toBe(fixture('diff-closures/nix-2.26.out'));
     // The first question's "not valid" is expected, not the user's to see.
     expect(result.stderr).toBe('');
-    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
-      `nix --extra-experimental-features nix-command --option substitute false path-info -S ${DC2} ${DC1}`,
+    expect(callsMade()).toEqual([
+      `${NIXC} --option substitute false path-info -S ${DC2} ${DC1}`,
       `nix-store --realise --no-gc-warning ${DC2} ${DC1}`,
-      `nix --extra-experimental-features nix-command path-info -S ${DC2} ${DC1}`,
-      `nix --extra-experimental-features nix-command store diff-closures ${DC1} ${DC2}`,
+      `${NIXC} path-info -S ${DC2} ${DC1}`,
+      `${NIXC} store diff-closures ${DC1} ${DC2}`,
     ]);
   });
 
@@ -251,10 +256,10 @@ describe('the closure-diff script under sh', () => {
     const result = await script('', DC2);
     expect(result.exitCode, result.stderr).toBe(0);
     expect(result.stdout).toBe(fixture('diff-closures/first-deploy-2.26.out'));
-    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toEqual([
-      `nix --extra-experimental-features nix-command --option substitute false path-info -S ${DC2}`,
+    expect(callsMade()).toEqual([
+      `${NIXC} --option substitute false path-info -S ${DC2}`,
       `nix-store --realise --no-gc-warning ${DC2}`,
-      `nix --extra-experimental-features nix-command path-info -S ${DC2}`,
+      `${NIXC} path-info -S ${DC2}`,
     ]);
   });
 
