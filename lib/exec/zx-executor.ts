@@ -186,13 +186,14 @@ export async function killTree(pidOf: () => number | undefined, outputs: Readonl
     return;
   }
   const deadline = Date.now() + KILL_GRACE_MS;
-  while (!allGone()) {
+  // Most exit within milliseconds of the SIGTERM (a stopped build's Nix client): looked at soon, then every POLL_MS.
+  for (let wait = 5; !allGone(); wait = Math.min(wait * 2, POLL_MS)) {
     if (Date.now() >= deadline) {
       await snapshot();
       signalAll('SIGKILL', true);
       return;
     }
-    await sleep(POLL_MS);
+    await sleep(wait);
   }
 }
 

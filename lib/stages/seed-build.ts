@@ -175,22 +175,27 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
   }
 }
 
-/** How often the build of the others starts again at most ({@link buildOthers}). */
+/** How many more builds of the others start beside the first at most ({@link buildOthers}). */
 const MAX_RESTARTS = 3;
 
 /**
- * The build of a system's other toplevels, beside its head start, started
- * again when the head start's log says a build of its ended (the kernel,
- * above all; not its own toplevel) while this build's log says it builds
- * nothing and waits for another process's lock on an output: Nix looks at
- * such a lock again only every `build-poll-interval` seconds (the seed
- * builds set 1, lib/nix/commands.ts; Nix's default is 5, and its worker
- * waits whole seconds), on average half a second after it was freed, while
- * a `nix build` started anew finds the output valid and dispatches at once
- * (Nix ends a build's activity after it registered the outputs and freed
- * their locks). What the stopped one had built stays in the store; what it
- * was fetching is fetched again. At most {@link MAX_RESTARTS} times; each
- * attempt has the planned timeout.
+ * The build of a system's other toplevels, beside its head start. When the
+ * head start's log says a build of its ended (the kernel, above all; not its
+ * own toplevel) while the newest attempt's log says it builds nothing and
+ * waits for another process's lock on an output, the same build starts again
+ * beside it: Nix looks at such a lock again only every `build-poll-interval`
+ * seconds (the seed builds set 1, lib/nix/commands.ts; Nix's default is 5,
+ * and its worker waits whole seconds), on average half a second after it was
+ * freed, while a `nix build` started anew finds the output valid and
+ * dispatches at once (Nix ends a build's activity after it registered the
+ * outputs and freed their locks). The waiting one is not stopped then: a
+ * daemon's worker may take the freed lock and build before a stop reaches
+ * it, and a client stopped meanwhile would never tell what it built. The
+ * first attempt to succeed ends the others (all ask for the same outputs, so
+ * whatever another began is built by then: the winner waited for its lock),
+ * and they are waited for, so the report has every build any of them began,
+ * once. A failure of any that was not stopped is the build's failure. At
+ * most {@link MAX_RESTARTS} more; each attempt has the planned timeout.
  */
 async function buildOthers(
   ctx: RunContext,
@@ -203,29 +208,44 @@ async function buildOthers(
 ): Promise<void> {
   // The head start's own toplevels are nothing the others wait for.
   const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
-  for (let restarts = 0; ; restarts++) {
-    const restart = new AbortController();
+  const ended = new AbortController();
+  const attempts: { done: Promise<void>; builds: BuildRecord[] }[] = [];
+  let settled!: { resolve: () => void; reject: (error: unknown) => void };
+  const outcome = new Promise<void>((resolve, reject) => (settled = { resolve, reject }));
+  const start = () => {
     const log = new BuildLogRecorder();
-    const off =
-      restarts < MAX_RESTARTS
-        ? head?.onBuildStop((drvPath) => {
-            if (!log.waitingForLock || log.building || own.has(drvPath) || restart.signal.aborted) return;
-            say(`the head start built ${drvName(drvPath)}, which this build waited for: starting it again`);
-            restart.abort();
-          })
-        : undefined;
-    const attempt: BuildRecord[] = [];
-    try {
-      await runBuild(ctx, build, of, say, AbortSignal.any([signal, restart.signal]), attempt, { log });
-      return;
-    } catch (error) {
-      if (!restart.signal.aborted || signal.aborted) throw error;
-    } finally {
-      off?.();
-      // A stopped attempt's builds that had not ended (one begun as it was stopped) are built again by the next.
-      built.push(...(restart.signal.aborted && !signal.aborted ? attempt.filter((b) => b.endedAt !== undefined) : attempt));
-    }
+    const builds: BuildRecord[] = [];
+    const done = runBuild(ctx, build, of, say, AbortSignal.any([signal, ended.signal]), builds, { log });
+    done.then(settled.resolve, (error) => {
+      if (!ended.signal.aborted) settled.reject(error);
+    });
+    attempts.push({ done, builds });
+    return log;
+  };
+  let newest = start();
+  const off = head?.onBuildStop((drvPath) => {
+    if (attempts.length > MAX_RESTARTS || !newest.waitingForLock || newest.building || own.has(drvPath) || ended.signal.aborted) return;
+    say(`the head start built ${drvName(drvPath)}, which this build waited for: starting it again beside it`);
+    newest = start();
+  });
+  try {
+    await outcome;
+  } finally {
+    off?.();
+    ended.abort();
+    await Promise.allSettled(attempts.map((a) => a.done));
+    built.push(...onceEach(attempts.flatMap((a) => a.builds)));
   }
+}
+
+/** Each derivation once: the record that saw its end, when one did. */
+function onceEach(builds: readonly BuildRecord[]): BuildRecord[] {
+  const byDrv = new Map<string, BuildRecord>();
+  for (const b of builds) {
+    const seen = byDrv.get(b.drvPath);
+    if (!seen || (seen.endedAt === undefined && b.endedAt !== undefined)) byDrv.set(b.drvPath, b);
+  }
+  return [...byDrv.values()];
 }
 
 /**

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { CommandSpec } from '../../lib/exec/types.ts';
 import { FIXTURE_TOPLEVEL } from '../helpers/fixtures.ts';
 import { asRun, buildsOneToplevel, FIXTURE_DRV, kernelBuildStart, runPipeline, touchedTarget } from '../helpers/pipeline.ts';
-import { RecordingExecutor, type Responder, when } from '../helpers/recording-executor.ts';
+import { RecordingExecutor, type Responder, type ScriptedResponse, when } from '../helpers/recording-executor.ts';
 import type { PlannedCommand } from '../../lib/plan/types.ts';
 import { closeConnections } from '../../lib/stages/context.ts';
 
@@ -194,6 +194,65 @@ describe('pipelined stages', () => {
       expect(builds[0]![0]).toEqual(builds[1]![0]);
       expect(result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
       expect(result.report.builds.filter((b) => b.drvPath === firmware)).toEqual([expect.objectContaining({ machine: 'ssh://nix-builder@opi01.internal', durationMs: expect.any(Number) })]);
+    });
+
+    /**
+     * The build of the others, the first attempt waiting for the kernel's lock: `first` and `second` answer
+     * the first attempt and the one started beside it (given a promise settled once the second began).
+     */
+    async function besideTheWaitingOne(
+      first: (spec: CommandSpec, secondBegan: Promise<void>) => ScriptedResponse,
+      second: (secondBegan: Promise<void>) => ScriptedResponse,
+    ): Promise<{ pipeline: Awaited<ReturnType<typeof runPipeline>>; aborted: (boolean | undefined)[] }> {
+      let othersBegan!: () => void;
+      const began = new Promise<void>((resolve) => (othersBegan = resolve));
+      let secondBegan!: () => void;
+      const secondBeganPromise = new Promise<void>((resolve) => (secondBegan = resolve));
+      let othersCalls = 0;
+      const pipeline = await runPipeline([
+        headStart(began, began),
+        (spec) => {
+          if (!othersBuild(spec)) return undefined;
+          if (++othersCalls === 1) return othersBegan(), { lines: [waitsForLock], ...first(spec, secondBeganPromise) };
+          return secondBegan(), second(secondBeganPromise);
+        },
+      ]);
+      const { executor } = pipeline;
+      return { pipeline, aborted: executor.calls.flatMap((c, i) => (othersBuild(c) ? [executor.results[i]?.aborted] : [])) };
+    }
+    const afterMs = (p: Promise<void>, ms: number) => p.then(() => new Promise((resolve) => setTimeout(resolve, ms)));
+
+    it('is not stopped when the build starts beside it: what it built then, its end untold, is in the report once', async () => {
+      // A daemon's worker took the freed lock and built opi02's toplevel; the one beside it found it valid.
+      const { pipeline, aborted } = await besideTheWaitingOne(
+        (spec, secondBegan) => ({ later: { after: secondBegan, lines: [toplevelStart(spec)] }, untilAborted: true }),
+        (secondBegan) => ({ until: afterMs(secondBegan, 10), stdout: built }),
+      );
+      expect(pipeline.result.error).toBeUndefined();
+      expect(aborted).toEqual([true, false]);
+      const toplevel = '/nix/store/3k5a9w0v1xw7jqj3l5z5y3pp5ydn8l1g-nixos-system-opi02.drv';
+      expect(pipeline.result.report.builds.filter((b) => b.drvPath === toplevel)).toHaveLength(1);
+      expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
+    });
+
+    it('when it succeeds first, the one beside it is stopped', async () => {
+      const { pipeline, aborted } = await besideTheWaitingOne(
+        (_spec, secondBegan) => ({ until: afterMs(secondBegan, 10), stdout: built }),
+        () => ({ untilAborted: true }),
+      );
+      expect(pipeline.result.error).toBeUndefined();
+      expect(aborted).toEqual([false, true]);
+      expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
+    });
+
+    it('when it fails, the build fails and the one beside it is stopped', async () => {
+      const { pipeline, aborted } = await besideTheWaitingOne(
+        (_spec, secondBegan) => ({ until: afterMs(secondBegan, 10), exitCode: 1, stderr: 'error: builder for nixos-system-opi02 failed with exit code 1' }),
+        () => ({ untilAborted: true }),
+      );
+      expect(pipeline.result.error?.message).toMatch(/^seed build of aarch64-linux on opi03 failed: nix exited with 1/);
+      expect(aborted).toEqual([false, true]);
+      expect(pipeline.result.report.hosts.map((h) => h.state)).not.toContain('deployed');
     });
 
     /**
