@@ -216,9 +216,13 @@ async function buildOthers(
     const log = new BuildLogRecorder();
     const builds: BuildRecord[] = [];
     const done = runBuild(ctx, build, of, say, AbortSignal.any([signal, ended.signal]), builds, { log });
-    done.then(settled.resolve, (error) => {
-      if (!ended.signal.aborted) settled.reject(error);
-    });
+    // The first to settle decides and stops the others (what they answer then is from being stopped).
+    done.then(
+      () => (settled.resolve(), ended.abort()),
+      (error) => {
+        if (!ended.signal.aborted) (settled.reject(error), ended.abort());
+      },
+    );
     attempts.push({ done, builds });
     return log;
   };
@@ -232,7 +236,6 @@ async function buildOthers(
     await outcome;
   } finally {
     off?.();
-    ended.abort();
     await Promise.allSettled(attempts.map((a) => a.done));
     built.push(...onceEach(attempts.flatMap((a) => a.builds)));
   }
