@@ -11,7 +11,8 @@
  */
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
-import { StageError } from '../errors.ts';
+import { sleep } from '../backoff.ts';
+import { InterruptedError, StageError } from '../errors.ts';
 import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, isOutputNoise, parseBuildResults, tailWithoutNoise } from '../nix/build-log.ts';
 import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
@@ -175,8 +176,14 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
   }
 }
 
-/** How many more builds of the others start beside the first at most ({@link buildOthers}). */
-const MAX_RESTARTS = 3;
+/** How many builds of the others run at most, beside each other, the first included ({@link buildOthers}). */
+const MAX_ATTEMPTS = 4;
+/**
+ * Once one build of the others succeeded, how long another that is building
+ * a derivation is given to say that build ended (ms): Nix says so just after
+ * it registered the outputs, which the one that succeeded found valid.
+ */
+const END_TOLD_WITHIN_MS = 2000;
 
 /**
  * The build of a system's other toplevels, beside its head start. When the
@@ -190,12 +197,17 @@ const MAX_RESTARTS = 3;
  * dispatches at once (Nix ends a build's activity after it registered the
  * outputs and freed their locks). The waiting one is not stopped then: a
  * daemon's worker may take the freed lock and build before a stop reaches
- * it, and a client stopped meanwhile would never tell what it built. The
- * first attempt to succeed ends the others (all ask for the same outputs, so
- * whatever another began is built by then: the winner waited for its lock),
- * and they are waited for, so the report has every build any of them began,
- * once. A failure of any that was not stopped is the build's failure. At
- * most {@link MAX_RESTARTS} more; each attempt has the planned timeout.
+ * it, and a client stopped meanwhile would never tell what it built.
+ *
+ * The first attempt to end decides. A success stops the others (all ask for
+ * the same outputs, so whatever another was building is built by then: the
+ * one that succeeded waited for its lock), each once it has said the end of
+ * what it was building ({@link END_TOLD_WITHIN_MS} at most); a failure stops
+ * them at once and is the build's failure, as is any other failure but the
+ * stop's. All are waited for; the report has each derivation any of them
+ * began, once, and where each was built is checked over all of them. The
+ * first attempt's timeout bounds the whole (each has the planned timeout
+ * from its own start). At most {@link MAX_ATTEMPTS}.
  */
 async function buildOthers(
   ctx: RunContext,
@@ -208,47 +220,87 @@ async function buildOthers(
 ): Promise<void> {
   // The head start's own toplevels are nothing the others wait for.
   const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
-  const ended = new AbortController();
-  const attempts: { done: Promise<void>; builds: BuildRecord[] }[] = [];
-  let settled!: { resolve: () => void; reject: (error: unknown) => void };
-  const outcome = new Promise<void>((resolve, reject) => (settled = { resolve, reject }));
+  const decided = new AbortController();
+  const attempts: Attempt[] = [];
+  let settle!: { resolve: (winner: Attempt) => void; reject: (error: unknown) => void };
+  const outcome = new Promise<Attempt>((resolve, reject) => (settle = { resolve, reject }));
   const start = () => {
     const log = new BuildLogRecorder();
-    const builds: BuildRecord[] = [];
-    const done = runBuild(ctx, build, of, say, AbortSignal.any([signal, ended.signal]), builds, { log });
-    // The first to settle decides and stops the others (what they answer then is from being stopped).
-    done.then(
-      () => (settled.resolve(), ended.abort()),
-      (error) => {
-        if (!ended.signal.aborted) (settled.reject(error), ended.abort());
+    const stop = new AbortController();
+    const idle = new Set<() => void>();
+    const attempt: Attempt = { log, stop, builds: [], done: Promise.resolve(), untilIdle: () => new Promise((resolve) => (log.building ? idle.add(resolve) : resolve())) };
+    // Once decided, what the others print is of their stop.
+    const sayUndecided = (line: string) => (decided.signal.aborted ? undefined : say(line));
+    attempt.done = runBuild(ctx, build, of, sayUndecided, AbortSignal.any([signal, stop.signal]), attempt.builds, {
+      log,
+      placement: 'checked by the caller',
+      buildStop: () => {
+        if (!log.building) for (const resolve of idle) resolve();
       },
+    });
+    attempt.done.then(
+      () => decide(() => settle.resolve(attempt)),
+      (error) => decide(() => settle.reject(error)),
     );
-    attempts.push({ done, builds });
-    return log;
+    attempts.push(attempt);
+    return attempt;
+  };
+  const decide = (how: () => void) => {
+    if (decided.signal.aborted) return;
+    decided.abort();
+    how();
   };
   let newest = start();
   const off = head?.onBuildStop((drvPath) => {
-    if (attempts.length > MAX_RESTARTS || !newest.waitingForLock || newest.building || own.has(drvPath) || ended.signal.aborted) return;
+    if (attempts.length >= MAX_ATTEMPTS || !newest.log.waitingForLock || newest.log.building || own.has(drvPath) || decided.signal.aborted || signal.aborted) return;
     say(`the head start built ${drvName(drvPath)}, which this build waited for: starting it again beside it`);
     newest = start();
   });
   try {
-    await outcome;
+    const winner = await outcome.catch((error: unknown) => {
+      for (const attempt of attempts) attempt.stop.abort();
+      throw error;
+    });
+    await Promise.all(
+      attempts.map(async (attempt) => {
+        if (attempt === winner) return;
+        const waited = new AbortController();
+        await Promise.race([attempt.untilIdle(), attempt.done.catch(() => undefined), sleep(END_TOLD_WITHIN_MS, AbortSignal.any([signal, waited.signal]))]);
+        waited.abort();
+        attempt.stop.abort();
+      }),
+    );
+    // Any failure but one from being stopped here is the build's, whoever succeeded (the run's interruption too).
+    for (const result of await Promise.allSettled(attempts.map((a) => a.done))) {
+      if (result.status === 'rejected' && !(result.reason instanceof InterruptedError && !signal.aborted)) throw result.reason;
+    }
+    expectBuiltWhereAllowed(ctx, build, of.on, onceEach(attempts.flatMap((a) => a.builds)), attempts.some((a) => a.log.ignoredSettings.has('builders')));
   } finally {
     off?.();
+    for (const attempt of attempts) attempt.stop.abort();
     await Promise.allSettled(attempts.map((a) => a.done));
     built.push(...onceEach(attempts.flatMap((a) => a.builds)));
   }
 }
 
-/** Each derivation once: the record that saw its end, when one did. */
+/** One `nix build` of the others ({@link buildOthers}). */
+interface Attempt {
+  readonly log: BuildLogRecorder;
+  readonly stop: AbortController;
+  readonly builds: BuildRecord[];
+  done: Promise<void>;
+  /** settles once its log says no build of its runs */
+  readonly untilIdle: () => Promise<void>;
+}
+
+/** Each derivation once, the record that saw its end when one did; in the order they began. */
 function onceEach(builds: readonly BuildRecord[]): BuildRecord[] {
   const byDrv = new Map<string, BuildRecord>();
   for (const b of builds) {
     const seen = byDrv.get(b.drvPath);
     if (!seen || (seen.endedAt === undefined && b.endedAt !== undefined)) byDrv.set(b.drvPath, b);
   }
-  return [...byDrv.values()];
+  return [...byDrv.values()].sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0));
 }
 
 /**
@@ -266,8 +318,17 @@ async function runBuild(
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
-  /** `log`: the recorder of Nix's log to use (a new one when absent); `buildStart`/`buildStop`: at each derivation Nix's log says it began building, or ended */
-  on: { readonly log?: BuildLogRecorder; readonly buildStart?: () => void; readonly buildStop?: (drvPath: string) => void } = {},
+  /**
+   * `log`: the recorder of Nix's log to use (a new one when absent); `buildStart`/`buildStop`: at each
+   * derivation Nix's log says it began building, or ended; `placement`: whether where it built is
+   * checked here (by default) or by the caller, over several builds
+   */
+  on: {
+    readonly log?: BuildLogRecorder;
+    readonly buildStart?: () => void;
+    readonly buildStop?: (drvPath: string) => void;
+    readonly placement?: 'checked here' | 'checked by the caller';
+  } = {},
 ): Promise<void> {
   const { plan } = deployRun(ctx);
   const log = on.log ?? new BuildLogRecorder();
@@ -286,21 +347,13 @@ async function runBuild(
         else if (!isOutputNoise(event.text)) say(event.text);
       },
     });
-    // Nix names a remote build's machine by the URI its --builders entry starts with; a build here has none.
-    const answered = new Set((ctx.values[`${of.on === 'seed' ? 'seed-builder' : 'builders'}:${build.system}`] ?? '').split(' ; '));
-    const used = build.builders.filter((b) => answered.has(b.spec));
-    const allowed = used.map((b) => b.uri);
-    const elsewhere = log.builds.filter((b) => (build.on === 'here' ? b.machine !== undefined : !allowed.some((uri) => isBuiltOn(b.machine, uri))));
     // What the log said; if it said nothing (nix did not start), whatever came out that is neither a log record nor noise (the --json result).
     const told = log.failureLines();
     const shown = told.length ? told : tailWithoutNoise(result);
-    const hints = placementHints(log, elsewhere, plan.preflight.nixTrust.user);
+    const ignoredBuilders = log.ignoredSettings.has('builders');
+    const hints = placementHints(ignoredBuilders, placement(ctx, build, of.on, log.builds).elsewhere, plan.preflight.nixTrust.user);
     expectSuccess(`seed build of ${build.system} on ${whereBuilt(ctx, build)} failed`, command, result, hints, shown);
-
-    if (elsewhere.length) {
-      const where = build.on === 'here' ? 'this machine' : used.map((b) => `${b.host} (${b.uri})`).join(', ');
-      throw new StageError(`built elsewhere than on ${where}: ${describeBuilds(elsewhere)}`, hints);
-    }
+    if (on.placement !== 'checked by the caller') expectBuiltWhereAllowed(ctx, build, of.on, log.builds, ignoredBuilders);
     const outputs = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
     const missing = of.hosts.filter((host) => !outputs.has(ctx.toplevels?.[host]?.outPath ?? ''));
     if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);
@@ -336,6 +389,27 @@ async function landAndPin(ctx: RunContext, task: { output?: string | undefined }
   ctx.pinnedRoots = plan.pin.roots.map((root) => ({ storePath: fillText(root.storePath, ctx.values), root: fillText(root.root, ctx.values), on }));
 }
 
+/**
+ * Which of `builds` were built where the build may not build: with `on`
+ * builders, on another machine than those its --builders named that answered
+ * (`on`: the seed alone, or all of them; Nix names a remote build's machine by
+ * the URI its --builders entry starts with); built here, on any remote one.
+ */
+function placement(ctx: RunContext, build: SystemBuild, on: 'seed' | 'builders', builds: readonly BuildRecord[]): { elsewhere: BuildRecord[]; where: string } {
+  const answered = new Set((ctx.values[`${on === 'seed' ? 'seed-builder' : 'builders'}:${build.system}`] ?? '').split(' ; '));
+  const used = build.builders.filter((b) => answered.has(b.spec));
+  const allowed = used.map((b) => b.uri);
+  const elsewhere = builds.filter((b) => (build.on === 'here' ? b.machine !== undefined : !allowed.some((uri) => isBuiltOn(b.machine, uri))));
+  return { elsewhere, where: build.on === 'here' ? 'this machine' : used.map((b) => `${b.host} (${b.uri})`).join(', ') };
+}
+
+/** Throws StageError naming what was built elsewhere ({@link placement}), with how to fix it. */
+function expectBuiltWhereAllowed(ctx: RunContext, build: SystemBuild, on: 'seed' | 'builders', builds: readonly BuildRecord[], ignoredBuilders: boolean): void {
+  const { elsewhere, where } = placement(ctx, build, on, builds);
+  const user = deployRun(ctx).plan.preflight.nixTrust.user;
+  if (elsewhere.length) throw new StageError(`built elsewhere than on ${where}: ${describeBuilds(elsewhere)}`, placementHints(ignoredBuilders, elsewhere, user));
+}
+
 function describeBuilds(builds: readonly BuildRecord[]): string {
   return builds.map((b) => `${drvName(b.drvPath)} (${b.drvPath}) on ${b.machine ?? 'this machine'}`).join(', ');
 }
@@ -349,8 +423,8 @@ function describeBuilds(builds: readonly BuildRecord[]): string {
  * recorder looks for; Nix 2.4 to 2.21 only at debug level, so without the
  * warning the hint names both causes.
  */
-function placementHints(log: BuildLogRecorder, elsewhere: readonly BuildRecord[], user: string): string[] {
-  if (log.ignoredSettings.has('builders')) {
+function placementHints(ignoredBuilders: boolean, elsewhere: readonly BuildRecord[], user: string): string[] {
+  if (ignoredBuilders) {
     return [`add ${user} to trusted-users in the coordinator's nix.conf (the daemon ignores --builders from untrusted users)`];
   }
   if (elsewhere.length === 0) return [];

@@ -10,8 +10,8 @@ export interface ScriptedResponse {
   readonly stderr?: string;
   /** lines handed to onLine as stderr, as a streaming command would */
   readonly lines?: readonly string[];
-  /** more lines handed to onLine once `after` settles (before `until`) */
-  readonly later?: { readonly after: Promise<unknown>; readonly lines: readonly string[] };
+  /** more lines handed to onLine once `after` settles (before `until`), in turn; none once its run was aborted (a killed process prints nothing more) */
+  readonly later?: Later | readonly Later[];
   /** the command runs until this settles (then answers as scripted) */
   readonly until?: Promise<unknown>;
   /** with until: its run being aborted ends it sooner (answered aborted, as a killed process) */
@@ -22,6 +22,11 @@ export interface ScriptedResponse {
   readonly diesAfterMs?: number;
 }
 
+export interface Later {
+  readonly after: Promise<unknown>;
+  readonly lines: readonly string[];
+}
+
 export type Responder = (spec: CommandSpec) => ScriptedResponse | undefined;
 
 export class RecordingExecutor implements Executor {
@@ -29,6 +34,8 @@ export class RecordingExecutor implements Executor {
   readonly calls: CommandSpec[] = [];
   /** what each of `calls` answered, at the same index */
   readonly results: CommandResult[] = [];
+  /** indexes into `calls`, in the order their runs ended */
+  readonly ended: number[] = [];
 
   constructor(private readonly responders: readonly Responder[] = []) {}
 
@@ -40,9 +47,9 @@ export class RecordingExecutor implements Executor {
     for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
     await Promise.resolve();
     const startedAt = Date.now();
-    if (response.later) {
-      await response.later.after;
-      for (const line of response.later.lines) options.onLine?.(line, 'stderr');
+    for (const later of [response.later ?? []].flat()) {
+      await later.after;
+      if (!options.signal?.aborted) for (const line of later.lines) options.onLine?.(line, 'stderr');
     }
     const killed = () => new Promise<true>((resolve) => (options.signal?.aborted ? resolve(true) : options.signal?.addEventListener('abort', () => resolve(true), { once: true })));
     const cut = response.abortable ? await Promise.race([Promise.resolve(response.until).then(() => false), killed()]) : (await response.until, false);
@@ -63,6 +70,7 @@ export class RecordingExecutor implements Executor {
       aborted,
     };
     this.results[index] = result;
+    this.ended.push(index);
     this.log.push({ argv: spec.argv, exitCode: result.exitCode, startedAt, durationMs: 0 });
     return result;
   }

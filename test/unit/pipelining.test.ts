@@ -199,11 +199,12 @@ describe('pipelined stages', () => {
     /**
      * The build of the others, the first attempt waiting for the kernel's lock: `first` and `second` answer
      * the first attempt and the one started beside it (given a promise settled once the second began).
+     * `ended`: which of the two ended first ('first' or 'second'), then the other.
      */
     async function besideTheWaitingOne(
       first: (spec: CommandSpec, secondBegan: Promise<void>) => ScriptedResponse,
       second: (secondBegan: Promise<void>) => ScriptedResponse,
-    ): Promise<{ pipeline: Awaited<ReturnType<typeof runPipeline>>; aborted: (boolean | undefined)[] }> {
+    ): Promise<{ pipeline: Awaited<ReturnType<typeof runPipeline>>; aborted: (boolean | undefined)[]; ended: string[] }> {
       let othersBegan!: () => void;
       const began = new Promise<void>((resolve) => (othersBegan = resolve));
       let secondBegan!: () => void;
@@ -218,40 +219,78 @@ describe('pipelined stages', () => {
         },
       ]);
       const { executor } = pipeline;
-      return { pipeline, aborted: executor.calls.flatMap((c, i) => (othersBuild(c) ? [executor.results[i]?.aborted] : [])) };
+      const others = executor.calls.flatMap((c, i) => (othersBuild(c) ? [i] : []));
+      return {
+        pipeline,
+        aborted: others.map((i) => executor.results[i]?.aborted),
+        ended: executor.ended.filter((i) => others.includes(i)).map((i) => (i === others[0] ? 'first' : 'second')),
+      };
     }
     const afterMs = (p: Promise<void>, ms: number) => p.then(() => new Promise((resolve) => setTimeout(resolve, ms)));
+    const opi02Toplevel = '/nix/store/3k5a9w0v1xw7jqj3l5z5y3pp5ydn8l1g-nixos-system-opi02.drv';
+    const toplevelStop = '@nix {"action":"stop","id":9}';
 
-    it('is not stopped when the build starts beside it: what it built then, its end untold, is in the report once', async () => {
-      // A daemon's worker took the freed lock and built opi02's toplevel; the one beside it found it valid.
-      const { pipeline, aborted } = await besideTheWaitingOne(
+    it('is not stopped when the build starts beside it, and is given the time to say the end of what it built', async () => {
+      // A daemon's worker took the freed lock and built opi02's toplevel; the one beside it waited and found it valid.
+      const { pipeline, aborted, ended } = await besideTheWaitingOne(
+        (spec, secondBegan) => ({
+          later: [
+            { after: secondBegan, lines: [toplevelStart(spec)] },
+            { after: afterMs(secondBegan, 40), lines: [toplevelStop] },
+          ],
+          untilAborted: true,
+        }),
+        (secondBegan) => ({ until: afterMs(secondBegan, 10), stdout: built }),
+      );
+      expect(pipeline.result.error).toBeUndefined();
+      expect(ended).toEqual(['second', 'first']);
+      expect(aborted).toEqual([true, false]);
+      expect(pipeline.result.report.builds.filter((b) => b.drvPath === opi02Toplevel)).toEqual([
+        expect.objectContaining({ machine: 'ssh://nix-builder@opi03.internal', durationMs: expect.any(Number) }),
+      ]);
+      expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
+    });
+
+    it('what it began and never said the end of is in the report once, without a duration', async () => {
+      const { pipeline, ended } = await besideTheWaitingOne(
         (spec, secondBegan) => ({ later: { after: secondBegan, lines: [toplevelStart(spec)] }, untilAborted: true }),
         (secondBegan) => ({ until: afterMs(secondBegan, 10), stdout: built }),
       );
       expect(pipeline.result.error).toBeUndefined();
-      expect(aborted).toEqual([true, false]);
-      const toplevel = '/nix/store/3k5a9w0v1xw7jqj3l5z5y3pp5ydn8l1g-nixos-system-opi02.drv';
-      expect(pipeline.result.report.builds.filter((b) => b.drvPath === toplevel)).toHaveLength(1);
-      expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
+      expect(ended).toEqual(['second', 'first']);
+      const records = pipeline.result.report.builds.filter((b) => b.drvPath === opi02Toplevel);
+      expect(records).toHaveLength(1);
+      expect(records[0]!.durationMs).toBeUndefined();
     });
 
     it('when it succeeds first, the one beside it is stopped', async () => {
-      const { pipeline, aborted } = await besideTheWaitingOne(
-        (_spec, secondBegan) => ({ until: afterMs(secondBegan, 10), stdout: built }),
+      const { pipeline, aborted, ended } = await besideTheWaitingOne(
+        (_spec, secondBegan) => ({ until: afterMs(secondBegan, 10), abortable: true, stdout: built }),
         () => ({ untilAborted: true }),
       );
       expect(pipeline.result.error).toBeUndefined();
+      expect(ended).toEqual(['first', 'second']);
       expect(aborted).toEqual([false, true]);
       expect(pipeline.result.report.hosts.map((h) => h.state)).toEqual(['deployed', 'deployed', 'deployed']);
     });
 
     it('when it fails, the build fails and the one beside it is stopped', async () => {
       const { pipeline, aborted } = await besideTheWaitingOne(
-        (_spec, secondBegan) => ({ until: afterMs(secondBegan, 10), exitCode: 1, stderr: 'error: builder for nixos-system-opi02 failed with exit code 1' }),
+        (_spec, secondBegan) => ({ until: afterMs(secondBegan, 10), abortable: true, exitCode: 1, stderr: 'error: builder for nixos-system-opi02 failed with exit code 1' }),
         () => ({ untilAborted: true }),
       );
       expect(pipeline.result.error?.message).toMatch(/^seed build of aarch64-linux on opi03 failed: nix exited with 1/);
       expect(aborted).toEqual([false, true]);
+      expect(pipeline.result.report.hosts.map((h) => h.state)).not.toContain('deployed');
+    });
+
+    it('what it built elsewhere than on the builders fails the build, though the one beside it succeeded', async () => {
+      const elsewhere = (spec: CommandSpec) => toplevelStart(spec).replace(/"ssh:\/\/[^"]*"/, '"ssh://nix-builder@hawk.internal"');
+      const { pipeline } = await besideTheWaitingOne(
+        (spec, secondBegan) => ({ later: { after: secondBegan, lines: [elsewhere(spec), toplevelStop] }, untilAborted: true }),
+        (secondBegan) => ({ until: afterMs(secondBegan, 10), stdout: built }),
+      );
+      expect(pipeline.result.error?.message).toMatch(/^built elsewhere than on .*nixos-system-opi02 .* on ssh:\/\/nix-builder@hawk\.internal/);
       expect(pipeline.result.report.hosts.map((h) => h.state)).not.toContain('deployed');
     });
 
