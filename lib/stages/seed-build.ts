@@ -201,13 +201,15 @@ const END_TOLD_WITHIN_MS = 2000;
  *
  * The first attempt to end decides. A success stops the others (all ask for
  * the same outputs, so whatever another was building is built by then: the
- * one that succeeded waited for its lock), each once it has said the end of
- * what it was building ({@link END_TOLD_WITHIN_MS} at most); a failure stops
- * them at once and is the build's failure, as is any other failure but the
- * stop's. All are waited for; the report has each derivation any of them
- * began, once, and where each was built is checked over all of them. The
+ * one that succeeded waited for its lock), each once its log says no build of
+ * its runs any more ({@link END_TOLD_WITHIN_MS} at most); a failure stops
+ * them at once and is the build's failure. So is any other failure of any of
+ * them, but one from being stopped here (an interruption of the run is one).
+ * All are waited for; the report has each derivation any of them began,
+ * once, and where each was built is checked over all their records. The
  * first attempt's timeout bounds the whole (each has the planned timeout
- * from its own start). At most {@link MAX_ATTEMPTS}.
+ * from its own start; then up to END_TOLD_WITHIN_MS and the kill's grace).
+ * At most {@link MAX_ATTEMPTS}.
  */
 async function buildOthers(
   ctx: RunContext,
@@ -228,7 +230,17 @@ async function buildOthers(
     const log = new BuildLogRecorder();
     const stop = new AbortController();
     const idle = new Set<() => void>();
-    const attempt: Attempt = { log, stop, builds: [], done: Promise.resolve(), untilIdle: () => new Promise((resolve) => (log.building ? idle.add(resolve) : resolve())) };
+    const attempt: Attempt = {
+      log,
+      builds: [],
+      done: Promise.resolve(),
+      stoppedHere: false,
+      stop: () => {
+        if (!stop.signal.aborted) attempt.stoppedHere = !signal.aborted;
+        stop.abort();
+      },
+      untilIdle: () => new Promise((resolve) => (log.building ? idle.add(resolve) : resolve())),
+    };
     // Once decided, what the others print is of their stop.
     const sayUndecided = (line: string) => (decided.signal.aborted ? undefined : say(line));
     attempt.done = runBuild(ctx, build, of, sayUndecided, AbortSignal.any([signal, stop.signal]), attempt.builds, {
@@ -258,7 +270,7 @@ async function buildOthers(
   });
   try {
     const winner = await outcome.catch((error: unknown) => {
-      for (const attempt of attempts) attempt.stop.abort();
+      for (const attempt of attempts) attempt.stop();
       throw error;
     });
     await Promise.all(
@@ -267,17 +279,19 @@ async function buildOthers(
         const waited = new AbortController();
         await Promise.race([attempt.untilIdle(), attempt.done.catch(() => undefined), sleep(END_TOLD_WITHIN_MS, AbortSignal.any([signal, waited.signal]))]);
         waited.abort();
-        attempt.stop.abort();
+        attempt.stop();
       }),
     );
     // Any failure but one from being stopped here is the build's, whoever succeeded (the run's interruption too).
-    for (const result of await Promise.allSettled(attempts.map((a) => a.done))) {
-      if (result.status === 'rejected' && !(result.reason instanceof InterruptedError && !signal.aborted)) throw result.reason;
-    }
-    expectBuiltWhereAllowed(ctx, build, of.on, onceEach(attempts.flatMap((a) => a.builds)), attempts.some((a) => a.log.ignoredSettings.has('builders')));
+    const settled = await Promise.allSettled(attempts.map((a) => a.done));
+    settled.forEach((result, i) => {
+      if (result.status === 'rejected' && !(result.reason instanceof InterruptedError && attempts[i]!.stoppedHere)) throw result.reason;
+    });
+    // Every record, a derivation's second one included.
+    expectBuiltWhereAllowed(ctx, build, of.on, attempts.flatMap((a) => a.builds), attempts.some((a) => a.log.ignoredSettings.has('builders')));
   } finally {
     off?.();
-    for (const attempt of attempts) attempt.stop.abort();
+    for (const attempt of attempts) attempt.stop();
     await Promise.allSettled(attempts.map((a) => a.done));
     built.push(...onceEach(attempts.flatMap((a) => a.builds)));
   }
@@ -286,7 +300,9 @@ async function buildOthers(
 /** One `nix build` of the others ({@link buildOthers}). */
 interface Attempt {
   readonly log: BuildLogRecorder;
-  readonly stop: AbortController;
+  /** stops it (its run's tree killed), noting whether that was this stage's doing or the run's interruption */
+  readonly stop: () => void;
+  stoppedHere: boolean;
   readonly builds: BuildRecord[];
   done: Promise<void>;
   /** settles once its log says no build of its runs */
@@ -306,9 +322,10 @@ function onceEach(builds: readonly BuildRecord[]): BuildRecord[] {
 /**
  * One `nix build` of a system: what Nix's log says it built where (the
  * report's "built on" comes from there, never from the plan; appended to
- * `built`), checked against where it may build (the builders its
- * --builders named: the seed, or all that answered; or this machine) and against the evaluated toplevels it was
- * asked for.
+ * `built`), checked against the evaluated toplevels it was asked for and,
+ * unless its caller checks that over several builds, against where it may
+ * build (the builders its --builders named: the seed, or all that answered;
+ * or this machine).
  */
 async function runBuild(
   ctx: RunContext,

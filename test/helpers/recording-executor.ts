@@ -47,11 +47,11 @@ export class RecordingExecutor implements Executor {
     for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
     await Promise.resolve();
     const startedAt = Date.now();
-    for (const later of [response.later ?? []].flat()) {
-      await later.after;
-      if (!options.signal?.aborted) for (const line of later.lines) options.onLine?.(line, 'stderr');
-    }
     const killed = () => new Promise<true>((resolve) => (options.signal?.aborted ? resolve(true) : options.signal?.addEventListener('abort', () => resolve(true), { once: true })));
+    for (const later of [response.later ?? []].flat()) {
+      if (await Promise.race([Promise.resolve(later.after).then(() => false), killed()])) break;
+      for (const line of later.lines) if (!options.signal?.aborted) options.onLine?.(line, 'stderr');
+    }
     const cut = response.abortable ? await Promise.race([Promise.resolve(response.until).then(() => false), killed()]) : (await response.until, false);
     const aborted = response.untilAborted === true || cut;
     if (response.untilAborted) {

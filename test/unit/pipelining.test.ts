@@ -263,6 +263,18 @@ describe('pipelined stages', () => {
       expect(records[0]!.durationMs).toBeUndefined();
     });
 
+    it('a derivation two of them began is in the report once, with the end one of them said', async () => {
+      // The first's worker began opi02's toplevel and never said more; the second built it (and said so).
+      const { pipeline } = await besideTheWaitingOne(
+        (spec, secondBegan) => ({ later: { after: secondBegan, lines: [toplevelStart(spec)] }, untilAborted: true }),
+        (secondBegan) => ({ later: { after: secondBegan, lines: [toplevelStart({ argv: ['nix', 'build', '--builders', 'ssh://nix-builder@opi01.internal'] }), toplevelStop] }, until: afterMs(secondBegan, 10), stdout: built }),
+      );
+      expect(pipeline.result.error).toBeUndefined();
+      expect(pipeline.result.report.builds.filter((b) => b.drvPath === opi02Toplevel)).toEqual([
+        expect.objectContaining({ machine: 'ssh://nix-builder@opi01.internal', durationMs: expect.any(Number) }),
+      ]);
+    });
+
     it('when it succeeds first, the one beside it is stopped', async () => {
       const { pipeline, aborted, ended } = await besideTheWaitingOne(
         (_spec, secondBegan) => ({ until: afterMs(secondBegan, 10), abortable: true, stdout: built }),
@@ -295,10 +307,11 @@ describe('pipelined stages', () => {
     });
 
     /**
-     * Whether the build of the others was stopped, when the head start says `headLines` once the others'
-     * build has begun and that build says `othersLines` (it ends 20 ms later, or sooner when stopped).
+     * Whether each build of the others was stopped, when the head start says `headLines` once the others'
+     * build has begun and that build says `othersLines` (it ends 20 ms later, or sooner when stopped):
+     * `[false]` when it was left alone, neither stopped nor joined by another beside it.
      */
-    async function othersStopped(headLines: readonly string[], othersLines: (spec: CommandSpec) => string[]): Promise<(boolean | undefined)[]> {
+    async function othersAttempts(headLines: readonly string[], othersLines: (spec: CommandSpec) => string[]): Promise<(boolean | undefined)[]> {
       let began!: () => void;
       const othersBegan = new Promise<void>((resolve) => (began = resolve));
       const othersEnd = othersBegan.then(() => new Promise((resolve) => setTimeout(resolve, 20)));
@@ -311,7 +324,7 @@ describe('pipelined stages', () => {
     }
 
     it('is left alone when its log does not say it waits for a lock', async () => {
-      expect(await othersStopped([kernelStop], () => [])).toEqual([false]);
+      expect(await othersAttempts([kernelStop], () => [])).toEqual([false]);
     });
 
     it("is left alone when what the head start built is its own toplevel (nothing the others wait for)", async () => {
@@ -319,11 +332,11 @@ describe('pipelined stages', () => {
         `@nix {"action":"start","fields":["${FIXTURE_DRV}","ssh://nix-builder@opi03.internal",1,1],"id":8,"level":3,"text":"","type":105}`,
         '@nix {"action":"stop","id":8}',
       ];
-      expect(await othersStopped(ownToplevel, () => [waitsForLock])).toEqual([false]);
+      expect(await othersAttempts(ownToplevel, () => [waitsForLock])).toEqual([false]);
     });
 
     it('is left alone when the kernel is built while it builds something of its own', async () => {
-      expect(await othersStopped([kernelStop], (spec) => [waitsForLock, toplevelStart(spec)])).toEqual([false]);
+      expect(await othersAttempts([kernelStop], (spec) => [waitsForLock, toplevelStart(spec)])).toEqual([false]);
     });
   });
 
