@@ -5,6 +5,7 @@
  * Takes /run/avalanche-lab.lock for the whole run and always tears the lab
  * down (also on failure and Ctrl-C). Not part of `npm test`.
  */
+import { setMaxListeners } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -202,6 +203,9 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`[${(atMs / 1000).toFixed(1).padStart(6)} s] ${text}\n`);
   };
   const controller = new AbortController();
+  // Every command in flight listens to it (30 nixos-rebuilds at once in the parallel peer): more than Node's
+  // leak warning allows (10). The strategies bound them themselves.
+  setMaxListeners(0, controller.signal);
   let signals = 0;
   let lastSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
