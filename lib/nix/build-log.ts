@@ -49,8 +49,6 @@ export interface BuildRecord {
 }
 
 const ACT_BUILD = 105;
-/** Nix's `actBuildWaiting`: a goal waits for another process's lock on its outputs ("waiting for lock on …") */
-const ACT_BUILD_WAITING = 111;
 const RES_BUILD_LOG_LINE = 101;
 
 /** Nix's verbosity levels (src/libutil/logging.hh `Verbosity`). */
@@ -95,18 +93,6 @@ export class BuildLogParser {
   private readonly drvByActivity = new Map<string, string>();
   /** the open build activities: their index in `builds` */
   private readonly buildByActivity = new Map<string, number>();
-  /** the open "waiting for lock on …" activities */
-  private readonly lockWaits = new Set<string>();
-
-  /**
-   * Whether Nix said it waits for another process's lock on some output and
-   * has not yet said it stopped waiting (src/libstore/build/derivation-goal.cc
-   * `tryToBuild`: an `actBuildWaiting` activity, ended once the lock is
-   * taken; Nix 2.4 and later). A Nix that says nothing of it never waits here.
-   */
-  get waitingForLock(): boolean {
-    return this.lockWaits.size > 0;
-  }
 
   /** Whether a build Nix said it began has not yet been said to have ended. */
   get building(): boolean {
@@ -144,8 +130,6 @@ export class BuildLogParser {
       this.builds.push({ drvPath, machine, startedAt: this.now() });
       return { event: { kind: 'build-start', drvPath, machine } };
     }
-    if (event.action === 'start' && event.type === ACT_BUILD_WAITING && id !== undefined) this.lockWaits.add(id);
-    if (event.action === 'stop' && id !== undefined) this.lockWaits.delete(id);
     if (event.action === 'stop' && id !== undefined && this.buildByActivity.has(id)) {
       const index = this.buildByActivity.get(id)!;
       this.buildByActivity.delete(id);
@@ -224,15 +208,6 @@ export class BuildLogRecorder {
     return this.parser.builds;
   }
 
-  /** Whether a build runs now ({@link BuildLogParser.building}). */
-  get building(): boolean {
-    return this.parser.building;
-  }
-
-  /** Whether Nix waits for another process's lock on an output now ({@link BuildLogParser.waitingForLock}). */
-  get waitingForLock(): boolean {
-    return this.parser.waitingForLock;
-  }
 
   /** Restricted settings the daemon said it ignored (e.g. "builders"). */
   get ignoredSettings(): ReadonlySet<string> {

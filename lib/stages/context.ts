@@ -41,8 +41,6 @@ export interface HeadStart {
   readonly built: BuildRecord[];
   /** stops its build (the system's other build failed) */
   readonly stop: () => void;
-  /** `listener` is called with the derivation each time Nix's log says one of its builds ended; returns what unsubscribes it */
-  readonly onBuildStop: (listener: (drvPath: string) => void) => () => void;
   /** its log lines go to `say` from now on (the system's row), after the last few it printed before */
   readonly attach: (say: (line: string) => void) => void;
 }

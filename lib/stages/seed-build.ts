@@ -11,8 +11,7 @@
  */
 import type { ListrTask } from 'listr2';
 import { gcRootHints } from '../cache/hints.ts';
-import { sleep } from '../backoff.ts';
-import { InterruptedError, StageError } from '../errors.ts';
+import { StageError } from '../errors.ts';
 import { BuildLogRecorder, type BuildRecord, drvName, isBuiltOn, isOutputNoise, parseBuildResults, tailWithoutNoise } from '../nix/build-log.ts';
 import { fillText } from '../plan/placeholders.ts';
 import { sshDestination } from '../remote/host.ts';
@@ -79,7 +78,6 @@ export function startHeadStarts(ctx: RunContext): void {
       const built: BuildRecord[] = [];
       let succeeded = false;
       const underway = deferred();
-      const buildStopListeners = new Set<(drvPath: string) => void>();
       // Until its row shows (buildSystem attaches it), the last lines it printed wait to be shown there.
       const early: string[] = [];
       let show = (line: string) => {
@@ -94,9 +92,6 @@ export function startHeadStarts(ctx: RunContext): void {
         try {
           await runBuild(ctx, build, { ...head, on: 'seed' }, (line) => show(line), signal, built, {
             buildStart: () => underway.resolve(),
-            buildStop: (drvPath) => {
-              for (const listener of [...buildStopListeners]) listener(drvPath);
-            },
           });
           succeeded = true;
         } finally {
@@ -112,10 +107,6 @@ export function startHeadStarts(ctx: RunContext): void {
         succeeded: () => succeeded,
         built,
         stop: () => stopper.abort(),
-        onBuildStop: (listener) => {
-          buildStopListeners.add(listener);
-          return () => buildStopListeners.delete(listener);
-        },
         attach: (say) => {
           for (const line of early.splice(0)) say(line);
           show = say;
@@ -158,7 +149,9 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
       const hosts = build.hosts.filter((h) => !build.headStart?.hosts.includes(h));
       if (head) say(`evaluating ${hosts.join(', ')}; building ${build.headStart!.hosts.join(', ')} meanwhile`);
       await evaluated(ctx, hosts, signal);
-      return buildOthers(ctx, build, { hosts, build: build.build, on: 'builders' }, head, say, signal, built);
+      // Waiting for the head start's kernel, Nix looks at its lock again every build-poll-interval (1 s,
+      // lib/nix/commands.ts): never stopped to be started anew (README "The peers": what that raced).
+      return runBuild(ctx, build, { hosts, build: build.build, on: 'builders' }, say, signal, built);
     })();
     try {
       await Promise.all([head?.done, others]);
@@ -176,156 +169,12 @@ async function buildSystem(ctx: RunContext, build: SystemBuild, sub: SubtaskWrap
   }
 }
 
-/** How many builds of the others run at most, beside each other, the first included ({@link buildOthers}). */
-const MAX_ATTEMPTS = 4;
-/**
- * Once one build of the others succeeded, how long another that is building
- * a derivation is given to say that build ended (ms): Nix says so just after
- * it registered the outputs, which the one that succeeded found valid.
- */
-const END_TOLD_WITHIN_MS = 2000;
-
-/**
- * The build of a system's other toplevels, beside its head start. When the
- * head start's log says a build of its ended (the kernel, above all; not its
- * own toplevel) while the newest attempt's log says it builds nothing and
- * waits for another process's lock on an output, the same build starts again
- * beside it: Nix looks at such a lock again only every `build-poll-interval`
- * seconds (the seed builds set 1, lib/nix/commands.ts; Nix's default is 5,
- * and its worker waits whole seconds), on average half a second after it was
- * freed, while a `nix build` started anew finds the output valid and
- * dispatches at once (Nix ends a build's activity after it registered the
- * outputs and freed their locks). The waiting one is not stopped then: a
- * daemon's worker may take the freed lock and build before a stop reaches
- * it, and a client stopped meanwhile would never tell what it built.
- *
- * The first attempt to end decides. A success stops the others (all ask for
- * the same outputs, so whatever another was building is built by then: the
- * one that succeeded waited for its lock), each once its log says no build of
- * its runs any more ({@link END_TOLD_WITHIN_MS} at most); a failure stops
- * them at once and is the build's failure. So is any other failure of any of
- * them, but one from being stopped here (an interruption of the run is one).
- * All are waited for; the report has each derivation any of them began,
- * once, and where each was built is checked over all their records. The
- * first attempt's timeout bounds the whole (each has the planned timeout
- * from its own start; then up to END_TOLD_WITHIN_MS and the kill's grace).
- * At most {@link MAX_ATTEMPTS}.
- */
-async function buildOthers(
-  ctx: RunContext,
-  build: SystemBuild,
-  of: Parameters<typeof runBuild>[2],
-  head: HeadStart | undefined,
-  say: (line: string) => void,
-  signal: AbortSignal,
-  built: BuildRecord[],
-): Promise<void> {
-  // The head start's own toplevels are nothing the others wait for.
-  const own = new Set(build.headStart?.hosts.map((host) => ctx.toplevels?.[host]?.drvPath));
-  const decided = new AbortController();
-  const attempts: Attempt[] = [];
-  let settle!: { resolve: (winner: Attempt) => void; reject: (error: unknown) => void };
-  const outcome = new Promise<Attempt>((resolve, reject) => (settle = { resolve, reject }));
-  const start = () => {
-    const log = new BuildLogRecorder();
-    const stop = new AbortController();
-    const idle = new Set<() => void>();
-    const attempt: Attempt = {
-      log,
-      builds: [],
-      done: Promise.resolve(),
-      stoppedHere: false,
-      stop: () => {
-        if (!stop.signal.aborted) attempt.stoppedHere = !signal.aborted;
-        stop.abort();
-      },
-      untilIdle: () => new Promise((resolve) => (log.building ? idle.add(resolve) : resolve())),
-    };
-    // Once decided, what the others print is of their stop.
-    const sayUndecided = (line: string) => (decided.signal.aborted ? undefined : say(line));
-    attempt.done = runBuild(ctx, build, of, sayUndecided, AbortSignal.any([signal, stop.signal]), attempt.builds, {
-      log,
-      placement: 'checked by the caller',
-      buildStop: () => {
-        if (!log.building) for (const resolve of idle) resolve();
-      },
-    });
-    attempt.done.then(
-      () => decide(() => settle.resolve(attempt)),
-      (error) => decide(() => settle.reject(error)),
-    );
-    attempts.push(attempt);
-    return attempt;
-  };
-  const decide = (how: () => void) => {
-    if (decided.signal.aborted) return;
-    decided.abort();
-    how();
-  };
-  let newest = start();
-  const off = head?.onBuildStop((drvPath) => {
-    if (attempts.length >= MAX_ATTEMPTS || !newest.log.waitingForLock || newest.log.building || own.has(drvPath) || decided.signal.aborted || signal.aborted) return;
-    say(`the head start built ${drvName(drvPath)}, which this build waited for: starting it again beside it`);
-    newest = start();
-  });
-  try {
-    const winner = await outcome.catch((error: unknown) => {
-      for (const attempt of attempts) attempt.stop();
-      throw error;
-    });
-    await Promise.all(
-      attempts.map(async (attempt) => {
-        if (attempt === winner) return;
-        const waited = new AbortController();
-        await Promise.race([attempt.untilIdle(), attempt.done.catch(() => undefined), sleep(END_TOLD_WITHIN_MS, AbortSignal.any([signal, waited.signal]))]);
-        waited.abort();
-        attempt.stop();
-      }),
-    );
-    // Any failure but one from being stopped here is the build's, whoever succeeded (the run's interruption too).
-    const settled = await Promise.allSettled(attempts.map((a) => a.done));
-    settled.forEach((result, i) => {
-      if (result.status === 'rejected' && !(result.reason instanceof InterruptedError && attempts[i]!.stoppedHere)) throw result.reason;
-    });
-    // Every record, a derivation's second one included.
-    expectBuiltWhereAllowed(ctx, build, of.on, attempts.flatMap((a) => a.builds), attempts.some((a) => a.log.ignoredSettings.has('builders')));
-  } finally {
-    off?.();
-    for (const attempt of attempts) attempt.stop();
-    await Promise.allSettled(attempts.map((a) => a.done));
-    built.push(...onceEach(attempts.flatMap((a) => a.builds)));
-  }
-}
-
-/** One `nix build` of the others ({@link buildOthers}). */
-interface Attempt {
-  readonly log: BuildLogRecorder;
-  /** stops it (its run's tree killed), noting whether that was this stage's doing or the run's interruption */
-  readonly stop: () => void;
-  stoppedHere: boolean;
-  readonly builds: BuildRecord[];
-  done: Promise<void>;
-  /** settles once its log says no build of its runs */
-  readonly untilIdle: () => Promise<void>;
-}
-
-/** Each derivation once, the record that saw its end when one did; in the order they began. */
-function onceEach(builds: readonly BuildRecord[]): BuildRecord[] {
-  const byDrv = new Map<string, BuildRecord>();
-  for (const b of builds) {
-    const seen = byDrv.get(b.drvPath);
-    if (!seen || (seen.endedAt === undefined && b.endedAt !== undefined)) byDrv.set(b.drvPath, b);
-  }
-  return [...byDrv.values()].sort((a, b) => (a.startedAt ?? 0) - (b.startedAt ?? 0));
-}
-
 /**
  * One `nix build` of a system: what Nix's log says it built where (the
  * report's "built on" comes from there, never from the plan; appended to
- * `built`), checked against the evaluated toplevels it was asked for and,
- * unless its caller checks that over several builds, against where it may
- * build (the builders its --builders named: the seed, or all that answered;
- * or this machine).
+ * `built`), checked against where it may build (the builders its
+ * --builders named: the seed, or all that answered; or this machine) and
+ * against the evaluated toplevels it was asked for.
  */
 async function runBuild(
   ctx: RunContext,
@@ -335,20 +184,11 @@ async function runBuild(
   say: (line: string) => void,
   signal: AbortSignal,
   built: BuildRecord[],
-  /**
-   * `log`: the recorder of Nix's log to use (a new one when absent); `buildStart`/`buildStop`: at each
-   * derivation Nix's log says it began building, or ended; `placement`: whether where it built is
-   * checked here (by default) or by the caller, over several builds
-   */
-  on: {
-    readonly log?: BuildLogRecorder;
-    readonly buildStart?: () => void;
-    readonly buildStop?: (drvPath: string) => void;
-    readonly placement?: 'checked here' | 'checked by the caller';
-  } = {},
+  /** `buildStart`: at the first derivation Nix's log says it began building, and each after */
+  on: { readonly buildStart?: () => void } = {},
 ): Promise<void> {
   const { plan } = deployRun(ctx);
-  const log = on.log ?? new BuildLogRecorder();
+  const log = new BuildLogRecorder();
   const command = filled(ctx, of.build);
   try {
     const result = await ctx.executor.run(command, {
@@ -359,7 +199,7 @@ async function runBuild(
         if (event.kind === 'build-start') {
           on.buildStart?.();
           say(`building ${drvName(event.drvPath)} on ${event.machine ?? 'this machine'}`);
-        } else if (event.kind === 'build-stop') on.buildStop?.(event.drvPath);
+        } else if (event.kind === 'build-stop') return;
         else if (event.kind === 'build-log') say(`${event.drvName}> ${event.line}`);
         else if (!isOutputNoise(event.text)) say(event.text);
       },
@@ -370,7 +210,7 @@ async function runBuild(
     const ignoredBuilders = log.ignoredSettings.has('builders');
     const hints = placementHints(ignoredBuilders, placement(ctx, build, of.on, log.builds).elsewhere, plan.preflight.nixTrust.user);
     expectSuccess(`seed build of ${build.system} on ${whereBuilt(ctx, build)} failed`, command, result, hints, shown);
-    if (on.placement !== 'checked by the caller') expectBuiltWhereAllowed(ctx, build, of.on, log.builds, ignoredBuilders);
+    expectBuiltWhereAllowed(ctx, build, of.on, log.builds, ignoredBuilders);
     const outputs = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
     const missing = of.hosts.filter((host) => !outputs.has(ctx.toplevels?.[host]?.outPath ?? ''));
     if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);

@@ -10,8 +10,8 @@ export interface ScriptedResponse {
   readonly stderr?: string;
   /** lines handed to onLine as stderr, as a streaming command would */
   readonly lines?: readonly string[];
-  /** more lines handed to onLine once `after` settles (before `until`), in turn; none once its run was aborted (a killed process prints nothing more) */
-  readonly later?: Later | readonly Later[];
+  /** more lines handed to onLine once `after` settles (before `until`) */
+  readonly later?: { readonly after: Promise<unknown>; readonly lines: readonly string[] };
   /** the command runs until this settles (then answers as scripted) */
   readonly until?: Promise<unknown>;
   /** with until: its run being aborted ends it sooner (answered aborted, as a killed process) */
@@ -22,11 +22,6 @@ export interface ScriptedResponse {
   readonly diesAfterMs?: number;
 }
 
-export interface Later {
-  readonly after: Promise<unknown>;
-  readonly lines: readonly string[];
-}
-
 export type Responder = (spec: CommandSpec) => ScriptedResponse | undefined;
 
 export class RecordingExecutor implements Executor {
@@ -34,8 +29,6 @@ export class RecordingExecutor implements Executor {
   readonly calls: CommandSpec[] = [];
   /** what each of `calls` answered, at the same index */
   readonly results: CommandResult[] = [];
-  /** indexes into `calls`, in the order their runs ended */
-  readonly ended: number[] = [];
 
   constructor(private readonly responders: readonly Responder[] = []) {}
 
@@ -47,11 +40,11 @@ export class RecordingExecutor implements Executor {
     for (const line of response.lines ?? []) options.onLine?.(line, 'stderr');
     await Promise.resolve();
     const startedAt = Date.now();
-    const killed = () => new Promise<true>((resolve) => (options.signal?.aborted ? resolve(true) : options.signal?.addEventListener('abort', () => resolve(true), { once: true })));
-    for (const later of [response.later ?? []].flat()) {
-      if (await Promise.race([Promise.resolve(later.after).then(() => false), killed()])) break;
-      for (const line of later.lines) if (!options.signal?.aborted) options.onLine?.(line, 'stderr');
+    if (response.later) {
+      await response.later.after;
+      for (const line of response.later.lines) options.onLine?.(line, 'stderr');
     }
+    const killed = () => new Promise<true>((resolve) => (options.signal?.aborted ? resolve(true) : options.signal?.addEventListener('abort', () => resolve(true), { once: true })));
     const cut = response.abortable ? await Promise.race([Promise.resolve(response.until).then(() => false), killed()]) : (await response.until, false);
     const aborted = response.untilAborted === true || cut;
     if (response.untilAborted) {
@@ -70,7 +63,6 @@ export class RecordingExecutor implements Executor {
       aborted,
     };
     this.results[index] = result;
-    this.ended.push(index);
     this.log.push({ argv: spec.argv, exitCode: result.exitCode, startedAt, durationMs: 0 });
     return result;
   }

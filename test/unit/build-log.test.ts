@@ -132,17 +132,6 @@ describe('activity ids beyond 2^53', () => {
     ]);
   });
 
-  it("knows while Nix waits for another process's lock on an output, until that activity stops", () => {
-    const recorder = new BuildLogRecorder();
-    expect(recorder.waitingForLock).toBe(false);
-    recorder.add(`@nix {"action":"start","id":${ID_A},"level":1,"parent":0,"text":"waiting for lock on '/nix/store/kc5bd4h3rwk3wyfk1cm59b3hr4ddmbsc-linux-6.1-opi'","type":111}`);
-    expect(recorder.waitingForLock).toBe(true);
-    recorder.add(`@nix {"action":"stop","id":${ID_B}}`);
-    expect(recorder.waitingForLock).toBe(true);
-    recorder.add(`@nix {"action":"stop","id":${ID_A}}`);
-    expect(recorder.waitingForLock).toBe(false);
-  });
-
   it('reads integers exactly from the raw text, never from inside a string', () => {
     const raw = `{"action":"msg","msg":"\\"id\\":1 and \\\\","id":${ID_A},"parent":${ID_B},"fields":[3,"x"]}`;
     expect(JSON.parse(raw).msg).toBe('"id":1 and \\');
