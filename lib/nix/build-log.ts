@@ -208,7 +208,6 @@ export class BuildLogRecorder {
     return this.parser.builds;
   }
 
-
   /** Restricted settings the daemon said it ignored (e.g. "builders"). */
   get ignoredSettings(): ReadonlySet<string> {
     return this.ignored;

@@ -204,13 +204,21 @@ async function runBuild(
         else if (!isOutputNoise(event.text)) say(event.text);
       },
     });
+    // Nix names a remote build's machine by the URI its --builders entry starts with; a build here has none.
+    const answered = new Set((ctx.values[`${of.on === 'seed' ? 'seed-builder' : 'builders'}:${build.system}`] ?? '').split(' ; '));
+    const used = build.builders.filter((b) => answered.has(b.spec));
+    const allowed = used.map((b) => b.uri);
+    const elsewhere = log.builds.filter((b) => (build.on === 'here' ? b.machine !== undefined : !allowed.some((uri) => isBuiltOn(b.machine, uri))));
     // What the log said; if it said nothing (nix did not start), whatever came out that is neither a log record nor noise (the --json result).
     const told = log.failureLines();
     const shown = told.length ? told : tailWithoutNoise(result);
-    const ignoredBuilders = log.ignoredSettings.has('builders');
-    const hints = placementHints(ignoredBuilders, placement(ctx, build, of.on, log.builds).elsewhere, plan.preflight.nixTrust.user);
+    const hints = placementHints(log, elsewhere, plan.preflight.nixTrust.user);
     expectSuccess(`seed build of ${build.system} on ${whereBuilt(ctx, build)} failed`, command, result, hints, shown);
-    expectBuiltWhereAllowed(ctx, build, of.on, log.builds, ignoredBuilders);
+
+    if (elsewhere.length) {
+      const where = build.on === 'here' ? 'this machine' : used.map((b) => `${b.host} (${b.uri})`).join(', ');
+      throw new StageError(`built elsewhere than on ${where}: ${describeBuilds(elsewhere)}`, hints);
+    }
     const outputs = new Set(parseBuildResults(result.stdout).flatMap((r) => Object.values(r.outputs)));
     const missing = of.hosts.filter((host) => !outputs.has(ctx.toplevels?.[host]?.outPath ?? ''));
     if (missing.length) throw new StageError(`the seed build did not produce the evaluated toplevel of ${missing.join(', ')}`);
@@ -246,27 +254,6 @@ async function landAndPin(ctx: RunContext, task: { output?: string | undefined }
   ctx.pinnedRoots = plan.pin.roots.map((root) => ({ storePath: fillText(root.storePath, ctx.values), root: fillText(root.root, ctx.values), on }));
 }
 
-/**
- * Which of `builds` were built where the build may not build: with `on`
- * builders, on another machine than those its --builders named that answered
- * (`on`: the seed alone, or all of them; Nix names a remote build's machine by
- * the URI its --builders entry starts with); built here, on any remote one.
- */
-function placement(ctx: RunContext, build: SystemBuild, on: 'seed' | 'builders', builds: readonly BuildRecord[]): { elsewhere: BuildRecord[]; where: string } {
-  const answered = new Set((ctx.values[`${on === 'seed' ? 'seed-builder' : 'builders'}:${build.system}`] ?? '').split(' ; '));
-  const used = build.builders.filter((b) => answered.has(b.spec));
-  const allowed = used.map((b) => b.uri);
-  const elsewhere = builds.filter((b) => (build.on === 'here' ? b.machine !== undefined : !allowed.some((uri) => isBuiltOn(b.machine, uri))));
-  return { elsewhere, where: build.on === 'here' ? 'this machine' : used.map((b) => `${b.host} (${b.uri})`).join(', ') };
-}
-
-/** Throws StageError naming what was built elsewhere ({@link placement}), with how to fix it. */
-function expectBuiltWhereAllowed(ctx: RunContext, build: SystemBuild, on: 'seed' | 'builders', builds: readonly BuildRecord[], ignoredBuilders: boolean): void {
-  const { elsewhere, where } = placement(ctx, build, on, builds);
-  const user = deployRun(ctx).plan.preflight.nixTrust.user;
-  if (elsewhere.length) throw new StageError(`built elsewhere than on ${where}: ${describeBuilds(elsewhere)}`, placementHints(ignoredBuilders, elsewhere, user));
-}
-
 function describeBuilds(builds: readonly BuildRecord[]): string {
   return builds.map((b) => `${drvName(b.drvPath)} (${b.drvPath}) on ${b.machine ?? 'this machine'}`).join(', ');
 }
@@ -280,8 +267,8 @@ function describeBuilds(builds: readonly BuildRecord[]): string {
  * recorder looks for; Nix 2.4 to 2.21 only at debug level, so without the
  * warning the hint names both causes.
  */
-function placementHints(ignoredBuilders: boolean, elsewhere: readonly BuildRecord[], user: string): string[] {
-  if (ignoredBuilders) {
+function placementHints(log: BuildLogRecorder, elsewhere: readonly BuildRecord[], user: string): string[] {
+  if (log.ignoredSettings.has('builders')) {
     return [`add ${user} to trusted-users in the coordinator's nix.conf (the daemon ignores --builders from untrusted users)`];
   }
   if (elsewhere.length === 0) return [];
